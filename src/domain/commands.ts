@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { Id, Message, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome } from "./primitives.js";
+
+/**
+ * Every command the decider accepts. User and agent commands arrive through tRPC (whose
+ * input schemas are derived from these); `drain.*` commands are issued only by reactors.
+ * Ids the decider needs (new queue item ids) are chosen by the caller, so decide stays pure.
+ */
+const command = <T extends string, P extends z.ZodRawShape>(type: T, shape: P) =>
+  z.object({ type: z.literal(type), ...shape });
+
+export const ThreadCreate = command("thread.create", {
+  workspaceId: Id,
+  title: z.string().max(512).default(""),
+});
+export const ThreadArchive = command("thread.archive", {});
+export const ThreadDelete = command("thread.delete", {});
+
+export const QueueAdd = command("queue.add", {
+  /** Candidate id for a new item; ignored when `messageId` is already queued. */
+  queueItemId: Id,
+  message: Message,
+  options: TurnOptions.default({}),
+  sendNow: z.boolean().default(false),
+});
+export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text });
+/** `afterId: null` moves to the head; `position` (from the Yjs document) places exactly. */
+export const QueueMove = command("queue.move", {
+  queueItemId: Id,
+  to: z.union([
+    z.object({ afterId: Id.nullable() }),
+    z.object({ position: PositionKey }),
+  ]),
+});
+export const QueueRemove = command("queue.remove", { queueItemId: Id });
+export const QueueRetry = command("queue.retry", { queueItemId: Id });
+export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
+export const QueuePause = command("queue.pause", {});
+export const QueueResume = command("queue.resume", {});
+
+export const AgentSession = command("agent.session", {
+  status: ReportedSessionStatus,
+  error: z.string().max(4096).nullable().default(null),
+});
+export const AgentTurnStarted = command("agent.turnStarted", { queueItemId: Id, turnId: Id });
+export const AgentTurnStartFailed = command("agent.turnStartFailed", {
+  queueItemId: Id,
+  reason: z.string().min(1).max(4096),
+  retryable: z.boolean(),
+});
+export const AgentTurnEnded = command("agent.turnEnded", {
+  turnId: Id,
+  outcome: TurnOutcome,
+  error: z.string().max(4096).nullable().default(null),
+});
+
+/** Reactor: claim the head item if the thread is eligible; no events when it is not. */
+export const DrainClaim = command("drain.claim", {});
+/** Reactor: the agent did not start the dispatched turn in time. */
+export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatchId: Id });
+
+export const Command = z.discriminatedUnion("type", [
+  ThreadCreate, ThreadArchive, ThreadDelete,
+  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume,
+  AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
+  DrainClaim, DrainTimeout,
+]);
+export type Command = z.infer<typeof Command>;
+export type CommandInput = z.input<typeof Command>;
+export type CommandType = Command["type"];
+export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;

@@ -1,0 +1,263 @@
+import type { Command, CommandOf } from "./commands.js";
+import { DomainError, refuse } from "./errors.js";
+import type { DomainEvent, EventOf } from "./events.js";
+import { assertNever } from "./evolve.js";
+import { isValidPositionKey, keyBetween } from "./ordering.js";
+import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
+import { orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+
+export interface DecideContext {
+  now: Date;
+  policy: DrainPolicy;
+}
+
+export type Decision = DomainEvent[] | DomainError;
+
+/**
+ * The rules of DESIGN.md "Queue semantics", all of them, in one place: given the thread's
+ * state and a command, the events that follow, or why the command is refused.
+ * An empty list means "nothing to do" (idempotent repeats, ineligible claims).
+ */
+export function decide(state: ThreadState, command: Command, ctx: DecideContext): Decision {
+  if (command.type === "thread.create") return create(state, command);
+  if (!state.exists || state.deleted) return refuse("THREAD_NOT_FOUND", `thread ${state.threadId} does not exist`);
+
+  switch (command.type) {
+    case "thread.archive":
+      return state.archived ? [] : [{ type: "thread.archived", payload: {} }];
+    case "thread.delete":
+      return [{ type: "thread.deleted", payload: {} }];
+    case "queue.add":
+      return add(state, command, ctx);
+    case "queue.edit":
+      return withEditable(state, command.queueItemId, (item) =>
+        item.text === command.text ? [] : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text } }],
+      );
+    case "queue.move":
+      return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
+    case "queue.remove":
+      return withEditable(state, command.queueItemId, (item) => [
+        { type: "queue.item-removed", payload: { queueItemId: item.queueItemId } },
+        ...releaseFailureHold(state, item),
+      ]);
+    case "queue.retry":
+      return withItem(state, command.queueItemId, (item) => {
+        if (item.status === "pending") return [];
+        if (item.status !== "failed") return refuse("ITEM_NOT_FAILED", `item ${item.queueItemId} is ${item.status}, not failed`);
+        return [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } }, ...releaseFailureHold(state, item)];
+      });
+    case "queue.sendNow":
+      return withItem(state, command.queueItemId, (item) => sendNow(state, item));
+    case "queue.pause":
+      return state.paused && state.pauseReason === "user" ? [] : [{ type: "queue.paused", payload: { reason: "user" } }];
+    case "queue.resume":
+      return state.paused ? [{ type: "queue.resumed", payload: {} }] : [];
+    case "agent.session":
+      return state.session.status === command.status && state.session.error === command.error
+        ? []
+        : [{ type: "session.changed", payload: { status: command.status, error: command.error } }];
+    case "agent.turnStarted":
+      return withItem(state, command.queueItemId, (item) => turnStarted(state, item, command.turnId));
+    case "agent.turnStartFailed":
+      return withItem(state, command.queueItemId, (item) => startFailed(state, item, command, ctx));
+    case "agent.turnEnded":
+      return turnEnded(state, command);
+    case "drain.claim": {
+      if (drainBlocker(state, ctx.now) !== null) return [];
+      return [claim(headPending(state)!, "turn", null)];
+    }
+    case "drain.timeout": {
+      const item = state.items[command.queueItemId];
+      if (!item || item.status !== "sending" || item.dispatchId !== command.dispatchId) return [];
+      return fail(state, item, "timeout: the agent did not start the turn in time");
+    }
+    default:
+      return assertNever(command);
+  }
+}
+
+function create(state: ThreadState, c: CommandOf<"thread.create">): Decision {
+  if (!state.exists) return [{ type: "thread.created", payload: { workspaceId: c.workspaceId, title: c.title } }];
+  if (state.workspaceId === c.workspaceId && !state.deleted) return [];
+  return refuse("THREAD_EXISTS", `thread id ${state.threadId} is taken`);
+}
+
+function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext): Decision {
+  if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
+  const known = state.messages[c.message.messageId];
+  if (known) {
+    if (known.textHash !== textHash(c.message.text)) {
+      return refuse("MESSAGE_ID_REUSED", `message ${c.message.messageId} was queued with another text`);
+    }
+    return [];
+  }
+  const items = orderedItems(state);
+  const position = c.sendNow
+    ? keyBetween(null, items[0]?.position ?? null)
+    : keyBetween(items.at(-1)?.position ?? null, null);
+  const added: EventOf<"queue.item-added"> = {
+    type: "queue.item-added",
+    payload: {
+      queueItemId: c.queueItemId,
+      messageId: c.message.messageId,
+      text: c.message.text,
+      attachments: c.message.attachments,
+      options: c.options,
+      position,
+    },
+  };
+  if (!c.sendNow) return [added];
+  // A send-now message the agent cannot take yet simply waits at the head.
+  const item = pendingItemOf(added, ctx.now);
+  const now = sendNow(state, item);
+  return now instanceof DomainError ? [added] : [added, ...now];
+}
+
+function move(state: ThreadState, item: QueueItemState, to: CommandOf<"queue.move">["to"]): Decision {
+  if ("position" in to) {
+    if (!isValidPositionKey(to.position)) return refuse("INVALID_POSITION", `"${to.position}" is not a fractional position key`);
+    return to.position === item.position ? [] : [moved(item, to.position)];
+  }
+  const others = orderedItems(state).filter((i) => i.queueItemId !== item.queueItemId);
+  if (to.afterId === item.queueItemId) return refuse("INVALID_MOVE", "an item cannot move after itself");
+  const index = to.afterId === null ? -1 : others.findIndex((i) => i.queueItemId === to.afterId);
+  if (index === -1 && to.afterId !== null) return refuse("ITEM_NOT_FOUND", `item ${to.afterId} is not in the queue`);
+  const before = index >= 0 ? others[index] : undefined;
+  const after = others[index + 1];
+  const current = orderedItems(state);
+  const at = current.indexOf(item);
+  if (current[at - 1] === before && current[at + 1] === after) return [];
+  return [moved(item, between(before, after))];
+}
+
+/** A key strictly between two neighbours; equal keys (ties by id) get the key after `before`. */
+function between(before: QueueItemState | undefined, after: QueueItemState | undefined): string {
+  const lo = before?.position ?? null;
+  const hi = after?.position ?? null;
+  return lo !== null && hi !== null && lo >= hi ? keyBetween(lo, null) : keyBetween(lo, hi);
+}
+
+const moved = (item: QueueItemState, position: string): DomainEvent => ({
+  type: "queue.item-moved",
+  payload: { queueItemId: item.queueItemId, position },
+});
+
+function sendNow(state: ThreadState, item: QueueItemState): Decision {
+  if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
+  if (item.status === "sending") return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
+  if (sendingItem(state)) return refuse("DISPATCH_IN_FLIGHT", "another item is being sent; wait for its turn to start");
+  const { status, activeTurnId } = state.session;
+  const kind = activeTurnId ? "steer" : status === "ready" ? "turn" : null;
+  if (!kind) return refuse("SESSION_NOT_READY", `the agent session is ${status}`);
+  return [
+    ...(item.status === "failed" ? [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } } as const] : []),
+    // Send now is how a user continues after an interrupt or a failure.
+    ...(state.paused && state.pauseReason !== "user" ? [{ type: "queue.resumed", payload: {} } as const] : []),
+    claim({ ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId),
+  ];
+}
+
+function claim(item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null): DomainEvent {
+  const attempt = item.attempts + 1;
+  return {
+    type: "queue.item-send-started",
+    payload: {
+      queueItemId: item.queueItemId,
+      dispatchId: `${item.queueItemId}.${attempt}`,
+      kind,
+      expectedTurnId,
+      attempt,
+      message: { messageId: item.messageId, text: item.text, attachments: item.attachments },
+      options: item.options,
+    },
+  };
+}
+
+function turnStarted(state: ThreadState, item: QueueItemState, turnId: string): Decision {
+  if (item.status !== "sending") return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is ${item.status}, not being sent`);
+  if (item.dispatchKind === "steer" && state.session.activeTurnId !== turnId) {
+    return refuse("STEER_TURN_MISMATCH", `the steer was for turn ${state.session.activeTurnId}, not ${turnId}`);
+  }
+  const sent: DomainEvent[] = [
+    { type: "queue.item-resolved", payload: { queueItemId: item.queueItemId, turnId } },
+    {
+      type: "message.sent",
+      payload: { messageId: item.messageId, queueItemId: item.queueItemId, turnId, text: item.text, attachments: item.attachments },
+    },
+  ];
+  return item.dispatchKind === "steer"
+    ? sent
+    : [{ type: "turn.started", payload: { turnId, queueItemId: item.queueItemId } }, ...sent];
+}
+
+function startFailed(
+  state: ThreadState,
+  item: QueueItemState,
+  c: CommandOf<"agent.turnStartFailed">,
+  ctx: DecideContext,
+): Decision {
+  if (item.status !== "sending") return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is ${item.status}, not being sent`);
+  const retry = c.retryable && item.dispatchKind === "turn" && item.attempts < ctx.policy.maxAttempts;
+  if (!retry) return fail(state, item, c.reason);
+  const retryAt = new Date(ctx.now.getTime() + backoffMs(item.attempts, ctx.policy)).toISOString();
+  return [
+    {
+      type: "queue.item-send-failed",
+      payload: { queueItemId: item.queueItemId, dispatchId: item.dispatchId!, reason: c.reason, final: false, retryAt },
+    },
+  ];
+}
+
+/** A permanent failure marks the item failed and holds the queue: one outage, one failed item. */
+function fail(state: ThreadState, item: QueueItemState, reason: string): DomainEvent[] {
+  return [
+    {
+      type: "queue.item-send-failed",
+      payload: { queueItemId: item.queueItemId, dispatchId: item.dispatchId!, reason, final: true, retryAt: null },
+    },
+    ...(state.paused ? [] : [{ type: "queue.paused", payload: { reason: "failure" } } as const]),
+  ];
+}
+
+function turnEnded(state: ThreadState, c: CommandOf<"agent.turnEnded">): Decision {
+  if (state.session.activeTurnId !== c.turnId) {
+    return refuse("TURN_NOT_ACTIVE", `turn ${c.turnId} is not the active turn (${state.session.activeTurnId ?? "none"})`);
+  }
+  const ended: DomainEvent = { type: "turn.ended", payload: { turnId: c.turnId, outcome: c.outcome, error: c.error } };
+  const pauseFor = c.outcome === "interrupted" ? "interrupted" : c.outcome === "failed" ? "failure" : null;
+  return pauseFor && !state.paused ? [ended, { type: "queue.paused", payload: { reason: pauseFor } }] : [ended];
+}
+
+/** Retrying or removing the last failed item releases a failure hold. */
+function releaseFailureHold(state: ThreadState, item: QueueItemState): DomainEvent[] {
+  if (item.status !== "failed" || !state.paused || state.pauseReason !== "failure") return [];
+  const otherFailed = Object.values(state.items).some((i) => i.status === "failed" && i.queueItemId !== item.queueItemId);
+  return otherFailed ? [] : [{ type: "queue.resumed", payload: {} }];
+}
+
+function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
+  const item = state.items[id];
+  return item ? f(item) : refuse("ITEM_NOT_FOUND", `item ${id} is not in the queue`);
+}
+
+/** Edit, move and remove are allowed while pending or failed, refused while sending. */
+function withEditable(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
+  return withItem(state, id, (item) =>
+    item.status === "sending" ? refuse("ITEM_SENDING", `item ${id} is being sent`) : f(item),
+  );
+}
+
+function pendingItemOf(added: EventOf<"queue.item-added">, now: Date): QueueItemState {
+  const at = now.toISOString();
+  return {
+    ...added.payload,
+    status: "pending",
+    failureReason: null,
+    attempts: 0,
+    notBefore: null,
+    dispatchId: null,
+    dispatchKind: null,
+    createdAt: at,
+    updatedAt: at,
+  };
+}

@@ -1,0 +1,85 @@
+import { z } from "zod";
+import {
+  Attachments, DispatchKind, Id, PauseReason, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome,
+} from "./primitives.js";
+
+/**
+ * Every event of CONTRACT.md, as the decider emits it (before the store stamps seq,
+ * version and createdAt). One zod schema per event; the union is what the log holds.
+ */
+const event = <T extends string, P extends z.ZodRawShape>(type: T, payload: P) =>
+  z.object({ type: z.literal(type), payload: z.object(payload) });
+
+export const DispatchPayload = {
+  queueItemId: Id,
+  dispatchId: Id,
+  kind: DispatchKind,
+  expectedTurnId: Id.nullable(),
+  attempt: z.number().int().positive(),
+  message: z.object({ messageId: Id, text: Text, attachments: Attachments }),
+  options: TurnOptions,
+};
+
+export const DomainEvent = z.discriminatedUnion("type", [
+  event("thread.created", { workspaceId: Id, title: z.string().max(512) }),
+  event("thread.archived", {}),
+  event("thread.deleted", {}),
+  event("session.changed", { status: ReportedSessionStatus, error: z.string().nullable() }),
+  event("queue.item-added", {
+    queueItemId: Id,
+    messageId: Id,
+    text: Text,
+    attachments: Attachments,
+    options: TurnOptions,
+    position: PositionKey,
+  }),
+  event("queue.item-edited", { queueItemId: Id, text: Text }),
+  event("queue.item-moved", { queueItemId: Id, position: PositionKey }),
+  event("queue.item-removed", { queueItemId: Id }),
+  /** The claim: stored before the agent sees anything; carries the whole dispatch. */
+  event("queue.item-send-started", DispatchPayload),
+  /** `final`: the item is now `failed`; otherwise it is `pending` again until `retryAt`. */
+  event("queue.item-send-failed", {
+    queueItemId: Id,
+    dispatchId: Id,
+    reason: z.string(),
+    final: z.boolean(),
+    retryAt: z.string().nullable(),
+  }),
+  event("queue.item-requeued", { queueItemId: Id }),
+  event("queue.item-resolved", { queueItemId: Id, turnId: Id }),
+  event("queue.paused", { reason: PauseReason }),
+  event("queue.resumed", {}),
+  event("turn.started", { turnId: Id, queueItemId: Id }),
+  event("turn.ended", { turnId: Id, outcome: TurnOutcome, error: z.string().nullable() }),
+  event("message.sent", {
+    messageId: Id,
+    queueItemId: Id,
+    turnId: Id,
+    text: Text,
+    attachments: Attachments,
+  }),
+]);
+export type DomainEvent = z.infer<typeof DomainEvent>;
+export type EventType = DomainEvent["type"];
+export type EventOf<T extends EventType> = Extract<DomainEvent, { type: T }>;
+export const EVENT_TYPES = DomainEvent.options.map((o) => o.shape.type.value) as EventType[];
+
+/** An event as stored in the log and published on the bus / `thread.events`. */
+export type StoredEvent = DomainEvent & {
+  seq: string;
+  threadId: string;
+  workspaceId: string;
+  version: number;
+  commandId: string;
+  actor: string;
+  createdAt: string;
+};
+
+export type Dispatch = z.infer<z.ZodObject<typeof DispatchPayload>> & { threadId: string };
+
+/** The dispatch an agent receives, built from the claim event alone. */
+export const dispatchOf = (e: StoredEvent & EventOf<"queue.item-send-started">): Dispatch => ({
+  threadId: e.threadId,
+  ...e.payload,
+});

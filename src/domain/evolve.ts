@@ -1,0 +1,145 @@
+import type { DomainEvent } from "./events.js";
+import { type QueueItemState, type ThreadState } from "./state.js";
+import { textHash } from "./state.js";
+
+/** An event with the two stamps evolve needs: its version and when it was recorded. */
+export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
+
+const withItem = (
+  state: ThreadState,
+  id: string,
+  at: string,
+  patch: (item: QueueItemState) => Partial<QueueItemState>,
+): ThreadState => {
+  const item = state.items[id];
+  if (!item) return state;
+  return { ...state, items: { ...state.items, [id]: { ...item, ...patch(item), updatedAt: at } } };
+};
+
+const withoutItem = (state: ThreadState, id: string, fate: "sent" | "removed"): ThreadState => {
+  const item = state.items[id];
+  if (!item) return state;
+  const { [id]: _gone, ...items } = state.items;
+  const known = state.messages[item.messageId];
+  return {
+    ...state,
+    items,
+    messages: known ? { ...state.messages, [item.messageId]: { ...known, fate } } : state.messages,
+  };
+};
+
+/** Folds one event into the thread's state. Total: never throws, never refuses. */
+export function evolve(state: ThreadState, event: VersionedEvent): ThreadState {
+  const at = event.createdAt;
+  const next = applyEvent(state, event, at);
+  return { ...next, version: event.version, updatedAt: at };
+}
+
+function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState {
+  switch (e.type) {
+    case "thread.created":
+      return { ...s, exists: true, workspaceId: e.payload.workspaceId, title: e.payload.title, createdAt: at };
+    case "thread.archived":
+      return { ...s, archived: true };
+    case "thread.deleted":
+      return { ...s, deleted: true, items: {} };
+    case "session.changed": {
+      const gone = e.payload.status === "stopped" || e.payload.status === "error";
+      return {
+        ...s,
+        session: {
+          status: e.payload.status,
+          error: e.payload.error,
+          activeTurnId: gone ? null : s.session.activeTurnId,
+        },
+      };
+    }
+    case "queue.item-added": {
+      const p = e.payload;
+      return {
+        ...s,
+        items: {
+          ...s.items,
+          [p.queueItemId]: {
+            queueItemId: p.queueItemId,
+            messageId: p.messageId,
+            text: p.text,
+            attachments: p.attachments,
+            options: p.options,
+            status: "pending",
+            failureReason: null,
+            position: p.position,
+            attempts: 0,
+            notBefore: null,
+            dispatchId: null,
+            dispatchKind: null,
+            createdAt: at,
+            updatedAt: at,
+          },
+        },
+        messages: {
+          ...s.messages,
+          [p.messageId]: { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" },
+        },
+      };
+    }
+    case "queue.item-edited":
+      return withItem(s, e.payload.queueItemId, at, () => ({ text: e.payload.text }));
+    case "queue.item-moved":
+      return withItem(s, e.payload.queueItemId, at, () => ({ position: e.payload.position }));
+    case "queue.item-removed":
+      return withoutItem(s, e.payload.queueItemId, "removed");
+    case "queue.item-send-started":
+      return withItem(s, e.payload.queueItemId, at, () => ({
+        status: "sending",
+        attempts: e.payload.attempt,
+        dispatchId: e.payload.dispatchId,
+        dispatchKind: e.payload.kind,
+        notBefore: null,
+      }));
+    case "queue.item-send-failed":
+      return withItem(s, e.payload.queueItemId, at, () => ({
+        status: e.payload.final ? "failed" : "pending",
+        failureReason: e.payload.reason,
+        notBefore: e.payload.final ? null : e.payload.retryAt,
+        dispatchId: null,
+        dispatchKind: null,
+      }));
+    case "queue.item-requeued":
+      return withItem(s, e.payload.queueItemId, at, () => ({
+        status: "pending",
+        failureReason: null,
+        attempts: 0,
+        notBefore: null,
+      }));
+    case "queue.item-resolved":
+      return withoutItem(s, e.payload.queueItemId, "sent");
+    case "queue.paused":
+      return { ...s, paused: true, pauseReason: e.payload.reason };
+    case "queue.resumed":
+      return { ...s, paused: false, pauseReason: null };
+    case "turn.started":
+      return { ...s, session: { ...s.session, status: "running", activeTurnId: e.payload.turnId } };
+    case "turn.ended":
+      // The session is idle again once its turn has ended: that is what lets the next item go.
+      return {
+        ...s,
+        session: {
+          ...s.session,
+          activeTurnId: null,
+          status: s.session.status === "running" ? "ready" : s.session.status,
+        },
+      };
+    case "message.sent":
+      return s;
+    default:
+      return assertNever(e);
+  }
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unhandled case: ${JSON.stringify(x)}`);
+}
+
+export const replay = (state: ThreadState, events: readonly VersionedEvent[]): ThreadState =>
+  events.reduce(evolve, state);

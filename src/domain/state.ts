@@ -1,0 +1,83 @@
+import type {
+  Attachment, DispatchKind, ItemStatus, PauseReason, SessionStatus, TurnOptions,
+} from "./primitives.js";
+import { compareOrder } from "./ordering.js";
+
+export interface QueueItemState {
+  queueItemId: string;
+  messageId: string;
+  text: string;
+  attachments: Attachment[];
+  options: TurnOptions;
+  status: ItemStatus;
+  failureReason: string | null;
+  position: string;
+  attempts: number;
+  /** A retryable start failure waits until then before its next attempt. */
+  notBefore: string | null;
+  dispatchId: string | null;
+  dispatchKind: DispatchKind | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What became of every message ever queued: makes `queue.add` idempotent by messageId. */
+export interface KnownMessage {
+  queueItemId: string;
+  textHash: string;
+  fate: "queued" | "sent" | "removed";
+}
+
+export interface ThreadState {
+  threadId: string;
+  exists: boolean;
+  workspaceId: string;
+  title: string;
+  version: number;
+  archived: boolean;
+  deleted: boolean;
+  session: { status: SessionStatus; activeTurnId: string | null; error: string | null };
+  paused: boolean;
+  pauseReason: PauseReason | null;
+  items: Readonly<Record<string, QueueItemState>>;
+  messages: Readonly<Record<string, KnownMessage>>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const initialState = (threadId: string): ThreadState => ({
+  threadId,
+  exists: false,
+  workspaceId: "",
+  title: "",
+  version: 0,
+  archived: false,
+  deleted: false,
+  session: { status: "unknown", activeTurnId: null, error: null },
+  paused: false,
+  pauseReason: null,
+  items: {},
+  messages: {},
+  createdAt: "",
+  updatedAt: "",
+});
+
+export const orderedItems = (state: ThreadState): QueueItemState[] =>
+  Object.values(state.items).sort(compareOrder);
+
+export const sendingItem = (state: ThreadState): QueueItemState | undefined =>
+  Object.values(state.items).find((i) => i.status === "sending");
+
+/** cyrb53: a small, pure, stable hash; enough to tell "same text" for idempotent enqueue. */
+export function textHash(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return `${text.length}:${(4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)}`;
+}

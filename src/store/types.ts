@@ -1,0 +1,73 @@
+import type { DomainEvent, StoredEvent, ThreadState } from "../domain/index.js";
+
+/** The database went away (or never came): commands fail fast with a retryable error. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
+/** Another writer appended to the thread first; reload and decide again. */
+export class VersionConflictError extends Error {
+  constructor(readonly threadId: string, readonly expectedVersion: number) {
+    super(`thread ${threadId} moved past version ${expectedVersion}`);
+    this.name = "VersionConflictError";
+  }
+}
+
+export interface AppendRequest {
+  threadId: string;
+  workspaceId: string;
+  /** The thread version the events were decided on. */
+  expectedVersion: number;
+  commandId: string;
+  /** Hash of the command, so a reused commandId with another command is detected. */
+  fingerprint: string;
+  actor: string;
+  createdAt: string;
+  events: DomainEvent[];
+  /** State before and after, for the projections written in the same transaction. */
+  before: ThreadState;
+  after: ThreadState;
+  /** Remembered for idempotent retries of `commandId`. */
+  result: unknown;
+}
+
+export interface RememberedCommand {
+  fingerprint: string;
+  result: unknown;
+}
+
+export interface ThreadSummary {
+  threadId: string;
+  title: string;
+  archived: boolean;
+  sessionStatus: string;
+  paused: boolean;
+  queueLength: number;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The event log and its projections. One implementation, on Prisma, for PGlite and PostgreSQL. */
+export interface EventStore {
+  /** Events of one thread with version > afterVersion, in order. */
+  readThread(threadId: string, afterVersion: number): Promise<StoredEvent[]>;
+  /** Events of one thread with seq > afterSeq (for resumable `thread.events`). */
+  readThreadSince(threadId: string, afterSeq: string | null, limit: number): Promise<StoredEvent[]>;
+  /** Atomically: events (expected version), command memory, projections. */
+  append(request: AppendRequest): Promise<StoredEvent[]>;
+  findCommand(threadId: string, commandId: string): Promise<RememberedCommand | null>;
+  listThreads(workspaceId: string, cursor: string | null, limit: number): Promise<{ items: ThreadSummary[]; nextCursor: string | null }>;
+  /** The claim events of every item still `sending` in a workspace: dispatches not yet acknowledged. */
+  unacknowledgedDispatches(workspaceId: string): Promise<StoredEvent[]>;
+  /** Threads that may have work: items pending or sending (startup recovery and sweeps). */
+  threadsWithWork(): Promise<string[]>;
+  /** Workspace of a thread (for authorization), null when unknown or deleted. */
+  workspaceOf(threadId: string): Promise<string | null>;
+  /** Cheap round trip: is the database reachable and migrated? */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
