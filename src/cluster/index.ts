@@ -1,9 +1,46 @@
+import type { Logger } from "pino";
 import type { Config } from "../services.js";
 import type { Database } from "../store/database.js";
 import { InProcessBus, type Bus } from "./bus.js";
 import { InProcessLease, type Lease } from "./lease.js";
+import { PostgresLease } from "./pg-lease.js";
+import { RedisBus } from "./redis-bus.js";
 
-/** The embedded default is one process: an in-process bus and lease. */
-export async function createCluster(_config: Config, _db: Database): Promise<{ bus: Bus; lease: Lease }> {
-  return { bus: new InProcessBus(), lease: new InProcessLease() };
+export { channels, type Bus } from "./bus.js";
+export type { Lease } from "./lease.js";
+
+/**
+ * The bus and lease for this deployment. The embedded default is one process: in-process
+ * bus and lease. With `redisUrl` several instances share one PostgreSQL database: Redis
+ * pub/sub carries events and documents between them, PostgreSQL advisory locks give each
+ * lease one holder. On PostgreSQL without Redis (one instance), the lease is still taken in
+ * PostgreSQL, so a second instance started by mistake does not double the timers' work.
+ */
+export async function createCluster(
+  config: Config,
+  db: Database,
+  options: { logger?: Pick<Logger, "warn"> } = {},
+): Promise<{ bus: Bus; lease: Lease }> {
+  if (config.redisUrl && db.kind !== "postgres") {
+    throw new Error(
+      "A Redis URL was given but the database is the embedded PGlite, which only one process can open: " +
+        "several instances need one shared PostgreSQL database. Set the database URL to a postgresql:// server, or drop the Redis URL.",
+    );
+  }
+  if (db.kind === "postgres" && !config.databaseUrl) {
+    throw new Error("The database is PostgreSQL but config.databaseUrl is empty: the lease needs it to open its own connection.");
+  }
+  const lease = db.kind === "postgres" ? new PostgresLease(config.databaseUrl!) : new InProcessLease();
+  if (!config.redisUrl) return { bus: new InProcessBus(), lease };
+  try {
+    const logger = options.logger;
+    const bus = await RedisBus.connect({
+      url: config.redisUrl,
+      ...(logger && { onError: (error, context) => logger.warn({ err: error, ...context }, "bus message dropped") }),
+    });
+    return { bus, lease };
+  } catch (error) {
+    await lease.close();
+    throw error;
+  }
 }

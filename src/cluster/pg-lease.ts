@@ -1,0 +1,94 @@
+import pg from "pg";
+import { StoreUnavailableError } from "../store/types.js";
+import type { Lease } from "./lease.js";
+
+/**
+ * `Lease` on PostgreSQL session advisory locks, shared by every instance on one database.
+ *
+ * Why a dedicated `pg` connection rather than the Database's Prisma client with
+ * `pg_try_advisory_xact_lock` inside `$transaction`: a transaction-scoped lock would pin
+ * one pooled connection, idle in transaction, for the whole of `fn` — per key held. With
+ * many threads' timers leased at once that drains the pool that `fn` itself needs for its
+ * commands (a deadlock by starvation), and Prisma's interactive-transaction timeout would
+ * abort long holders. Session locks on one connection cost one connection per instance
+ * however many keys are held, and `fn` runs outside any transaction.
+ *
+ * Session locks are re-entrant within a session, so the keys this instance holds are also
+ * tracked here: a second local `tryWith` of a held key is refused like a remote one.
+ * If the connection drops, PostgreSQL releases its locks and another instance may take a
+ * key while `fn` still runs here; that is acceptable because a lease only saves duplicate
+ * work — correctness rests on the claim's optimistic append.
+ */
+export class PostgresLease implements Lease {
+  private readonly held = new Set<string>();
+  private connection: Promise<pg.Client> | null = null;
+  private closed = false;
+
+  constructor(private readonly connectionString: string) {}
+
+  async tryWith<T>(key: string, fn: () => Promise<T>): Promise<{ acquired: true; value: T } | { acquired: false }> {
+    if (this.closed) throw new Error("the PostgreSQL lease is closed");
+    if (this.held.has(key)) return { acquired: false };
+    this.held.add(key);
+    try {
+      const client = await this.client();
+      const lockKey = advisoryKey(key);
+      const { rows } = await client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [lockKey]);
+      if (!rows[0]!.locked) return { acquired: false };
+      try {
+        return { acquired: true, value: await fn() };
+      } finally {
+        // After a dropped connection the lock is already gone with its session.
+        await client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [lockKey]).catch(() => {});
+      }
+    } catch (error) {
+      if (isConnectionError(error)) throw new StoreUnavailableError(`lease ${key}: PostgreSQL is unavailable`, { cause: error });
+      throw error;
+    } finally {
+      this.held.delete(key);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const connection = this.connection;
+    this.connection = null;
+    if (connection) await connection.then((client) => client.end()).catch(() => {});
+  }
+
+  /** The session connection, opened on first use and reopened after it broke. */
+  private client(): Promise<pg.Client> {
+    if (this.connection) return this.connection;
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: "turnqueue-lease" });
+    const forget = () => {
+      if (this.connection === opening) this.connection = null;
+    };
+    // A broken session has lost its locks; the next tryWith opens a fresh one.
+    client.on("error", forget);
+    client.on("end", forget);
+    const opening = client.connect().then(
+      () => client,
+      (error: unknown) => {
+        forget();
+        throw error;
+      },
+    );
+    this.connection = opening;
+    return opening;
+  }
+}
+
+/**
+ * The text hashed (by 64-bit `hashtextextended` in SQL, rather than 32-bit `hashtext`, so
+ * distinct keys — one per thread — practically never share a lock) into the lock id.
+ * Namespaced, because advisory locks are per database and other software may use them too.
+ */
+function advisoryKey(key: string): string {
+  return `turnqueue:${key}`;
+}
+
+function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (typeof e?.code === "string" && (/^(08|57P)/.test(e.code) || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE"].includes(e.code))) return true;
+  return /Connection terminated|not queryable|Client was closed/i.test(e?.message ?? "");
+}
