@@ -1,0 +1,47 @@
+import { jwtVerify, SignJWT } from "jose";
+import { z } from "zod";
+import { Id, Role } from "../domain/index.js";
+import type { Auth, Principal } from "../services.js";
+
+const ALGORITHM = "HS256";
+
+/** The claims CONTRACT.md defines; anything else in a token is ignored. */
+const Claims = z.object({ sub: Id, ws: Id, role: Role });
+
+/** Why a token was refused; the API answers UNAUTHORIZED with this message. */
+export class AuthError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AuthError";
+  }
+}
+
+/** HS256 tokens signed with the server's secret, scoped to one workspace and one role. */
+export function createAuth(secret: string): Auth {
+  if (secret.length === 0) throw new Error("the token secret must not be empty");
+  const key = new TextEncoder().encode(secret);
+
+  return {
+    async verify(token) {
+      if (!token) throw new AuthError("no token: send one as `Authorization: Bearer …` or connectionParams.token");
+      let payload: unknown;
+      try {
+        ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM] }));
+      } catch (error) {
+        throw new AuthError(`invalid token: ${(error as Error).message}`, { cause: error });
+      }
+      const claims = Claims.safeParse(payload);
+      if (!claims.success) throw new AuthError("invalid token: the claims sub, ws and role are required");
+      return { sub: claims.data.sub, workspaceId: claims.data.ws, role: claims.data.role };
+    },
+
+    async issue(principal: Principal, options?: { expiresIn?: string }) {
+      const jwt = new SignJWT({ ws: principal.workspaceId, role: principal.role })
+        .setProtectedHeader({ alg: ALGORITHM })
+        .setSubject(principal.sub)
+        .setIssuedAt();
+      if (options?.expiresIn) jwt.setExpirationTime(options.expiresIn);
+      return jwt.sign(key);
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { Id, type Command } from "../domain/index.js";
+import type { ExecuteResult } from "../engine/types.js";
+import type { Principal, Services } from "../services.js";
+import { threadNotFound } from "./errors.js";
+
+/**
+ * The tRPC input of a thread command, derived from the domain's command schema: the
+ * command's own fields, the target thread, and an optional idempotency key. Strict, so a
+ * misspelt field is an error instead of a silently dropped option.
+ */
+export function threadCommandInput<S extends { type: z.ZodType } & z.ZodRawShape>(command: z.ZodObject<S>) {
+  const { type: _type, ...fields } = command.shape;
+  return z.strictObject({ ...(fields as Omit<S, "type">), threadId: Id, commandId: Id.optional() });
+}
+
+/**
+ * A thread exists for a caller only inside the caller's workspace. Checked before anything
+ * else touches the thread, so another workspace's thread costs no work and reveals nothing.
+ */
+export async function authorizeThread(services: Services, principal: Principal, threadId: string): Promise<void> {
+  if ((await services.store.workspaceOf(threadId)) !== principal.workspaceId) throw threadNotFound(threadId);
+}
+
+/** Authorize, then run one command through the engine (which throws refusals as DomainError). */
+export async function executeOnThread(
+  ctx: { services: Services; principal: Principal; actor: string },
+  threadId: string,
+  command: Command,
+  commandId: string | undefined,
+): Promise<ExecuteResult> {
+  await authorizeThread(ctx.services, ctx.principal, threadId);
+  return ctx.services.engine.execute(threadId, command, { commandId, actor: ctx.actor });
+}

@@ -1,0 +1,31 @@
+import type { IncomingMessage } from "node:http";
+import type { TRPCRequestInfo } from "@trpc/server/http";
+import type { Principal, Services } from "../services.js";
+import type { Context } from "./trpc.js";
+
+const bearer = (header: string | undefined): string | null => {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return match ? match[1] : null;
+};
+
+/**
+ * Contexts for both doors of /trpc. A missing or bad token is not an error here: the
+ * procedure decides (UNAUTHORIZED), so one refused call never tears down a WebSocket.
+ */
+export function createContextFactory(services: Services) {
+  const principalOf = async (token: string | null | undefined): Promise<Principal | null> =>
+    token ? services.auth.verify(token).catch(() => null) : null;
+
+  return {
+    /** HTTP: `Authorization: Bearer <token>`. */
+    http: async ({ req }: { req: IncomingMessage }): Promise<Context> => ({
+      services,
+      principal: await principalOf(bearer(req.headers.authorization)),
+    }),
+    /** WebSocket: the client's `connectionParams: { token }`, sent once per connection. */
+    ws: async ({ info }: { info: Pick<TRPCRequestInfo, "connectionParams"> }): Promise<Context> => ({
+      services,
+      principal: await principalOf(info.connectionParams?.token),
+    }),
+  };
+}

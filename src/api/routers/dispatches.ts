@@ -1,0 +1,71 @@
+import { on, EventEmitter } from "node:events";
+import { tracked } from "@trpc/server";
+import { z } from "zod";
+import { channels } from "../../cluster/bus.js";
+import { dispatchOf, type EventOf, type StoredEvent } from "../../domain/index.js";
+import type { Services } from "../../services.js";
+import { agentProcedure } from "../trpc.js";
+
+type Claim = StoredEvent & EventOf<"queue.item-send-started">;
+
+const isClaim = (e: StoredEvent): e is Claim => e.type === "queue.item-send-started";
+
+/**
+ * `agent.dispatches`: every dispatch of the agent's workspace not yet acknowledged (the
+ * claim events of items still `sending`), then live ones; ids are event seqs, so a runtime
+ * reconnecting with `lastEventId` gets only what it has not seen. Live claims come from the
+ * bus, which may lose messages: the unacknowledged set is polled again on the sweep interval,
+ * so a lost message delays a dispatch, never drops it.
+ */
+export const dispatches = agentProcedure
+  .input(z.object({ lastEventId: z.string().regex(/^\d+$/, "an event seq").nullish() }))
+  .subscription(async function* ({ ctx, input, signal }) {
+    const { services, principal } = ctx;
+    const workspaceId = principal.workspaceId;
+    const after = BigInt(input?.lastEventId ?? 0);
+    const inbox = new EventEmitter<{ events: [StoredEvent[]] }>();
+
+    // Subscribe before reading the backlog: a claim committed in between is in one or both.
+    const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
+      const events = (JSON.parse(new TextDecoder().decode(message)) as StoredEvent[]).filter(
+        (e) => e.workspaceId === workspaceId,
+      );
+      if (events.length > 0) inbox.emit("events", events);
+    });
+    const poll = async () => inbox.emit("events", await unacknowledged(services, workspaceId));
+    const poller = setInterval(() => void poll().catch(() => {}), services.config.sweepIntervalMs);
+    try {
+      /** queueItemId → seq of the claim sent on this stream and not yet seen acknowledged. */
+      const sent = new Map<string, string>();
+      const deliver = (claim: Claim) => {
+        if (BigInt(claim.seq) <= after || sent.get(claim.payload.queueItemId) === claim.seq) return null;
+        sent.set(claim.payload.queueItemId, claim.seq);
+        return tracked(claim.seq, dispatchOf(claim));
+      };
+      for (const claim of await unacknowledged(services, workspaceId)) {
+        const dispatch = deliver(claim);
+        if (dispatch) yield dispatch;
+      }
+      for await (const [events] of on(inbox, "events", { signal }) as AsyncIterable<[StoredEvent[]]>) {
+        for (const event of events) {
+          if (isClaim(event)) {
+            const dispatch = deliver(event);
+            if (dispatch) yield dispatch;
+          } else if (ACKNOWLEDGEMENTS.has(event.type) && "queueItemId" in event.payload) {
+            sent.delete(event.payload.queueItemId);
+          }
+        }
+      }
+    } finally {
+      clearInterval(poller);
+      await unsubscribe();
+    }
+  });
+
+/** Events after which an item's claim is no longer unacknowledged. */
+const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);
+
+async function unacknowledged(services: Services, workspaceId: string): Promise<Claim[]> {
+  const events = await services.store.unacknowledgedDispatches(workspaceId);
+  return events.filter(isClaim).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+}

@@ -1,0 +1,67 @@
+import { randomUUID } from "node:crypto";
+import {
+  QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow,
+  type ItemStatus, type ThreadState,
+} from "../../domain/index.js";
+import { executeOnThread, threadCommandInput } from "../commands.js";
+import { router, userProcedure } from "../trpc.js";
+
+/** The item id is chosen here (decide stays pure); the message id is the client's key. */
+const AddInput = threadCommandInput(QueueAdd.omit({ queueItemId: true }));
+
+/** CONTRACT.md's move: after a given item, or to the head with `afterId: null`. */
+const [AfterId] = QueueMove.shape.to.options;
+const MoveInput = threadCommandInput(QueueMove.omit({ to: true }).extend(AfterId.shape));
+
+/**
+ * Where a queued message stands now. A repeated `queue.add` of a message that already left
+ * the queue answers with its fate instead of queueing it twice.
+ */
+function statusOf(state: ThreadState, messageId: string): { queueItemId: string; status: ItemStatus | "sent" | "removed" } {
+  const known = state.messages[messageId];
+  const item = state.items[known.queueItemId];
+  return { queueItemId: known.queueItemId, status: item ? item.status : known.fate === "sent" ? "sent" : "removed" };
+}
+
+const versionOnly = ({ version }: { version: number }) => ({ version });
+
+export const queueRouter = router({
+  add: userProcedure.input(AddInput).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, ...command } = input;
+    const { state } = await executeOnThread(ctx, threadId, { type: "queue.add", queueItemId: randomUUID(), ...command }, commandId);
+    return statusOf(state, command.message.messageId);
+  }),
+
+  edit: userProcedure.input(threadCommandInput(QueueEdit)).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, ...command } = input;
+    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.edit", ...command }, commandId));
+  }),
+
+  move: userProcedure.input(MoveInput).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, queueItemId, afterId } = input;
+    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.move", queueItemId, to: { afterId } }, commandId));
+  }),
+
+  remove: userProcedure.input(threadCommandInput(QueueRemove)).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, ...command } = input;
+    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.remove", ...command }, commandId));
+  }),
+
+  retry: userProcedure.input(threadCommandInput(QueueRetry)).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, ...command } = input;
+    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.retry", ...command }, commandId));
+  }),
+
+  sendNow: userProcedure.input(threadCommandInput(QueueSendNow)).mutation(async ({ ctx, input }) => {
+    const { threadId, commandId, ...command } = input;
+    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.sendNow", ...command }, commandId));
+  }),
+
+  pause: userProcedure.input(threadCommandInput(QueuePause)).mutation(async ({ ctx, input }) =>
+    versionOnly(await executeOnThread(ctx, input.threadId, { type: "queue.pause" }, input.commandId)),
+  ),
+
+  resume: userProcedure.input(threadCommandInput(QueueResume)).mutation(async ({ ctx, input }) =>
+    versionOnly(await executeOnThread(ctx, input.threadId, { type: "queue.resume" }, input.commandId)),
+  ),
+});

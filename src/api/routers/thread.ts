@@ -1,0 +1,54 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { Id, snapshotOf, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
+import { authorizeThread, executeOnThread, threadCommandInput } from "../commands.js";
+import { threadEvents } from "../thread-events.js";
+import { router, userProcedure } from "../trpc.js";
+
+const MAX_PAGE = 200;
+
+/** `thread.create` names its workspace from the token, never from the input. */
+const CreateInput = ThreadCreate.omit({ type: true, workspaceId: true }).extend({
+  threadId: Id.optional(),
+  commandId: Id.optional(),
+}).strict();
+
+export const threadRouter = router({
+  create: userProcedure.input(CreateInput).mutation(async ({ ctx, input }) => {
+    const threadId = input.threadId ?? randomUUID();
+    // No authorization step: the decider refuses an id taken in any workspace (THREAD_EXISTS).
+    await ctx.services.engine.execute(
+      threadId,
+      { type: "thread.create", workspaceId: ctx.principal.workspaceId, title: input.title },
+      { commandId: input.commandId, actor: ctx.actor },
+    );
+    return { threadId };
+  }),
+
+  get: userProcedure.input(z.strictObject({ threadId: Id })).query(async ({ ctx, input }) => {
+    await authorizeThread(ctx.services, ctx.principal, input.threadId);
+    return snapshotOf(await ctx.services.engine.load(input.threadId));
+  }),
+
+  list: userProcedure
+    .input(z.strictObject({ cursor: z.string().max(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
+    .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
+
+  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) => {
+    const { version } = await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId);
+    return { version };
+  }),
+
+  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) => {
+    const { version } = await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId);
+    return { version };
+  }),
+
+  /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
+  events: userProcedure
+    .input(z.strictObject({ threadId: Id, lastEventId: z.string().regex(/^\d{1,20}$/, "an event seq").nullish() }))
+    .subscription(async ({ ctx, input, signal }) => {
+      await authorizeThread(ctx.services, ctx.principal, input.threadId);
+      return threadEvents(ctx.services, input.threadId, input.lastEventId ?? null, signal);
+    }),
+});

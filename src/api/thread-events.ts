@@ -1,0 +1,71 @@
+import { EventEmitter, on } from "node:events";
+import { tracked } from "@trpc/server";
+import { channels } from "../cluster/bus.js";
+import type { StoredEvent } from "../domain/index.js";
+import type { Services } from "../services.js";
+
+/** CONTRACT.md's event, as `thread.events` delivers it (the payload stays typed by `type`). */
+export type ThreadEvent = StoredEvent extends infer E
+  ? E extends StoredEvent
+    ? Pick<E, "seq" | "threadId" | "version" | "type" | "payload" | "actor" | "createdAt">
+    : never
+  : never;
+
+const view = (e: StoredEvent): ThreadEvent =>
+  ({ seq: e.seq, threadId: e.threadId, version: e.version, type: e.type, payload: e.payload, actor: e.actor, createdAt: e.createdAt }) as ThreadEvent;
+
+const PAGE = 500;
+const decoder = new TextDecoder();
+
+/**
+ * One thread's events, `tracked` by seq: the log after `lastEventId` (from the start when
+ * absent), then live ones, with no gap and no duplicate. The bus is subscribed BEFORE the
+ * log is read, so nothing committed in between is missed; live events already read from
+ * the log are skipped by seq. The bus may lose messages, so a live event that does not
+ * follow the last delivered version sends us back to the log, which is the truth.
+ */
+export async function* threadEvents(services: Services, threadId: string, lastEventId: string | null, signal: AbortSignal | undefined) {
+  const arrivals = new EventEmitter();
+  // `on` starts buffering now: every batch the bus delivers from here on is kept.
+  const live = on(arrivals, "events", { signal });
+  const unsubscribe = await services.bus.subscribe(channels.events, (bytes) => {
+    const events = (JSON.parse(decoder.decode(bytes)) as StoredEvent[]).filter((e) => e.threadId === threadId);
+    if (events.length > 0) arrivals.emit("events", events);
+  });
+
+  let lastSeq = lastEventId === null ? null : BigInt(lastEventId);
+  let lastVersion: number | null = null;
+  // Nothing follows a deletion: the stream ends there so clients stop waiting.
+  let deleted = false;
+  const isNew = (e: StoredEvent) => lastSeq === null || BigInt(e.seq) > lastSeq;
+  const deliver = (e: StoredEvent) => {
+    lastSeq = BigInt(e.seq);
+    lastVersion = e.version;
+    deleted ||= e.type === "thread.deleted";
+    return tracked(e.seq, view(e));
+  };
+  async function* fromLog() {
+    for (;;) {
+      const page = await services.store.readThreadSince(threadId, lastSeq === null ? null : String(lastSeq), PAGE);
+      for (const e of page) yield deliver(e);
+      if (page.length < PAGE) return;
+    }
+  }
+
+  try {
+    yield* fromLog();
+    if (deleted) return;
+    for await (const [events] of live as AsyncIterable<[StoredEvent[]]>) {
+      for (const e of events) {
+        if (!isNew(e)) continue;
+        if (lastVersion !== null && e.version === lastVersion + 1) yield deliver(e);
+        else yield* fromLog();
+        if (deleted) return;
+      }
+    }
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+  } finally {
+    await unsubscribe();
+  }
+}

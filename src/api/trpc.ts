@@ -1,0 +1,58 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import { z, ZodError } from "zod";
+import type { Role } from "../domain/index.js";
+import type { Principal, Services } from "../services.js";
+import { reasonOf, toTRPCError } from "./errors.js";
+
+export interface Context {
+  services: Services;
+  /** Null when the request carried no token or a token we did not sign. */
+  principal: Principal | null;
+}
+
+// Plain JSON, no transformer: CONTRACT.md promises clients in any language can call us.
+const t = initTRPC.context<Context>().create({
+  errorFormatter({ shape, error }) {
+    return {
+      ...shape,
+      data: {
+        ...shape.data,
+        zodError: error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
+        reason: reasonOf(error),
+      },
+    };
+  },
+});
+
+export const router = t.router;
+
+/**
+ * Domain refusals and store outages thrown anywhere below become their contract codes. A
+ * middleware sees a failed `next()` as a result, not a throw, so the mapping happens here once.
+ */
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error.cause);
+    if (mapped) throw mapped;
+  }
+  return result;
+});
+
+/** Which side of the protocol a procedure serves; also names the actor in the log. */
+const side = (name: "user" | "agent", roles: readonly Role[]) =>
+  t.middleware(({ ctx, next }) => {
+    const { principal } = ctx;
+    if (!principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid token is required" });
+    if (!roles.includes(principal.role)) {
+      throw new TRPCError({ code: "FORBIDDEN", message: `role ${principal.role} may not call this procedure` });
+    }
+    return next({ ctx: { principal, actor: `${name}:${principal.sub}` } });
+  });
+
+const base = t.procedure.use(mapErrors);
+
+/** The queue's owners: UIs and the CLI. */
+export const userProcedure = base.use(side("user", ["user", "admin"]));
+/** Agent runtimes reporting sessions and turns. */
+export const agentProcedure = base.use(side("agent", ["agent", "admin"]));
