@@ -2,7 +2,6 @@ import { AgentSession, AgentTurnEnded, AgentTurnStarted, AgentTurnStartFailed } 
 import { executeOnThread, threadCommandInput } from "../commands.js";
 import { agentProcedure, router } from "../trpc.js";
 import { dispatches } from "./dispatches.js";
-import { dispatches } from "./dispatches.js";
 
 const versionOnly = ({ version }: { version: number }) => ({ version });
 
