@@ -24,6 +24,8 @@ export const dispatches = agentProcedure
     const workspaceId = principal.workspaceId;
     const after = BigInt(input?.lastEventId ?? 0);
     const inbox = new EventEmitter<{ events: [StoredEvent[]] }>();
+    // `on` buffers from now on: nothing the bus delivers while the backlog is sent is lost.
+    const arrivals = on(inbox, "events", { signal }) as AsyncIterable<[StoredEvent[]]>;
 
     // Subscribe before reading the backlog: a claim committed in between is in one or both.
     const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
@@ -46,7 +48,7 @@ export const dispatches = agentProcedure
         const dispatch = deliver(claim);
         if (dispatch) yield dispatch;
       }
-      for await (const [events] of on(inbox, "events", { signal }) as AsyncIterable<[StoredEvent[]]>) {
+      for await (const [events] of arrivals) {
         for (const event of events) {
           if (isClaim(event)) {
             const dispatch = deliver(event);
@@ -56,6 +58,8 @@ export const dispatches = agentProcedure
           }
         }
       }
+    } catch (error) {
+      if (!signal?.aborted) throw error;
     } finally {
       clearInterval(poller);
       await unsubscribe();
