@@ -23,12 +23,12 @@ export async function createCluster(
 ): Promise<{ bus: Bus; lease: Lease }> {
   if (config.redisUrl && db.kind !== "postgres") {
     throw new Error(
-      "A Redis URL was given but the database is the embedded PGlite, which only one process can open: " +
-        "several instances need one shared PostgreSQL database. Set the database URL to a postgresql:// server, or drop the Redis URL.",
+      "--redis-url / REDIS_URL is set but the database is the embedded PGlite, which only one process can open: " +
+        "instances sharing a Redis bus need one shared PostgreSQL database. Set --database-url / DATABASE_URL to a postgresql:// server, or unset the Redis URL.",
     );
   }
   if (db.kind === "postgres" && !config.databaseUrl) {
-    throw new Error("The database is PostgreSQL but config.databaseUrl is empty: the lease needs it to open its own connection.");
+    throw new Error("the database is PostgreSQL but config.databaseUrl is empty: the lease opens its own connection from it");
   }
   const lease = db.kind === "postgres" ? new PostgresLease(config.databaseUrl!) : new InProcessLease();
   if (!config.redisUrl) return { bus: new InProcessBus(), lease };

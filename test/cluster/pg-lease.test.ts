@@ -3,12 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresLease } from "../../src/cluster/pg-lease.js";
 import { StoreUnavailableError } from "../../src/store/types.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
-
-function deferred<T = void>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
+import { deferred } from "./deferred.js";
 
 describe.runIf(hasPostgres)("PostgresLease (real PostgreSQL)", () => {
   let database: { url: string; drop: () => Promise<void> };
