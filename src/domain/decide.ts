@@ -2,8 +2,9 @@ import type { Command, CommandOf } from "./commands.js";
 import { DomainError, refuse } from "./errors.js";
 import type { DomainEvent, EventOf } from "./events.js";
 import { assertNever } from "./evolve.js";
-import { isValidPositionKey, keyBetween } from "./ordering.js";
+import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
+import { MAX_ID_LENGTH } from "./primitives.js";
 import { orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 export interface DecideContext {
@@ -64,7 +65,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return turnEnded(state, command);
     case "drain.claim": {
       if (drainBlocker(state, ctx.now) !== null) return [];
-      return [claim(headPending(state)!, "turn", null)];
+      return [claim(headPending(state)!, "turn", null, state.version + 1)];
     }
     case "drain.timeout": {
       const item = state.items[command.queueItemId];
@@ -91,6 +92,11 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
     }
     return [];
   }
+  // An item id names one message for ever: reusing it would overwrite a queued item, or
+  // make a sent one look queued again.
+  if (Object.values(state.messages).some((m) => m.queueItemId === c.queueItemId)) {
+    return refuse("ITEM_EXISTS", `item id ${c.queueItemId} is already taken`);
+  }
   const items = orderedItems(state);
   const position = c.sendNow
     ? keyBetween(null, items[0]?.position ?? null)
@@ -109,7 +115,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (!c.sendNow) return [added];
   // A send-now message the agent cannot take yet simply waits at the head.
   const item = pendingItemOf(added, ctx.now);
-  const now = sendNow(state, item);
+  const now = sendNow(state, item, 1);
   return now instanceof DomainError ? [added] : [added, ...now];
 }
 
@@ -122,19 +128,37 @@ function move(state: ThreadState, item: QueueItemState, to: CommandOf<"queue.mov
   if (to.afterId === item.queueItemId) return refuse("INVALID_MOVE", "an item cannot move after itself");
   const index = to.afterId === null ? -1 : others.findIndex((i) => i.queueItemId === to.afterId);
   if (index === -1 && to.afterId !== null) return refuse("ITEM_NOT_FOUND", `item ${to.afterId} is not in the queue`);
-  const before = index >= 0 ? others[index] : undefined;
-  const after = others[index + 1];
   const current = orderedItems(state);
   const at = current.indexOf(item);
-  if (current[at - 1] === before && current[at + 1] === after) return [];
-  return [moved(item, between(before, after))];
+  if (current[at - 1] === others[index] && current[at + 1] === others[index + 1]) return [];
+  return placeAfter(others, index, item);
 }
 
-/** A key strictly between two neighbours; equal keys (ties by id) get the key after `before`. */
-function between(before: QueueItemState | undefined, after: QueueItemState | undefined): string {
-  const lo = before?.position ?? null;
-  const hi = after?.position ?? null;
-  return lo !== null && hi !== null && lo >= hi ? keyBetween(lo, null) : keyBetween(lo, hi);
+/**
+ * Moves `item` right after `others[index]` (-1: to the head). Neighbours with distinct keys
+ * leave room between them. Neighbours sharing one key (two devices wrote it at once; ids
+ * order them) leave none, so that group is spread over fresh keys around the moved item.
+ * The item being sent, if in the group, keeps its key: nothing may change a sending item.
+ */
+function placeAfter(others: QueueItemState[], index: number, item: QueueItemState): DomainEvent[] {
+  const before = others[index];
+  const after = others[index + 1];
+  if (!before || !after || before.position < after.position) {
+    return [moved(item, keyBetween(before?.position ?? null, after?.position ?? null))];
+  }
+  const tied = before.position;
+  if (before.queueItemId < item.queueItemId && item.queueItemId < after.queueItemId) return [moved(item, tied)];
+  const first = others.findIndex((i) => i.position === tied);
+  const end = others.findLastIndex((i) => i.position === tied) + 1;
+  const group = [...others.slice(first, index + 1), item, ...others.slice(index + 1, end)];
+  const lo = others[first - 1]?.position ?? null;
+  const hi = others[end]?.position ?? null;
+  const anchor = group.findIndex((i) => i.status === "sending");
+  const keys =
+    anchor === -1
+      ? keysBetween(lo, hi, group.length)
+      : [...keysBetween(lo, tied, anchor), tied, ...keysBetween(tied, hi, group.length - anchor - 1)];
+  return group.flatMap((i, k) => (i.position === keys[k] ? [] : [moved(i, keys[k]!)]));
 }
 
 const moved = (item: QueueItemState, position: string): DomainEvent => ({
@@ -142,28 +166,31 @@ const moved = (item: QueueItemState, position: string): DomainEvent => ({
   payload: { queueItemId: item.queueItemId, position },
 });
 
-function sendNow(state: ThreadState, item: QueueItemState): Decision {
+/** `preceding`: events the caller emits before these (the claim's version depends on it). */
+function sendNow(state: ThreadState, item: QueueItemState, preceding = 0): Decision {
   if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
   if (item.status === "sending") return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
   if (sendingItem(state)) return refuse("DISPATCH_IN_FLIGHT", "another item is being sent; wait for its turn to start");
   const { status, activeTurnId } = state.session;
   const kind = activeTurnId ? "steer" : status === "ready" ? "turn" : null;
   if (!kind) return refuse("SESSION_NOT_READY", `the agent session is ${status}`);
-  return [
+  const prelude: DomainEvent[] = [
     ...(item.status === "failed" ? [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } } as const] : []),
     // Send now is how a user continues after an interrupt or a failure.
     ...(state.paused && state.pauseReason !== "user" ? [{ type: "queue.resumed", payload: {} } as const] : []),
-    claim({ ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId),
   ];
+  const version = state.version + preceding + prelude.length + 1;
+  return [...prelude, claim({ ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId, version)];
 }
 
-function claim(item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null): DomainEvent {
+/** `version`: the thread version the claim event will have. */
+function claim(item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null, version: number): DomainEvent {
   const attempt = item.attempts + 1;
   return {
     type: "queue.item-send-started",
     payload: {
       queueItemId: item.queueItemId,
-      dispatchId: `${item.queueItemId}.${attempt}`,
+      dispatchId: dispatchIdOf(item.queueItemId, version),
       kind,
       expectedTurnId,
       attempt,
@@ -226,6 +253,16 @@ function turnEnded(state: ThreadState, c: CommandOf<"agent.turnEnded">): Decisio
   const ended: DomainEvent = { type: "turn.ended", payload: { turnId: c.turnId, outcome: c.outcome, error: c.error } };
   const pauseFor = c.outcome === "interrupted" ? "interrupted" : c.outcome === "failed" ? "failure" : null;
   return pauseFor && !state.paused ? [ended, { type: "queue.paused", payload: { reason: pauseFor } }] : [ended];
+}
+
+/**
+ * Unique per claim, for ever: a retried item restarts at attempt 1, so an attempt-based id
+ * would repeat and a stale timeout of the earlier dispatch would fail the new one. The
+ * claim's thread version never repeats. Kept within the 128-character id limit.
+ */
+function dispatchIdOf(queueItemId: string, version: number): string {
+  const id = `${queueItemId}.v${version}`;
+  return id.length <= MAX_ID_LENGTH ? id : `${queueItemId.slice(0, 80)}~${textHash(queueItemId)}.v${version}`;
 }
 
 /** Retrying or removing the last failed item releases a failure hold. */

@@ -7,6 +7,7 @@ export type DomainErrorReason =
   | "THREAD_EXISTS"
   | "THREAD_ARCHIVED"
   | "ITEM_NOT_FOUND"
+  | "ITEM_EXISTS"
   | "ITEM_SENDING"
   | "ITEM_NOT_SENDING"
   | "ITEM_NOT_FAILED"
