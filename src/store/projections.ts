@@ -1,0 +1,165 @@
+import type { DomainEvent, QueueItemState, ThreadState } from "../domain/index.js";
+
+/**
+ * Rows of the projection tables, keyed like the columns of schema.prisma, so the store can
+ * hand them to PostgreSQL's jsonb_populate_recordset as they are.
+ */
+export interface ThreadRow {
+  id: string;
+  workspaceId: string;
+  title: string;
+  version: number;
+  archived: boolean;
+  deleted: boolean;
+  sessionStatus: string;
+  sessionError: string | null;
+  activeTurnId: string | null;
+  paused: boolean;
+  pauseReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface QueueItemRow {
+  id: string;
+  threadId: string;
+  messageId: string;
+  text: string;
+  attachments: unknown;
+  options: unknown;
+  status: string;
+  failureReason: string | null;
+  position: string;
+  attempts: number;
+  notBefore: string | null;
+  dispatchId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TurnRow {
+  threadId: string;
+  turnId: string;
+  queueItemId: string | null;
+  status: string;
+  error: string | null;
+  startedAt: string;
+  endedAt: string | null;
+}
+
+export interface MessageRow {
+  threadId: string;
+  messageId: string;
+  queueItemId: string;
+  turnId: string;
+  text: string;
+  attachments: unknown;
+  sentAt: string;
+}
+
+/** An event with the stamp the projections read: when it was recorded. */
+export type ProjectedEvent = DomainEvent & { createdAt: string };
+
+/** Everything one append changes in the projection tables. */
+export interface ProjectionChanges {
+  thread: ThreadRow;
+  insertItems: QueueItemRow[];
+  updateItems: QueueItemRow[];
+  deleteItems: string[];
+  /** Turns that started in these events (with their end, when it is among them too). */
+  startTurns: TurnRow[];
+  /** Turns that started earlier and ended in these events. */
+  endTurns: Pick<TurnRow, "turnId" | "status" | "error" | "endedAt">[];
+  messages: MessageRow[];
+}
+
+export const threadRow = (s: ThreadState): ThreadRow => ({
+  id: s.threadId,
+  workspaceId: s.workspaceId,
+  title: s.title,
+  version: s.version,
+  archived: s.archived,
+  deleted: s.deleted,
+  sessionStatus: s.session.status,
+  sessionError: s.session.error,
+  activeTurnId: s.session.activeTurnId,
+  paused: s.paused,
+  pauseReason: s.pauseReason,
+  createdAt: s.createdAt,
+  updatedAt: s.updatedAt,
+});
+
+export const queueItemRow = (threadId: string, i: QueueItemState): QueueItemRow => ({
+  id: i.queueItemId,
+  threadId,
+  messageId: i.messageId,
+  text: i.text,
+  attachments: i.attachments,
+  options: i.options,
+  status: i.status,
+  failureReason: i.failureReason,
+  position: i.position,
+  attempts: i.attempts,
+  notBefore: i.notBefore,
+  dispatchId: i.dispatchId,
+  createdAt: i.createdAt,
+  updatedAt: i.updatedAt,
+});
+
+/**
+ * Thread and QueueItem rows follow the state (diffed: evolve replaces exactly the item
+ * objects it changes); Turn and Message rows follow the events, since the state forgets
+ * turns and sent messages.
+ */
+export function projectionChanges(before: ThreadState, after: ThreadState, events: readonly ProjectedEvent[]): ProjectionChanges {
+  const threadId = after.threadId;
+  const insertItems: QueueItemRow[] = [];
+  const updateItems: QueueItemRow[] = [];
+  for (const [id, item] of Object.entries(after.items)) {
+    const old = before.items[id];
+    if (!old) insertItems.push(queueItemRow(threadId, item));
+    else if (old !== item) updateItems.push(queueItemRow(threadId, item));
+  }
+  const deleteItems = Object.keys(before.items).filter((id) => !(id in after.items));
+
+  const started = new Map<string, TurnRow>();
+  const endTurns: ProjectionChanges["endTurns"] = [];
+  const messages: MessageRow[] = [];
+  for (const e of events) {
+    switch (e.type) {
+      case "turn.started":
+        started.set(e.payload.turnId, {
+          threadId,
+          turnId: e.payload.turnId,
+          queueItemId: e.payload.queueItemId,
+          status: "running",
+          error: null,
+          startedAt: e.createdAt,
+          endedAt: null,
+        });
+        break;
+      case "turn.ended": {
+        const end = { turnId: e.payload.turnId, status: e.payload.outcome, error: e.payload.error, endedAt: e.createdAt };
+        const turn = started.get(end.turnId);
+        if (turn) Object.assign(turn, end);
+        else endTurns.push(end);
+        break;
+      }
+      case "message.sent":
+        messages.push({
+          threadId,
+          messageId: e.payload.messageId,
+          queueItemId: e.payload.queueItemId,
+          turnId: e.payload.turnId,
+          text: e.payload.text,
+          attachments: e.payload.attachments,
+          sentAt: e.createdAt,
+        });
+        break;
+      default:
+        // Every other event shows in the projections through the state.
+        break;
+    }
+  }
+  return { thread: threadRow(after), insertItems, updateItems, deleteItems, startTurns: [...started.values()], endTurns, messages };
+}
