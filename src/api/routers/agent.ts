@@ -1,7 +1,7 @@
 import { AgentSession, AgentTurnEnded, AgentTurnStarted, AgentTurnStartFailed } from "../../domain/index.js";
 import { executeOnThread, threadCommandInput } from "../commands.js";
 import { agentProcedure, router } from "../trpc.js";
-import { dispatches } from "./dispatches.js";
+import { dispatches, threads } from "./dispatches.js";
 
 const versionOnly = ({ version }: { version: number }) => ({ version });
 
@@ -29,4 +29,4 @@ const reports = {
 };
 
 /** The agent side: reports, plus the dispatch stream (`agent.dispatches`) from ./dispatches.ts. */
-export const agentRouter = router({ ...reports, dispatches });
+export const agentRouter = router({ ...reports, dispatches, threads });

@@ -73,3 +73,42 @@ async function unacknowledged(services: Services, workspaceId: string): Promise<
   const events = await services.store.unacknowledgedDispatches(workspaceId);
   return events.filter(isClaim).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
 }
+
+export interface AgentThread {
+  threadId: string;
+  sessionStatus: string;
+}
+
+const LIST_PAGE = 200;
+
+/**
+ * `agent.threads`: the workspace's active threads (with their session status), then each
+ * thread created later. A runtime that keeps one session per thread (the echo agent) learns
+ * here which threads to report ready on. Not resumable: a reconnect lists again.
+ */
+export const threads = agentProcedure.subscription(async function* ({ ctx, signal }) {
+  const { services, principal } = ctx;
+  const inbox = new EventEmitter<{ created: [AgentThread] }>();
+  const arrivals = on(inbox, "created", { signal }) as AsyncIterable<[AgentThread]>;
+  const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
+    for (const e of JSON.parse(new TextDecoder().decode(message)) as StoredEvent[]) {
+      if (e.type === "thread.created" && e.workspaceId === principal.workspaceId) {
+        inbox.emit("created", { threadId: e.threadId, sessionStatus: "unknown" });
+      }
+    }
+  });
+  try {
+    let cursor: string | null = null;
+    do {
+      const page: Awaited<ReturnType<Services["store"]["listThreads"]>> =
+        await services.store.listThreads(principal.workspaceId, cursor, LIST_PAGE);
+      for (const t of page.items) if (!t.archived) yield { threadId: t.threadId, sessionStatus: t.sessionStatus };
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    for await (const [thread] of arrivals) yield thread;
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+  } finally {
+    await unsubscribe();
+  }
+});

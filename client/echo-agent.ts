@@ -1,0 +1,40 @@
+import { abortableSleep, runAgent, TurnStartError, type Agent, type Dispatch } from "./agent.js";
+
+export interface EchoAgentOptions {
+  url: string;
+  /** An `agent` token of the workspace to serve. */
+  token: string;
+  /** How long each turn "works" before it completes. */
+  delayMs?: number;
+  /** Share of turns (0..1) whose start fails, retryably, to show retries and backoff. */
+  failureRate?: number;
+  /** Where the echoes go; stdout by default. */
+  echo?: (line: string, dispatch: Dispatch) => void;
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * A real agent runtime on the agent SDK whose "model" echoes the message back: it keeps a
+ * ready session on every thread of its workspace, starts each dispatched turn, works for
+ * `delayMs`, prints the text and completes. Steers are echoed into the running turn.
+ */
+export function startEchoAgent(options: EchoAgentOptions): Agent {
+  const { delayMs = 500, failureRate = 0 } = options;
+  const echo = options.echo ?? ((line: string) => process.stdout.write(`${line}\n`));
+  return runAgent({
+    url: options.url,
+    token: options.token,
+    autoReady: true,
+    onError: options.onError,
+    async onTurn(turn) {
+      if (Math.random() < failureRate) throw new TurnStartError("echo: simulated start failure", { retryable: true });
+      const turnId = await turn.start();
+      await abortableSleep(delayMs, turn.signal);
+      echo(`[${turn.dispatch.threadId}] turn ${turnId}: ${turn.dispatch.message.text}`, turn.dispatch);
+      return { outcome: "completed" };
+    },
+    async onSteer(dispatch) {
+      echo(`[${dispatch.threadId}] steer into ${dispatch.expectedTurnId}: ${dispatch.message.text}`, dispatch);
+    },
+  });
+}
