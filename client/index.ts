@@ -1,0 +1,49 @@
+import { createTransport } from "./transport.js";
+import { ThreadQueue, type Presence } from "./queue.js";
+
+export interface TurnqueueClientOptions {
+  /** Base URL of the server, e.g. http://127.0.0.1:4780. */
+  url: string;
+  /** A user (or admin) token: `turnqueue token --workspace W --role user`. */
+  token: string;
+}
+
+export interface OpenQueueOptions {
+  /** How this device appears to the others looking at the thread. */
+  presence?: Partial<Presence>;
+}
+
+/**
+ * The user side of Turnqueue: every tRPC procedure, typed from the server's router, plus
+ * live, collaborative queues backed by each thread's Yjs document.
+ */
+export function createTurnqueueClient(options: TurnqueueClientOptions) {
+  const transport = createTransport(options);
+  const queues = new Set<ThreadQueue>();
+  return {
+    thread: transport.thread,
+    queue: transport.queue,
+    openThreadQueue(threadId: string, open: OpenQueueOptions = {}): ThreadQueue {
+      const queue: ThreadQueue = new ThreadQueue({
+        ...options,
+        threadId,
+        trpc: transport,
+        presence: open.presence,
+        onClose: () => queues.delete(queue),
+      });
+      queues.add(queue);
+      return queue;
+    },
+    /** Closes every open queue and the API connection. */
+    async close(): Promise<void> {
+      for (const queue of queues) queue.close();
+      await transport.close();
+    },
+  };
+}
+
+export type TurnqueueClient = ReturnType<typeof createTurnqueueClient>;
+export { ThreadQueue, applyTextChange } from "./queue.js";
+export type {
+  AddOptions, Added, ConnectionStatus, ItemStatus, PauseReason, Peer, Presence, QueueEntry, QueueMeta, SessionStatus,
+} from "./queue.js";

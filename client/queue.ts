@@ -1,0 +1,308 @@
+import type { TRPCClient } from "@trpc/client";
+import type { inferRouterOutputs } from "@trpc/server";
+import { ObservableV2 } from "lib0/observable";
+import WebSocket from "ws";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import type { AppRouter } from "../src/api/router.js";
+import { compareOrder, keyBetween } from "../src/domain/ordering.js";
+
+type Outputs = inferRouterOutputs<AppRouter>;
+type Snapshot = Outputs["thread"]["get"];
+/** What `queue.add` answers: the item's id and what became of it (idempotent by messageId). */
+export type Added = Outputs["queue"]["add"];
+export type ItemStatus = Snapshot["queue"]["items"][number]["status"];
+export type SessionStatus = Snapshot["session"]["status"];
+export type PauseReason = NonNullable<Snapshot["queue"]["pauseReason"]>;
+
+/** One queue item as the live document shows it (CONTRACT.md "The Yjs document of a thread"). */
+export interface QueueEntry {
+  id: string;
+  messageId: string;
+  text: string;
+  position: string;
+  status: ItemStatus;
+  failureReason: string | null;
+  attempts: number;
+  createdAt: string;
+}
+
+export interface QueueMeta {
+  version: number;
+  session: SessionStatus;
+  paused: boolean;
+  pauseReason: PauseReason | null;
+}
+
+/** What a device tells the others through awareness: who it is and which item it edits. */
+export interface Presence {
+  name: string;
+  color: string;
+  editing: string | null;
+}
+
+export interface Peer extends Presence {
+  clientId: number;
+}
+
+/** `closed`: the server refused the connection for good (bad token, no access); see `closeReason`. */
+export type ConnectionStatus = "connecting" | "connected" | "disconnected" | "closed";
+
+export interface ThreadQueueEvents {
+  /** The items or the meta changed, locally or remotely. */
+  change: (queue: ThreadQueue) => void;
+  status: (status: ConnectionStatus) => void;
+  peers: (peers: Peer[]) => void;
+}
+
+export interface AddOptions {
+  /** The idempotency key of the message; a fresh one when omitted. */
+  messageId?: string;
+  options?: Record<string, string | number | boolean | null>;
+  sendNow?: boolean;
+}
+
+export interface ThreadQueueOptions {
+  /** Base URL of the server, e.g. http://127.0.0.1:4780. */
+  url: string;
+  token: string;
+  threadId: string;
+  trpc: TRPCClient<AppRouter>;
+  presence?: Partial<Presence>;
+  onClose?: () => void;
+}
+
+const PALETTE = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#7d5ba6", "#2e86ab", "#f18f01", "#c73e1d"];
+
+/**
+ * A thread's queue, live: a replica of the thread's Yjs document kept in sync over
+ * y-websocket. Text and order are written to the document (so several devices edit them
+ * together, and edits made offline merge on reconnect); everything that changes membership
+ * or status goes through tRPC, because only the server decides those.
+ */
+export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
+  readonly threadId: string;
+  readonly doc = new Y.Doc();
+  readonly provider: WebsocketProvider;
+  private readonly trpc: TRPCClient<AppRouter>;
+  private readonly onClose: (() => void) | undefined;
+  private readonly items: Y.Map<Y.Map<unknown>>;
+  private readonly meta: Y.Map<unknown>;
+  private cache: QueueEntry[] | null = null;
+  private connection: ConnectionStatus = "connecting";
+  closeReason: string | null = null;
+
+  constructor(options: ThreadQueueOptions) {
+    super();
+    this.threadId = options.threadId;
+    this.trpc = options.trpc;
+    this.onClose = options.onClose;
+    this.items = this.doc.getMap("items");
+    this.meta = this.doc.getMap("meta");
+    const wsBase = options.url.replace(/^http/, "ws").replace(/\/$/, "");
+    this.provider = new WebsocketProvider(`${wsBase}/yjs`, encodeURIComponent(options.threadId), this.doc, {
+      params: { token: options.token },
+      // Each replica syncs through the server only, which is the one that validates writes.
+      disableBc: true,
+      // `ws` in Node; the browser build aliases it to the built-in WebSocket.
+      WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    });
+    this.doc.on("afterTransaction", (tr) => {
+      if (tr.changed.size === 0 && tr.changedParentTypes.size === 0) return;
+      this.cache = null;
+      this.emit("change", [this]);
+    });
+    this.provider.on("status", ({ status }) => this.setStatus(status));
+    this.provider.on("closed", ({ reason }) => {
+      this.closeReason = reason || "the server closed the connection";
+      this.setStatus("closed");
+    });
+    const id = this.doc.clientID;
+    this.provider.awareness.setLocalState({
+      name: options.presence?.name ?? `device ${id % 1000}`,
+      color: options.presence?.color ?? PALETTE[id % PALETTE.length],
+      editing: options.presence?.editing ?? null,
+    } satisfies Presence);
+    this.provider.awareness.on("change", () => this.emit("peers", [this.peers]));
+  }
+
+  get status(): ConnectionStatus {
+    return this.connection;
+  }
+
+  /** True once the replica has received the server's state at least once on this connection. */
+  get synced(): boolean {
+    return this.provider.synced;
+  }
+
+  /** Resolves when the replica holds the server's state. */
+  whenSynced(): Promise<void> {
+    if (this.provider.synced) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onSync = (synced: boolean) => {
+        if (!synced) return;
+        this.provider.off("sync", onSync);
+        resolve();
+      };
+      this.provider.on("sync", onSync);
+    });
+  }
+
+  /** Items in queue order: `(position, id)`, the order the server drains in. */
+  get entries(): QueueEntry[] {
+    this.cache ??= [...this.items.values()].map(entryOf).sort((a, b) =>
+      compareOrder({ position: a.position, queueItemId: a.id }, { position: b.position, queueItemId: b.id }),
+    );
+    return this.cache;
+  }
+
+  get(id: string): QueueEntry | undefined {
+    const item = this.items.get(id);
+    return item ? entryOf(item) : undefined;
+  }
+
+  get state(): QueueMeta {
+    return {
+      version: (this.meta.get("version") as number | undefined) ?? 0,
+      session: (this.meta.get("session") as SessionStatus | undefined) ?? "unknown",
+      paused: (this.meta.get("paused") as boolean | undefined) ?? false,
+      pauseReason: (this.meta.get("pauseReason") as PauseReason | null | undefined) ?? null,
+    };
+  }
+
+  /** The item's shared text, for binding an editor to it (see client/web/text-binding.ts). */
+  text(id: string): Y.Text {
+    const text = this.editable(id).get("text");
+    if (!(text instanceof Y.Text)) throw new Error(`item ${id} has no shared text yet`);
+    return text;
+  }
+
+  /** Everyone else looking at this thread right now. */
+  get peers(): Peer[] {
+    const peers: Peer[] = [];
+    for (const [clientId, state] of this.provider.awareness.getStates()) {
+      if (clientId === this.doc.clientID || !isPresence(state)) continue;
+      peers.push({ clientId, name: state.name, color: state.color, editing: state.editing });
+    }
+    return peers;
+  }
+
+  /** Tell the others which item this device is editing (null: none). */
+  setEditing(id: string | null): void {
+    this.provider.awareness.setLocalStateField("editing", id);
+  }
+
+  async add(text: string, options: AddOptions = {}): Promise<Added> {
+    return this.trpc.queue.add.mutate({
+      threadId: this.threadId,
+      message: { messageId: options.messageId ?? crypto.randomUUID(), text },
+      options: options.options,
+      sendNow: options.sendNow,
+    });
+  }
+
+  /**
+   * Replace the item's text with the smallest Y.Text change that does it, so concurrent
+   * edits of other parts of the text by other devices survive. Works offline.
+   */
+  edit(id: string, text: string): void {
+    const shared = this.text(id);
+    this.doc.transact(() => applyTextChange(shared, text), this);
+  }
+
+  /** Move the item right after `afterId` (null: to the head). Works offline. */
+  move(id: string, afterId: string | null): void {
+    const item = this.editable(id);
+    if (afterId === id) throw new Error("an item cannot move after itself");
+    const others = this.entries.filter((e) => e.id !== id);
+    const index = afterId === null ? -1 : others.findIndex((e) => e.id === afterId);
+    if (afterId !== null && index === -1) throw new Error(`item ${afterId} is not in the queue`);
+    const before = others[index]?.position ?? null;
+    const after = others[index + 1]?.position ?? null;
+    // Equal neighbours (ties broken by id) have no key between them; go right after `before`.
+    const position = before !== null && after !== null && before >= after ? keyBetween(before, null) : keyBetween(before, after);
+    this.doc.transact(() => item.set("position", position), this);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.trpc.queue.remove.mutate({ threadId: this.threadId, queueItemId: id });
+  }
+
+  async retry(id: string): Promise<void> {
+    await this.trpc.queue.retry.mutate({ threadId: this.threadId, queueItemId: id });
+  }
+
+  async sendNow(id: string): Promise<void> {
+    await this.trpc.queue.sendNow.mutate({ threadId: this.threadId, queueItemId: id });
+  }
+
+  async pause(): Promise<void> {
+    await this.trpc.queue.pause.mutate({ threadId: this.threadId });
+  }
+
+  async resume(): Promise<void> {
+    await this.trpc.queue.resume.mutate({ threadId: this.threadId });
+  }
+
+  /** Go offline: edits keep landing in the local replica and are sent on `connect()`. */
+  disconnect(): void {
+    this.provider.disconnect();
+  }
+
+  connect(): void {
+    this.provider.connect();
+  }
+
+  close(): void {
+    this.provider.awareness.setLocalState(null);
+    this.provider.destroy();
+    this.doc.destroy();
+    this.onClose?.();
+  }
+
+  /** The server undoes writes to items it is sending; refusing them here says why at once. */
+  private editable(id: string): Y.Map<unknown> {
+    const item = this.items.get(id);
+    if (!item) throw new Error(`item ${id} is not in the queue`);
+    if (item.get("status") === "sending") throw new Error(`item ${id} is being sent and can no longer change`);
+    return item;
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (this.connection === status) return;
+    this.connection = status;
+    this.emit("status", [status]);
+  }
+}
+
+function entryOf(item: Y.Map<unknown>): QueueEntry {
+  const text = item.get("text");
+  return {
+    id: item.get("id") as string,
+    messageId: item.get("messageId") as string,
+    text: text instanceof Y.Text ? text.toString() : "",
+    position: item.get("position") as string,
+    status: item.get("status") as ItemStatus,
+    failureReason: (item.get("failureReason") as string | null | undefined) ?? null,
+    attempts: (item.get("attempts") as number | undefined) ?? 0,
+    createdAt: item.get("createdAt") as string,
+  };
+}
+
+const isPresence = (state: unknown): state is Presence =>
+  typeof state === "object" && state !== null && typeof (state as Presence).name === "string";
+
+/** Rewrite `shared` into `next` by deleting and inserting only the middle part that differs. */
+export function applyTextChange(shared: Y.Text, next: string): void {
+  const current = shared.toString();
+  if (current === next) return;
+  let start = 0;
+  const max = Math.min(current.length, next.length);
+  while (start < max && current[start] === next[start]) start++;
+  let end = 0;
+  while (end < max - start && current[current.length - 1 - end] === next[next.length - 1 - end]) end++;
+  const removed = current.length - start - end;
+  if (removed > 0) shared.delete(start, removed);
+  const inserted = next.slice(start, next.length - end);
+  if (inserted) shared.insert(start, inserted);
+}

@@ -1,0 +1,2 @@
+/** Stands in for the `ws` package in the browser build (see vite.config.ts). */
+export default globalThis.WebSocket;
