@@ -1,0 +1,284 @@
+import { existsSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { applyWSSHandler } from "@trpc/server/adapters/ws";
+import sirv from "sirv";
+import { WebSocketServer } from "ws";
+import { createAuth } from "./api/auth.js";
+import { createContextFactory } from "./api/context.js";
+import { appRouter } from "./api/router.js";
+import { createCluster } from "./cluster/index.js";
+import { createEngine } from "./engine/engine.js";
+import type { Engine } from "./engine/types.js";
+import { instrumentEngine } from "./observability/instrument-engine.js";
+import { createLogger } from "./observability/logger.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
+import type { Closable, Config, Services } from "./services.js";
+import { startReactors } from "./reactors/index.js";
+import { openDatabase } from "./store/database.js";
+import { PrismaEventStore } from "./store/event-store.js";
+
+export interface Turnqueue {
+  /** Where the server listens, with the real port when config.port was 0. */
+  url: string;
+  services: Services;
+  /** Graceful shutdown: see `close` below for the order and why. */
+  close(): Promise<void>;
+}
+
+/** A plug-in that owns WebSocket upgrades under a path prefix (collab at `/yjs/`). */
+interface UpgradeRoute {
+  prefix: string;
+  door: string;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+/** How long shutdown waits for in-flight HTTP requests before cutting connections. */
+const DRAIN_GRACE_MS = 10_000;
+/** /readyz answers "not ready" rather than hang when the database does not answer. */
+const READY_TIMEOUT_MS = 2_000;
+
+const webDist = fileURLToPath(new URL("../client/web/dist", import.meta.url));
+
+/**
+ * Opens the store, wires every part to it and serves all doors on one HTTP port:
+ * /trpc (HTTP + WebSocket), /yjs/<threadId>, /healthz, /readyz, /metrics and the web page.
+ */
+export async function startTurnqueue(config: Config, options: { now?: () => Date } = {}): Promise<Turnqueue> {
+  const logger = createLogger(config.logLevel);
+  const metrics = createMetrics();
+  // Everything started so far, stopped in reverse order: a failed start undoes itself too.
+  const started: { name: string; part: Closable }[] = [];
+  const stopAll = async () => {
+    for (const { name, part } of started.reverse()) {
+      await part.close().catch((err: unknown) => logger.error({ err, part: name }, "failed to close cleanly"));
+    }
+    started.length = 0;
+  };
+  const keep = <T extends Closable>(name: string, part: T): T => {
+    started.push({ name, part });
+    return part;
+  };
+
+  try {
+    const db = keep("database", await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+    const store = keep("store", new PrismaEventStore(db));
+    const { bus, lease } = await createCluster(config, db, { logger });
+    keep("bus", bus);
+    keep("lease", lease);
+    const now = options.now ?? (() => new Date());
+    const engine = keep("engine", finishingInFlight(instrumentEngine(createEngine({ store, bus, now, policy: config.drainPolicy, logger }), metrics)));
+    const services: Services = {
+      config,
+      logger,
+      db,
+      store,
+      engine,
+      bus,
+      lease,
+      auth: createAuth(config.secret),
+      metrics: metrics.registry,
+      now,
+    };
+
+    // ── Plug-ins ──────────────────────────────────────────────────────────────────────
+    // Each starts here with the services and is stopped, in reverse order, after the HTTP
+    // server has stopped and before the engine and the database close. Start one with
+    // `keep("<name>", await startX(services))`; one that serves WebSockets also adds an
+    // entry to `upgrades` (the path prefix it owns and its handleUpgrade).
+    const upgrades: UpgradeRoute[] = [];
+    keep("reactors", await startReactors(services));
+    // ─────────────────────────────────────────────────────────────────────────────────
+
+    const server = keep("http", await serve(services, metrics, upgrades));
+    logger.info({ url: server.url, database: db.kind, redis: Boolean(config.redisUrl) }, "turnqueue is serving");
+    return { url: server.url, services, close: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/**
+ * Waits for commands already inside the engine before closing it, so shutdown never cuts
+ * a transaction in half (the store's transaction is atomic; this keeps it from failing).
+ */
+function finishingInFlight(engine: Engine): Engine {
+  const inFlight = new Set<Promise<unknown>>();
+  return {
+    ...engine,
+    execute(threadId, command, options) {
+      const running = engine.execute(threadId, command, options);
+      const forget = (): void => void inFlight.delete(settled);
+      const settled: Promise<void> = running.then(forget, forget);
+      inFlight.add(settled);
+      return running;
+    },
+    async close() {
+      await Promise.all(inFlight);
+      await engine.close();
+    },
+  };
+}
+
+type Door = "trpc" | "healthz" | "readyz" | "metrics" | "static";
+
+const doorOf = (pathname: string): Door => {
+  if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return "trpc";
+  switch (pathname) {
+    case "/healthz":
+      return "healthz";
+    case "/readyz":
+      return "readyz";
+    case "/metrics":
+      return "metrics";
+    default:
+      return "static";
+  }
+};
+
+const sendJson = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+};
+
+async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
+  const { config, logger } = services;
+  const contexts = createContextFactory(services);
+  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/trpc/", createContext: contexts.http });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
+  const trpcWs = applyWSSHandler({
+    wss,
+    router: appRouter,
+    createContext: contexts.ws,
+    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
+  });
+  const routes: UpgradeRoute[] = [
+    {
+      prefix: "/trpc",
+      door: "trpc",
+      handleUpgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)),
+    },
+    ...upgrades,
+  ];
+  const web = existsSync(webDist) ? sirv(webDist, { single: true, etag: true }) : null;
+
+  let draining = false;
+  let inFlight = 0;
+  let idle: (() => void) | null = null;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const { pathname } = new URL(req.url ?? "/", "http://localhost");
+    const door = doorOf(pathname);
+    // Tells keep-alive clients to reconnect elsewhere while this instance stops.
+    if (draining) res.setHeader("connection", "close");
+    res.once("finish", () => metrics.httpRequests.inc({ door, status: res.statusCode }));
+    switch (door) {
+      case "trpc":
+        return trpcHttp(req, res);
+      case "healthz":
+        return sendJson(res, 200, { status: "ok" });
+      case "readyz":
+        try {
+          await withTimeout(services.store.ping(), READY_TIMEOUT_MS, "the database did not answer");
+          return sendJson(res, draining ? 503 : 200, { status: draining ? "stopping" : "ready" });
+        } catch (error) {
+          return sendJson(res, 503, { status: "unavailable", error: (error as Error).message });
+        }
+      case "metrics":
+        return void res
+          .writeHead(200, { "content-type": services.metrics.contentType })
+          .end(await services.metrics.metrics());
+      case "static":
+        if (web) return web(req, res, () => sendJson(res, 404, { error: "not found" }));
+        return sendJson(res, 404, { error: "the web page is not built: run `npm run build:web`" });
+    }
+  };
+
+  const server = http.createServer((req, res) => {
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) idle?.();
+    });
+    handle(req, res).catch((err: unknown) => {
+      logger.error({ err, url: req.url }, "request failed");
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+      else res.destroy();
+    });
+  });
+
+  server.on("connection", (socket) => {
+    metrics.httpConnections.inc();
+    socket.once("close", () => metrics.httpConnections.dec());
+  });
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const { pathname } = new URL(req.url ?? "/", "http://localhost");
+    const route = routes.find((r) => pathname === r.prefix || pathname.startsWith(r.prefix.endsWith("/") ? r.prefix : `${r.prefix}/`));
+    if (!route || draining) {
+      socket.end(`HTTP/1.1 ${draining ? "503 Service Unavailable" : "404 Not Found"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    metrics.websockets.inc({ door: route.door });
+    socket.once("close", () => metrics.websockets.dec({ door: route.door }));
+    route.handleUpgrade(req, socket, head);
+  });
+
+  const url = await listen(server, config);
+
+  return {
+    url,
+    /**
+     * Stop accepting, let requests in flight finish (an answered command is committed), then
+     * tell tRPC WebSocket clients to reconnect and close their sockets. Plug-ins close their
+     * own WebSockets when they are stopped next.
+     */
+    async close() {
+      draining = true;
+      // Not awaited: the listening socket's close also waits for upgraded sockets, which
+      // their plug-ins close after this.
+      server.close();
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await Promise.race([new Promise<void>((resolve) => (idle = resolve)), sleep(DRAIN_GRACE_MS)]);
+      }
+      server.closeAllConnections();
+      trpcWs.broadcastReconnectNotification();
+      for (const ws of wss.clients) ws.close(1001, "server shutting down");
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function listen(server: http.Server, config: Config): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`${config.host}:${config.port} is already in use: choose another with --port or TURNQUEUE_PORT`)
+          : error,
+      );
+    };
+    server.once("error", onError);
+    server.listen(config.port, config.host, () => {
+      server.off("error", onError);
+      const { address, port } = server.address() as AddressInfo;
+      // A wildcard address is not somewhere a browser can go; loopback is.
+      const host = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "[::1]" : address.includes(":") ? `[${address}]` : address;
+      resolve(`http://${host}:${port}`);
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
