@@ -11,6 +11,7 @@ import { createAuth } from "./api/auth.js";
 import { createContextFactory } from "./api/context.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
+import { COLLAB_PATH, createCollab } from "./collab/index.js";
 import { createEngine } from "./engine/engine.js";
 import type { Engine } from "./engine/types.js";
 import { instrumentEngine } from "./observability/instrument-engine.js";
@@ -91,6 +92,8 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
     // entry to `upgrades` (the path prefix it owns and its handleUpgrade).
     const upgrades: UpgradeRoute[] = [];
     keep("reactors", await startReactors(services));
+    const collab = keep("collab", createCollab(services));
+    upgrades.push({ prefix: COLLAB_PATH, door: "yjs", handleUpgrade: collab.handleUpgrade });
     // ─────────────────────────────────────────────────────────────────────────────────
 
     const server = keep("http", await serve(services, metrics, upgrades));
@@ -124,7 +127,7 @@ function finishingInFlight(engine: Engine): Engine {
   };
 }
 
-type Door = "trpc" | "healthz" | "readyz" | "metrics" | "static";
+type Door = "trpc" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
 
 const doorOf = (pathname: string): Door => {
   if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return "trpc";
@@ -135,10 +138,16 @@ const doorOf = (pathname: string): Door => {
       return "readyz";
     case "/metrics":
       return "metrics";
+    case "/local-token":
+      return "local-token";
     default:
       return "static";
   }
 };
+
+/** Who /local-token signs in: the user `turnqueue serve` prints a token for. */
+export const LOCAL_USER = { sub: "local", workspaceId: "local", role: "user" } as const;
+const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/.test(host);
 
 const sendJson = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
@@ -191,6 +200,13 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
         return void res
           .writeHead(200, { "content-type": services.metrics.contentType })
           .end(await services.metrics.metrics());
+      case "local-token":
+        // The embedded default on loopback is one person's server: the board opens signed in
+        // as its local user. The Host check keeps DNS-rebinding pages from reading the token.
+        if (config.databaseUrl || !isLoopback(config.host) || !isLoopback((req.headers.host ?? "").replace(/:\d+$/, ""))) {
+          return sendJson(res, 404, { error: "not found" });
+        }
+        return sendJson(res, 200, { token: await services.auth.issue(LOCAL_USER, { expiresIn: "30d" }) });
       case "static":
         if (web) return web(req, res, () => sendJson(res, 404, { error: "not found" }));
         return sendJson(res, 404, { error: "the web page is not built: run `npm run build:web`" });
