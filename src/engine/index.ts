@@ -1,0 +1,3 @@
+export { createEngine, type EngineOptions } from "./engine.js";
+export { CommandIdReusedError, EngineClosedError } from "./errors.js";
+export type { Engine, ExecuteOptions, ExecuteResult } from "./types.js";
