@@ -84,7 +84,7 @@ function create(state: ThreadState, c: CommandOf<"thread.create">): Decision {
 }
 
 function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext): Decision {
-  if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
+  // A retry of a message already accepted gets its item back, even once the thread is archived.
   const known = state.messages[c.message.messageId];
   if (known) {
     if (known.textHash !== textHash(c.message.text)) {
@@ -92,6 +92,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
     }
     return [];
   }
+  if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
   // An item id names one message for ever: reusing it would overwrite a queued item, or
   // make a sent one look queued again.
   if (Object.values(state.messages).some((m) => m.queueItemId === c.queueItemId)) {

@@ -90,6 +90,16 @@ describe("thread archive", () => {
     expect(t.add("q1")).toMatchObject({ reason: "THREAD_ARCHIVED", kind: "conflict" });
   });
 
+  it("still answers a retry of a message accepted before archiving with its item, not a refusal", () => {
+    const t = Thread.ready();
+    t.ok({ type: "queue.pause" });
+    t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hello" } });
+    t.ok({ type: "thread.archive" });
+    expect(t.ok({ type: "queue.add", queueItemId: "q2", message: { messageId: "m1", text: "hello" } })).toEqual([]);
+    expect(t.state.messages["m1"]?.queueItemId).toBe("q1");
+    expect(t.refused({ type: "queue.add", queueItemId: "q2", message: { messageId: "m2", text: "hello" } })).toBe("THREAD_ARCHIVED");
+  });
+
   it("refuses send now (THREAD_ARCHIVED)", () => {
     const t = Thread.ready();
     t.ok({ type: "queue.pause" });
