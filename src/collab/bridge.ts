@@ -1,0 +1,227 @@
+import * as Y from "yjs";
+import { DomainError, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
+import { StoreUnavailableError } from "../store/types.js";
+import { Client } from "./client.js";
+import { itemsOf, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
+
+/** What the bridge needs from the document replica it serves. */
+export interface BridgeHost {
+  readonly threadId: string;
+  readonly doc: Y.Doc;
+  /** The log's state as far as this replica has applied it. */
+  state(): ThreadState;
+  readonly editCoalesceMs: number;
+  /** Origin of server writes. */
+  readonly serverOrigin: unknown;
+  execute(command: Command, actor: string): Promise<unknown>;
+  /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
+  persisted(): Promise<void>;
+  /** Reload the log's state and bring the whole document to it (keeping `pending`'s items). */
+  resync(): Promise<void>;
+}
+
+/** The client writes one transaction made, as the observers saw them. */
+interface Review {
+  meta: boolean;
+  /** Keys of `items` a client added, replaced or deleted. */
+  members: Set<string>;
+  /** Item id → keys of its map a client set or deleted. */
+  fields: Map<string, Set<string>>;
+  /** Items whose text a client typed into. */
+  texts: Set<string>;
+  actor: string;
+}
+
+const RETRY_MS = 1_000;
+
+/**
+ * Client writes → commands. Text typed into an item becomes `queue.edit` (coalesced per
+ * item); a new position becomes `queue.move`. Every other client write is undone at once by
+ * a server write, and a write the decider refuses is undone by bringing the document back
+ * to the log — so every replica converges to what the log says.
+ */
+export class Bridge {
+  /** Items with typed text not yet committed: their coalescing timer and last typist. */
+  private readonly edits = new Map<string, { timer: NodeJS.Timeout | null; actor: string }>();
+  /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
+  private readonly moves = new Map<string, number>();
+  /** Commands run one after another, in the order the writes arrived. */
+  private work: Promise<void> = Promise.resolve();
+  private review: Review | null = null;
+  private closed = false;
+
+  constructor(private readonly host: BridgeHost) {
+    const { doc } = host;
+    doc.getMap("meta").observe((_event, tr) => {
+      if (tr.origin instanceof Client) this.reviewOf(tr.origin).meta = true;
+    });
+    itemsOf(doc).observeDeep((events, tr) => {
+      if (!(tr.origin instanceof Client)) return;
+      const review = this.reviewOf(tr.origin);
+      for (const event of events) collect(review, event, itemsOf(doc));
+    });
+  }
+
+  /** Items whose text or position the pending commands are about to commit. */
+  get pending(): { text: ReadonlySet<string>; position: ReadonlySet<string> } {
+    return { text: new Set(this.edits.keys()), position: new Set(this.moves.keys()) };
+  }
+
+  /**
+   * Called right after a client's update was applied: undoes its illegal writes in one
+   * server transaction and queues the commands for its legal ones.
+   */
+  settle(): void {
+    const review = this.review;
+    this.review = null;
+    if (!review) return;
+    const { doc } = this.host;
+    const state = this.host.state();
+    const items = itemsOf(doc);
+    const moves: [string, string][] = [];
+    doc.transact(() => {
+      if (review.meta) writeMeta(doc, state);
+      for (const id of review.members) {
+        const truth = state.items[id];
+        this.dropEdit(id);
+        if (truth) writeNewItem(doc, truth);
+        else if (items.has(id)) items.delete(id);
+      }
+      for (const [id, keys] of review.fields) {
+        if (review.members.has(id)) continue;
+        const truth = state.items[id];
+        const map = items.get(id);
+        if (!truth || !(map instanceof Y.Map)) {
+          if (!truth && items.has(id)) items.delete(id);
+          continue;
+        }
+        for (const key of keys) {
+          if (key === "position") {
+            const position = map.get("position");
+            if (typeof position === "string" && isValidPositionKey(position) && truth.status !== "sending") {
+              if (position !== truth.position) moves.push([id, position]);
+            } else map.set("position", truth.position);
+          } else if (key === "text") {
+            // A client replaced the Y.Text itself: only its content is theirs to change.
+            this.dropEdit(id);
+            map.set("text", new Y.Text(truth.text));
+          } else writeItemFields(doc, truth, { position: false });
+        }
+      }
+      for (const id of review.texts) {
+        if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
+        const truth = state.items[id];
+        if (!truth) continue;
+        if (truth.status === "sending") writeText(doc, id, truth.text);
+        else this.scheduleEdit(id, review.actor);
+      }
+    }, this.host.serverOrigin);
+    for (const [id, position] of moves) this.queueMove(id, position, review.actor);
+  }
+
+  /** Commits every coalesced edit now and waits for all queued commands (before a claim). */
+  flush(): Promise<void> {
+    for (const [id, edit] of this.edits) {
+      if (edit.timer) this.commitEdit(id);
+    }
+    return this.work;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  private reviewOf(client: Client): Review {
+    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), actor: client.actor };
+    this.review.actor = client.actor;
+    return this.review;
+  }
+
+  private scheduleEdit(id: string, actor: string): void {
+    const edit = this.edits.get(id);
+    if (edit) {
+      edit.actor = actor;
+      if (edit.timer) return;
+    }
+    const timer = setTimeout(() => this.commitEdit(id), this.host.editCoalesceMs);
+    this.edits.set(id, { timer, actor });
+  }
+
+  private dropEdit(id: string): void {
+    const edit = this.edits.get(id);
+    if (edit?.timer) clearTimeout(edit.timer);
+    this.edits.delete(id);
+  }
+
+  /** Queues the edit; the text is read when it runs, so it carries everything typed until then. */
+  private commitEdit(id: string): void {
+    const edit = this.edits.get(id);
+    if (!edit) return;
+    if (edit.timer) clearTimeout(edit.timer);
+    edit.timer = null;
+    this.enqueue(async () => {
+      // Typing that arrives from here on starts a new coalescing window.
+      if (this.edits.get(id) === edit) this.edits.delete(id);
+      const text = itemsOf(this.host.doc).get(id)?.get("text");
+      if (!(text instanceof Y.Text)) return;
+      await this.host.persisted();
+      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: text.toString() });
+      if (!command.success) return this.host.resync();
+      await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor));
+    });
+  }
+
+  private queueMove(id: string, position: string, actor: string): void {
+    this.moves.set(id, (this.moves.get(id) ?? 0) + 1);
+    this.enqueue(async () => {
+      const left = this.moves.get(id)! - 1;
+      if (left) this.moves.set(id, left);
+      else this.moves.delete(id);
+      const command = QueueMove.parse({ type: "queue.move", queueItemId: id, to: { position } });
+      await this.run(command, actor, () => this.host.resync());
+    });
+  }
+
+  /** A refusal puts the document back to the log; an unavailable store retries later. */
+  private async run(command: Command, actor: string, retry: () => unknown): Promise<void> {
+    try {
+      await this.host.execute(command, actor);
+    } catch (error) {
+      if (error instanceof DomainError) return this.host.resync();
+      if (error instanceof StoreUnavailableError && !this.closed) {
+        setTimeout(retry, RETRY_MS).unref();
+        return;
+      }
+      throw error;
+    }
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.work = this.work.then(task).catch(() => this.host.resync().catch(() => {}));
+  }
+}
+
+/** Sorts one observed change into the review by where it happened (event.path is relative to `items`). */
+function collect(review: Review, event: Y.YEvent<Y.AbstractType<unknown>>, items: unknown): void {
+  const path = event.path;
+  if (event.target === items) {
+    for (const key of event.changes.keys.keys()) review.members.add(key);
+    return;
+  }
+  const id = String(path[0]);
+  if (path.length === 1) {
+    const fields = review.fields.get(id) ?? new Set<string>();
+    for (const key of event.changes.keys.keys()) fields.add(key);
+    review.fields.set(id, fields);
+    return;
+  }
+  if (path.length === 2 && path[1] === "text" && event.target instanceof Y.Text) {
+    review.texts.add(id);
+    return;
+  }
+  // A change inside a nested value a client put under some field: that field is not theirs.
+  const fields = review.fields.get(id) ?? new Set<string>();
+  fields.add(String(path[1]));
+  review.fields.set(id, fields);
+}

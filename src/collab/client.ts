@@ -1,0 +1,55 @@
+import { WebSocket } from "ws";
+import type { Principal } from "../services.js";
+
+/** A client's WebSocket may go silent without closing; one missed pong in this window ends it. */
+const PING_INTERVAL_MS = 30_000;
+/** RFC 6455: a close reason is at most 123 bytes of UTF-8. */
+const MAX_REASON_BYTES = 123;
+
+/**
+ * One y-websocket connection. It is also the origin of the Yjs transactions and awareness
+ * changes its messages cause: that is how the server tells a client's writes from its own.
+ */
+export class Client {
+  /** Awareness client ids this connection announced, removed for everyone when it closes. */
+  readonly awarenessIds = new Set<number>();
+  readonly actor: string;
+  private alive = true;
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly principal: Principal,
+  ) {
+    this.actor = `collab:${principal.sub}`;
+    ws.on("pong", () => (this.alive = true));
+    this.pinger = setInterval(() => {
+      if (!this.alive) return void ws.terminate();
+      this.alive = false;
+      ws.ping();
+    }, PING_INTERVAL_MS);
+    this.pinger.unref();
+    ws.once("close", () => clearInterval(this.pinger));
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  send(message: Uint8Array): void {
+    if (!this.open) return;
+    // A failed send means the socket is going away; its close handler does the cleanup.
+    this.ws.send(message, (error) => error && this.ws.terminate());
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === WebSocket.CLOSED || this.ws.readyState === WebSocket.CLOSING) return;
+    this.ws.close(code, truncate(reason));
+  }
+}
+
+function truncate(reason: string): string {
+  let out = reason;
+  while (Buffer.byteLength(out) > MAX_REASON_BYTES) out = out.slice(0, -1);
+  return out;
+}

@@ -1,0 +1,161 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { channels } from "../cluster/bus.js";
+import { Id, type StoredEvent } from "../domain/index.js";
+import type { Principal, Services } from "../services.js";
+import { createDocStore } from "../store/doc-store.js";
+import { Client } from "./client.js";
+import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
+import { DocRegistry } from "./registry.js";
+import { ThreadGoneError, type ThreadDoc } from "./thread-doc.js";
+
+export { readDoc, viewOfState, type DocView } from "./schema.js";
+
+export const COLLAB_PATH = "/yjs/";
+
+export interface Collab {
+  /** Serves an upgrade under `/yjs/<threadId>`: refused with an HTTP status before any document byte when not allowed. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Documents loaded on this instance (for metrics and benchmarks). */
+  readonly loadedDocuments: number;
+  close(): Promise<void>;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The collaborative queue: `/yjs/<threadId>` over the y-websocket protocol, one live Y.Doc
+ * per thread with clients, kept equal to the event log by server writes.
+ */
+export function createCollab(services: Services): Collab {
+  const { config, auth, store, engine, bus } = services;
+  const logger = services.logger.child({ part: "collab" });
+  const clients = new Set<Client>();
+  let closing = false;
+
+  const registry = new DocRegistry(
+    {
+      engine,
+      bus,
+      docStore: createDocStore(services.db.sql),
+      logger,
+      editCoalesceMs: config.editCoalesceMs,
+      instanceId: randomUUID(),
+    },
+    config.docIdleMs,
+    (doc) => {
+      for (const client of doc.clients) client.close(CLOSE.gone, "the thread was deleted");
+    },
+  );
+
+  // Committed events reach every loaded document; until this subscription is live no document loads.
+  const subscribed = bus.subscribe(channels.events, (message) => {
+    let events: StoredEvent[];
+    try {
+      events = JSON.parse(decoder.decode(message)) as StoredEvent[];
+    } catch (err) {
+      return logger.warn({ err }, "ignored an unreadable events message");
+    }
+    registry.dispatch(events);
+  });
+  // An agent must get the last text acknowledged before its item was claimed.
+  const unregisterHook = engine.beforeClaim(async (threadId) => {
+    const doc = await registry.peek(threadId)?.catch(() => undefined);
+    await doc?.flush();
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES * 4 });
+
+  async function admit(req: IncomingMessage): Promise<{ threadId: string; principal: Principal } | { status: number; message: string }> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    let threadId: string;
+    try {
+      threadId = decodeURIComponent(url.pathname.slice(COLLAB_PATH.length));
+    } catch {
+      return { status: 400, message: "Bad Request" };
+    }
+    if (!Id.safeParse(threadId).success) return { status: 400, message: "Bad Request" };
+    let principal: Principal;
+    try {
+      principal = await auth.verify(url.searchParams.get("token"));
+    } catch {
+      return { status: 401, message: "Unauthorized" };
+    }
+    if (principal.role === "agent") return { status: 403, message: "Forbidden" };
+    // Another workspace's thread answers exactly like a missing one: its existence is not ours to tell.
+    const workspace = await store.workspaceOf(threadId);
+    if (workspace === null || workspace !== principal.workspaceId) return { status: 404, message: "Not Found" };
+    return { threadId, principal };
+  }
+
+  async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
+    const client = new Client(ws, principal);
+    clients.add(client);
+    // Messages that arrive while the document loads wait for it, in order.
+    const early: RawData[] = [];
+    let doc: ThreadDoc | null = null;
+    ws.on("message", (data) => (doc ? receive(doc, client, data) : early.push(data)));
+    ws.once("close", () => {
+      clients.delete(client);
+      if (doc) {
+        doc.detach(client);
+        registry.idle(doc);
+      }
+    });
+    try {
+      const loaded = await registry.open(threadId);
+      if (!client.open) return registry.idle(loaded);
+      doc = loaded;
+      doc.attach(client);
+      for (const data of early.splice(0)) receive(doc, client, data);
+    } catch (error) {
+      if (error instanceof ThreadGoneError) return client.close(CLOSE.gone, "the thread does not exist");
+      logger.error({ err: error, threadId }, "could not load a document");
+      client.close(1011, "the document could not be loaded");
+    }
+  }
+
+  function receive(doc: ThreadDoc, client: Client, data: RawData): void {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+    try {
+      doc.receive(client, bytes);
+    } catch (err) {
+      logger.error({ err, threadId: doc.threadId }, "collab message failed");
+      client.close(1011, "internal error");
+    }
+  }
+
+  return {
+    handleUpgrade(req, socket, head) {
+      const refuse = (status: number, message: string) =>
+        socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.on("error", () => socket.destroy());
+      (async () => {
+        await subscribed;
+        if (closing) return refuse(503, "Service Unavailable");
+        const admitted = await admit(req);
+        if ("status" in admitted) return refuse(admitted.status, admitted.message);
+        wss.handleUpgrade(req, socket, head, (ws) => void serve(ws, admitted.threadId, admitted.principal));
+      })().catch((err: unknown) => {
+        logger.error({ err }, "collab upgrade failed");
+        refuse(503, "Service Unavailable");
+      });
+    },
+
+    get loadedDocuments() {
+      return registry.size;
+    },
+
+    async close() {
+      closing = true;
+      // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
+      for (const client of clients) client.close(CLOSE.restarting, "server restarting");
+      unregisterHook();
+      await registry.closeAll();
+      await (await subscribed)();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import * as syncProtocol from "y-protocols/sync";
+import * as Y from "yjs";
+import { ITEMS, META } from "./schema.js";
+
+/**
+ * The y-websocket wire protocol (what `WebsocketProvider` speaks): every message starts with
+ * a varUint type; sync messages carry a y-protocols sync message, awareness messages a
+ * varUint8Array awareness update. Parsing is total: anything else is a `ProtocolViolation`
+ * with the close code and reason the offending connection gets.
+ */
+export const MESSAGE_SYNC = 0;
+export const MESSAGE_AWARENESS = 1;
+export const MESSAGE_QUERY_AWARENESS = 3;
+
+/** One message (one update) larger than this closes the connection. */
+export const MAX_MESSAGE_BYTES = 1 << 20;
+
+/**
+ * Close codes. 4400–4499 tell y-websocket's provider not to reconnect (a deliberate refusal);
+ * 1012 (service restart) makes it reconnect.
+ */
+export const CLOSE = {
+  malformed: 4400,
+  forbiddenWrite: 4403,
+  gone: 4404,
+  tooLarge: 4413,
+  restarting: 1012,
+} as const;
+
+export class ProtocolViolation extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProtocolViolation";
+  }
+}
+
+export type ClientMessage =
+  | { type: "sync-step1"; stateVector: Uint8Array }
+  | { type: "update"; update: Uint8Array }
+  | { type: "awareness"; update: Uint8Array }
+  | { type: "query-awareness" };
+
+export function parseClientMessage(data: Uint8Array): ClientMessage {
+  if (data.byteLength > MAX_MESSAGE_BYTES) {
+    throw new ProtocolViolation(CLOSE.tooLarge, `message of ${data.byteLength} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
+  }
+  try {
+    const decoder = decoding.createDecoder(data);
+    const type = decoding.readVarUint(decoder);
+    switch (type) {
+      case MESSAGE_SYNC:
+        return parseSync(decoder);
+      case MESSAGE_AWARENESS:
+        return { type: "awareness", update: decoding.readVarUint8Array(decoder) };
+      case MESSAGE_QUERY_AWARENESS:
+        return { type: "query-awareness" };
+      default:
+        throw new ProtocolViolation(CLOSE.malformed, `unknown message type ${type}`);
+    }
+  } catch (error) {
+    if (error instanceof ProtocolViolation) throw error;
+    throw new ProtocolViolation(CLOSE.malformed, `malformed message: ${(error as Error).message}`);
+  }
+}
+
+function parseSync(decoder: decoding.Decoder): ClientMessage {
+  const type = decoding.readVarUint(decoder);
+  switch (type) {
+    case syncProtocol.messageYjsSyncStep1: {
+      const stateVector = decoding.readVarUint8Array(decoder);
+      Y.decodeStateVector(stateVector);
+      return { type: "sync-step1", stateVector };
+    }
+    case syncProtocol.messageYjsSyncStep2:
+    case syncProtocol.messageYjsUpdate: {
+      const update = decoding.readVarUint8Array(decoder);
+      checkUpdate(update);
+      return { type: "update", update };
+    }
+    default:
+      throw new ProtocolViolation(CLOSE.malformed, `unknown sync message type ${type}`);
+  }
+}
+
+/**
+ * Decodes an update fully before it touches a document, so garbage is refused whole; and
+ * refuses content for any root type but the two of the schema (no other root may grow).
+ */
+function checkUpdate(update: Uint8Array): void {
+  const { structs } = Y.decodeUpdate(update);
+  for (const struct of structs) {
+    if (!(struct instanceof Y.Item)) continue;
+    const parent = struct.parent;
+    if (typeof parent === "string" && parent !== META && parent !== ITEMS) {
+      throw new ProtocolViolation(CLOSE.forbiddenWrite, `writes to "${parent}" are not allowed: the document has only "${META}" and "${ITEMS}"`);
+    }
+  }
+}
+
+const message = (write: (encoder: encoding.Encoder) => void): Uint8Array => {
+  const encoder = encoding.createEncoder();
+  write(encoder);
+  return encoding.toUint8Array(encoder);
+};
+
+export const syncStep1Message = (doc: Y.Doc) =>
+  message((e) => {
+    encoding.writeVarUint(e, MESSAGE_SYNC);
+    syncProtocol.writeSyncStep1(e, doc);
+  });
+
+export const syncStep2Message = (doc: Y.Doc, stateVector?: Uint8Array) =>
+  message((e) => {
+    encoding.writeVarUint(e, MESSAGE_SYNC);
+    syncProtocol.writeSyncStep2(e, doc, stateVector);
+  });
+
+export const updateMessage = (update: Uint8Array) =>
+  message((e) => {
+    encoding.writeVarUint(e, MESSAGE_SYNC);
+    syncProtocol.writeUpdate(e, update);
+  });
+
+export const awarenessMessage = (update: Uint8Array) =>
+  message((e) => {
+    encoding.writeVarUint(e, MESSAGE_AWARENESS);
+    encoding.writeVarUint8Array(e, update);
+  });

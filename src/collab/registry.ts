@@ -1,0 +1,101 @@
+import type { StoredEvent } from "../domain/index.js";
+import { ThreadDoc, type ThreadDocDeps } from "./thread-doc.js";
+
+/**
+ * The loaded documents of this instance: one per thread with clients (or with clients until
+ * `idleMs` ago). A document is loaded once, however many clients ask at once, and a thread
+ * is loaded again only after its previous unload has stored everything.
+ */
+export class DocRegistry {
+  private readonly docs = new Map<string, Promise<ThreadDoc>>();
+  private readonly unloading = new Map<string, Promise<void>>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly deps: Omit<ThreadDocDeps, "onGone">,
+    private readonly idleMs: number,
+    private readonly onGone: (doc: ThreadDoc) => void,
+  ) {}
+
+  get size(): number {
+    return this.docs.size;
+  }
+
+  async open(threadId: string): Promise<ThreadDoc> {
+    for (;;) {
+      const unloading = this.unloading.get(threadId);
+      if (unloading) await unloading;
+      let loading = this.docs.get(threadId);
+      if (!loading) {
+        loading = ThreadDoc.load(threadId, { ...this.deps, onGone: (id) => this.gone(id) });
+        this.docs.set(threadId, loading);
+        loading.catch(() => {
+          if (this.docs.get(threadId) === loading) this.docs.delete(threadId);
+        });
+      }
+      const doc = await loading;
+      if (!doc.closed) {
+        this.cancelIdle(threadId);
+        return doc;
+      }
+    }
+  }
+
+  /** The loaded (or loading) document of a thread, without loading it. */
+  peek(threadId: string): Promise<ThreadDoc> | undefined {
+    return this.docs.get(threadId);
+  }
+
+  dispatch(events: StoredEvent[]): void {
+    const byThread = new Map<string, StoredEvent[]>();
+    for (const event of events) byThread.set(event.threadId, [...(byThread.get(event.threadId) ?? []), event]);
+    for (const [threadId, list] of byThread) {
+      void this.docs.get(threadId)?.then((doc) => doc.applyEvents(list)).catch(() => {});
+    }
+  }
+
+  /** The last client left: unload after the idle delay unless one comes back. */
+  idle(doc: ThreadDoc): void {
+    if (doc.clients.size > 0 || doc.closed) return;
+    this.cancelIdle(doc.threadId);
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(doc.threadId);
+      if (doc.clients.size === 0) void this.unload(doc);
+    }, this.idleMs);
+    timer.unref();
+    this.idleTimers.set(doc.threadId, timer);
+  }
+
+  async unload(doc: ThreadDoc): Promise<void> {
+    const { threadId } = doc;
+    this.cancelIdle(threadId);
+    if (this.unloading.has(threadId)) return this.unloading.get(threadId);
+    this.docs.delete(threadId);
+    const done = doc.close().finally(() => this.unloading.delete(threadId));
+    this.unloading.set(threadId, done);
+    return done;
+  }
+
+  async closeAll(): Promise<void> {
+    const docs = await Promise.allSettled([...this.docs.values()]);
+    await Promise.all(docs.map((d) => (d.status === "fulfilled" ? this.unload(d.value) : undefined)));
+    await Promise.all(this.unloading.values());
+  }
+
+  private gone(threadId: string): void {
+    const loading = this.docs.get(threadId);
+    this.docs.delete(threadId);
+    this.cancelIdle(threadId);
+    void loading?.then((doc) => {
+      this.onGone(doc);
+      const done = doc.discard().finally(() => this.unloading.delete(threadId));
+      this.unloading.set(threadId, done);
+    });
+  }
+
+  private cancelIdle(threadId: string): void {
+    const timer = this.idleTimers.get(threadId);
+    if (timer) clearTimeout(timer);
+    this.idleTimers.delete(threadId);
+  }
+}

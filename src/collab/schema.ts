@@ -1,0 +1,214 @@
+import * as Y from "yjs";
+import {
+  assertNever, compareOrder, orderedItems, type QueueItemState, type StoredEvent, type ThreadState,
+} from "../domain/index.js";
+
+/**
+ * The Yjs document of a thread (CONTRACT.md "The Yjs document of a thread") and every server
+ * write to it. These functions only write inside the caller's transaction; the caller picks
+ * the origin, which is how the rest of collab tells server writes from client writes.
+ */
+
+export const META = "meta";
+export const ITEMS = "items";
+
+/** The keys of an item map; `text` and `position` are the only ones a client may write. */
+export const ITEM_FIELDS = ["id", "messageId", "text", "position", "status", "failureReason", "attempts", "createdAt"] as const;
+export type ItemField = (typeof ITEM_FIELDS)[number];
+export const META_FIELDS = ["threadId", "version", "session", "paused", "pauseReason"] as const;
+
+export const metaOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(META);
+export const itemsOf = (doc: Y.Doc): Y.Map<Y.Map<unknown>> => doc.getMap(ITEMS);
+
+/** What a reader of the document sees, in queue order: the shape tests compare with the projection. */
+export interface DocView {
+  meta: { threadId: unknown; version: unknown; session: unknown; paused: unknown; pauseReason: unknown };
+  items: { id: string; messageId: unknown; text: string; position: string; status: unknown; failureReason: unknown; attempts: unknown; createdAt: unknown }[];
+}
+
+export function readDoc(doc: Y.Doc): DocView {
+  const meta = metaOf(doc);
+  const items = [...itemsOf(doc).entries()].map(([key, map]) => {
+    const text = map instanceof Y.Map ? map.get("text") : undefined;
+    const get = (k: ItemField) => (map instanceof Y.Map ? map.get(k) : undefined);
+    return {
+      id: key,
+      messageId: get("messageId"),
+      text: text instanceof Y.Text ? text.toString() : String(text),
+      position: String(get("position")),
+      status: get("status"),
+      failureReason: get("failureReason"),
+      attempts: get("attempts"),
+      createdAt: get("createdAt"),
+    };
+  });
+  items.sort((a, b) => compareOrder({ position: a.position, queueItemId: a.id }, { position: b.position, queueItemId: b.id }));
+  return {
+    meta: {
+      threadId: meta.get("threadId"),
+      version: meta.get("version"),
+      session: meta.get("session"),
+      paused: meta.get("paused"),
+      pauseReason: meta.get("pauseReason"),
+    },
+    items,
+  };
+}
+
+/** The document a thread's state should produce: what `readDoc` must equal once every replica settled. */
+export function viewOfState(state: ThreadState): DocView {
+  return {
+    meta: {
+      threadId: state.threadId,
+      version: state.version,
+      session: state.session.status,
+      paused: state.paused,
+      pauseReason: state.pauseReason,
+    },
+    items: orderedItems(state).map((i) => ({
+      id: i.queueItemId,
+      messageId: i.messageId,
+      text: i.text,
+      position: i.position,
+      status: i.status,
+      failureReason: i.failureReason,
+      attempts: i.attempts,
+      createdAt: i.createdAt,
+    })),
+  };
+}
+
+const scalarFields = (item: QueueItemState) => ({
+  id: item.queueItemId,
+  messageId: item.messageId,
+  position: item.position,
+  status: item.status,
+  failureReason: item.failureReason,
+  attempts: item.attempts,
+  createdAt: item.createdAt,
+});
+
+const setIfChanged = (map: Y.Map<unknown>, key: string, value: unknown) => {
+  if (map.get(key) !== value) map.set(key, value);
+};
+
+export function writeMeta(doc: Y.Doc, state: ThreadState): void {
+  const meta = metaOf(doc);
+  setIfChanged(meta, "threadId", state.threadId);
+  setIfChanged(meta, "version", state.version);
+  setIfChanged(meta, "session", state.session.status);
+  setIfChanged(meta, "paused", state.paused);
+  setIfChanged(meta, "pauseReason", state.pauseReason);
+  for (const key of meta.keys()) if (!(META_FIELDS as readonly string[]).includes(key)) meta.delete(key);
+}
+
+/** A fresh item map with the log's values (new content: only for items the document lacks). */
+export function writeNewItem(doc: Y.Doc, item: QueueItemState): void {
+  const map = new Y.Map<unknown>();
+  for (const [k, v] of Object.entries(scalarFields(item))) map.set(k, v);
+  map.set("text", new Y.Text(item.text));
+  itemsOf(doc).set(item.queueItemId, map);
+}
+
+/** Brings every server-owned field of an existing item map to the log's values. */
+export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { position: boolean } = { position: true }): void {
+  const map = itemsOf(doc).get(item.queueItemId);
+  if (!(map instanceof Y.Map)) return writeNewItem(doc, item);
+  for (const [k, v] of Object.entries(scalarFields(item))) {
+    if (k === "position" && !options.position) continue;
+    setIfChanged(map, k, v);
+  }
+  if (!(map.get("text") instanceof Y.Text)) map.set("text", new Y.Text(item.text));
+  for (const key of map.keys()) if (!(ITEM_FIELDS as readonly string[]).includes(key)) map.delete(key);
+}
+
+/**
+ * Makes an item's text equal `text` by replacing only the span that differs, so text typed
+ * concurrently elsewhere in the string merges instead of being wiped or duplicated.
+ */
+export function writeText(doc: Y.Doc, itemId: string, text: string): void {
+  const ytext = itemsOf(doc).get(itemId)?.get("text");
+  if (!(ytext instanceof Y.Text)) return;
+  const current = ytext.toString();
+  if (current === text) return;
+  let start = 0;
+  while (start < current.length && start < text.length && current[start] === text[start]) start++;
+  let end = 0;
+  while (
+    end < current.length - start && end < text.length - start &&
+    current[current.length - 1 - end] === text[text.length - 1 - end]
+  ) end++;
+  const removed = current.length - start - end;
+  if (removed > 0) ytext.delete(start, removed);
+  const inserted = text.slice(start, text.length - end);
+  if (inserted) ytext.insert(start, inserted);
+}
+
+/** Whether an edit came from the document itself (then the document already holds its text). */
+export const isCollabActor = (actor: string) => actor.startsWith("collab:");
+
+/**
+ * The effect of one committed event on the document, given the thread's state right after it.
+ * Edits made through the document are not written back: the document is where they came
+ * from, and writing an older text over newer typing would undo it.
+ */
+export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): void {
+  switch (event.type) {
+    case "thread.created":
+    case "thread.archived":
+    case "session.changed":
+    case "queue.paused":
+    case "queue.resumed":
+    case "turn.started":
+    case "turn.ended":
+    case "message.sent":
+      break;
+    case "thread.deleted":
+      for (const key of [...itemsOf(doc).keys()]) itemsOf(doc).delete(key);
+      break;
+    case "queue.item-added": {
+      const item = after.items[event.payload.queueItemId];
+      if (item && !itemsOf(doc).has(item.queueItemId)) writeNewItem(doc, item);
+      break;
+    }
+    case "queue.item-edited": {
+      const item = after.items[event.payload.queueItemId];
+      if (item && !isCollabActor(event.actor)) writeText(doc, item.queueItemId, item.text);
+      break;
+    }
+    case "queue.item-moved":
+    case "queue.item-send-started":
+    case "queue.item-send-failed":
+    case "queue.item-requeued": {
+      const item = after.items[event.payload.queueItemId];
+      if (item) writeItemFields(doc, item);
+      break;
+    }
+    case "queue.item-removed":
+    case "queue.item-resolved":
+      itemsOf(doc).delete(event.payload.queueItemId);
+      break;
+    default:
+      assertNever(event);
+  }
+  writeMeta(doc, after);
+}
+
+/**
+ * Brings a document to the log's state by server writes: the load-time reconciliation and
+ * the answer to a gap in the events. Items with unflushed client edits keep their text (and
+ * position), which the pending commands are about to commit.
+ */
+export function reconcile(doc: Y.Doc, state: ThreadState, keep: { text: ReadonlySet<string>; position: ReadonlySet<string> }): void {
+  const items = itemsOf(doc);
+  for (const key of [...items.keys()]) if (!state.items[key]) items.delete(key);
+  for (const item of Object.values(state.items)) {
+    if (!(items.get(item.queueItemId) instanceof Y.Map)) {
+      writeNewItem(doc, item);
+      continue;
+    }
+    writeItemFields(doc, item, { position: !keep.position.has(item.queueItemId) });
+    if (!keep.text.has(item.queueItemId)) writeText(doc, item.queueItemId, item.text);
+  }
+  writeMeta(doc, state);
+}

@@ -1,0 +1,304 @@
+import * as decoding from "lib0/decoding";
+import * as encoding from "lib0/encoding";
+import type { Logger } from "pino";
+import * as awarenessProtocol from "y-protocols/awareness";
+import * as syncProtocol from "y-protocols/sync";
+import * as Y from "yjs";
+import { channels, type Bus } from "../cluster/bus.js";
+import { evolve, type StoredEvent, type ThreadState } from "../domain/index.js";
+import type { Engine } from "../engine/types.js";
+import type { DocStore } from "../store/doc-store.js";
+import { Bridge } from "./bridge.js";
+import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
+import { Client } from "./client.js";
+import {
+  awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
+} from "./protocol.js";
+import { reconcile, writeEvent } from "./schema.js";
+import { WriteBehind } from "./write-behind.js";
+
+/** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
+const SERVER = Symbol("collab:server");
+const REMOTE = Symbol("collab:remote");
+const STORED = Symbol("collab:stored");
+
+export class ThreadGoneError extends Error {
+  constructor(threadId: string) {
+    super(`thread ${threadId} does not exist`);
+    this.name = "ThreadGoneError";
+  }
+}
+
+export interface ThreadDocDeps {
+  engine: Engine;
+  bus: Bus;
+  docStore: DocStore;
+  logger: Logger;
+  editCoalesceMs: number;
+  /** This instance's id on the bus, so it ignores its own messages. */
+  instanceId: string;
+  /** Called when the thread is deleted: the registry drops the document. */
+  onGone(threadId: string): void;
+}
+
+/**
+ * One thread's live document on this instance: its clients, their awareness, the bridge
+ * that turns their writes into commands, the events written into it, its persistence, and
+ * its replication to the same document on other instances.
+ */
+export class ThreadDoc {
+  readonly doc = new Y.Doc();
+  readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  readonly clients = new Set<Client>();
+  state!: ThreadState;
+  private readonly bridge: Bridge;
+  private persistence!: WriteBehind;
+  /** Events and resyncs are applied one at a time, in order. */
+  private applying: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => Promise<void>)[] = [];
+  closed = false;
+
+  private constructor(
+    readonly threadId: string,
+    private readonly deps: ThreadDocDeps,
+  ) {
+    // The server holds no presence of its own; it only relays its clients'.
+    this.awareness.setLocalState(null);
+    this.bridge = new Bridge({
+      threadId,
+      doc: this.doc,
+      state: () => this.state,
+      editCoalesceMs: deps.editCoalesceMs,
+      serverOrigin: SERVER,
+      execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
+      persisted: () => this.persistence.flushed(),
+      resync: () => this.resync(),
+    });
+    this.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin));
+    this.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(change, origin));
+  }
+
+  /** Stored state first, then the log's state written over it by server writes: never rebuilt from rows. */
+  static async load(threadId: string, deps: ThreadDocDeps): Promise<ThreadDoc> {
+    const td = new ThreadDoc(threadId, deps);
+    try {
+      td.unsubscribe = await Promise.all([
+        deps.bus.subscribe(channels.doc(threadId), (m) => td.onBusDoc(m)),
+        deps.bus.subscribe(channels.awareness(threadId), (m) => td.onBusAwareness(m)),
+      ]);
+      const stored = await deps.docStore.load(threadId);
+      if (stored.update) Y.applyUpdate(td.doc, stored.update, STORED);
+      td.persistence = new WriteBehind(deps.docStore, threadId, stored.tail, deps.logger);
+      const state = await deps.engine.load(threadId);
+      if (!state.exists || state.deleted) throw new ThreadGoneError(threadId);
+      td.state = state;
+      td.doc.transact(() => reconcile(td.doc, state, td.bridge.pending), SERVER);
+      // Other instances holding this document answer with what this one lacks.
+      td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
+      return td;
+    } catch (error) {
+      await td.destroy();
+      throw error;
+    }
+  }
+
+  /** A client joins: the server starts the sync (step 1) and tells it who else is here. */
+  attach(client: Client): void {
+    this.clients.add(client);
+    client.send(syncStep1Message(this.doc));
+    const states = this.awareness.getStates();
+    if (states.size > 0) {
+      client.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...states.keys()])));
+    }
+  }
+
+  detach(client: Client): void {
+    if (!this.clients.delete(client)) return;
+    if (client.awarenessIds.size > 0) {
+      awarenessProtocol.removeAwarenessStates(this.awareness, [...client.awarenessIds], null);
+    }
+  }
+
+  /** One message from a client; a bad one closes that client's connection and touches nothing else. */
+  receive(client: Client, data: Uint8Array): void {
+    if (!this.clients.has(client)) return;
+    try {
+      const message = parseClientMessage(data);
+      switch (message.type) {
+        case "sync-step1":
+          client.send(syncStep2Message(this.doc, message.stateVector));
+          break;
+        case "update":
+          this.applyClientUpdate(client, message.update);
+          break;
+        case "awareness":
+          try {
+            awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, client);
+          } catch (error) {
+            throw new ProtocolViolation(CLOSE.malformed, `malformed awareness update: ${(error as Error).message}`);
+          }
+          break;
+        case "query-awareness":
+          client.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])));
+          break;
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolViolation)) throw error;
+      this.deps.logger.warn({ threadId: this.threadId, sub: client.principal.sub, reason: error.message }, "closing a collab connection");
+      client.close(error.code, error.message);
+      this.detach(client);
+    }
+  }
+
+  private applyClientUpdate(client: Client, update: Uint8Array): void {
+    try {
+      Y.applyUpdate(this.doc, update, client);
+    } catch (error) {
+      throw new ProtocolViolation(CLOSE.malformed, `update could not be applied: ${(error as Error).message}`);
+    } finally {
+      // Even a partly applied update is reviewed, so nothing illegal stays.
+      this.bridge.settle();
+    }
+  }
+
+  /** Committed events of this thread, in version order; a gap means events were missed: resync. */
+  applyEvents(events: StoredEvent[]): Promise<void> {
+    this.applying = this.applying.then(async () => {
+      if (this.closed) return;
+      for (const event of events) {
+        if (event.version <= this.state.version) continue;
+        if (event.version !== this.state.version + 1) return this.catchUp();
+        this.doc.transact(() => {
+          this.state = evolve(this.state, event);
+          writeEvent(this.doc, event, this.state);
+        }, SERVER);
+        if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
+      }
+    });
+    return this.applying;
+  }
+
+  /** Brings the document to the log's current state (after a refusal or missed events). */
+  resync(): Promise<void> {
+    this.applying = this.applying.then(() => (this.closed ? undefined : this.catchUp()));
+    return this.applying;
+  }
+
+  private async catchUp(): Promise<void> {
+    const state = await this.deps.engine.load(this.threadId);
+    if (this.closed) return;
+    if (!state.exists || state.deleted) return this.deps.onGone(this.threadId);
+    this.state = state;
+    this.doc.transact(() => reconcile(this.doc, state, this.bridge.pending), SERVER);
+  }
+
+  /** Coalesced edits committed and queued commands done: the log has the last acknowledged text. */
+  flush(): Promise<void> {
+    return this.bridge.flush();
+  }
+
+  /** Commits what clients wrote, stores the document, leaves the bus. Clients must be gone. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.bridge.close().catch((err: unknown) => this.deps.logger.error({ err, threadId: this.threadId }, "edits not committed at unload"));
+    await this.applying.catch(() => {});
+    this.closed = true;
+    await this.persistence.close();
+    await this.destroy();
+  }
+
+  /** Gone with its thread: nothing of it is kept. */
+  async discard(): Promise<void> {
+    this.closed = true;
+    await this.destroy();
+    await this.persistence?.flushed();
+    await this.deps.docStore.remove(this.threadId);
+  }
+
+  private async destroy(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.unsubscribe.map((u) => u().catch(() => {})));
+    this.unsubscribe = [];
+    this.awareness.destroy();
+    this.doc.destroy();
+  }
+
+  private onUpdate(update: Uint8Array, origin: unknown): void {
+    if (origin === STORED) return;
+    const message = updateMessage(update);
+    for (const client of this.clients) if (client !== origin) client.send(message);
+    if (origin === REMOTE) return;
+    this.persistence.push(update);
+    this.publishDoc((e) => syncProtocol.writeUpdate(e, update));
+  }
+
+  private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {
+    if (origin instanceof Client) {
+      for (const id of [...added, ...updated]) origin.awarenessIds.add(id);
+      for (const id of removed) origin.awarenessIds.delete(id);
+    }
+    const changed = [...added, ...updated, ...removed];
+    const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
+    // To every client, the sender too: y-websocket counts any message as a sign of life.
+    const message = awarenessMessage(update);
+    for (const client of this.clients) client.send(message);
+    if (origin !== REMOTE) void this.publish(channels.awareness(this.threadId), update);
+  }
+
+  private onBusDoc(bytes: Uint8Array): void {
+    const frame = decodeDocMessage(bytes);
+    if (!frame || frame.origin === this.deps.instanceId || this.closed) return;
+    try {
+      const decoder = decoding.createDecoder(frame.payload);
+      const type = decoding.readVarUint(decoder);
+      switch (type) {
+        case syncProtocol.messageYjsSyncStep1: {
+          const stateVector = decoding.readVarUint8Array(decoder);
+          this.publishDoc((e) => syncProtocol.writeSyncStep2(e, this.doc, stateVector));
+          break;
+        }
+        case syncProtocol.messageYjsSyncStep2:
+        case syncProtocol.messageYjsUpdate: {
+          const hadGap = this.doc.store.pendingStructs !== null;
+          Y.applyUpdate(this.doc, decoding.readVarUint8Array(decoder), REMOTE);
+          // The bus may lose messages: an update that cannot integrate asks the others for the rest.
+          if (!hadGap && this.doc.store.pendingStructs !== null) this.publishDoc((e) => syncProtocol.writeSyncStep1(e, this.doc));
+          break;
+        }
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err, threadId: this.threadId }, "ignored an unreadable document message from the bus");
+    }
+  }
+
+  private onBusAwareness(bytes: Uint8Array): void {
+    const frame = decodeDocMessage(bytes);
+    if (!frame || frame.origin === this.deps.instanceId || this.closed) return;
+    try {
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, frame.payload, REMOTE);
+    } catch (err) {
+      this.deps.logger.warn({ err, threadId: this.threadId }, "ignored an unreadable awareness message from the bus");
+    }
+  }
+
+  private publishDoc(write: (encoder: encoding.Encoder) => void): void {
+    const encoder = encoding.createEncoder();
+    write(encoder);
+    void this.publish(channels.doc(this.threadId), encoding.toUint8Array(encoder));
+  }
+
+  private async publish(channel: string, payload: Uint8Array): Promise<void> {
+    try {
+      await this.deps.bus.publish(channel, encodeDocMessage({ origin: this.deps.instanceId, payload }));
+    } catch (err) {
+      // The bus only makes replicas fast; the store and the next sync make them right.
+      this.deps.logger.warn({ err, channel }, "bus publish failed");
+    }
+  }
+}
+
+interface AwarenessChange {
+  added: number[];
+  updated: number[];
+  removed: number[];
+}

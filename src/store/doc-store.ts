@@ -1,0 +1,73 @@
+import * as Y from "yjs";
+import { guarded } from "./errors.js";
+import type { SqlClient } from "./sql.js";
+
+/**
+ * Where a thread's Yjs document lives between loads: one merged state (`DocState`) plus the
+ * tail of updates appended since (`DocUpdate`), folded into the state by `compact`.
+ * Appends are cheap single inserts; reading merges the two.
+ */
+export interface DocStore {
+  /** The merged document (null when the thread never had one) and the tail length. */
+  load(threadId: string): Promise<{ update: Uint8Array | null; tail: number }>;
+  append(threadId: string, update: Uint8Array): Promise<void>;
+  /** Folds the tail into the merged state; safe to run from several instances at once. */
+  compact(threadId: string): Promise<void>;
+  remove(threadId: string): Promise<void>;
+}
+
+const bytes = (value: unknown): Uint8Array => value as Uint8Array;
+
+export function createDocStore(sql: SqlClient): DocStore {
+  return {
+    load: (threadId) =>
+      guarded(async () => {
+        const [state] = await sql.query<{ state: unknown }>(`select "state" from "DocState" where "threadId" = $1`, [threadId]);
+        const tail = await sql.query<{ update: unknown }>(
+          `select "update" from "DocUpdate" where "threadId" = $1 order by "id"`,
+          [threadId],
+        );
+        const parts = [...(state ? [bytes(state.state)] : []), ...tail.map((r) => bytes(r.update))];
+        return { update: parts.length ? Y.mergeUpdates(parts) : null, tail: tail.length };
+      }),
+
+    append: (threadId, update) =>
+      guarded(async () => {
+        await sql.query(`insert into "DocUpdate" ("threadId", "update") values ($1, $2)`, [threadId, update]);
+      }),
+
+    compact: (threadId) =>
+      guarded(() =>
+        sql.transaction(async (tx) => {
+          // Two instances compacting one thread would each drop rows the other folded in.
+          await tx.query(`select pg_advisory_xact_lock(hashtext('tq:doc:' || $1))`, [threadId]);
+          const [state] = await tx.query<{ state: unknown }>(`select "state" from "DocState" where "threadId" = $1`, [threadId]);
+          const tail = await tx.query<{ id: string; update: unknown }>(
+            `select "id"::text as "id", "update" from "DocUpdate" where "threadId" = $1 order by "id"`,
+            [threadId],
+          );
+          if (tail.length === 0) return;
+          // Through a document rather than mergeUpdates: deleted content is garbage-collected.
+          const doc = new Y.Doc();
+          if (state) Y.applyUpdate(doc, bytes(state.state));
+          for (const row of tail) Y.applyUpdate(doc, bytes(row.update));
+          const merged = Y.encodeStateAsUpdate(doc);
+          doc.destroy();
+          await tx.query(
+            `insert into "DocState" ("threadId", "state", "updatedAt") values ($1, $2, now())
+             on conflict ("threadId") do update set "state" = excluded."state", "updatedAt" = excluded."updatedAt"`,
+            [threadId, merged],
+          );
+          await tx.query(`delete from "DocUpdate" where "threadId" = $1 and "id" <= $2::bigint`, [threadId, tail.at(-1)!.id]);
+        }),
+      ),
+
+    remove: (threadId) =>
+      guarded(() =>
+        sql.transaction(async (tx) => {
+          await tx.query(`delete from "DocUpdate" where "threadId" = $1`, [threadId]);
+          await tx.query(`delete from "DocState" where "threadId" = $1`, [threadId]);
+        }),
+      ),
+  };
+}
