@@ -2,6 +2,7 @@
 // migrations itself at start-up (src/store/migrate.ts), so the CLI is a developer tool.
 import path from "node:path";
 import { defineConfig } from "prisma/config";
+import type { cliPostgresAdapter as cliPostgresAdapterType } from "./src/store/cli-adapter.js";
 
 export default defineConfig({
   experimental: { adapter: true },
@@ -18,6 +19,9 @@ export default defineConfig({
     // Without a data directory the CLI works on a throw-away in-memory database (enough
     // for `migrate diff`); never point it at the directory of a running server.
     const dir = process.env.TURNQUEUE_DB_DIR;
-    return new PrismaPGlite(new PGlite(dir ?? "memory://"));
+    // pglite-prisma-adapter 0.6 is typed against an older @prisma/driver-adapter-utils; the
+    // runtime protocol is the same, so only the type needs bridging.
+    const adapter = new PrismaPGlite(new PGlite(dir ?? "memory://"));
+    return adapter as unknown as Awaited<ReturnType<typeof cliPostgresAdapterType>>;
   },
 });
