@@ -191,7 +191,8 @@ class Row {
     onDrag: (id: string | null) => void,
   ) {
     const id = entry.id;
-    const handle = h("button", { type: "button", class: "handle", draggable: "true", title: "Drag to reorder (or Alt+↑/↓)", "aria-label": "Reorder" }, "⠿");
+    // A span, not a button: some browsers never start a drag from a button.
+    const handle = h("span", { class: "handle", role: "button", tabindex: 0, draggable: "true", title: "Drag to reorder (or focus and press ↑/↓)", "aria-label": "Reorder" }, "⠿");
     handle.addEventListener("dragstart", (e) => {
       onDrag(id);
       e.dataTransfer?.setData("text/plain", id);
