@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "../src/api/router.js";
@@ -93,6 +94,8 @@ export function runAgent(options: RunAgentOptions): Agent {
   const trpc = createTransport(options);
   const onError = options.onError ?? (() => {});
   const closing = new AbortController();
+  // Every running handler listens to it: one listener per concurrent turn is expected.
+  setMaxListeners(0, closing.signal);
   /** queueItemId → its handler run, while it runs. */
   const running = new Map<string, Promise<void>>();
   /** Items whose turn started here: never run again. */
