@@ -1,5 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import { DomainError, refuse } from "../domain/index.js";
+import { CommandIdReusedError, EngineClosedError } from "../engine/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 
 /**
@@ -11,15 +12,20 @@ export function toTRPCError(error: unknown): TRPCError | null {
   if (error instanceof DomainError) {
     return new TRPCError({ code: error.kind === "not_found" ? "NOT_FOUND" : "CONFLICT", message: error.message, cause: error });
   }
+  if (error instanceof CommandIdReusedError) return new TRPCError({ code: "CONFLICT", message: error.message, cause: error });
   if (error instanceof StoreUnavailableError) {
     return new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the store is unavailable; retry shortly", cause: error });
+  }
+  // This instance is stopping; the same call succeeds against a live one.
+  if (error instanceof EngineClosedError) {
+    return new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the server is shutting down; retry shortly", cause: error });
   }
   return null;
 }
 
 /** The stable code clients branch on (`data.reason`), when the error has one. */
 export const reasonOf = (error: TRPCError): string | null =>
-  error.cause instanceof DomainError ? error.cause.reason : null;
+  error.cause instanceof DomainError || error.cause instanceof CommandIdReusedError ? error.cause.reason : null;
 
 /**
  * A thread the caller may not see. Another workspace's thread is answered exactly like a

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import {
   QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow,
   type ItemStatus, type ThreadState,
@@ -8,6 +8,14 @@ import { router, userProcedure } from "../trpc.js";
 
 /** The item id is chosen here (decide stays pure); the message id is the client's key. */
 const AddInput = threadCommandInput(QueueAdd.omit({ queueItemId: true }));
+
+/**
+ * The item id of a message, derived rather than random: a retried `queue.add` (same
+ * commandId) is then the very same command, and two devices racing to queue one message
+ * propose the same item. The thread is part of it because agents key on item ids.
+ */
+const itemIdOf = (threadId: string, messageId: string) =>
+  `qi_${createHash("sha256").update(`${threadId}\0${messageId}`).digest("base64url").slice(0, 27)}`;
 
 /** CONTRACT.md's move: after a given item, or to the head with `afterId: null`. */
 const [AfterId] = QueueMove.shape.to.options;
@@ -28,7 +36,7 @@ const versionOnly = ({ version }: { version: number }) => ({ version });
 export const queueRouter = router({
   add: userProcedure.input(AddInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    const { state } = await executeOnThread(ctx, threadId, { type: "queue.add", queueItemId: randomUUID(), ...command }, commandId);
+    const { state } = await executeOnThread(ctx, threadId, { type: "queue.add", queueItemId: itemIdOf(threadId, command.message.messageId), ...command }, commandId);
     return statusOf(state, command.message.messageId);
   }),
 

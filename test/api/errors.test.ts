@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from "../../src/domain/index.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { connect, databases, failure, uid, type Client } from "./harness.js";
+
+describe.each(databases)("errors as CONTRACT.md says, and bad input changes nothing (%s)", (database) => {
+  let server: TestServer;
+  let user: Client;
+  let token: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ database });
+    token = await server.token("user");
+    user = connect(server, token);
+  });
+  afterAll(async () => {
+    user?.close();
+    await server?.close();
+  });
+
+  /** A thread with one pending item, and a probe that its version did not move. */
+  async function fixture() {
+    const threadId = uid("t");
+    await user.thread.create.mutate({ threadId });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "m-1", text: "hello" } });
+    const { version } = await user.thread.get.query({ threadId });
+    const unchanged = async () => expect((await user.thread.get.query({ threadId })).version).toBe(version);
+    return { threadId, queueItemId, unchanged };
+  }
+
+  it("a wrong type is BAD_REQUEST with data.zodError naming the field", async () => {
+    const { threadId, unchanged } = await fixture();
+    const error = await failure(
+      user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: 42 as unknown as string } }),
+    );
+    expect(error.data?.code).toBe("BAD_REQUEST");
+    expect(error.data?.zodError?.fieldErrors).toHaveProperty("message");
+    await unchanged();
+  });
+
+  it(`text over ${MAX_TEXT_LENGTH.toLocaleString("en")} characters is BAD_REQUEST`, async () => {
+    const { threadId, queueItemId, unchanged } = await fixture();
+    const long = "x".repeat(MAX_TEXT_LENGTH + 1);
+    for (const call of [
+      user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: long } }),
+      user.queue.edit.mutate({ threadId, queueItemId, text: long }),
+    ]) {
+      const error = await failure(call);
+      expect(error.data?.code).toBe("BAD_REQUEST");
+      expect(error.data?.zodError).not.toBeNull();
+    }
+    await unchanged();
+    // The limit itself is accepted.
+    await user.queue.edit.mutate({ threadId, queueItemId, text: "x".repeat(MAX_TEXT_LENGTH) });
+  });
+
+  it(`ids over ${MAX_ID_LENGTH} characters, and empty ids, are BAD_REQUEST`, async () => {
+    const { threadId, queueItemId, unchanged } = await fixture();
+    const long = "i".repeat(MAX_ID_LENGTH + 1);
+    for (const call of [
+      user.queue.add.mutate({ threadId, message: { messageId: long, text: "x" } }),
+      user.queue.remove.mutate({ threadId, queueItemId: long }),
+      user.queue.move.mutate({ threadId, queueItemId, afterId: long }),
+      user.queue.pause.mutate({ threadId, commandId: long }),
+      user.queue.remove.mutate({ threadId, queueItemId: "" }),
+      user.thread.create.mutate({ threadId: long }),
+    ]) {
+      const error = await failure(call);
+      expect(error.data?.code).toBe("BAD_REQUEST");
+      expect(error.data?.zodError).not.toBeNull();
+    }
+    await unchanged();
+  });
+
+  it("an unknown field is BAD_REQUEST rather than silently ignored", async () => {
+    const { threadId, unchanged } = await fixture();
+    const error = await failure(
+      user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: "x" }, sendnow: true } as never),
+    );
+    expect(error.data?.code).toBe("BAD_REQUEST");
+    expect(error.data?.zodError?.formErrors.join(" ")).toContain("sendnow");
+    await unchanged();
+  });
+
+  it("an unknown thread is NOT_FOUND", async () => {
+    const threadId = uid("missing");
+    for (const call of [
+      user.thread.get.query({ threadId }),
+      user.queue.add.mutate({ threadId, message: { messageId: "m", text: "x" } }),
+      user.queue.pause.mutate({ threadId }),
+      user.thread.archive.mutate({ threadId }),
+    ]) {
+      expect((await failure(call)).data).toMatchObject({ code: "NOT_FOUND", reason: "THREAD_NOT_FOUND" });
+    }
+  });
+
+  it("an unknown item is NOT_FOUND", async () => {
+    const { threadId, queueItemId, unchanged } = await fixture();
+    for (const call of [
+      user.queue.edit.mutate({ threadId, queueItemId: "nope", text: "x" }),
+      user.queue.remove.mutate({ threadId, queueItemId: "nope" }),
+      user.queue.retry.mutate({ threadId, queueItemId: "nope" }),
+      user.queue.sendNow.mutate({ threadId, queueItemId: "nope" }),
+      user.queue.move.mutate({ threadId, queueItemId, afterId: "nope" }),
+    ]) {
+      expect((await failure(call)).data).toMatchObject({ code: "NOT_FOUND", reason: "ITEM_NOT_FOUND" });
+    }
+    await unchanged();
+  });
+
+  it("a reused messageId with another text is CONFLICT MESSAGE_ID_REUSED", async () => {
+    const { threadId, unchanged } = await fixture();
+    const error = await failure(user.queue.add.mutate({ threadId, message: { messageId: "m-1", text: "other" } }));
+    expect(error.data).toMatchObject({ code: "CONFLICT", reason: "MESSAGE_ID_REUSED" });
+    await unchanged();
+  });
+
+  it("queueing onto an archived thread is CONFLICT THREAD_ARCHIVED", async () => {
+    const { threadId } = await fixture();
+    await user.thread.archive.mutate({ threadId });
+    const { version } = await user.thread.get.query({ threadId });
+    const error = await failure(user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: "x" } }));
+    expect(error.data).toMatchObject({ code: "CONFLICT", reason: "THREAD_ARCHIVED" });
+    expect((await user.thread.get.query({ threadId })).version).toBe(version);
+  });
+
+  it("a commandId reused for a different command is CONFLICT", async () => {
+    const { threadId } = await fixture();
+    await user.queue.pause.mutate({ threadId, commandId: "c-1" });
+    const { version } = await user.thread.get.query({ threadId });
+    const error = await failure(user.queue.resume.mutate({ threadId, commandId: "c-1" }));
+    expect(error.data).toMatchObject({ code: "CONFLICT", reason: "COMMAND_ID_REUSED" });
+    expect((await user.thread.get.query({ threadId })).version).toBe(version);
+  });
+
+  it("a malformed JSON body is BAD_REQUEST", async () => {
+    const { threadId, unchanged } = await fixture();
+    const response = await fetch(`${server.url}/trpc/queue.pause`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: `{"threadId": "${threadId}"`,
+    });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: { data: { code: string } } };
+    expect(body.error.data.code).toBe("BAD_REQUEST");
+    await unchanged();
+  });
+});
