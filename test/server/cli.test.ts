@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { settings } from "../../src/config.js";
+import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { cleanEnv, codeOf, run, serve, trpcClient, turnqueueOnce } from "./process.js";
 
 const tempDir = () => mkdtemp(path.join(os.tmpdir(), "turnqueue-cli-"));
@@ -144,5 +145,31 @@ describe("npm start", () => {
       await rm(dataDir, { recursive: true, force: true });
     }
     expect(npm.stderr()).not.toMatch(/second signal/);
+  });
+});
+
+describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () => {
+  it("runs the same server on PostgreSQL, migrating a new database itself; data survives a restart", async () => {
+    const database = await createTestDatabase();
+    const dataDir = await tempDir();
+    const env = cleanEnv({ DATABASE_URL: database.url });
+    try {
+      const first = await serve(["--data-dir", dataDir], env);
+      expect(first.stdout()).toContain("database: PostgreSQL");
+      const { threadId } = await trpcClient(first.url, first.token).thread.create.mutate({ title: "on postgres" });
+      first.child.kill("SIGTERM");
+      expect(await first.exited).toEqual({ code: 0, signal: null });
+
+      const second = await serve(["--data-dir", dataDir], env);
+      try {
+        expect((await trpcClient(second.url, second.token).thread.get.query({ threadId })).title).toBe("on postgres");
+      } finally {
+        second.child.kill("SIGTERM");
+        await second.exited;
+      }
+    } finally {
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

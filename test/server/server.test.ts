@@ -1,5 +1,6 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { codeOf, trpcClient } from "./process.js";
 
@@ -48,9 +49,12 @@ describe("startTurnqueue (embedded PGlite, port 0)", () => {
   });
 });
 
-describe("close() while commands are in flight (in-process)", () => {
-  it("answers or refuses each command; after a restart on the same data every answered one is there", async () => {
-    let server = await startTestServer();
+describe.each([
+  { database: "pglite" as const, run: true },
+  { database: "postgres" as const, run: hasPostgres },
+])("close() while commands are in flight (in-process, $database)", ({ database, run }) => {
+  it.runIf(run)("answers or refuses each command; after a restart on the same data every answered one is there", async () => {
+    let server = await startTestServer({ database });
     try {
       const api = trpcClient(server.url, await server.token());
       const { threadId } = await api.thread.create.mutate({ threadId: "closing" });
