@@ -1,0 +1,156 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { createTRPCClient, createWSClient, httpLink, splitLink, wsLink } from "@trpc/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import type { AppRouter } from "../../src/api/router.js";
+import type { ThreadEvent } from "../../src/api/thread-events.js";
+import type { Role } from "../../src/domain/index.js";
+import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { redisAvailable, redisUrl } from "./redis.js";
+
+const hasRedis = await redisAvailable();
+
+/** What a subscription delivered so far, awaitable by predicate. */
+function stream<T>() {
+  const items: T[] = [];
+  let wake = () => {};
+  let failure: unknown = null;
+  return {
+    items,
+    push(item: T) {
+      items.push(item);
+      wake();
+    },
+    fail(error: unknown) {
+      failure = error;
+      wake();
+    },
+    /** Resolves with the first item (from the start) matching `test`. */
+    async find(test: (item: T) => boolean): Promise<T> {
+      for (;;) {
+        if (failure) throw failure;
+        const found = items.find(test);
+        if (found !== undefined) return found;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
+describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL database and one Redis", () => {
+  let database: { url: string; drop: () => Promise<void> };
+  let a: TestServer;
+  let b: TestServer;
+  const closers: Array<() => unknown> = [];
+
+  /** A tRPC client of one instance: HTTP for queries and mutations, WebSocket for subscriptions. */
+  async function client(server: TestServer, role: Role = "user", workspaceId = "local") {
+    const token = await server.token(role, workspaceId);
+    const socket = createWSClient({ url: `${server.wsUrl}/trpc`, WebSocket: WebSocket as never, connectionParams: { token } });
+    closers.push(() => socket.close());
+    return createTRPCClient<AppRouter>({
+      links: [
+        splitLink({
+          condition: (op) => op.type === "subscription",
+          true: wsLink({ client: socket }),
+          false: httpLink({ url: `${server.url}/trpc`, headers: { authorization: `Bearer ${token}` } }),
+        }),
+      ],
+    });
+  }
+
+  type Client = Awaited<ReturnType<typeof client>>;
+
+  function threadEvents(api: Client, threadId: string) {
+    const seen = stream<ThreadEvent>();
+    const subscription = api.thread.events.subscribe({ threadId }, { onData: ({ data }) => seen.push(data as ThreadEvent), onError: seen.fail });
+    closers.push(() => subscription.unsubscribe());
+    return seen;
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    // Same database, same Redis, same signing secret: a token works on either instance.
+    const shared = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url") };
+    a = await startTestServer({ config: shared });
+    b = await startTestServer({ config: shared });
+  });
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await a?.close();
+    await b?.close();
+    await database?.drop();
+  });
+
+  it("a command on instance A reaches a thread.events subscriber on instance B", async () => {
+    const [onA, onB] = [await client(a), await client(b)];
+    const { threadId } = await onA.thread.create.mutate({ title: "shared" });
+    const seen = threadEvents(onB, threadId);
+    // The subscription replays the log first; from then on only the bus brings news from A.
+    await seen.find((e) => e.type === "thread.created");
+
+    await onA.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text: "hello from A" } });
+    const added = await seen.find((e) => e.type === "queue.item-added");
+    expect(added.version).toBe(2);
+    expect(JSON.stringify(added.payload)).toContain("hello from A");
+  });
+
+  it("loses no command and keeps versions gapless under concurrent queue.add on both instances for one thread", async () => {
+    const [onA, onB] = [await client(a), await client(b)];
+    const { threadId } = await onA.thread.create.mutate({});
+    const liveOnA = threadEvents(onA, threadId);
+    await liveOnA.find((e) => e.type === "thread.created");
+
+    const perInstance = 30;
+    const sent = [...Array(perInstance * 2)].map((_, i) => ({ messageId: `m-${i}`, text: `message ${i}`, via: i % 2 === 0 ? onA : onB }));
+    const acks = await Promise.all(sent.map(({ via, messageId, text }) => via.queue.add.mutate({ threadId, message: { messageId, text } })));
+    expect(acks.every((ack) => ack.status === "pending")).toBe(true);
+    expect(new Set(acks.map((ack) => ack.queueItemId)).size).toBe(sent.length);
+
+    // Every acknowledged message is in the queue, seen from either instance.
+    const snapshot = await onB.thread.get.query({ threadId });
+    expect(snapshot.queue.items.map((item) => item.messageId).sort()).toEqual(sent.map((m) => m.messageId).sort());
+    expect((await onA.thread.get.query({ threadId })).version).toBe(snapshot.version);
+
+    // A fresh reader on B sees the whole log: versions 1..V with no gap and no repeat.
+    const fromStart = threadEvents(onB, threadId);
+    await fromStart.find((e) => e.version === snapshot.version);
+    expect(fromStart.items.map((e) => e.version)).toEqual([...Array(snapshot.version)].map((_, i) => i + 1));
+    expect(fromStart.items.filter((e) => e.type === "queue.item-added")).toHaveLength(sent.length);
+
+    // The live subscriber on A, there before the burst, got every version exactly once, in order.
+    await liveOnA.find((e) => e.version === snapshot.version);
+    expect(liveOnA.items.map((e) => e.version)).toEqual([...Array(snapshot.version)].map((_, i) => i + 1));
+  });
+
+  it("an agent connected to B receives each item enqueued on A exactly once", async () => {
+    const workspace = `ws-${randomUUID()}`;
+    const user = await client(a, "user", workspace);
+    const agent = await client(b, "agent", workspace);
+    const { threadId } = await user.thread.create.mutate({});
+
+    const dispatches = stream<{ threadId: string; queueItemId: string; kind: string; message: { text: string } }>();
+    const subscription = agent.agent.dispatches.subscribe({}, { onData: ({ data }) => dispatches.push(data as never), onError: dispatches.fail });
+    closers.push(() => subscription.unsubscribe());
+    await agent.agent.session.mutate({ threadId, status: "ready" });
+
+    const first = await user.queue.add.mutate({ threadId, message: { messageId: "first", text: "run the tests" } });
+    const d1 = await dispatches.find((d) => d.queueItemId === first.queueItemId);
+    expect(d1).toMatchObject({ threadId, kind: "turn", message: { text: "run the tests" } });
+    await agent.agent.turnStarted.mutate({ threadId, queueItemId: d1.queueItemId, turnId: "turn-1" });
+
+    // The next item waits for the turn to end, then comes to B, once, after the first.
+    const second = await user.queue.add.mutate({ threadId, message: { messageId: "second", text: "now fix them" } });
+    await agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" });
+    await dispatches.find((d) => d.queueItemId === second.queueItemId);
+    expect(dispatches.items.map((d) => d.queueItemId)).toEqual([first.queueItemId, second.queueItemId]);
+
+    // Both instances raced to claim; the log shows one claim per item.
+    const log = threadEvents(user, threadId);
+    const { version } = await user.thread.get.query({ threadId });
+    await log.find((e) => e.version === version);
+    const claims = log.items.filter((e) => e.type === "queue.item-send-started").map((e) => (e.payload as { queueItemId: string }).queueItemId);
+    expect(claims).toEqual([first.queueItemId, second.queueItemId]);
+  });
+});
