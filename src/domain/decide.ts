@@ -4,7 +4,7 @@ import type { DomainEvent, EventOf } from "./events.js";
 import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
-import { MAX_ID_LENGTH } from "./primitives.js";
+import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
 import { orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 export interface DecideContext {
@@ -139,26 +139,36 @@ function move(state: ThreadState, item: QueueItemState, to: CommandOf<"queue.mov
  * Moves `item` right after `others[index]` (-1: to the head). Neighbours with distinct keys
  * leave room between them. Neighbours sharing one key (two devices wrote it at once; ids
  * order them) leave none, so that group is spread over fresh keys around the moved item.
- * The item being sent, if in the group, keeps its key: nothing may change a sending item.
+ * A gap bisected so often that its key would outgrow PositionKey's limit (about 1,500
+ * moves into the same gap) gets the whole queue re-keyed instead.
  */
 function placeAfter(others: QueueItemState[], index: number, item: QueueItemState): DomainEvent[] {
   const before = others[index];
   const after = others[index + 1];
   if (!before || !after || before.position < after.position) {
-    return [moved(item, keyBetween(before?.position ?? null, after?.position ?? null))];
+    const key = keyBetween(before?.position ?? null, after?.position ?? null);
+    if (key.length <= MAX_POSITION_LENGTH) return [moved(item, key)];
+    return spread([...others.slice(0, index + 1), item, ...others.slice(index + 1)], null, null);
   }
   const tied = before.position;
   if (before.queueItemId < item.queueItemId && item.queueItemId < after.queueItemId) return [moved(item, tied)];
   const first = others.findIndex((i) => i.position === tied);
   const end = others.findLastIndex((i) => i.position === tied) + 1;
   const group = [...others.slice(first, index + 1), item, ...others.slice(index + 1, end)];
-  const lo = others[first - 1]?.position ?? null;
-  const hi = others[end]?.position ?? null;
+  return spread(group, others[first - 1]?.position ?? null, others[end]?.position ?? null);
+}
+
+/**
+ * Fresh ascending keys for `group`, in its order, between `lo` and `hi`. The item being sent,
+ * if in the group, keeps its key: nothing may change a sending item.
+ */
+function spread(group: QueueItemState[], lo: string | null, hi: string | null): DomainEvent[] {
   const anchor = group.findIndex((i) => i.status === "sending");
+  const fixed = group[anchor]?.position;
   const keys =
-    anchor === -1
+    fixed === undefined
       ? keysBetween(lo, hi, group.length)
-      : [...keysBetween(lo, tied, anchor), tied, ...keysBetween(tied, hi, group.length - anchor - 1)];
+      : [...keysBetween(lo, fixed, anchor), fixed, ...keysBetween(fixed, hi, group.length - anchor - 1)];
   return group.flatMap((i, k) => (i.position === keys[k] ? [] : [moved(i, keys[k]!)]));
 }
 

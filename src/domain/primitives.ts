@@ -6,8 +6,9 @@ export const MAX_TEXT_LENGTH = 100_000;
 
 export const Id = z.string().min(1).max(MAX_ID_LENGTH);
 export const Text = z.string().max(MAX_TEXT_LENGTH);
+export const MAX_POSITION_LENGTH = 256;
 /** A fractional-indexing key; validity beyond shape is checked by the decider. */
-export const PositionKey = z.string().min(1).max(256);
+export const PositionKey = z.string().min(1).max(MAX_POSITION_LENGTH);
 
 export const Attachment = z.object({
   name: z.string().min(1).max(1024),

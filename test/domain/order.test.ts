@@ -147,6 +147,23 @@ describe("move", () => {
     expect(t.item("s")).toBe(before);
   });
 
+  it("keeps keys within the 256-character limit however often items are moved into the same gap", () => {
+    const t = Thread.ready();
+    for (const id of ["s", "a", "x", "y", "b"]) t.add(id);
+    t.claim(); // s is being sent: its key must never change
+    const sendingKey = t.item("s")!.position;
+    for (let n = 0; n < 2_000; n++) {
+      const id = n % 2 ? "x" : "y";
+      expect(move(t, id, "a")).not.toBeInstanceOf(Error);
+      expect(t.order()).toEqual(["s", "a", id, id === "x" ? "y" : "x", "b"]);
+    }
+    for (const id of t.order()) {
+      expect(t.item(id)!.position.length).toBeLessThanOrEqual(256);
+      expect(isValidPositionKey(t.item(id)!.position)).toBe(true);
+    }
+    expect(t.item("s")!.position).toBe(sendingKey);
+  });
+
   it("snapshot order always agrees with compareOrder", () => {
     const t = queue("a", "b", "c", "d");
     move(t, "d", null);
