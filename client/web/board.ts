@@ -1,8 +1,16 @@
-import type { Peer, QueueEntry, ThreadQueue, TurnqueueClient } from "../index.js";
+import type { Peer, QueueEntry, SessionStatus, ThreadQueue, TurnqueueClient } from "../index.js";
 import { h, reportTo } from "./dom.js";
 import { bindTextarea } from "./text-binding.js";
 
 const STATUS_LABEL: Record<QueueEntry["status"], string> = { pending: "queued", sending: "sending", failed: "failed" };
+const SESSION_LABEL: Record<SessionStatus, string> = {
+  unknown: "no agent yet",
+  starting: "agent starting",
+  ready: "agent ready",
+  running: "agent working",
+  stopped: "agent stopped",
+  error: "agent error",
+};
 
 /**
  * One thread's queue, live: the composer, the ordered items (drag to reorder, type to
@@ -90,7 +98,7 @@ export class Board {
 
   private render(): void {
     const { session, paused, pauseReason } = this.queue.state;
-    this.session.textContent = `agent ${session}`;
+    this.session.textContent = SESSION_LABEL[session];
     this.session.dataset.status = session;
     this.paused.hidden = !paused;
     this.paused.textContent = `paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}`;
