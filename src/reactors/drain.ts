@@ -26,7 +26,12 @@ const SCAN_CONCURRENCY = 8;
  * again), the startup scan (subscribed first, so nothing committed meanwhile is missed),
  * per-thread timers, and a slow periodic sweep for whatever the bus lost.
  */
-export async function startDrainReactor(services: Services): Promise<Closable> {
+export interface DrainReactor extends Closable {
+  /** Settles once the startup scan has looked at every thread with work. */
+  readonly recovered: Promise<void>;
+}
+
+export async function startDrainReactor(services: Services): Promise<DrainReactor> {
   const { engine, store, bus, lease, config, logger } = services;
   const log = logger.child({ component: "drain" });
   const bootedAt = services.now().getTime();
@@ -125,6 +130,7 @@ export async function startDrainReactor(services: Services): Promise<Closable> {
   const startup = scan("startup").catch((error) => log.error({ err: error }, "drain startup scan failed; the sweep will retry"));
 
   return {
+    recovered: startup,
     async close() {
       closed = true;
       clearInterval(sweeper);

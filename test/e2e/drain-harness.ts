@@ -3,6 +3,7 @@ import { expect } from "vitest";
 import { runAgent, TurnStartError, type Agent, type Dispatch, type Turn, type TurnOutcome } from "../../client/agent.js";
 import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent, ThreadState } from "../../src/domain/index.js";
+import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config } from "../../src/services.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -20,6 +21,11 @@ export interface DrainHarness {
   add(threadId: string, text: string, options?: { sendNow?: boolean }): Promise<string>;
   state(threadId: string): Promise<ThreadState>;
   events(threadId: string): Promise<StoredEvent[]>;
+  /**
+   * A barrier for "nothing drains": a fresh drain reactor looks at every thread with work,
+   * exactly as the running one does after each event, and claims whatever is eligible.
+   */
+  reactorLooked(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +57,11 @@ export async function startDrainHarness(config: Partial<Config> = {}): Promise<D
     },
     state: (threadId) => server.services.engine.load(threadId),
     events: (threadId) => server.services.store.readThread(threadId, 0),
+    async reactorLooked() {
+      const reactor = await startDrainReactor(server.services);
+      await reactor.recovered;
+      await reactor.close();
+    },
     async close() {
       await agent.close();
       await user.close();
