@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { AppRouter } from "../../src/api/router.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
-import type { Role } from "../../src/domain/index.js";
+import { InProcessBus } from "../../src/cluster/bus.js";
+import { QueueAdd, type Role } from "../../src/domain/index.js";
+import { createEngine } from "../../src/engine/index.js";
+import type { Engine } from "../../src/engine/types.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { redisAvailable, redisUrl } from "./redis.js";
@@ -72,10 +75,23 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
   beforeAll(async () => {
     database = await createTestDatabase();
     // Same database, same Redis, same signing secret: a token works on either instance.
-    const shared = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url") };
+    // A short sweep, so the tests of bus loss do not wait long for the safety net.
+    const shared = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url"), sweepIntervalMs: 300 };
     a = await startTestServer({ config: shared });
     b = await startTestServer({ config: shared });
   });
+
+  /**
+   * Fault injection: a writer on the same database whose publishes never reach Redis, as
+   * when an instance commits and then loses Redis. Its commits are in the log only.
+   */
+  function unpublishedWriter(): Engine {
+    const engine = createEngine({ store: a.services.store, bus: new InProcessBus(), now: () => new Date(), policy: a.services.config.drainPolicy, logger: a.services.logger });
+    closers.push(() => engine.close());
+    return engine;
+  }
+  const addUnpublished = (engine: Engine, threadId: string, text: string) =>
+    engine.execute(threadId, QueueAdd.parse({ type: "queue.add", queueItemId: randomUUID(), message: { messageId: randomUUID(), text } }), { actor: "user:user" });
   afterAll(async () => {
     for (const close of closers.reverse()) await close();
     await a?.close();
@@ -152,5 +168,44 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
     await log.find((e) => e.version === version);
     const claims = log.items.filter((e) => e.type === "queue.item-send-started").map((e) => (e.payload as { queueItemId: string }).queueItemId);
     expect(claims).toEqual([first.queueItemId, second.queueItemId]);
+  });
+
+  it("thread.events on B still delivers a commit the bus lost (fault injected: a writer whose publish never reached Redis)", async () => {
+    const [onA, onB] = [await client(a), await client(b)];
+    const { threadId } = await onA.thread.create.mutate({});
+    const seen = threadEvents(onB, threadId);
+    await seen.find((e) => e.type === "thread.created");
+
+    await addUnpublished(unpublishedWriter(), threadId, "only in the log");
+    await onA.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text: "published" } });
+
+    // The next message on the bus shows B a gap; B reads the log and fills it, in order.
+    await seen.find((e) => e.version === 3);
+    expect(seen.items.map((e) => e.version)).toEqual([1, 2, 3]);
+    expect(JSON.stringify(seen.items[1]!.payload)).toContain("only in the log");
+  });
+
+  it("an item whose event the bus lost still reaches the agent on B, once (fault injected: unpublished commit; the leased sweep finds it)", async () => {
+    const workspace = `ws-${randomUUID()}`;
+    const user = await client(a, "user", workspace);
+    const agent = await client(b, "agent", workspace);
+    const { threadId } = await user.thread.create.mutate({});
+    const dispatches = stream<{ threadId: string; queueItemId: string; message: { text: string } }>();
+    const subscription = agent.agent.dispatches.subscribe({}, { onData: ({ data }) => dispatches.push(data as never), onError: dispatches.fail });
+    closers.push(() => subscription.unsubscribe());
+    await agent.agent.session.mutate({ threadId, status: "ready" });
+
+    // No instance hears of this item on the bus; only the periodic sweep can find it.
+    const { state } = await addUnpublished(unpublishedWriter(), threadId, "found by the sweep");
+    const [queueItemId] = Object.keys(state.items);
+    const dispatch = await dispatches.find((d) => d.queueItemId === queueItemId);
+    expect(dispatch).toMatchObject({ threadId, message: { text: "found by the sweep" } });
+    await agent.agent.turnStarted.mutate({ threadId, queueItemId: queueItemId!, turnId: "turn-1" });
+
+    const log = threadEvents(user, threadId);
+    const { version } = await user.thread.get.query({ threadId });
+    await log.find((e) => e.version === version);
+    expect(log.items.filter((e) => e.type === "queue.item-send-started")).toHaveLength(1);
+    expect(dispatches.items.filter((d) => d.queueItemId === queueItemId)).toHaveLength(1);
   });
 });
