@@ -2,14 +2,14 @@ import type { DomainEvent, StoredEvent } from "../domain/index.js";
 import type { Database } from "./database.js";
 import { guarded, uniqueViolation } from "./errors.js";
 import { readMigrations } from "./migrate.js";
-import { projectionChanges, type ProjectedEvent } from "./projections.js";
+import { projectionChanges, type ProjectedEvent, type ProjectionChanges } from "./projections.js";
 import type { Sql } from "./sql.js";
 import {
   VersionConflictError,
   type AppendRequest, type EventStore, type RememberedCommand, type ThreadSummary,
 } from "./types.js";
 
-interface EventRow {
+export interface EventRow {
   seq: string;
   threadId: string;
   workspaceId: string;
@@ -21,9 +21,9 @@ interface EventRow {
   createdAt: Date;
 }
 
-const EVENT_COLUMNS = `seq::text as seq, "threadId", "workspaceId", version, type, payload, "commandId", actor, "createdAt"`;
+export const EVENT_COLUMNS = `seq::text as seq, "threadId", "workspaceId", version, type, payload, "commandId", actor, "createdAt"`;
 
-const storedEvent = (r: EventRow): StoredEvent =>
+export const storedEvent = (r: EventRow): StoredEvent =>
   ({
     type: r.type,
     payload: r.payload,
@@ -103,7 +103,7 @@ export class PrismaEventStore implements EventStore {
   readThreadSince(threadId: string, afterSeq: string | null, limit: number): Promise<StoredEvent[]> {
     return guarded(async () => {
       const rows = await this.db.sql.query<EventRow>(
-        `select ${EVENT_COLUMNS} from "Event" where "threadId" = $1 and seq > $2::bigint order by seq limit $3`,
+        `select ${EVENT_COLUMNS} from "Event" where "threadId" = $1 and seq > $2::bigint order by "Event".seq limit $3`,
         [threadId, afterSeq ?? "0", limit],
       );
       return rows.map(storedEvent);
@@ -168,7 +168,7 @@ export class PrismaEventStore implements EventStore {
            join "Event" e on e."threadId" = q."threadId" and e.type = 'queue.item-send-started'
                           and e.payload->>'dispatchId' = q."dispatchId"
            where t."workspaceId" = $1 and not t.deleted and q.status = 'sending'
-         ) e order by seq`,
+         ) e order by e.seq`,
         [workspaceId],
       );
       return rows.map(storedEvent);
@@ -249,22 +249,10 @@ export async function writeAppend(sql: Sql, request: AppendRequest): Promise<Sto
     threadId, workspaceId, version: expectedVersion + i + 1, type: e.type, payload: e.payload, commandId, actor, createdAt,
   }));
   const projected: ProjectedEvent[] = request.events.map((e) => ({ ...e, createdAt }));
-  const p = projectionChanges(request.before, request.after, projected);
   const command = { threadId, commandId, fingerprint: request.fingerprint, result: request.result, createdAt };
   let rows: { seq: string; version: number }[];
   try {
-    rows = await sql.query(APPEND_SQL, [
-      JSON.stringify(events),
-      JSON.stringify([command]),
-      JSON.stringify(p.thread),
-      JSON.stringify(p.insertItems),
-      JSON.stringify(p.updateItems),
-      threadId,
-      JSON.stringify(p.deleteItems),
-      JSON.stringify(p.startTurns),
-      JSON.stringify(p.endTurns),
-      JSON.stringify(p.messages),
-    ]);
+    rows = await runAppend(sql, events, [command], projectionChanges(request.before, request.after, projected));
   } catch (error) {
     const constraint = uniqueViolation(error);
     // The version slot is taken (another writer got there first), or the command id is:
@@ -280,4 +268,24 @@ export async function writeAppend(sql: Sql, request: AppendRequest): Promise<Sto
     seq: seqOf.get(e.version)!,
     threadId, workspaceId, version: e.version, commandId, actor, createdAt,
   }));
+}
+
+/** Writes projection rows alone (a rebuild): the append statement with no events. */
+export async function writeProjections(sql: Sql, changes: ProjectionChanges): Promise<void> {
+  await runAppend(sql, [], [], changes);
+}
+
+function runAppend(sql: Sql, events: unknown[], commands: unknown[], p: ProjectionChanges) {
+  return sql.query<{ seq: string; version: number }>(APPEND_SQL, [
+    JSON.stringify(events),
+    JSON.stringify(commands),
+    JSON.stringify(p.thread),
+    JSON.stringify(p.insertItems),
+    JSON.stringify(p.updateItems),
+    p.thread.id,
+    JSON.stringify(p.deleteItems),
+    JSON.stringify(p.startTurns),
+    JSON.stringify(p.endTurns),
+    JSON.stringify(p.messages),
+  ]);
 }
