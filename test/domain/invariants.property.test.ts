@@ -148,10 +148,15 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   const { state, log } = t;
   const items = Object.values(state.items);
 
-  // At most one item is being sent, and it knows its dispatch.
+  // At most one item is being sent, and it knows its dispatch. Its updatedAt is its claim's
+  // time: the drain reactor times the dispatch out from it, so nothing else may touch it.
   const sending = items.filter((i) => i.status === "sending");
   expect(sending.length).toBeLessThanOrEqual(1);
-  for (const i of sending) expect(i.dispatchId).not.toBeNull();
+  for (const i of sending) {
+    const claim = log.findLast((e) => e.type === "queue.item-send-started" && e.payload.queueItemId === i.queueItemId);
+    expect(i.dispatchId).toBe(claim?.type === "queue.item-send-started" ? claim.payload.dispatchId : "no claim");
+    expect(i.updatedAt).toBe(claim?.createdAt);
+  }
 
   // Version increases by one per event.
   expect(state.version).toBe(log.length);
@@ -210,6 +215,63 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   for (let k = 1; k < view.length; k++) expect(compareOrder(view[k - 1]!, view[k]!)).toBeLessThan(0);
 }
 
+/** Any schema-valid event, with ids from small pools so that events hit existing items. */
+const anyEvent: fc.Arbitrary<DomainEvent> = (() => {
+  const text = fc.constantFrom("x", "y");
+  const key = fc.constantFrom("a0", "a1", "Zz", "a0V");
+  const reason = fc.constant("r");
+  const dispatch = fc.record({
+    queueItemId: item, dispatchId: fc.constantFrom("d1", "d2"), kind: fc.constantFrom("turn", "steer"),
+    expectedTurnId: fc.option(turnId, { nil: null }), attempt: fc.integer({ min: 1, max: 5 }),
+    message: fc.record({ messageId: fc.constantFrom("m1", "m2"), text, attachments: fc.constant([]) }), options: fc.constant({}),
+  });
+  return fc.oneof(
+    fc.record({ type: fc.constant("thread.created"), payload: fc.record({ workspaceId: fc.constantFrom("w1", "w2"), title: text }) }),
+    fc.record({ type: fc.constant("thread.archived"), payload: fc.constant({}) }),
+    fc.record({ type: fc.constant("thread.deleted"), payload: fc.constant({}) }),
+    fc.record({
+      type: fc.constant("session.changed"),
+      payload: fc.record({ status: fc.constantFrom("starting", "ready", "running", "stopped", "error"), error: fc.option(reason, { nil: null }) }),
+    }),
+    fc.record({
+      type: fc.constant("queue.item-added"),
+      payload: fc.record({ queueItemId: item, messageId: fc.constantFrom("m1", "m2", "m3"), text, attachments: fc.constant([]), options: fc.constant({}), position: key }),
+    }),
+    fc.record({ type: fc.constant("queue.item-edited"), payload: fc.record({ queueItemId: item, text }) }),
+    fc.record({ type: fc.constant("queue.item-moved"), payload: fc.record({ queueItemId: item, position: key }) }),
+    fc.record({ type: fc.constant("queue.item-removed"), payload: fc.record({ queueItemId: item }) }),
+    fc.record({ type: fc.constant("queue.item-send-started"), payload: dispatch }),
+    fc.record({
+      type: fc.constant("queue.item-send-failed"),
+      payload: fc.record({ queueItemId: item, dispatchId: fc.constant("d1"), reason, final: fc.boolean(), retryAt: fc.option(fc.constant("2026-01-01T00:00:01.000Z"), { nil: null }) }),
+    }),
+    fc.record({ type: fc.constant("queue.item-requeued"), payload: fc.record({ queueItemId: item }) }),
+    fc.record({ type: fc.constant("queue.item-resolved"), payload: fc.record({ queueItemId: item, turnId }) }),
+    fc.record({ type: fc.constant("queue.paused"), payload: fc.record({ reason: fc.constantFrom("user", "failure", "interrupted") }) }),
+    fc.record({ type: fc.constant("queue.resumed"), payload: fc.constant({}) }),
+    fc.record({ type: fc.constant("turn.started"), payload: fc.record({ turnId, queueItemId: item }) }),
+    fc.record({ type: fc.constant("turn.ended"), payload: fc.record({ turnId, outcome: fc.constantFrom("completed", "interrupted", "failed"), error: fc.constant(null) }) }),
+    fc.record({
+      type: fc.constant("message.sent"),
+      payload: fc.record({ messageId: fc.constantFrom("m1", "m2"), queueItemId: item, turnId, text, attachments: fc.constant([]) }),
+    }),
+  ) as fc.Arbitrary<DomainEvent>;
+})();
+
+describe("evolve", () => {
+  it("is total and deterministic over any sequence of valid events", () => {
+    fc.assert(
+      fc.property(fc.array(anyEvent, { maxLength: 40 }), (events) => {
+        const log = events.map((e, k) => ({ ...e, version: k + 1, createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, k)).toISOString() }));
+        const state = replay(freeze(initialState("t1")), log.map(freeze));
+        expect(state.version).toBe(log.length);
+        expect(replay(initialState("t1"), log)).toEqual(state);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe("invariants under random command sequences", () => {
   it("hold after every command of every sequence", () => {
     fc.assert(
@@ -230,6 +292,25 @@ describe("invariants under random command sequences", () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it("repeating any command right away changes nothing more", () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
+        const t = new Thread("t1", { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000 });
+        t.create();
+        for (const s of steps) {
+          if (s.kind === "advance") t.advance(s.ms);
+          const input = resolve(s, t.state, []);
+          if (!input) continue;
+          t.run(input);
+          if (input.type === "drain.claim") continue; // a claim after a claim is the next item's turn only once the first ended
+          const again = t.run(input);
+          expect(again instanceof DomainError ? [] : again, `${input.type} repeated`).toEqual([]);
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 
