@@ -43,7 +43,7 @@ export function createDocStore(sql: SqlClient): DocStore {
           await tx.query(`select pg_advisory_xact_lock(hashtext('tq:doc:' || $1))`, [threadId]);
           const [state] = await tx.query<{ state: unknown }>(`select "state" from "DocState" where "threadId" = $1`, [threadId]);
           const tail = await tx.query<{ id: string; update: unknown }>(
-            `select "id"::text as "id", "update" from "DocUpdate" where "threadId" = $1 order by "id"`,
+            `select "id"::text as "id", "update" from "DocUpdate" where "threadId" = $1 order by "DocUpdate"."id"`,
             [threadId],
           );
           if (tail.length === 0) return;
