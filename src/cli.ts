@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { createAuth } from "./api/auth.js";
 import { ConfigError, loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
+import type { Turnqueue } from "./server.js";
 
 /** The workspace `serve` prints a token for, so a newcomer can use the server at once. */
 const LOCAL_WORKSPACE = "local";
@@ -21,7 +22,9 @@ const flagsOf = (options: Record<string, unknown>): RawSettings => options as Ra
 withSettings(
   program.command("serve").description("serve the API, the queue documents and the web page on one port"),
   Object.keys(settings) as SettingName[],
-).action(async (options: Record<string, unknown>) => {
+)
+  .option("--with-echo-agent", "also run the echo agent runtime on the local workspace, to watch queues drain")
+  .action(async ({ withEchoAgent, ...options }: { withEchoAgent?: boolean } & Record<string, unknown>) => {
   const config = await loadConfig({ flags: flagsOf(options) });
   // Loaded here so `token` and `--help` answer at once, without the database stack.
   const { startTurnqueue } = await import("./server.js");
@@ -36,6 +39,7 @@ withSettings(
       "",
     ].join("\n"),
   );
+  const echoAgent = withEchoAgent ? await startLocalEchoAgent(app) : null;
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -45,7 +49,9 @@ withSettings(
     }
     stopping = true;
     app.services.logger.info({ signal }, "shutting down: finishing commands in flight");
-    app.close().then(
+    Promise.resolve(echoAgent?.close())
+      .then(() => app.close())
+      .then(
       () => process.exit(0),
       (err: unknown) => {
         app.services.logger.error({ err }, "shutdown failed");
@@ -85,6 +91,43 @@ withSettings(
   );
   process.stdout.write(`${token}\n`);
 });
+
+/** The echo runtime beside the server, on the workspace whose token `serve` prints. */
+async function startLocalEchoAgent(app: Turnqueue) {
+  const { startEchoAgent } = await import("../client/echo-agent.js");
+  const token = await app.services.auth.issue({ sub: "echo-agent", workspaceId: LOCAL_WORKSPACE, role: "agent" });
+  process.stdout.write(`  echo agent: running on workspace "${LOCAL_WORKSPACE}" (its turns are printed below)\n`);
+  return startEchoAgent({ url: app.url, token });
+}
+
+const number = (what: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${what} must be a number from ${min} to ${max}.`);
+  return n;
+};
+
+program
+  .command("agent")
+  .description("run an agent runtime that receives this workspace's dispatched turns")
+  .requiredOption("--echo", "the built-in echo runtime (turns echo their text back); write your own with client/agent.ts")
+  .requiredOption("--url <url>", "the server, e.g. http://127.0.0.1:4780")
+  .requiredOption("--token <token>", "an agent token: turnqueue token --workspace W --role agent")
+  .option("--delay-ms <ms>", "how long each echo turn works", number("--delay-ms", 0, 3_600_000), 500)
+  .option("--failure-rate <rate>", "share of turns whose start fails (retryably), 0..1", number("--failure-rate", 0, 1), 0)
+  .action(async (options: { url: string; token: string; delayMs: number; failureRate: number }) => {
+    const { startEchoAgent } = await import("../client/echo-agent.js");
+    const agent = startEchoAgent({
+      url: options.url,
+      token: options.token,
+      delayMs: options.delayMs,
+      failureRate: options.failureRate,
+      onError: (error) => process.stderr.write(`turnqueue agent: ${(error as Error).message ?? String(error)}\n`),
+    });
+    process.stdout.write(`echo agent connected to ${options.url}; Ctrl-C to stop\n`);
+    const stop = () => void agent.close().then(() => process.exit(0));
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
 
 try {
   await program.parseAsync();
