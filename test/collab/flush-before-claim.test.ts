@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TestServer } from "../support/server.js";
+import { connect, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
+
+describe("typed text is committed before its item is claimed", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // A coalescing window far longer than the test: only the pre-claim flush can commit the text.
+    server = await startCollabServer({ config: { editCoalesceMs: 600_000 } });
+  });
+  afterAll(() => server?.close());
+
+  it("the agent's dispatch carries the last text the server acknowledged before the claim", async () => {
+    const { threadId, ids } = await createThread(server, ["fix the bug"]);
+    const [typist, watcher] = [connect(server, threadId, await server.token()), connect(server, threadId, await server.token())];
+    await synced([typist, watcher]);
+
+    typist.text(ids[0]).insert(11, " in the parser, then run the tests");
+    // The watcher got it through the server: the server has acknowledged this text.
+    await until(() => watcher.text(ids[0]).toString() === "fix the bug in the parser, then run the tests");
+    expect((await projection(server, threadId)).items[0].text).toBe("fix the bug");
+
+    await exec(server, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+    // The drain reactor claims on its own; claiming here too is harmless (no events when not eligible).
+    await exec(server, threadId, { type: "drain.claim" }, "reactor:drain");
+
+    const log = await server.services.store.readThread(threadId, 0);
+    const claim = log.find((e) => e.type === "queue.item-send-started");
+    expect(claim?.type === "queue.item-send-started" && claim.payload.message.text).toBe("fix the bug in the parser, then run the tests");
+    const edit = log.findIndex((e) => e.type === "queue.item-edited");
+    expect(edit).toBeGreaterThan(-1);
+    expect(edit).toBeLessThan(log.indexOf(claim!));
+    await until(async () => (await projection(server, threadId)).items[0]?.status === "sending");
+    typist.destroy();
+    watcher.destroy();
+  });
+
+  it("typing into an item the API just claimed is undone (refused edit or direct compensation alike)", async () => {
+    const { threadId, ids } = await createThread(server, ["draft"]);
+    const device = connect(server, threadId, await server.token());
+    await synced([device]);
+    await exec(server, threadId, { type: "queue.pause" });
+    await exec(server, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+    // Claimed through the API while the device still believes the item is pending.
+    await exec(server, threadId, { type: "queue.sendNow", queueItemId: ids[0] });
+    device.text(ids[0]).insert(5, " that came too late");
+    await until(() => device.view().items[0]?.status === "sending" && device.text(ids[0]).toString() === "draft", () => device.view());
+    expect((await projection(server, threadId)).items[0]).toMatchObject({ text: "draft", status: "sending" });
+    device.destroy();
+  });
+});
