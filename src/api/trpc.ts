@@ -12,6 +12,8 @@ export interface Context {
 
 // Plain JSON, no transformer: CONTRACT.md promises clients in any language can call us.
 const t = initTRPC.context<Context>().create({
+  // Stack traces are for our logs, not for clients, whatever NODE_ENV says.
+  isDev: false,
   errorFormatter({ shape, error }) {
     return {
       ...shape,

@@ -76,22 +76,22 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
   it("another workspace's thread is NOT_FOUND for every mutation, and nothing changes", async () => {
     const before = await version();
     for (const call of [
-      stranger.queue.add.mutate({ threadId, message: { messageId: "m2", text: "injected" } }),
-      stranger.queue.edit.mutate({ threadId, queueItemId, text: "defaced" }),
-      stranger.queue.move.mutate({ threadId, queueItemId, afterId: null }),
-      stranger.queue.remove.mutate({ threadId, queueItemId }),
-      stranger.queue.retry.mutate({ threadId, queueItemId }),
-      stranger.queue.sendNow.mutate({ threadId, queueItemId }),
-      stranger.queue.pause.mutate({ threadId }),
-      stranger.queue.resume.mutate({ threadId }),
-      stranger.thread.archive.mutate({ threadId }),
-      stranger.thread.delete.mutate({ threadId }),
-      strangerAgent.agent.session.mutate({ threadId, status: "ready" }),
-      strangerAgent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "t" }),
-      strangerAgent.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "x", retryable: false }),
-      strangerAgent.agent.turnEnded.mutate({ threadId, turnId: "t", outcome: "completed" }),
+      () => stranger.queue.add.mutate({ threadId, message: { messageId: "m2", text: "injected" } }),
+      () => stranger.queue.edit.mutate({ threadId, queueItemId, text: "defaced" }),
+      () => stranger.queue.move.mutate({ threadId, queueItemId, afterId: null }),
+      () => stranger.queue.remove.mutate({ threadId, queueItemId }),
+      () => stranger.queue.retry.mutate({ threadId, queueItemId }),
+      () => stranger.queue.sendNow.mutate({ threadId, queueItemId }),
+      () => stranger.queue.pause.mutate({ threadId }),
+      () => stranger.queue.resume.mutate({ threadId }),
+      () => stranger.thread.archive.mutate({ threadId }),
+      () => stranger.thread.delete.mutate({ threadId }),
+      () => strangerAgent.agent.session.mutate({ threadId, status: "ready" }),
+      () => strangerAgent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "t" }),
+      () => strangerAgent.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "x", retryable: false }),
+      () => strangerAgent.agent.turnEnded.mutate({ threadId, turnId: "t", outcome: "completed" }),
     ]) {
-      expect((await failure(call)).data?.code).toBe("NOT_FOUND");
+      expect((await failure(call())).data?.code).toBe("NOT_FOUND");
     }
     expect(await version()).toBe(before);
     expect((await owner.thread.get.query({ threadId })).queue.items.map((i) => i.text)).toEqual(["confidential"]);
@@ -106,18 +106,18 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
   it("a user token on agent procedures, and an agent token on user procedures, is FORBIDDEN", async () => {
     const before = await version();
     for (const call of [
-      owner.agent.session.mutate({ threadId, status: "ready" }),
-      owner.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "t" }),
-      owner.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "x", retryable: true }),
-      owner.agent.turnEnded.mutate({ threadId, turnId: "t", outcome: "completed" }),
-      ownerAgent.thread.get.query({ threadId }),
-      ownerAgent.thread.list.query(),
-      ownerAgent.thread.create.mutate({}),
-      ownerAgent.queue.add.mutate({ threadId, message: { messageId: "m3", text: "x" } }),
-      ownerAgent.queue.pause.mutate({ threadId }),
-      ownerAgent.thread.delete.mutate({ threadId }),
+      () => owner.agent.session.mutate({ threadId, status: "ready" }),
+      () => owner.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "t" }),
+      () => owner.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "x", retryable: true }),
+      () => owner.agent.turnEnded.mutate({ threadId, turnId: "t", outcome: "completed" }),
+      () => ownerAgent.thread.get.query({ threadId }),
+      () => ownerAgent.thread.list.query(),
+      () => ownerAgent.thread.create.mutate({}),
+      () => ownerAgent.queue.add.mutate({ threadId, message: { messageId: "m3", text: "x" } }),
+      () => ownerAgent.queue.pause.mutate({ threadId }),
+      () => ownerAgent.thread.delete.mutate({ threadId }),
     ]) {
-      expect((await failure(call)).data?.code).toBe("FORBIDDEN");
+      expect((await failure(call())).data?.code).toBe("FORBIDDEN");
     }
     expect((await watchEvents(ownerAgent, { threadId }).failed()).data?.code).toBe("FORBIDDEN");
     expect(await version()).toBe(before);

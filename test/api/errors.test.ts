@@ -42,10 +42,10 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
     const { threadId, queueItemId, unchanged } = await fixture();
     const long = "x".repeat(MAX_TEXT_LENGTH + 1);
     for (const call of [
-      user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: long } }),
-      user.queue.edit.mutate({ threadId, queueItemId, text: long }),
+      () => user.queue.add.mutate({ threadId, message: { messageId: "m-2", text: long } }),
+      () => user.queue.edit.mutate({ threadId, queueItemId, text: long }),
     ]) {
-      const error = await failure(call);
+      const error = await failure(call());
       expect(error.data?.code).toBe("BAD_REQUEST");
       expect(error.data?.zodError).not.toBeNull();
     }
@@ -58,14 +58,14 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
     const { threadId, queueItemId, unchanged } = await fixture();
     const long = "i".repeat(MAX_ID_LENGTH + 1);
     for (const call of [
-      user.queue.add.mutate({ threadId, message: { messageId: long, text: "x" } }),
-      user.queue.remove.mutate({ threadId, queueItemId: long }),
-      user.queue.move.mutate({ threadId, queueItemId, afterId: long }),
-      user.queue.pause.mutate({ threadId, commandId: long }),
-      user.queue.remove.mutate({ threadId, queueItemId: "" }),
-      user.thread.create.mutate({ threadId: long }),
+      () => user.queue.add.mutate({ threadId, message: { messageId: long, text: "x" } }),
+      () => user.queue.remove.mutate({ threadId, queueItemId: long }),
+      () => user.queue.move.mutate({ threadId, queueItemId, afterId: long }),
+      () => user.queue.pause.mutate({ threadId, commandId: long }),
+      () => user.queue.remove.mutate({ threadId, queueItemId: "" }),
+      () => user.thread.create.mutate({ threadId: long }),
     ]) {
-      const error = await failure(call);
+      const error = await failure(call());
       expect(error.data?.code).toBe("BAD_REQUEST");
       expect(error.data?.zodError).not.toBeNull();
     }
@@ -85,25 +85,25 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
   it("an unknown thread is NOT_FOUND", async () => {
     const threadId = uid("missing");
     for (const call of [
-      user.thread.get.query({ threadId }),
-      user.queue.add.mutate({ threadId, message: { messageId: "m", text: "x" } }),
-      user.queue.pause.mutate({ threadId }),
-      user.thread.archive.mutate({ threadId }),
+      () => user.thread.get.query({ threadId }),
+      () => user.queue.add.mutate({ threadId, message: { messageId: "m", text: "x" } }),
+      () => user.queue.pause.mutate({ threadId }),
+      () => user.thread.archive.mutate({ threadId }),
     ]) {
-      expect((await failure(call)).data).toMatchObject({ code: "NOT_FOUND", reason: "THREAD_NOT_FOUND" });
+      expect((await failure(call())).data).toMatchObject({ code: "NOT_FOUND", reason: "THREAD_NOT_FOUND" });
     }
   });
 
   it("an unknown item is NOT_FOUND", async () => {
     const { threadId, queueItemId, unchanged } = await fixture();
     for (const call of [
-      user.queue.edit.mutate({ threadId, queueItemId: "nope", text: "x" }),
-      user.queue.remove.mutate({ threadId, queueItemId: "nope" }),
-      user.queue.retry.mutate({ threadId, queueItemId: "nope" }),
-      user.queue.sendNow.mutate({ threadId, queueItemId: "nope" }),
-      user.queue.move.mutate({ threadId, queueItemId, afterId: "nope" }),
+      () => user.queue.edit.mutate({ threadId, queueItemId: "nope", text: "x" }),
+      () => user.queue.remove.mutate({ threadId, queueItemId: "nope" }),
+      () => user.queue.retry.mutate({ threadId, queueItemId: "nope" }),
+      () => user.queue.sendNow.mutate({ threadId, queueItemId: "nope" }),
+      () => user.queue.move.mutate({ threadId, queueItemId, afterId: "nope" }),
     ]) {
-      expect((await failure(call)).data).toMatchObject({ code: "NOT_FOUND", reason: "ITEM_NOT_FOUND" });
+      expect((await failure(call())).data).toMatchObject({ code: "NOT_FOUND", reason: "ITEM_NOT_FOUND" });
     }
     await unchanged();
   });

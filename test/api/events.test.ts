@@ -76,6 +76,7 @@ describe.each(databases)("thread.events over WebSocket (%s)", (database) => {
     const first = watchEvents(user, { threadId });
     await first.count(2);
     first.stop();
+    expectContiguous(first.received, 1);
     const lastEventId = first.received[1].id;
 
     // Missed while away.

@@ -160,11 +160,11 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     expect(snapshot.queue.items.map((i) => [i.text, i.status])).toEqual([["a", "pending"], ["b", "sending"]]);
 
     for (const refused of [
-      user.queue.edit.mutate({ threadId, queueItemId: b.queueItemId, text: "changed" }),
-      user.queue.move.mutate({ threadId, queueItemId: b.queueItemId, afterId: null }),
-      user.queue.remove.mutate({ threadId, queueItemId: b.queueItemId }),
+      () => user.queue.edit.mutate({ threadId, queueItemId: b.queueItemId, text: "changed" }),
+      () => user.queue.move.mutate({ threadId, queueItemId: b.queueItemId, afterId: null }),
+      () => user.queue.remove.mutate({ threadId, queueItemId: b.queueItemId }),
     ]) {
-      expect((await failure(refused)).data).toMatchObject({ code: "CONFLICT", reason: "ITEM_SENDING" });
+      expect((await failure(refused())).data).toMatchObject({ code: "CONFLICT", reason: "ITEM_SENDING" });
     }
     expect((await user.thread.get.query({ threadId })).version).toBe(snapshot.version);
   });
