@@ -15,6 +15,8 @@ import { Thread } from "./harness.js";
  */
 const itemIds = ["q0", "q1", "q2", "q3", "q4", "q5"];
 const item = fc.constantFrom(...itemIds);
+/** A valid key one character short of the limit: moves next to it must re-key, not overflow. */
+const LONG_KEY = `a0${"V".repeat(253)}`;
 const turnId = fc.constantFrom("turn-a", "turn-b", "turn-c");
 
 type Step =
@@ -54,7 +56,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       fc.record({
         type: fc.constant("queue.move" as const),
         queueItemId: item,
-        to: fc.record({ position: fc.constantFrom("a0", "a1", "Zz", "a0V", "a00", "a0!", "b", "zzz") }),
+        to: fc.record({ position: fc.constantFrom("a0", "a1", "Zz", "a0V", "a00", "a0!", "b", "zzz", LONG_KEY, `${LONG_KEY.slice(0, -1)}W`) }),
       }),
     ),
   },

@@ -99,6 +99,20 @@ describe("send now", () => {
     expect(claimOf(events as never).attempt).toBe(1);
   });
 
+  it("of a pending item during a failure hold lifts the hold: the user continues past the failed item", () => {
+    const t = Thread.ready();
+    t.add("q1");
+    t.add("q2");
+    t.add("q3");
+    t.claim();
+    t.startFailed("q1", false);
+    expect(types(sendNow(t, "q2"))).toEqual(["queue.resumed", "queue.item-send-started"]);
+    t.started("q2", "turn1");
+    t.ended("turn1");
+    expect(claimOf(t.claim()).queueItemId).toBe("q3");
+    expect(t.item("q1")?.status).toBe("failed");
+  });
+
   it("does not wait for a retry backoff", () => {
     const t = Thread.ready();
     t.add("q1");
