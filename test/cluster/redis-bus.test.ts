@@ -1,8 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisBus } from "../../src/cluster/redis-bus.js";
-import { adminConnection, killClientsNamed, redisAvailable, redisUrl, subscriberCount, until } from "./redis.js";
+import { adminConnection, killClientsNamed, redisAvailable, redisUrl, startPrivateRedis, subscriberCount, until } from "./redis.js";
 
 /** Messages received on one subscription, awaitable one by one. */
 function mailbox() {
@@ -188,5 +189,45 @@ describe.runIf(hasRedis)("RedisBus (real Redis)", () => {
 
   it("refuses to start against an unreachable Redis with an error naming it", async () => {
     await expect(RedisBus.connect({ url: "redis://127.0.0.1:1" })).rejects.toThrow(/Redis at redis:\/\/127\.0\.0\.1:1.* is unreachable: .*ECONNREFUSED/);
+  });
+});
+
+const hasRedisServer = spawnSync("redis-server", ["--version"]).status === 0;
+
+describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private redis-server, stopped and started again)", () => {
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  const buses: RedisBus[] = [];
+  afterAll(async () => {
+    await Promise.all(buses.map((bus) => bus.close()));
+    await redis?.stop();
+  });
+
+  it("drops and reports what is published while Redis is down, then delivers again once it is back", async () => {
+    redis = await startPrivateRedis();
+    const dropped: string[] = [];
+    const a = await RedisBus.connect({ url: redis.url });
+    const b = await RedisBus.connect({ url: redis.url, onError: (error, context) => dropped.push(`${context.during} on ${context.channel}`) });
+    buses.push(a, b);
+    const topic = "tq:test:restart";
+    const box = mailbox();
+    await a.subscribe(topic, box.handler);
+    await b.publish(topic, new Uint8Array([1]));
+    await box.count(1);
+
+    await redis.stop();
+    // At-most-once: the publisher is not failed for it (its command is already durable), the loss is reported.
+    await expect(b.publish(topic, new Uint8Array([2]))).resolves.toBeUndefined();
+    expect(dropped).toEqual([`publish on ${topic}`]);
+
+    await redis.start();
+    const admin = new Redis(redis.url);
+    try {
+      // Both buses reconnect by themselves and A's listener subscribes again.
+      await until(async () => (await subscriberCount(admin, topic)) === 1);
+    } finally {
+      admin.disconnect();
+    }
+    await b.publish(topic, new Uint8Array([3]));
+    expect((await box.count(2)).map((m) => m[0])).toEqual([1, 3]);
   });
 });
