@@ -1,8 +1,10 @@
 import type { TRPCClient } from "@trpc/client";
 import type { inferRouterOutputs } from "@trpc/server";
+import * as encoding from "lib0/encoding";
 import { ObservableV2 } from "lib0/observable";
 import WebSocket from "ws";
 import { WebsocketProvider } from "y-websocket";
+import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AppRouter } from "../src/api/router.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
@@ -71,6 +73,9 @@ export interface ThreadQueueOptions {
   presence?: Partial<Presence>;
   onClose?: () => void;
 }
+
+/** y-websocket's message type of the sync protocol. */
+const MESSAGE_SYNC = 0;
 
 const PALETTE = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#7d5ba6", "#2e86ab", "#f18f01", "#c73e1d"];
 
@@ -146,6 +151,26 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       };
       this.provider.on("sync", onSync);
     });
+  }
+
+  /**
+   * Resolves once the server holds every change this replica made before the call (after
+   * a reconnect, too). Call it before a tRPC call that must see them: document updates and
+   * tRPC calls travel on different connections, so nothing else orders one after the other.
+   */
+  async flush(): Promise<void> {
+    await this.whenSynced();
+    // Synced implies an open socket. The server answers a sync request only after everything
+    // sent before it on that socket, and its answer marks the replica synced again.
+    const socket = this.provider.ws!;
+    this.provider.synced = false;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MESSAGE_SYNC);
+    syncProtocol.writeSyncStep1(encoder, this.doc);
+    socket.send(encoding.toUint8Array(encoder));
+    await this.whenSynced();
+    // The socket dropped before the answer: ask again on the new one.
+    if (this.provider.ws !== socket) await this.flush();
   }
 
   /** Items in queue order: `(position, id)`, the order the server drains in. */

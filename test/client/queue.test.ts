@@ -148,6 +148,39 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     await eventually(() => expect(b.peers).toEqual([]));
   });
 
+  it("flush() orders document writes before a tRPC call: the agent gets the arranged order and text", async () => {
+    const dana = createTurnqueueClient({ url: server.url, token: await server.token("user", "flush", "dana") });
+    const received: string[] = [];
+    let agent: Agent | undefined;
+    try {
+      const { threadId } = await dana.thread.create.mutate({ title: "arrange, then go" });
+      const queue = dana.openThreadQueue(threadId);
+      await queue.whenSynced();
+      agent = runAgent({
+        url: server.url,
+        token: await server.token("agent", "flush", "runner"),
+        autoReady: true,
+        async onTurn(turn) {
+          received.push(turn.dispatch.message.text);
+          await turn.start();
+          return { outcome: "completed" };
+        },
+      });
+      await eventually(() => expect(queue.state.session).toBe("ready"));
+      await queue.pause();
+      const tests = await queue.add("run the tests");
+      const lint = await queue.add("fix lint");
+      queue.move(lint.queueItemId, null);
+      queue.edit(tests.queueItemId, "run the tests, then push");
+      await queue.flush();
+      await queue.resume();
+      await eventually(() => expect(received).toEqual(["fix lint", "run the tests, then push"]));
+    } finally {
+      await agent?.close();
+      await dana.close();
+    }
+  });
+
   it("a failed item shows its reason on every device, and retry sends it", async () => {
     // Its own workspace, so the agent keeps sessions ready only on this test's thread.
     const carol = createTurnqueueClient({ url: server.url, token: await server.token("user", "retry", "carol") });
