@@ -5,13 +5,12 @@ import {
   decide, DomainError, initialState, replay,
   type Command, type DrainPolicy, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
-import { VersionConflictError, type EventStore } from "../store/types.js";
+import { VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
 import { CommandIdReusedError, EngineClosedError } from "./errors.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
 import { StateCache } from "./state-cache.js";
 import type { Engine, ExecuteOptions, ExecuteResult } from "./types.js";
-
 
 export interface EngineOptions {
   store: EventStore;
@@ -23,13 +22,29 @@ export interface EngineOptions {
   cacheSize?: number;
 }
 
-/** How often one command is decided again after losing the version race to another writer. */
+/** How often a batch is decided again after losing the version race to another writer. */
 const MAX_ATTEMPTS = 20;
+/** Commands of one thread decided and appended together at most. */
+const MAX_CHAIN = 64;
 
 /** What the store remembers of a command, for idempotent retries. */
 interface Remembered {
   version: number;
 }
+
+interface Job {
+  command: Command;
+  options: ExecuteOptions;
+  commandId: string;
+  fingerprint: string;
+  resolve(result: ExecuteResult): void;
+  reject(error: unknown): void;
+}
+
+type Outcome =
+  | { kind: "done"; result: ExecuteResult }
+  | { kind: "refused"; error: unknown }
+  | { kind: "appended"; index: number; state: ThreadState };
 
 /** Commands that may claim the head item: pending edits are flushed before they decide. */
 const mayClaim = (c: Command): boolean =>
@@ -37,14 +52,25 @@ const mayClaim = (c: Command): boolean =>
 
 const encoder = new TextEncoder();
 
+/**
+ * command → decide → append → project → publish.
+ *
+ * Commands of one thread queue in a mailbox; each turn of the thread's lane takes all of
+ * them, decides them one after another on the state the previous one leaves, and appends
+ * them as one chain (group commit within a thread; the store groups threads). Decisions
+ * start from the cached state without reading the log: an append decided on a stale state
+ * cannot commit (its version slot is taken), and a refusal or no-op is confirmed against
+ * the log before it is answered. So several processes can share one database.
+ */
 export function createEngine(options: EngineOptions): Engine {
   const { store, bus, now, policy, logger } = options;
   const cache = new StateCache(options.cacheSize ?? 10_000);
   const lanes = new Lanes();
+  const mailboxes = new Map<string, Job[]>();
   const hooks = new Set<(threadId: string) => Promise<void>>();
   let closed = false;
 
-  /** The cached state caught up with the log, so several processes can share one database. */
+  /** The cached state caught up with the log. The cache only ever holds committed states. */
   async function current(threadId: string): Promise<ThreadState> {
     const cached = cache.get(threadId) ?? initialState(threadId);
     const newer = await store.readThread(threadId, cached.version);
@@ -53,56 +79,110 @@ export function createEngine(options: EngineOptions): Engine {
     return state;
   }
 
-  async function remembered(threadId: string, commandId: string, fingerprint: string): Promise<ExecuteResult | null> {
-    const memory = await store.findCommand(threadId, commandId);
-    if (!memory) return null;
-    if (memory.fingerprint !== fingerprint) throw new CommandIdReusedError(threadId, commandId);
-    const state = await current(threadId);
-    return { version: (memory.result as Remembered).version, events: [], state, replayed: true };
+  /** Answers of commands whose caller-chosen id already ran (a retry after a lost answer). */
+  async function recall(threadId: string, jobs: Job[], state: ThreadState): Promise<Map<Job, Outcome>> {
+    const recalled = new Map<Job, Outcome>();
+    for (const job of jobs) {
+      if (job.options.commandId === undefined) continue;
+      const memory = await store.findCommand(threadId, job.commandId);
+      if (!memory) continue;
+      recalled.set(
+        job,
+        memory.fingerprint === job.fingerprint
+          ? { kind: "done", result: { version: (memory.result as Remembered).version, events: [], state, replayed: true } }
+          : { kind: "refused", error: new CommandIdReusedError(threadId, job.commandId) },
+      );
+    }
+    return recalled;
   }
 
-  async function run(threadId: string, command: Command, opts: ExecuteOptions, commandId: string, fingerprint: string) {
+  async function run(threadId: string, jobs: Job[]): Promise<void> {
+    let fromLog = false;
     for (let attempt = 1; ; attempt++) {
-      // An id the caller chose may have run already (a retry after a lost answer).
-      if (opts.commandId !== undefined) {
-        const replayed = await remembered(threadId, commandId, fingerprint);
-        if (replayed) return replayed;
-      }
-      const before = await current(threadId);
-      const at = now();
-      const decision = decide(before, command, { now: at, policy });
-      if (decision instanceof DomainError) throw decision;
-      if (decision.length === 0) return { version: before.version, events: [], state: before, replayed: false };
+      const cached = fromLog ? undefined : cache.get(threadId);
+      fromLog = !cached;
+      const start = cached ?? (await current(threadId));
+      const recalled = fromLog ? await recall(threadId, jobs, start) : new Map<Job, Outcome>();
 
+      const at = now();
       const createdAt = at.toISOString();
-      const after = replay(before, decision.map((e, i) => ({ ...e, version: before.version + i + 1, createdAt })));
-      let events: StoredEvent[];
-      try {
-        events = await store.append({
+      const requests: AppendRequest[] = [];
+      let state = start;
+      const outcomes = jobs.map((job): Outcome => {
+        const known = recalled.get(job);
+        if (known) return known;
+        const decision = decide(state, job.command, { now: at, policy });
+        if (decision instanceof DomainError) return { kind: "refused", error: decision };
+        if (decision.length === 0) return { kind: "done", result: { version: state.version, events: [], state, replayed: false } };
+        const before = state;
+        state = replay(before, decision.map((e, i) => ({ ...e, version: before.version + i + 1, createdAt })));
+        requests.push({
           threadId,
-          workspaceId: after.workspaceId,
+          workspaceId: state.workspaceId,
           expectedVersion: before.version,
-          commandId,
-          fingerprint,
-          actor: opts.actor,
+          commandId: job.commandId,
+          fingerprint: job.fingerprint,
+          actor: job.options.actor,
           createdAt,
           events: decision,
           before,
-          after,
-          result: { version: after.version } satisfies Remembered,
+          after: state,
+          result: { version: state.version } satisfies Remembered,
         });
-      } catch (error) {
-        // Whatever happened, the cached state may be behind the log now.
-        cache.forget(threadId);
-        if (error instanceof VersionConflictError && attempt < MAX_ATTEMPTS) {
-          logger.debug({ threadId, attempt, command: command.type }, "version conflict: deciding again on fresh state");
-          continue;
-        }
-        throw error;
+        return { kind: "appended", index: requests.length - 1, state };
+      });
+      // A refusal or no-op seen on the cached state may be stale: confirm it on the log.
+      if (!fromLog && outcomes.some((o) => o.kind !== "appended")) {
+        fromLog = true;
+        continue;
       }
-      cache.set(after);
-      publish(events);
-      return { version: after.version, events, state: after, replayed: false };
+
+      let stored: StoredEvent[][] = [];
+      if (requests.length > 0) {
+        try {
+          stored = await store.appendChain(requests);
+        } catch (error) {
+          if (error instanceof VersionConflictError && attempt < MAX_ATTEMPTS) {
+            logger.debug({ threadId, attempt, commands: jobs.length }, "version conflict: deciding again on fresh state");
+            fromLog = true;
+            continue;
+          }
+          for (const job of jobs) job.reject(error);
+          return;
+        }
+        cache.set(state);
+        publish(stored.flat());
+      }
+      jobs.forEach((job, i) => {
+        const o = outcomes[i]!;
+        switch (o.kind) {
+          case "done":
+            return job.resolve(o.result);
+          case "refused":
+            return job.reject(o.error);
+          case "appended":
+            return job.resolve({ version: o.state.version, events: stored[o.index]!, state: o.state, replayed: false });
+        }
+      });
+      return;
+    }
+  }
+
+  /** Takes the thread's whole mailbox, in chains of distinct command ids (one row each). */
+  async function drain(threadId: string): Promise<void> {
+    const jobs = mailboxes.get(threadId) ?? [];
+    mailboxes.delete(threadId);
+    while (jobs.length > 0) {
+      const ids = new Set<string>();
+      let n = 0;
+      while (n < jobs.length && n < MAX_CHAIN && !ids.has(jobs[n]!.commandId)) ids.add(jobs[n++]!.commandId);
+      const chain = jobs.splice(0, n);
+      try {
+        await run(threadId, chain);
+      } catch (error) {
+        // A read failed (store unavailable): these commands fail, the lane goes on.
+        for (const job of chain) job.reject(error);
+      }
     }
   }
 
@@ -120,7 +200,13 @@ export function createEngine(options: EngineOptions): Engine {
       const fingerprint = fingerprintOf(command);
       // Outside the thread's lane: a hook issues commands (edits) on the same thread.
       if (mayClaim(command)) await Promise.all([...hooks].map((hook) => hook(threadId)));
-      return lanes.run(threadId, () => run(threadId, command, opts, commandId, fingerprint));
+      return new Promise<ExecuteResult>((resolve, reject) => {
+        const job: Job = { command, options: opts, commandId, fingerprint, resolve, reject };
+        const box = mailboxes.get(threadId);
+        if (box) return void box.push(job);
+        mailboxes.set(threadId, [job]);
+        void lanes.run(threadId, () => drain(threadId));
+      });
     },
 
     load(threadId) {

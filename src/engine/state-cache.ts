@@ -23,8 +23,4 @@ export class StateCache {
     this.states.set(state.threadId, state);
     if (this.states.size > this.capacity) this.states.delete(this.states.keys().next().value!);
   }
-
-  forget(threadId: string): void {
-    this.states.delete(threadId);
-  }
 }

@@ -79,7 +79,8 @@ function openPostgres(url: string, max: number): Database {
   pool.on("error", () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const sql = poolSql(pool);
-  const store = new PrismaEventStore({ prisma, sql });
+  // Leave connections for reads and Prisma's own queries beside the append statements.
+  const store = new PrismaEventStore({ prisma, sql }, Math.max(1, Math.floor(max / 2)));
   let closed = false;
   return {
     prisma,

@@ -1,13 +1,9 @@
-import type { DomainEvent, StoredEvent } from "../domain/index.js";
+import type { StoredEvent } from "../domain/index.js";
+import { AppendBatcher } from "./append-batcher.js";
 import type { Database } from "./database.js";
-import { guarded, uniqueViolation } from "./errors.js";
+import { guarded } from "./errors.js";
 import { readMigrations } from "./migrate.js";
-import { projectionChanges, type ProjectedEvent, type ProjectionChanges } from "./projections.js";
-import type { Sql } from "./sql.js";
-import {
-  VersionConflictError,
-  type AppendRequest, type EventStore, type RememberedCommand, type ThreadSummary,
-} from "./types.js";
+import type { AppendRequest, EventStore, RememberedCommand, ThreadSummary } from "./types.js";
 
 export interface EventRow {
   seq: string;
@@ -36,59 +32,18 @@ export const storedEvent = (r: EventRow): StoredEvent =>
     createdAt: r.createdAt.toISOString(),
   }) as StoredEvent;
 
-/**
- * One statement writes a whole append: the events, the command's memory and every
- * projection row, as data-modifying CTEs over JSON record sets. A single statement is
- * atomic on its own, costs one round trip, and its text never changes (PostgreSQL plans it
- * once). A unique violation on (threadId, version) aborts all of it: a version conflict.
- */
-const APPEND_SQL = `
-with ev as (
-  insert into "Event" ("threadId", "workspaceId", version, type, payload, "commandId", actor, "createdAt")
-  select x."threadId", x."workspaceId", x.version, x.type, x.payload, x."commandId", x.actor, x."createdAt"
-  from jsonb_populate_recordset(null::"Event", $1::jsonb) x
-  returning seq, version
-), cr as (
-  insert into "CommandResult" select * from jsonb_populate_recordset(null::"CommandResult", $2::jsonb)
-), th as (
-  insert into "Thread" select * from jsonb_populate_record(null::"Thread", $3::jsonb)
-  on conflict (id) do update set
-    "workspaceId" = excluded."workspaceId", title = excluded.title, version = excluded.version,
-    archived = excluded.archived, deleted = excluded.deleted, "sessionStatus" = excluded."sessionStatus",
-    "sessionError" = excluded."sessionError", "activeTurnId" = excluded."activeTurnId", paused = excluded.paused,
-    "pauseReason" = excluded."pauseReason", "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt"
-), qi as (
-  insert into "QueueItem" select * from jsonb_populate_recordset(null::"QueueItem", $4::jsonb)
-), qu as (
-  update "QueueItem" q set
-    "messageId" = x."messageId", text = x.text, attachments = x.attachments, options = x.options,
-    status = x.status, "failureReason" = x."failureReason", position = x.position, attempts = x.attempts,
-    "notBefore" = x."notBefore", "dispatchId" = x."dispatchId", "createdAt" = x."createdAt", "updatedAt" = x."updatedAt"
-  from jsonb_populate_recordset(null::"QueueItem", $5::jsonb) x
-  where q.id = x.id and q."threadId" = x."threadId"
-), qd as (
-  delete from "QueueItem" where "threadId" = $6 and id in (select jsonb_array_elements_text($7::jsonb))
-), ts as (
-  insert into "Turn" select * from jsonb_populate_recordset(null::"Turn", $8::jsonb)
-  on conflict ("threadId", "turnId") do update set
-    "queueItemId" = excluded."queueItemId", status = excluded.status, error = excluded.error,
-    "startedAt" = excluded."startedAt", "endedAt" = excluded."endedAt"
-), te as (
-  update "Turn" t set status = x.status, error = x.error, "endedAt" = x."endedAt"
-  from jsonb_populate_recordset(null::"Turn", $9::jsonb) x
-  where t."threadId" = $6 and t."turnId" = x."turnId"
-), ms as (
-  insert into "Message" select * from jsonb_populate_recordset(null::"Message", $10::jsonb)
-  on conflict ("threadId", "messageId") do nothing
-)
-select seq::text as seq, version from ev`;
-
 /** The event log and its projections on Prisma's schema, for PGlite and PostgreSQL alike. */
 export class PrismaEventStore implements EventStore {
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly batcher: AppendBatcher;
   private expectedMigrations: Promise<number> | null = null;
 
-  constructor(private readonly db: Pick<Database, "prisma" | "sql">) {}
+  constructor(
+    private readonly db: Pick<Database, "prisma" | "sql">,
+    /** Append statements running at once: 1 on PGlite (one connection anyway), a few on PostgreSQL. */
+    concurrency = 1,
+  ) {
+    this.batcher = new AppendBatcher(db.sql, concurrency);
+  }
 
   readThread(threadId: string, afterVersion: number): Promise<StoredEvent[]> {
     return guarded(async () => {
@@ -110,12 +65,12 @@ export class PrismaEventStore implements EventStore {
     });
   }
 
-  append(request: AppendRequest): Promise<StoredEvent[]> {
-    const running = guarded(() => writeAppend(this.db.sql, request));
-    this.inFlight.add(running);
-    const forget = () => this.inFlight.delete(running);
-    running.then(forget, forget);
-    return running;
+  async append(request: AppendRequest): Promise<StoredEvent[]> {
+    return (await this.appendChain([request]))[0]!;
+  }
+
+  appendChain(requests: AppendRequest[]): Promise<StoredEvent[][]> {
+    return this.batcher.submit(requests);
   }
 
   findCommand(threadId: string, commandId: string): Promise<RememberedCommand | null> {
@@ -204,9 +159,9 @@ export class PrismaEventStore implements EventStore {
     });
   }
 
-  /** Waits for appends already running; the database itself is closed by its owner. */
-  async close(): Promise<void> {
-    await Promise.allSettled([...this.inFlight]);
+  /** Waits for appends already submitted; the database itself is closed by its owner. */
+  close(): Promise<void> {
+    return this.batcher.idle();
   }
 }
 
@@ -240,52 +195,4 @@ export class InvalidCursorError extends Error {
     super(`invalid cursor: ${cursor.slice(0, 64)}`);
     this.name = "InvalidCursorError";
   }
-}
-
-/** The rows of one append, in the shapes APPEND_SQL reads. */
-export async function writeAppend(sql: Sql, request: AppendRequest): Promise<StoredEvent[]> {
-  const { threadId, workspaceId, expectedVersion, commandId, actor, createdAt } = request;
-  const events = request.events.map((e: DomainEvent, i) => ({
-    threadId, workspaceId, version: expectedVersion + i + 1, type: e.type, payload: e.payload, commandId, actor, createdAt,
-  }));
-  const projected: ProjectedEvent[] = request.events.map((e) => ({ ...e, createdAt }));
-  const command = { threadId, commandId, fingerprint: request.fingerprint, result: request.result, createdAt };
-  let rows: { seq: string; version: number }[];
-  try {
-    rows = await runAppend(sql, events, [command], projectionChanges(request.before, request.after, projected));
-  } catch (error) {
-    const constraint = uniqueViolation(error);
-    // The version slot is taken (another writer got there first), or the command id is:
-    // either way the caller reloads and decides again (and then finds the command).
-    if (constraint === "Event_threadId_version_key" || constraint === "CommandResult_pkey") {
-      throw new VersionConflictError(threadId, expectedVersion);
-    }
-    throw error;
-  }
-  const seqOf = new Map(rows.map((r) => [Number(r.version), r.seq]));
-  return events.map((e, i) => ({
-    ...(request.events[i] as DomainEvent),
-    seq: seqOf.get(e.version)!,
-    threadId, workspaceId, version: e.version, commandId, actor, createdAt,
-  }));
-}
-
-/** Writes projection rows alone (a rebuild): the append statement with no events. */
-export async function writeProjections(sql: Sql, changes: ProjectionChanges): Promise<void> {
-  await runAppend(sql, [], [], changes);
-}
-
-function runAppend(sql: Sql, events: unknown[], commands: unknown[], p: ProjectionChanges) {
-  return sql.query<{ seq: string; version: number }>(APPEND_SQL, [
-    JSON.stringify(events),
-    JSON.stringify(commands),
-    JSON.stringify(p.thread),
-    JSON.stringify(p.insertItems),
-    JSON.stringify(p.updateItems),
-    p.thread.id,
-    JSON.stringify(p.deleteItems),
-    JSON.stringify(p.startTurns),
-    JSON.stringify(p.endTurns),
-    JSON.stringify(p.messages),
-  ]);
 }

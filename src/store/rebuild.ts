@@ -1,6 +1,7 @@
 import { initialState, replay } from "../domain/index.js";
 import type { Database } from "./database.js";
-import { EVENT_COLUMNS, storedEvent, writeProjections, type EventRow } from "./event-store.js";
+import { writeProjections } from "./append-statement.js";
+import { EVENT_COLUMNS, storedEvent, type EventRow } from "./event-store.js";
 import { guarded } from "./errors.js";
 import { projectionChanges } from "./projections.js";
 

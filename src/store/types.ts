@@ -59,6 +59,11 @@ export interface EventStore {
   readThreadSince(threadId: string, afterSeq: string | null, limit: number): Promise<StoredEvent[]>;
   /** Atomically: events (expected version), command memory, projections. */
   append(request: AppendRequest): Promise<StoredEvent[]>;
+  /**
+   * Consecutive appends to one thread, each decided on the state the previous one leaves
+   * (expectedVersion chained), written atomically together: all of them or none.
+   */
+  appendChain(requests: AppendRequest[]): Promise<StoredEvent[][]>;
   findCommand(threadId: string, commandId: string): Promise<RememberedCommand | null>;
   listThreads(workspaceId: string, cursor: string | null, limit: number): Promise<{ items: ThreadSummary[]; nextCursor: string | null }>;
   /** The claim events of every item still `sending` in a workspace: dispatches not yet acknowledged. */

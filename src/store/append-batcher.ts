@@ -1,0 +1,84 @@
+import type { StoredEvent } from "../domain/index.js";
+import { translate, uniqueViolation } from "./errors.js";
+import { writeChains } from "./append-statement.js";
+import type { Sql } from "./sql.js";
+import { VersionConflictError, type AppendRequest } from "./types.js";
+
+interface Pending {
+  chain: AppendRequest[];
+  resolve(events: StoredEvent[][]): void;
+  reject(error: unknown): void;
+}
+
+/** Appends gathered into one statement at most (bounds the statement's size). */
+const MAX_BATCH = 128;
+
+/**
+ * Group commit: appends submitted while a write is running are written together by the
+ * next one, in one statement, so a burst of commands costs a few round trips and commits
+ * instead of one each. When a combined write fails (one chain lost its version race),
+ * each chain is written alone, so one conflicting command never fails the others.
+ */
+export class AppendBatcher {
+  private readonly queue: Pending[] = [];
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly concurrency: number,
+  ) {}
+
+  submit(chain: AppendRequest[]): Promise<StoredEvent[][]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ chain, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves when everything submitted so far is written (or failed). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running);
+  }
+
+  private pump(): void {
+    while (this.running.size < this.concurrency && this.queue.length > 0) {
+      const flush = this.flush(this.queue.splice(0, MAX_BATCH)).finally(() => {
+        this.running.delete(flush);
+        this.pump();
+      });
+      this.running.add(flush);
+    }
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    try {
+      const written = await writeChains(this.sql, batch.map((p) => p.chain));
+      batch.forEach((p, i) => p.resolve(written[i]!));
+      return;
+    } catch (error) {
+      if (batch.length === 1) return batch[0]!.reject(failure(error, batch[0]!.chain));
+    }
+    await Promise.all(
+      batch.map(async (p) => {
+        try {
+          p.resolve((await writeChains(this.sql, [p.chain]))[0]!);
+        } catch (error) {
+          p.reject(failure(error, p.chain));
+        }
+      }),
+    );
+  }
+}
+
+/** A taken version slot or command id means: reload and decide again. */
+function failure(error: unknown, chain: AppendRequest[]): unknown {
+  const constraint = uniqueViolation(error);
+  if (constraint === "Event_threadId_version_key" || constraint === "CommandResult_pkey") {
+    return new VersionConflictError(chain[0]!.threadId, chain[0]!.expectedVersion);
+  }
+  try {
+    return translate(error);
+  } catch (translated) {
+    return translated;
+  }
+}
