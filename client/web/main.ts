@@ -112,6 +112,8 @@ async function signedIn(token: string): Promise<void> {
     h("button", { type: "submit" }, "New"),
   );
   const leave = () => {
+    window.onhashchange = null;
+    window.onfocus = null;
     board?.destroy();
     void client.close();
     signOut();

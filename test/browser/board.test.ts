@@ -81,6 +81,32 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     await shot(page, "local-user-new-thread");
   });
 
+  it("a refused token leads to the sign-in page, where a good token signs in", async () => {
+    const context = await browser.newContext({ viewport: { width: 1180, height: 760 } });
+    contexts.push(context);
+    await context.addInitScript(() => {
+      if (!sessionStorage.getItem("seeded")) {
+        sessionStorage.setItem("seeded", "1");
+        localStorage.setItem("turnqueue.token", "not-a-token");
+      }
+    });
+    const page = await context.newPage();
+    await page.goto(server.url);
+    await expect.poll(() => page.getByRole("alert").textContent(), LONG).toContain("That token was refused");
+    await page.getByLabel("Token").fill(await server.token("user", "signin", "grace"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByTestId("who").textContent(), LONG).toBe("grace · signin");
+    await shot(page, "signed-in");
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expect.poll(() => page.getByRole("button", { name: "Continue as the local user" }).isVisible(), LONG).toBe(true);
+    await page.reload();
+    // A deliberate sign-out sticks: the local user is offered, not imposed.
+    await expect.poll(() => page.getByRole("button", { name: "Sign in" }).isVisible(), LONG).toBe(true);
+    await page.getByRole("button", { name: "Continue as the local user" }).click();
+    await expect.poll(() => page.getByTestId("who").textContent(), LONG).toBe("local · local");
+  });
+
   it("a drag in one browser reorders the queue in the other, and each sees the other looking", async () => {
     const alice = await sdk("board", "alice");
     const { threadId } = await alice.thread.create.mutate({ title: "Release 2.0" });
@@ -132,6 +158,9 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     const { threadId } = await erin.thread.create.mutate({ title: "Flaky model" });
     const page = await device("failing", "erin", threadId);
     const attempts: string[] = [];
+    // The second attempt holds its turn start until the test has seen the item `sending`.
+    let startSecond!: () => void;
+    const secondMayStart = new Promise<void>((resolve) => (startSecond = resolve));
     agents.push(
       runAgent({
         url: server.url,
@@ -140,6 +169,7 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
         async onTurn(turn) {
           attempts.push(turn.dispatch.queueItemId);
           if (attempts.length === 1) throw new TurnStartError("model quota exhausted", { retryable: false });
+          await secondMayStart;
           await turn.start();
           return { outcome: "completed" };
         },
@@ -156,6 +186,12 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     await shot(page, "failed-item");
 
     await item.getByRole("button", { name: "Retry" }).click();
+    await expect.poll(() => item.locator(".chip.status").textContent(), LONG).toBe("sending");
+    expect(await item.locator(".reason").isHidden()).toBe(true);
+    expect(await item.locator("textarea").getAttribute("readonly")).not.toBeNull();
+    expect(await item.getByRole("button", { name: "Remove" }).isDisabled()).toBe(true);
+    await shot(page, "sending-item");
+    startSecond();
     await expect.poll(() => item.count(), LONG).toBe(0);
     expect(attempts).toHaveLength(2);
     expect(new Set(attempts).size).toBe(1);
@@ -194,12 +230,16 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     expect(await page.locator("li.item").count()).toBe(3);
     await shot(page, "echo-before-resume");
 
+    // Send now jumps the paused queue with one chosen item; Resume drains the rest in order.
+    await page.locator(`li.item[data-id="${ids[2]}"]`).getByRole("button", { name: "Send now" }).click();
+    await expect.poll(() => echoed, LONG).toEqual([texts[2]]);
+    await expect.poll(() => order(page), LONG).toEqual(ids.slice(0, 2));
     await page.getByRole("button", { name: "Resume" }).click();
-    await expect.poll(() => page.locator("li.item").count(), LONG).toBeLessThan(3);
+    await expect.poll(() => page.locator("li.item").count(), LONG).toBeLessThan(2);
     await shot(page, "echo-draining");
     await expect.poll(() => page.locator("li.item").count(), LONG).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { gone: string[] }).gone)).toEqual(ids);
-    await expect.poll(() => echoed, LONG).toEqual(texts);
+    expect(await page.evaluate(() => (window as unknown as { gone: string[] }).gone)).toEqual([ids[2], ids[0], ids[1]]);
+    await expect.poll(() => echoed, LONG).toEqual([texts[2], texts[0], texts[1]]);
     await shot(page, "echo-drained");
   });
 });
