@@ -31,19 +31,24 @@ export class PostgresLease implements Lease {
     if (this.held.has(key)) return { acquired: false };
     this.held.add(key);
     try {
-      const client = await this.client();
-      const lockKey = advisoryKey(key);
-      const { rows } = await client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [lockKey]);
-      if (!rows[0]!.locked) return { acquired: false };
+      let client: pg.Client | null = null;
+      let locked: boolean;
+      try {
+        client = await this.client();
+        locked = (await client.query<{ locked: boolean }>(LOCK, [namespaced(key)])).rows[0]!.locked;
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        if (client) end(client);
+        throw new StoreUnavailableError(`lease ${key}: PostgreSQL is unavailable`, { cause: error });
+      }
+      if (!locked) return { acquired: false };
+      const session = client;
       try {
         return { acquired: true, value: await fn() };
       } finally {
-        // After a dropped connection the lock is already gone with its session.
-        await client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [lockKey]).catch(() => {});
+        // A lock we cannot release must not outlive this call: ending the session frees it.
+        await session.query(UNLOCK, [namespaced(key)]).catch(() => end(session));
       }
-    } catch (error) {
-      if (isConnectionError(error)) throw new StoreUnavailableError(`lease ${key}: PostgreSQL is unavailable`, { cause: error });
-      throw error;
     } finally {
       this.held.delete(key);
     }
@@ -59,7 +64,14 @@ export class PostgresLease implements Lease {
   /** The session connection, opened on first use and reopened after it broke. */
   private client(): Promise<pg.Client> {
     if (this.connection) return this.connection;
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: "turnqueue-lease" });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: "turnqueue-lease",
+      keepAlive: true,
+      // Taking or releasing a lock is instant; no answer means the link is dead.
+      query_timeout: QUERY_TIMEOUT_MS,
+      connectionTimeoutMillis: QUERY_TIMEOUT_MS,
+    });
     const forget = () => {
       if (this.connection === opening) this.connection = null;
     };
@@ -78,17 +90,26 @@ export class PostgresLease implements Lease {
   }
 }
 
+const LOCK = "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked";
+const UNLOCK = "select pg_advisory_unlock(hashtextextended($1, 0))";
+const QUERY_TIMEOUT_MS = 5_000;
+
+/** Drops a session (and with it every lock it held); its "end" makes the next tryWith reconnect. */
+function end(client: pg.Client) {
+  client.end().catch(() => {});
+}
+
 /**
  * The text hashed (by 64-bit `hashtextextended` in SQL, rather than 32-bit `hashtext`, so
  * distinct keys — one per thread — practically never share a lock) into the lock id.
  * Namespaced, because advisory locks are per database and other software may use them too.
  */
-function advisoryKey(key: string): string {
+function namespaced(key: string): string {
   return `turnqueue:${key}`;
 }
 
 function isConnectionError(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   if (typeof e?.code === "string" && (/^(08|57P)/.test(e.code) || ["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE"].includes(e.code))) return true;
-  return /Connection terminated|not queryable|Client was closed/i.test(e?.message ?? "");
+  return /Connection terminated|not queryable|Client was closed|timeout/i.test(e?.message ?? "");
 }
