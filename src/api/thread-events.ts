@@ -22,7 +22,8 @@ const decoder = new TextDecoder();
  * absent), then live ones, with no gap and no duplicate. The bus is subscribed BEFORE the
  * log is read, so nothing committed in between is missed; live events already read from
  * the log are skipped by seq. The bus may lose messages, so a live event that does not
- * follow the last delivered version sends us back to the log, which is the truth.
+ * follow the last delivered version sends us back to the log, which is the truth; and the
+ * log is read again every sweep interval, so even a lost last event arrives, late.
  */
 export async function* threadEvents(services: Services, threadId: string, lastEventId: string | null, signal: AbortSignal | undefined) {
   const arrivals = new EventEmitter();
@@ -32,6 +33,8 @@ export async function* threadEvents(services: Services, threadId: string, lastEv
     const events = (JSON.parse(decoder.decode(bytes)) as StoredEvent[]).filter((e) => e.threadId === threadId);
     if (events.length > 0) arrivals.emit("events", events);
   });
+  // An empty batch means "check the log".
+  const sweep = setInterval(() => arrivals.emit("events", []), services.config.sweepIntervalMs);
 
   let lastSeq = lastEventId === null ? null : BigInt(lastEventId);
   let lastVersion: number | null = null;
@@ -56,16 +59,19 @@ export async function* threadEvents(services: Services, threadId: string, lastEv
     yield* fromLog();
     if (deleted) return;
     for await (const [events] of live as AsyncIterable<[StoredEvent[]]>) {
+      // An empty batch is the sweep: whatever the bus lost is in the log.
+      if (events.length === 0) yield* fromLog();
       for (const e of events) {
-        if (!isNew(e)) continue;
+        if (deleted || !isNew(e)) continue;
         if (lastVersion !== null && e.version === lastVersion + 1) yield deliver(e);
         else yield* fromLog();
-        if (deleted) return;
       }
+      if (deleted) return;
     }
   } catch (error) {
     if (!signal?.aborted) throw error;
   } finally {
+    clearInterval(sweep);
     await unsubscribe();
   }
 }

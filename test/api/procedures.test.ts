@@ -40,6 +40,18 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     expect((await user.thread.get.query({ threadId: generated })).title).toBe("");
   });
 
+  it("thread.create retried with the same commandId and no id creates one thread", async () => {
+    const workspace = uid("ws");
+    const creator = connect(server, await server.token("user", workspace));
+    try {
+      const first = await creator.thread.create.mutate({ title: "once", commandId: "create-1" });
+      expect(await creator.thread.create.mutate({ title: "once", commandId: "create-1" })).toEqual(first);
+      expect((await creator.thread.list.query()).items.map((t) => t.threadId)).toEqual([first.threadId]);
+    } finally {
+      creator.close();
+    }
+  });
+
   it("thread.create is idempotent by thread id", async () => {
     const threadId = await newThread();
     await user.thread.create.mutate({ threadId, title: "a thread" });
@@ -203,6 +215,24 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
 
     expect(await user.queue.pause.mutate({ threadId, commandId: "cmd-2" })).toEqual({ version: 3 });
     expect(await user.queue.pause.mutate({ threadId, commandId: "cmd-2" })).toEqual({ version: 3 });
+  });
+
+  it("an agent reports a dispatched turn: started, then ended; the user sees the session follow", async () => {
+    const threadId = await newThread();
+    expect(await agent.agent.session.mutate({ threadId, status: "ready" })).toEqual({ version: 2 });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "go", text: "go" }, sendNow: true });
+
+    await agent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
+    const running = await user.thread.get.query({ threadId });
+    expect(running.session).toEqual({ status: "running", activeTurnId: "turn-1", error: null });
+    expect(running.queue.items).toEqual([]);
+
+    await agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" });
+    expect((await user.thread.get.query({ threadId })).session).toEqual({ status: "ready", activeTurnId: null, error: null });
+    expect((await failure(agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" }))).data).toMatchObject({
+      code: "CONFLICT",
+      reason: "TURN_NOT_ACTIVE",
+    });
   });
 
   it("an admin token may act on both sides", async () => {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { Id, snapshotOf, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
 import { authorizeThread, executeOnThread, threadCommandInput } from "../commands.js";
@@ -13,9 +13,18 @@ const CreateInput = ThreadCreate.omit({ type: true, workspaceId: true }).extend(
   commandId: Id.optional(),
 }).strict();
 
+/**
+ * A create retried with the same commandId must name the same thread (the engine remembers
+ * command ids per thread), so without a chosen id the key decides it.
+ */
+const threadIdFor = (workspaceId: string, commandId: string | undefined) =>
+  commandId === undefined
+    ? randomUUID()
+    : `th_${createHash("sha256").update(`${workspaceId}\0${commandId}`).digest("base64url").slice(0, 27)}`;
+
 export const threadRouter = router({
   create: userProcedure.input(CreateInput).mutation(async ({ ctx, input }) => {
-    const threadId = input.threadId ?? randomUUID();
+    const threadId = input.threadId ?? threadIdFor(ctx.principal.workspaceId, input.commandId);
     // No authorization step: the decider refuses an id taken in any workspace (THREAD_EXISTS).
     await ctx.services.engine.execute(
       threadId,
