@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { rebuildProjections } from "../../src/store/rebuild.js";
 import { openTestDatabase, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
@@ -21,16 +21,19 @@ async function projections(db: Database) {
 
 describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
   let t: TestDatabase;
-  afterEach(async () => t?.cleanup());
+  let live: Awaited<ReturnType<typeof projections>>;
 
-  test("after a mixed history the rebuilt projections equal the live ones exactly", async () => {
+  beforeAll(async () => {
     t = await openTestDatabase(kind);
     const clock = manualClock();
     const engine = testEngine(t.db.store, { now: clock.now });
     await playMixedHistory(engine, clock.advance);
     await engine.close();
+    live = await projections(t.db);
+  });
+  afterAll(async () => t?.cleanup());
 
-    const live = await projections(t.db);
+  test("after a mixed history the rebuilt projections equal the live ones exactly", async () => {
     // The history really exercised every table and status.
     expect(live.threads.map((r) => [r.id, r.archived, r.deleted])).toEqual([
       ["A", false, false], ["B", true, false], ["C", false, true], ["D", false, false],
@@ -48,13 +51,6 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
   });
 
   test("rebuild restores projections that were damaged", async () => {
-    t = await openTestDatabase(kind);
-    const clock = manualClock();
-    const engine = testEngine(t.db.store, { now: clock.now });
-    await playMixedHistory(engine, clock.advance);
-    await engine.close();
-    const live = await projections(t.db);
-
     await t.db.prisma.queueItem.deleteMany({ where: { threadId: "A" } });
     await t.db.prisma.thread.update({ where: { id: "B" }, data: { archived: false, title: "tampered" } });
     await t.db.prisma.message.deleteMany({});
