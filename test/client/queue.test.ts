@@ -181,6 +181,29 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     }
   });
 
+  it("rides out a server restart: reconnects by itself, keeps edits made while the server was down, duplicates nothing", async () => {
+    const [a, b, threadId] = await twoDevices("restart");
+    const item = await a.add("before the restart");
+    await eventually(() => expect(texts(b)).toEqual(["before the restart"]));
+
+    const restarting = server.restart();
+    await eventually(() => expect(a.status).not.toBe("connected"));
+    a.edit(item.queueItemId, "before the restart, edited during it");
+    server = await restarting;
+
+    await eventually(() => {
+      expect(a.status).toBe("connected");
+      expect(b.status).toBe("connected");
+      expect(texts(b)).toEqual(["before the restart, edited during it"]);
+      expect(texts(a)).toEqual(["before the restart, edited during it"]);
+    });
+    await a.flush();
+    await eventually(async () => expect(await projection(threadId)).toEqual([{ id: item.queueItemId, text: "before the restart, edited during it" }]));
+    // Adding works on the same client after the restart, and nothing was duplicated.
+    await b.add("after the restart");
+    await eventually(() => expect(texts(a)).toEqual(["before the restart, edited during it", "after the restart"]));
+  });
+
   it("a failed item shows its reason on every device, and retry sends it", async () => {
     // Its own workspace, so the agent keeps sessions ready only on this test's thread.
     const carol = createTurnqueueClient({ url: server.url, token: await server.token("user", "retry", "carol") });
