@@ -8,6 +8,7 @@ import { InProcessBus } from "../../src/cluster/bus.js";
 import { QueueAdd, type Role } from "../../src/domain/index.js";
 import { createEngine } from "../../src/engine/index.js";
 import type { Engine } from "../../src/engine/types.js";
+import type { Config } from "../../src/services.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { redisAvailable, redisUrl } from "./redis.js";
@@ -45,14 +46,16 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
   let database: { url: string; drop: () => Promise<void> };
   let a: TestServer;
   let b: TestServer;
+  let shared: Partial<Config>;
   const closers: Array<() => unknown> = [];
+  const sockets = new WeakMap<object, { close(): void }>();
 
   /** A tRPC client of one instance: HTTP for queries and mutations, WebSocket for subscriptions. */
   async function client(server: TestServer, role: Role = "user", workspaceId = "local") {
     const token = await server.token(role, workspaceId);
     const socket = createWSClient({ url: `${server.wsUrl}/trpc`, WebSocket: WebSocket as never, connectionParams: { token } });
     closers.push(() => socket.close());
-    return createTRPCClient<AppRouter>({
+    const api = createTRPCClient<AppRouter>({
       links: [
         splitLink({
           condition: (op) => op.type === "subscription",
@@ -61,6 +64,8 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
         }),
       ],
     });
+    sockets.set(api, socket);
+    return api;
   }
 
   type Client = Awaited<ReturnType<typeof client>>;
@@ -76,7 +81,7 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
     database = await createTestDatabase();
     // Same database, same Redis, same signing secret: a token works on either instance.
     // A short sweep, so the tests of bus loss do not wait long for the safety net.
-    const shared = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url"), sweepIntervalMs: 300 };
+    shared = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url"), sweepIntervalMs: 300 };
     a = await startTestServer({ config: shared });
     b = await startTestServer({ config: shared });
   });
@@ -207,5 +212,37 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
     await log.find((e) => e.version === version);
     expect(log.items.filter((e) => e.type === "queue.item-send-started")).toHaveLength(1);
     expect(dispatches.items.filter((d) => d.queueItemId === queueItemId)).toHaveLength(1);
+  });
+
+  it("an agent whose instance stops resumes on another and gets the dispatch it had not acknowledged; the item is sent once", async () => {
+    const c = await startTestServer({ config: shared });
+    closers.push(() => c.close());
+    const workspace = `ws-${randomUUID()}`;
+    const user = await client(b, "user", workspace);
+    const { threadId } = await user.thread.create.mutate({});
+
+    const onC = await client(c, "agent", workspace);
+    const beforeStop = stream<{ queueItemId: string }>();
+    onC.agent.dispatches.subscribe({}, { onData: ({ data }) => beforeStop.push(data as never), onError: beforeStop.fail });
+    await onC.agent.session.mutate({ threadId, status: "ready" });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "m", text: "survive the move" } });
+    await beforeStop.find((d) => d.queueItemId === queueItemId);
+
+    // C goes away before the agent acknowledged; the agent reconnects to A, remembering nothing.
+    sockets.get(onC)!.close();
+    await c.close();
+    const onA = await client(a, "agent", workspace);
+    const afterMove = stream<{ queueItemId: string; message: { text: string } }>();
+    const subscription = onA.agent.dispatches.subscribe({}, { onData: ({ data }) => afterMove.push(data as never), onError: afterMove.fail });
+    closers.push(() => subscription.unsubscribe());
+    const again = await afterMove.find((d) => d.queueItemId === queueItemId);
+    expect(again.message.text).toBe("survive the move");
+    await onA.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
+
+    const log = threadEvents(user, threadId);
+    const { version } = await user.thread.get.query({ threadId });
+    await log.find((e) => e.version === version);
+    expect(log.items.filter((e) => e.type === "queue.item-send-started")).toHaveLength(1);
+    expect(log.items.filter((e) => e.type === "message.sent")).toHaveLength(1);
   });
 });
