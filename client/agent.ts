@@ -136,9 +136,13 @@ export function runAgent(options: RunAgentOptions): Agent {
     let end: { outcome: TurnOutcome; error?: string };
     try {
       end = (await options.onTurn(turn)) ?? { outcome: "completed" };
+      // Closing before the turn started leaves the dispatch unacknowledged: the server
+      // redelivers it to the next runtime (or times it out) rather than hear a false start.
+      if (!turnId && closing.signal.aborted) return;
       if (!turnId) await turn.start();
     } catch (error) {
       if (error instanceof ReportRefusedError) return onError(error);
+      if (!turnId && closing.signal.aborted) return;
       if (!turnId) {
         const retryable = error instanceof TurnStartError && error.retryable;
         await report(() =>
