@@ -160,7 +160,7 @@ function disconnectAll(groups: Device[][]): void {
 
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-bench-collab-"));
-  const config = { ...(await loadConfig({ env: {}, flags: { dataDir, port: "0", logLevel: "warn" } })), docIdleMs: DOC_IDLE_MS };
+  const config = { ...(await loadConfig({ env: {}, flags: { dataDir, port: "0", logLevel: "warn" } })), docIdleMs: DOC_IDLE_MS, ...(process.env.BENCH_COALESCE_MS ? { editCoalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}) };
   const app = await startTurnqueue(config);
   const relay = await startBareRelay();
   try {

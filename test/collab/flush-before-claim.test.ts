@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../support/server.js";
-import { connect, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
+import { connect, converged, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
 
-describe("typed text is committed before its item is claimed", () => {
+describe("typed text is committed before its item is claimed or its document unloaded", () => {
   let server: TestServer;
   beforeAll(async () => {
     // A coalescing window far longer than the test: only the pre-claim flush can commit the text.
-    server = await startCollabServer({ config: { editCoalesceMs: 600_000 } });
+    server = await startCollabServer({ config: { editCoalesceMs: 600_000, docIdleMs: 300 } });
   });
   afterAll(() => server?.close());
 
@@ -47,5 +47,31 @@ describe("typed text is committed before its item is claimed", () => {
     await until(() => device.view().items[0]?.status === "sending" && device.text(ids[0]).toString() === "draft", () => device.view());
     expect((await projection(server, threadId)).items[0]).toMatchObject({ text: "draft", status: "sending" });
     device.destroy();
+  });
+
+  it("a document left idle is committed, stored and unloaded; reopened, it has every character once", async () => {
+    const { threadId, ids } = await createThread(server, ["write the docs"]);
+    const device = connect(server, threadId, await server.token());
+    await synced([device]);
+    device.text(ids[0]).insert(14, " for the collab endpoint");
+    // Gone before the (ten-minute) coalescing window ends: the unload must commit the edit.
+    await until(async () => {
+      const [row] = await server.services.db.sql.query<{ n: number }>(`select count(*)::int as n from "DocUpdate" where "threadId" = $1`, [threadId]);
+      return row.n > 0;
+    });
+    device.destroy();
+    await until(async () => (await projection(server, threadId)).items[0]?.text === "write the docs for the collab endpoint");
+    // Unloading folds the tail into the merged state.
+    await until(async () => {
+      const rows = await server.services.db.sql.query(`select 1 from "DocState" where "threadId" = $1`, [threadId]);
+      const tail = await server.services.db.sql.query(`select 1 from "DocUpdate" where "threadId" = $1`, [threadId]);
+      return rows.length === 1 && tail.length === 0;
+    });
+
+    const again = connect(server, threadId, await server.token());
+    await synced([again]);
+    const view = await converged(server, threadId, [again]);
+    expect(view.items.map((i) => i.text)).toEqual(["write the docs for the collab endpoint"]);
+    again.destroy();
   });
 });
