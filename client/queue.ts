@@ -196,10 +196,9 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   }
 
   /** The item's shared text, for binding an editor to it (see client/web/text-binding.ts). */
-  text(id: string): Y.Text {
-    const text = this.editable(id).get("text");
-    if (!(text instanceof Y.Text)) throw new Error(`item ${id} has no shared text yet`);
-    return text;
+  text(id: string): Y.Text | null {
+    const text = this.items.get(id)?.get("text");
+    return text instanceof Y.Text ? text : null;
   }
 
   /** Everyone else looking at this thread right now. */
@@ -231,7 +230,8 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
    * edits of other parts of the text by other devices survive. Works offline.
    */
   edit(id: string, text: string): void {
-    const shared = this.text(id);
+    const shared = this.editable(id).get("text");
+    if (!(shared instanceof Y.Text)) throw new Error(`item ${id} has no shared text`);
     this.doc.transact(() => applyTextChange(shared, text), this);
   }
 

@@ -1,4 +1,5 @@
 import type { Peer, QueueEntry, SessionStatus, ThreadQueue, TurnqueueClient } from "../index.js";
+import type * as Y from "yjs";
 import { h, reportTo } from "./dom.js";
 import { bindTextarea } from "./text-binding.js";
 
@@ -113,12 +114,18 @@ export class Board {
       row.element.remove();
       this.rows.delete(id);
     }
+    const focused = document.activeElement instanceof HTMLElement && this.list.contains(document.activeElement) ? document.activeElement : null;
+    const selection = focused instanceof HTMLTextAreaElement ? [focused.selectionStart, focused.selectionEnd] as const : null;
     entries.forEach((entry, index) => {
       const row = this.rows.get(entry.id) ?? this.createRow(entry);
       row.update(entry);
-      // Reorder by moving only misplaced nodes, so a focused textarea keeps focus and caret.
+      // Moves only misplaced nodes; a moved node loses focus, given back below.
       if (this.list.children[index] !== row.element) this.list.insertBefore(row.element, this.list.children[index] ?? null);
     });
+    if (focused?.isConnected && document.activeElement !== focused) {
+      focused.focus();
+      if (selection) (focused as HTMLTextAreaElement).setSelectionRange(...selection);
+    }
     this.empty.hidden = entries.length > 0;
     this.renderPeers(this.queue.peers);
   }
@@ -190,11 +197,11 @@ class Row {
   private readonly retry: HTMLButtonElement;
   private readonly sendNow: HTMLButtonElement;
   private readonly remove: HTMLButtonElement;
-  readonly unbind: () => void;
+  private bound: { text: Y.Text; unbind: () => void } | null = null;
 
   constructor(
     entry: QueueEntry,
-    queue: ThreadQueue,
+    private readonly queue: ThreadQueue,
     act: (f: () => Promise<unknown> | void) => () => void,
     onDrag: (id: string | null) => void,
   ) {
@@ -215,19 +222,16 @@ class Row {
     handle.addEventListener("keydown", (e) => {
       if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
       e.preventDefault();
-      const order = queue.entries.map((x) => x.id);
-      const at = order.indexOf(id);
-      const afterIndex = e.key === "ArrowUp" ? at - 2 : at + 1;
-      if (afterIndex >= order.length || at + (e.key === "ArrowUp" ? -1 : 1) < 0) return;
-      act(() => queue.move(id, afterIndex < 0 ? null : order[afterIndex]))();
-      handle.focus();
+      const others = queue.entries.map((x) => x.id).filter((x) => x !== id);
+      const target = queue.entries.findIndex((x) => x.id === id) + (e.key === "ArrowUp" ? -1 : 1);
+      if (target < 0 || target > others.length) return;
+      act(() => queue.move(id, target === 0 ? null : others[target - 1]))();
     });
     this.retry = h("button", { type: "button", "data-action": "retry", onclick: act(() => queue.retry(id)) }, "Retry");
     this.sendNow = h("button", { type: "button", class: "secondary", "data-action": "send-now", onclick: act(() => queue.sendNow(id)) }, "Send now");
     this.remove = h("button", { type: "button", class: "danger", "data-action": "remove", onclick: act(() => queue.remove(id)) }, "Remove");
     this.text.addEventListener("focus", () => queue.setEditing(id));
     this.text.addEventListener("blur", () => queue.setEditing(null));
-    this.unbind = bindTextarea(queue.text(id), this.text);
     this.element = h(
       "li",
       { class: "item", "data-id": id },
@@ -239,11 +243,23 @@ class Row {
     this.update(entry);
   }
 
+  unbind(): void {
+    this.bound?.unbind();
+    this.bound = null;
+  }
+
   get id(): string {
     return this.element.dataset.id!;
   }
 
   update(entry: QueueEntry): void {
+    // Bound to the item's current Y.Text (the server may replace it when it repairs a document).
+    const text = this.queue.text(entry.id);
+    if (text !== (this.bound?.text ?? null)) {
+      this.unbind();
+      this.bound = text && { text, unbind: bindTextarea(text, this.text) };
+      if (!text) this.text.value = entry.text;
+    }
     this.element.dataset.status = entry.status;
     this.chip.textContent = STATUS_LABEL[entry.status];
     this.chip.dataset.status = entry.status;

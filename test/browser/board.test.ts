@@ -119,10 +119,25 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     await expect.poll(() => b.locator('[data-testid="peers"] li').getAttribute("title"), LONG).toBe("alice is looking");
     await expect.poll(() => a.locator('[data-testid="peers"] li').getAttribute("title"), LONG).toBe("bob is looking");
 
+    // Bob is typing in "Tag the release" when Alice moves it: he keeps his place.
+    await b.locator(`li.item[data-id="${ids[2]}"] textarea`).click();
+    await b.keyboard.press("End");
+
     // Drop "Tag the release" on the upper half of the first item: it becomes the head.
     await a.locator(`li.item[data-id="${ids[2]}"] .handle`).dragTo(a.locator(`li.item[data-id="${ids[0]}"]`), { targetPosition: { x: 40, y: 4 } });
     const moved = [ids[2], ids[0], ids[1]];
     await expect.poll(() => order(a), LONG).toEqual(moved);
+    await expect.poll(() => order(b), LONG).toEqual(moved);
+    await b.keyboard.type(" v2.0");
+    await expect.poll(() => textOf(a, ids[2]), LONG).toBe("Tag the release v2.0");
+
+    // The keyboard reorders too: the handle of the last item, ↑.
+    await a.locator(`li.item[data-id="${ids[1]}"] .handle`).focus();
+    await a.keyboard.press("ArrowUp");
+    const reordered = [ids[2], ids[1], ids[0]];
+    await expect.poll(() => order(b), LONG).toEqual(reordered);
+    // Dropped on the upper half of the middle item: between the first two.
+    await a.locator(`li.item[data-id="${ids[0]}"] .handle`).dragTo(a.locator(`li.item[data-id="${ids[1]}"]`), { targetPosition: { x: 40, y: 4 } });
     await expect.poll(() => order(b), LONG).toEqual(moved);
     // The move is in the log, not only in the documents.
     await expect.poll(async () => (await alice.thread.get.query({ threadId })).queue.items.map((i) => i.queueItemId), LONG).toEqual(moved);
@@ -191,6 +206,9 @@ describe("the web queue board in Chromium (real server, real browser)", () => {
     expect(await item.locator("textarea").getAttribute("readonly")).not.toBeNull();
     expect(await item.getByRole("button", { name: "Remove" }).isDisabled()).toBe(true);
     await shot(page, "sending-item");
+    // A device that opens the thread now sees the item being sent, too.
+    const late = await device("failing", "erin", threadId);
+    await expect.poll(() => late.locator("li.item .chip.status").textContent(), LONG).toBe("sending");
     startSecond();
     await expect.poll(() => item.count(), LONG).toBe(0);
     expect(attempts).toHaveLength(2);
