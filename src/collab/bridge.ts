@@ -62,7 +62,7 @@ export class Bridge {
     });
   }
 
-  /** Items whose text or position the pending commands are about to commit. */
+  /** Items whose typed text or position the pending commands are about to commit. */
   get pending(): { text: ReadonlySet<string>; position: ReadonlySet<string> } {
     return { text: new Set(this.edits.keys()), position: new Set(this.moves.keys()) };
   }

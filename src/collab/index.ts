@@ -39,6 +39,7 @@ export function createCollab(services: Services): Collab {
     {
       engine,
       bus,
+      lease: services.lease,
       docStore: createDocStore(services.db.sql),
       logger,
       editCoalesceMs: config.editCoalesceMs,

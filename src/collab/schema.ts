@@ -149,8 +149,9 @@ export const isCollabActor = (actor: string) => actor.startsWith("collab:");
 
 /**
  * The effect of one committed event on the document, given the thread's state right after it.
- * Edits made through the document are not written back: the document is where they came
- * from, and writing an older text over newer typing would undo it.
+ * Text is not written here: an edit made through the document is already in it (writing an
+ * older text over newer typing would undo it), and an edit made through the API inserts
+ * content, which only one replica may write (see `textsToWrite`).
  */
 export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): void {
   switch (event.type) {
@@ -171,11 +172,8 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
       if (item && !itemsOf(doc).has(item.queueItemId)) writeNewItem(doc, item);
       break;
     }
-    case "queue.item-edited": {
-      const item = after.items[event.payload.queueItemId];
-      if (item && !isCollabActor(event.actor)) writeText(doc, item.queueItemId, item.text);
+    case "queue.item-edited":
       break;
-    }
     case "queue.item-moved":
     case "queue.item-send-started":
     case "queue.item-send-failed":
@@ -194,13 +192,19 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
   writeMeta(doc, after);
 }
 
+/** Items whose document text an event changes through the API (never through the document). */
+export const editedText = (event: StoredEvent): string | null =>
+  event.type === "queue.item-edited" && !isCollabActor(event.actor) ? event.payload.queueItemId : null;
+
 /**
  * Brings a document to the log's state by server writes: the load-time reconciliation and
- * the answer to a gap in the events. Items with unflushed client edits keep their text (and
- * position), which the pending commands are about to commit.
+ * the answer to a gap in the events. Items with unflushed client edits keep their position,
+ * which the pending commands are about to commit. Returns the items whose text differs
+ * from the log, for the caller to write (text inserts must come from one replica only).
  */
-export function reconcile(doc: Y.Doc, state: ThreadState, keep: { text: ReadonlySet<string>; position: ReadonlySet<string> }): void {
+export function reconcile(doc: Y.Doc, state: ThreadState, keep: { position: ReadonlySet<string> }): string[] {
   const items = itemsOf(doc);
+  const texts: string[] = [];
   for (const key of [...items.keys()]) if (!state.items[key]) items.delete(key);
   for (const item of Object.values(state.items)) {
     if (!(items.get(item.queueItemId) instanceof Y.Map)) {
@@ -208,7 +212,9 @@ export function reconcile(doc: Y.Doc, state: ThreadState, keep: { text: Readonly
       continue;
     }
     writeItemFields(doc, item, { position: !keep.position.has(item.queueItemId) });
-    if (!keep.text.has(item.queueItemId)) writeText(doc, item.queueItemId, item.text);
+    const text = items.get(item.queueItemId)?.get("text");
+    if (text instanceof Y.Text && text.toString() !== item.text) texts.push(item.queueItemId);
   }
   writeMeta(doc, state);
+  return texts;
 }

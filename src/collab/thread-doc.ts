@@ -5,6 +5,7 @@ import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
+import type { Lease } from "../cluster/lease.js";
 import { evolve, type StoredEvent, type ThreadState } from "../domain/index.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -14,13 +15,19 @@ import { Client } from "./client.js";
 import {
   awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
 } from "./protocol.js";
-import { reconcile, writeEvent } from "./schema.js";
+import { editedText, reconcile, writeEvent, writeText } from "./schema.js";
 import { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
 const SERVER = Symbol("collab:server");
 const REMOTE = Symbol("collab:remote");
 const STORED = Symbol("collab:stored");
+
+/**
+ * How long a replica keeps the right to write a text after writing it: long enough for the
+ * write to reach the other replicas through the bus, which then find nothing left to write.
+ */
+const TEXT_WRITE_HOLD_MS = 250;
 
 export class ThreadGoneError extends Error {
   constructor(threadId: string) {
@@ -32,6 +39,8 @@ export class ThreadGoneError extends Error {
 export interface ThreadDocDeps {
   engine: Engine;
   bus: Bus;
+  /** Decides which replica writes a text the API changed (two writing it would double it). */
+  lease: Lease;
   docStore: DocStore;
   logger: Logger;
   editCoalesceMs: number;
@@ -92,7 +101,9 @@ export class ThreadDoc {
       const state = await deps.engine.load(threadId);
       if (!state.exists || state.deleted) throw new ThreadGoneError(threadId);
       td.state = state;
-      td.doc.transact(() => reconcile(td.doc, state, td.bridge.pending), SERVER);
+      let texts: string[] = [];
+      td.doc.transact(() => (texts = reconcile(td.doc, state, td.bridge.pending)), SERVER);
+      td.writeTexts(texts);
       // Other instances holding this document answer with what this one lacks.
       td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
       return td;
@@ -165,6 +176,7 @@ export class ThreadDoc {
   applyEvents(events: StoredEvent[]): Promise<void> {
     this.applying = this.applying.then(async () => {
       if (this.closed) return;
+      const texts: string[] = [];
       for (const event of events) {
         if (event.version <= this.state.version) continue;
         if (event.version !== this.state.version + 1) return this.catchUp();
@@ -173,7 +185,10 @@ export class ThreadDoc {
           writeEvent(this.doc, event, this.state);
         }, SERVER);
         if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
+        const edited = editedText(event);
+        if (edited) texts.push(edited);
       }
+      this.writeTexts(texts);
     });
     return this.applying;
   }
@@ -189,7 +204,36 @@ export class ThreadDoc {
     if (this.closed) return;
     if (!state.exists || state.deleted) return this.deps.onGone(this.threadId);
     this.state = state;
-    this.doc.transact(() => reconcile(this.doc, state, this.bridge.pending), SERVER);
+    // Only this replica missed events or had a write refused: its texts are its own to fix.
+    this.doc.transact(() => {
+      const typed = this.bridge.pending.text;
+      for (const id of reconcile(this.doc, state, this.bridge.pending)) {
+        if (!typed.has(id)) writeText(this.doc, id, state.items[id].text);
+      }
+    }, SERVER);
+  }
+
+  /**
+   * Writes the log's text of these items, from one replica only: every replica holding the
+   * document sees the same event, and two inserting the same words would double them.
+   * Items with typed text about to be committed keep it (that commit comes next).
+   */
+  private writeTexts(ids: string[]): void {
+    if (ids.length === 0) return;
+    const key = `collab:text:${this.threadId}:${this.state.version}`;
+    this.deps.lease
+      .tryWith(key, async () => {
+        if (this.closed) return;
+        const typed = this.bridge.pending.text;
+        this.doc.transact(() => {
+          for (const id of ids) {
+            const item = this.state.items[id];
+            if (item && !typed.has(id)) writeText(this.doc, id, item.text);
+          }
+        }, SERVER);
+        await new Promise((r) => setTimeout(r, TEXT_WRITE_HOLD_MS).unref());
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not write an edited text into the document"));
   }
 
   /** Coalesced edits committed and queued commands done: the log has the last acknowledged text. */
