@@ -4,6 +4,7 @@ import { h, reportTo } from "./dom.js";
 import { identityOf, initialToken, localToken, saveToken, signOut } from "./session.js";
 
 const app = document.getElementById("app")!;
+const LIST_REFRESH_MS = 10_000;
 
 /** `#/thread/<id>` names the open thread, so a link or a reload lands on the same board. */
 const threadInUrl = (): string | null => {
@@ -60,7 +61,10 @@ async function signedIn(token: string): Promise<void> {
     list.replaceChildren(
       ...items.map((t) =>
         h("li", {},
-          h("a", { href: `#/thread/${encodeURIComponent(t.threadId)}`, class: t.threadId === open ? "active" : null, "data-thread": t.threadId }, t.title || t.threadId),
+          h("a", { href: `#/thread/${encodeURIComponent(t.threadId)}`, class: t.threadId === open ? "active" : null, "data-thread": t.threadId },
+            h("span", { class: "thread-title" }, t.title || t.threadId),
+            t.queueLength > 0 && h("span", { class: "count", title: `${t.queueLength} queued` }, String(t.queueLength)),
+          ),
         ),
       ),
     );
@@ -114,6 +118,7 @@ async function signedIn(token: string): Promise<void> {
   const leave = () => {
     window.onhashchange = null;
     window.onfocus = null;
+    clearInterval(poll);
     board?.destroy();
     void client.close();
     signOut();
@@ -130,6 +135,8 @@ async function signedIn(token: string): Promise<void> {
     h("div", { class: "layout" }, h("aside", { class: "sidebar" }, create, listError, list), main),
   );
   window.onhashchange = route;
+  // Threads others create, and queue lengths, without a subscription per thread.
+  const poll = setInterval(() => document.visibilityState === "visible" && void refresh().catch(reportTo(listError)), LIST_REFRESH_MS);
   window.onfocus = () => void refresh().catch(reportTo(listError));
   route();
 }
