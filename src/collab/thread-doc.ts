@@ -186,7 +186,7 @@ export class ThreadDoc {
         }, SERVER);
         if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
         const edited = editedText(event);
-        if (edited) texts.push(edited);
+        if (edited && !texts.includes(edited)) texts.push(edited);
       }
       this.writeTexts(texts);
     });
