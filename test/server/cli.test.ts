@@ -145,7 +145,7 @@ describe("npm start", () => {
       await rm(dataDir, { recursive: true, force: true });
     }
     expect(npm.stderr()).not.toMatch(/second signal/);
-  });
+  }, 180_000);
 });
 
 describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () => {
@@ -171,5 +171,5 @@ describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () 
       await database.drop();
       await rm(dataDir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 });

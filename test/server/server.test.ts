@@ -80,5 +80,5 @@ describe.each([
     } finally {
       await server.close();
     }
-  });
+  }, 180_000);
 });

@@ -10,6 +10,8 @@ const WRITERS_PER_THREAD = 4;
 const ACKS_BEFORE_SIGTERM = 24;
 
 const textOf = (messageId: string) => `${messageId} `.repeat(200);
+/** Two cold starts of the embedded database on two shared cores; a limit, not a measurement. */
+const SLOW = 240_000;
 
 describe("turnqueue serve stopped by SIGTERM while commands are in flight", () => {
   let dataDir: string;
@@ -73,5 +75,5 @@ describe("turnqueue serve stopped by SIGTERM while commands are in flight", () =
       second.child.kill("SIGTERM");
       expect(await second.exited).toEqual({ code: 0, signal: null });
     }
-  });
+  }, SLOW);
 });
