@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Counter, Gauge } from "prom-client";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
@@ -18,8 +19,6 @@ export const COLLAB_PATH = "/yjs/";
 export interface Collab {
   /** Serves an upgrade under `/yjs/<threadId>`: refused with an HTTP status before any document byte when not allowed. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Documents loaded on this instance (for metrics and benchmarks). */
-  readonly loadedDocuments: number;
   close(): Promise<void>;
 }
 
@@ -65,6 +64,21 @@ export function createCollab(services: Services): Collab {
   const unregisterHook = engine.beforeClaim(async (threadId) => {
     const doc = await registry.peek(threadId)?.catch(() => undefined);
     await doc?.flush();
+  });
+
+  new Gauge({
+    name: "turnqueue_collab_documents_loaded",
+    help: "Thread documents loaded on this instance",
+    registers: [services.metrics],
+    collect() {
+      this.set(registry.size);
+    },
+  });
+  const refused = new Counter({
+    name: "turnqueue_collab_connections_refused_total",
+    help: "Collab upgrades refused before any document byte, by HTTP status",
+    labelNames: ["status"],
+    registers: [services.metrics],
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES * 4 });
@@ -130,8 +144,10 @@ export function createCollab(services: Services): Collab {
 
   return {
     handleUpgrade(req, socket, head) {
-      const refuse = (status: number, message: string) =>
+      const refuse = (status: number, message: string) => {
+        refused.inc({ status: String(status) });
         socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      };
       socket.on("error", () => socket.destroy());
       (async () => {
         await subscribed;
@@ -143,10 +159,6 @@ export function createCollab(services: Services): Collab {
         logger.error({ err }, "collab upgrade failed");
         refuse(503, "Service Unavailable");
       });
-    },
-
-    get loadedDocuments() {
-      return registry.size;
     },
 
     async close() {
