@@ -15,9 +15,10 @@ const artifacts = root("test-artifacts/browser");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 
-const LONG = { timeout: 15_000 };
+const LONG = { timeout: 30_000 };
 
-describe("the web queue board in Chromium (real server, real browser)", () => {
+// Each test drives two or three browser profiles on a shared two-core machine: a roomy ceiling.
+describe("the web queue board in Chromium (real server, real browser)", { timeout: 120_000 }, () => {
   let server: TestServer;
   let browser: Browser;
   const contexts: BrowserContext[] = [];

@@ -5,7 +5,7 @@ import { createTurnqueueClient, type ThreadQueue, type TurnqueueClient } from ".
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /** Waits (no timing asserted) until every replica shows what the test expects. */
-const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(assertion, { timeout: 15_000, interval: 25 });
+const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(assertion, { timeout: 30_000, interval: 25 });
 
 const texts = (q: ThreadQueue) => q.entries.map((e) => e.text);
 
