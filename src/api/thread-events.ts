@@ -3,6 +3,7 @@ import { tracked } from "@trpc/server";
 import { channels } from "../cluster/bus.js";
 import type { StoredEvent } from "../domain/index.js";
 import type { Services } from "../services.js";
+import { toTRPCError } from "./errors.js";
 
 /** CONTRACT.md's event, as `thread.events` delivers it (the payload stays typed by `type`). */
 export type ThreadEvent = StoredEvent extends infer E
@@ -69,7 +70,8 @@ export async function* threadEvents(services: Services, threadId: string, lastEv
       if (deleted) return;
     }
   } catch (error) {
-    if (!signal?.aborted) throw error;
+    // Errors inside a running stream bypass the procedure's middlewares: map them here.
+    if (!signal?.aborted) throw toTRPCError(error) ?? error;
   } finally {
     clearInterval(sweep);
     await unsubscribe();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignJWT } from "jose";
 import { createAuth } from "../../src/api/auth.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
@@ -50,6 +51,20 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
         expect(error.data?.code).toBe("UNAUTHORIZED");
         expect(JSON.stringify(error)).not.toContain("confidential");
         expect((await watchEvents(client, { threadId }).failed()).data?.code).toBe("UNAUTHORIZED");
+      } finally {
+        client.close();
+      }
+    }
+  });
+
+  it("a token we signed but without valid claims (unknown role, no workspace) is UNAUTHORIZED", async () => {
+    const key = new TextEncoder().encode(server.services.config.secret);
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject("alice").sign(key);
+    for (const token of [await sign({ ws: "acme", role: "root" }), await sign({ role: "admin" })]) {
+      const client = connect(server, token);
+      try {
+        expect((await failure(client.thread.get.query({ threadId }))).data?.code).toBe("UNAUTHORIZED");
       } finally {
         client.close();
       }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channels } from "../../src/cluster/bus.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
+import { connect, databases, failure, uid, watchEvents } from "./harness.js";
 
 /** Fault injection: the next `count` committed-event messages vanish on the bus, as Redis pub/sub may lose them. */
 function dropEventMessages(server: TestServer) {
@@ -71,33 +71,24 @@ describe.each(databases)("thread.events when the bus loses messages (%s)", (data
       user.close();
     }
   });
-});
 
-describe("when the database is gone (fault injected: closed under the running server)", () => {
-  let server: TestServer;
-  let user: Client;
-  let threadId: string;
-
-  beforeAll(async () => {
-    server = await startTestServer();
-    user = connect(server, await server.token("user"));
-    threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
-    await server.services.db.close();
-  });
-  afterAll(async () => {
-    user?.close();
-    await server?.close();
-  });
-
-  it("queries and mutations answer SERVICE_UNAVAILABLE, a retryable code", async () => {
-    for (const call of [
-      () => user.thread.get.query({ threadId }),
-      () => user.thread.list.query(),
-      () => user.queue.add.mutate({ threadId, message: { messageId: "m", text: "x" } }),
-      () => user.thread.create.mutate({}),
-    ]) {
-      expect((await failure(call())).data?.code).toBe("SERVICE_UNAVAILABLE");
+  // Last: it takes the database away from the server.
+  it("with the database gone, queries and mutations answer SERVICE_UNAVAILABLE (fault injected: database closed under the server)", async () => {
+    const user = connect(quiet, await quiet.token("user"));
+    try {
+      const threadId = uid("t");
+      await user.thread.create.mutate({ threadId });
+      await quiet.services.db.close();
+      for (const call of [
+        () => user.thread.get.query({ threadId }),
+        () => user.thread.list.query(),
+        () => user.queue.add.mutate({ threadId, message: { messageId: "m", text: "x" } }),
+        () => user.thread.create.mutate({}),
+      ]) {
+        expect((await failure(call())).data?.code).toBe("SERVICE_UNAVAILABLE");
+      }
+    } finally {
+      user.close();
     }
   });
 });
