@@ -10,6 +10,8 @@ export interface EchoAgentOptions {
   failureRate?: number;
   /** Where the echoes go; stdout by default. */
   echo?: (line: string, dispatch: Dispatch) => void;
+  /** Called as each turn's handler begins, before anything is reported (to count runs). */
+  onRun?: (dispatch: Dispatch) => void;
   onError?: (error: unknown) => void;
 }
 
@@ -27,6 +29,7 @@ export function startEchoAgent(options: EchoAgentOptions): Agent {
     autoReady: true,
     onError: options.onError,
     async onTurn(turn) {
+      options.onRun?.(turn.dispatch);
       if (Math.random() < failureRate) throw new TurnStartError("echo: simulated start failure", { retryable: true });
       const turnId = await turn.start();
       await abortableSleep(delayMs, turn.signal);
