@@ -95,7 +95,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   private readonly meta: Y.Map<unknown>;
   private cache: QueueEntry[] | null = null;
   private connection: ConnectionStatus = "connecting";
-  closeReason: string | null = null;
+  private closedBecause: string | null = null;
 
   constructor(options: ThreadQueueOptions) {
     super();
@@ -119,7 +119,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     });
     this.provider.on("status", ({ status }) => this.setStatus(status));
     this.provider.on("closed", ({ reason }) => {
-      this.closeReason = reason || "the server closed the connection";
+      this.closedBecause = reason || "the server closed the connection";
       this.setStatus("closed");
     });
     const id = this.doc.clientID;
@@ -133,6 +133,11 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   get status(): ConnectionStatus {
     return this.connection;
+  }
+
+  /** Why the server refused the connection for good (status `closed`): the thread is gone, … */
+  get closeReason(): string | null {
+    return this.closedBecause;
   }
 
   /** True once the replica has received the server's state at least once on this connection. */

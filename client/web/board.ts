@@ -81,7 +81,11 @@ export class Board {
     );
 
     this.list.addEventListener("dragover", (e) => this.dragOver(e));
-    this.list.addEventListener("drop", (e) => act(() => this.drop(e))());
+    this.list.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const move = this.dropped(e);
+      if (move) act(() => this.queue.move(move.id, move.afterId))();
+    });
     this.list.addEventListener("dragleave", () => this.clearDropMarks());
 
     this.queue.on("change", () => this.render());
@@ -159,17 +163,16 @@ export class Board {
     target.element.classList.add(this.isUpperHalf(e, target) ? "drop-before" : "drop-after");
   }
 
-  private drop(e: DragEvent): void {
-    e.preventDefault();
+  /** Which item was dropped and after which item it goes (null: the head). */
+  private dropped(e: DragEvent): { id: string; afterId: string | null } | null {
     this.clearDropMarks();
     const target = this.rowAt(e);
     const id = this.dragged;
     this.dragged = null;
-    if (!id || !target || target.id === id) return;
+    if (!id || !target || target.id === id) return null;
     const others = this.queue.entries.filter((x) => x.id !== id);
     const index = others.findIndex((x) => x.id === target.id);
-    const afterId = this.isUpperHalf(e, target) ? (others[index - 1]?.id ?? null) : target.id;
-    this.queue.move(id, afterId);
+    return { id, afterId: this.isUpperHalf(e, target) ? (others[index - 1]?.id ?? null) : target.id };
   }
 
   private rowAt(e: DragEvent): Row | undefined {
