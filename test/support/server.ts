@@ -1,10 +1,15 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { cp, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../src/config.js";
 import type { Role } from "../../src/domain/index.js";
 import { startTurnqueue } from "../../src/server.js";
 import type { Config, Services } from "../../src/services.js";
+import { openDatabase } from "../../src/store/database.js";
+import { readMigrations } from "../../src/store/migrate.js";
 import { createTestDatabase } from "./postgres.js";
 
 export interface TestServerOptions {
@@ -37,6 +42,7 @@ export interface TestServer {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-test-"));
   const pg = options.database === "postgres" ? await createTestDatabase() : null;
+  if (!pg) await cp(path.join(await pgliteTemplate(), "db"), path.join(dataDir, "db"), { recursive: true });
   const removeData = async () => {
     await rm(dataDir, { recursive: true, force: true });
     await pg?.drop();
@@ -71,4 +77,30 @@ async function launch(config: Config, now: (() => Date) | undefined, removeData:
       await removeData();
     },
   };
+}
+
+let template: Promise<string> | null = null;
+
+/**
+ * A migrated, cleanly closed PGlite data directory, made once per migration set and PGlite
+ * version (shared by every worker through the temp dir) and copied for each test server:
+ * PGlite's initdb takes seconds, a copy milliseconds. Starting on a fresh directory is
+ * still tested, through `turnqueue serve` in test/server/cli.test.ts.
+ */
+function pgliteTemplate(): Promise<string> {
+  template ??= (async () => {
+    const pglite = await readFile(fileURLToPath(new URL("../../node_modules/@electric-sql/pglite/package.json", import.meta.url)), "utf8");
+    const hash = createHash("sha256").update(JSON.parse(pglite).version);
+    for (const migration of await readMigrations()) hash.update(migration.checksum);
+    const dir = path.join(os.tmpdir(), `turnqueue-pglite-template-${hash.digest("hex").slice(0, 16)}`);
+    if (existsSync(path.join(dir, "ready"))) return dir;
+    const building = await mkdtemp(`${dir}-building-`);
+    const db = await openDatabase({ databaseUrl: null, dataDir: building });
+    await db.close();
+    await writeFile(path.join(building, "ready"), "");
+    // Another worker may have finished first: then its copy is as good as ours.
+    await rename(building, dir).catch(() => rm(building, { recursive: true, force: true }));
+    return dir;
+  })();
+  return template;
 }
