@@ -32,3 +32,6 @@ export async function executeOnThread(
   await authorizeThread(ctx.services, ctx.principal, threadId);
   return ctx.services.engine.execute(threadId, command, { commandId, actor: ctx.actor });
 }
+
+/** What most mutations answer: the thread's version after the command. */
+export const versionOf = ({ version }: ExecuteResult) => ({ version });

@@ -125,6 +125,15 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     expect(Date.parse(snapshot.queue.items[0].createdAt)).not.toBeNaN();
   });
 
+  it("queue.add of a message that already left the queue answers its fate and queues nothing", async () => {
+    const threadId = await newThread();
+    const message = { messageId: "gone", text: "changed my mind" };
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message });
+    await user.queue.remove.mutate({ threadId, queueItemId });
+    expect(await user.queue.add.mutate({ threadId, message })).toEqual({ queueItemId, status: "removed" });
+    expect(await order(threadId)).toEqual([]);
+  });
+
   it("queue.edit changes a pending item's text", async () => {
     const threadId = await newThread();
     const { queueItemId } = await add(threadId, "draft");

@@ -1,30 +1,28 @@
 import { AgentSession, AgentTurnEnded, AgentTurnStarted, AgentTurnStartFailed } from "../../domain/index.js";
-import { executeOnThread, threadCommandInput } from "../commands.js";
+import { executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { agentProcedure, router } from "../trpc.js";
 import { dispatches, threads } from "./dispatches.js";
-
-const versionOnly = ({ version }: { version: number }) => ({ version });
 
 /** What an agent runtime reports about the threads of its workspace. */
 const reports = {
   session: agentProcedure.input(threadCommandInput(AgentSession)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "agent.session", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "agent.session", ...command }, commandId));
   }),
 
   turnStarted: agentProcedure.input(threadCommandInput(AgentTurnStarted)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "agent.turnStarted", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "agent.turnStarted", ...command }, commandId));
   }),
 
   turnStartFailed: agentProcedure.input(threadCommandInput(AgentTurnStartFailed)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "agent.turnStartFailed", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "agent.turnStartFailed", ...command }, commandId));
   }),
 
   turnEnded: agentProcedure.input(threadCommandInput(AgentTurnEnded)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "agent.turnEnded", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "agent.turnEnded", ...command }, commandId));
   }),
 };
 

@@ -3,7 +3,7 @@ import {
   QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow,
   type ItemStatus, type ThreadState,
 } from "../../domain/index.js";
-import { executeOnThread, threadCommandInput } from "../commands.js";
+import { executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { router, userProcedure } from "../trpc.js";
 
 /** The item id is chosen here (decide stays pure); the message id is the client's key. */
@@ -31,8 +31,6 @@ function statusOf(state: ThreadState, messageId: string): { queueItemId: string;
   return { queueItemId: known.queueItemId, status: item ? item.status : known.fate === "sent" ? "sent" : "removed" };
 }
 
-const versionOnly = ({ version }: { version: number }) => ({ version });
-
 export const queueRouter = router({
   add: userProcedure.input(AddInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
@@ -42,34 +40,34 @@ export const queueRouter = router({
 
   edit: userProcedure.input(threadCommandInput(QueueEdit)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.edit", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.edit", ...command }, commandId));
   }),
 
   move: userProcedure.input(MoveInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, queueItemId, afterId } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.move", queueItemId, to: { afterId } }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.move", queueItemId, to: { afterId } }, commandId));
   }),
 
   remove: userProcedure.input(threadCommandInput(QueueRemove)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.remove", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.remove", ...command }, commandId));
   }),
 
   retry: userProcedure.input(threadCommandInput(QueueRetry)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.retry", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.retry", ...command }, commandId));
   }),
 
   sendNow: userProcedure.input(threadCommandInput(QueueSendNow)).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
-    return versionOnly(await executeOnThread(ctx, threadId, { type: "queue.sendNow", ...command }, commandId));
+    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.sendNow", ...command }, commandId));
   }),
 
   pause: userProcedure.input(threadCommandInput(QueuePause)).mutation(async ({ ctx, input }) =>
-    versionOnly(await executeOnThread(ctx, input.threadId, { type: "queue.pause" }, input.commandId)),
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "queue.pause" }, input.commandId)),
   ),
 
   resume: userProcedure.input(threadCommandInput(QueueResume)).mutation(async ({ ctx, input }) =>
-    versionOnly(await executeOnThread(ctx, input.threadId, { type: "queue.resume" }, input.commandId)),
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "queue.resume" }, input.commandId)),
   ),
 });

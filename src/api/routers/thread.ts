@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { Id, snapshotOf, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
-import { authorizeThread, executeOnThread, threadCommandInput } from "../commands.js";
+import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { router, userProcedure } from "../trpc.js";
 
@@ -43,15 +43,13 @@ export const threadRouter = router({
     .input(z.strictObject({ cursor: z.string().max(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
-  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) => {
-    const { version } = await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId);
-    return { version };
-  }),
+  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
+  ),
 
-  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) => {
-    const { version } = await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId);
-    return { version };
-  }),
+  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
+  ),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure
