@@ -65,7 +65,17 @@ export class Board {
     this.pauseButton.addEventListener("click", act(() => (this.queue.state.paused ? this.queue.resume() : this.queue.pause())));
 
     this.title.textContent = threadId;
-    client.thread.get.query({ threadId }).then((t) => (this.title.textContent = t.title || t.threadId), report);
+    client.thread.get.query({ threadId }).then(
+      (t) => (this.title.textContent = t.title || t.threadId),
+      (error: unknown) => {
+        report(error);
+        // Missing, deleted or another workspace's (the server does not say which): nothing to show.
+        if ((error as { data?: { code?: string } }).data?.code === "NOT_FOUND") {
+          this.destroy();
+          this.element.replaceChildren(h("p", { class: "error", role: "alert" }, `There is no thread "${threadId}" here.`));
+        }
+      },
+    );
 
     this.element = h(
       "section",

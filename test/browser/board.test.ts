@@ -80,6 +80,9 @@ describe("the web queue board in Chromium (real server, real browser)", { timeou
     await expect.poll(() => page.locator("li.item .chip.status").allTextContents(), LONG).toEqual(["queued"]);
     expect(await page.locator("li.item textarea").inputValue()).toBe("Start with the tokenizer");
     await shot(page, "local-user-new-thread");
+
+    await page.goto(`${server.url}/#/thread/no-such-thread`);
+    await expect.poll(() => page.locator("main [role=alert]").textContent(), LONG).toBe('There is no thread "no-such-thread" here.');
   });
 
   it("a refused token leads to the sign-in page, where a good token signs in", async () => {
