@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { seedPglite } from "../support/server.js";
 import { serve, trpcClient } from "./process.js";
 
 const THREADS = 4;
@@ -17,6 +18,7 @@ describe("turnqueue serve stopped by SIGTERM while commands are in flight", () =
   let dataDir: string;
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-shutdown-"));
+    await seedPglite(dataDir);
   });
   afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true });

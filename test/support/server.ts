@@ -42,7 +42,7 @@ export interface TestServer {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-test-"));
   const pg = options.database === "postgres" ? await createTestDatabase() : null;
-  if (!pg) await cp(path.join(await pgliteTemplate(), "db"), path.join(dataDir, "db"), { recursive: true });
+  if (!pg) await seedPglite(dataDir);
   const removeData = async () => {
     await rm(dataDir, { recursive: true, force: true });
     await pg?.drop();
@@ -77,6 +77,11 @@ async function launch(config: Config, now: (() => Date) | undefined, removeData:
       await removeData();
     },
   };
+}
+
+/** Puts a migrated, empty embedded database into `dataDir` (for servers a test starts itself). */
+export async function seedPglite(dataDir: string): Promise<void> {
+  await cp(path.join(await pgliteTemplate(), "db"), path.join(dataDir, "db"), { recursive: true });
 }
 
 let template: Promise<string> | null = null;
