@@ -251,6 +251,9 @@ describe("the web queue board in Chromium (real server, real browser)", { timeou
     await expect.poll(() => page.getByTestId("session").textContent(), LONG).toBe("agent ready");
     expect(await page.locator("li.item").count()).toBe(3);
     await shot(page, "echo-before-resume");
+    await page.setViewportSize({ width: 390, height: 760 });
+    await shot(page, "echo-before-resume-phone");
+    await page.setViewportSize({ width: 1180, height: 760 });
 
     // Send now jumps the paused queue with one chosen item; Resume drains the rest in order.
     await page.locator(`li.item[data-id="${ids[2]}"]`).getByRole("button", { name: "Send now" }).click();
