@@ -10,6 +10,7 @@ import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
 import { DocRegistry } from "./registry.js";
+import { WriteBehind } from "./write-behind.js";
 import { ThreadGoneError, type ThreadDoc } from "./thread-doc.js";
 
 export { readDoc, viewOfState, type DocView } from "./schema.js";
@@ -34,12 +35,15 @@ export function createCollab(services: Services): Collab {
   const clients = new Set<Client>();
   let closing = false;
 
+  const docStore = createDocStore(services.db.sql);
+  const writer = new WriteBehind(docStore, logger);
   const registry = new DocRegistry(
     {
       engine,
       bus,
       lease: services.lease,
-      docStore: createDocStore(services.db.sql),
+      docStore,
+      writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
       instanceId: randomUUID(),
@@ -166,6 +170,7 @@ export function createCollab(services: Services): Collab {
       // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
       for (const client of clients) client.close(CLOSE.restarting, "server restarting");
       unregisterHook();
+      writer.stop();
       await registry.closeAll();
       await (await subscribed)();
       wss.close();

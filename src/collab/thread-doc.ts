@@ -16,7 +16,7 @@ import {
   awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
 } from "./protocol.js";
 import { editedText, reconcile, writeEvent, writeText } from "./schema.js";
-import { WriteBehind } from "./write-behind.js";
+import type { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
 const SERVER = Symbol("collab:server");
@@ -42,6 +42,8 @@ export interface ThreadDocDeps {
   /** Decides which replica writes a text the API changed (two writing it would double it). */
   lease: Lease;
   docStore: DocStore;
+  /** Stores the updates of every document of this instance. */
+  writer: WriteBehind;
   logger: Logger;
   editCoalesceMs: number;
   /** This instance's id on the bus, so it ignores its own messages. */
@@ -61,7 +63,6 @@ export class ThreadDoc {
   readonly clients = new Set<Client>();
   state!: ThreadState;
   private readonly bridge: Bridge;
-  private persistence!: WriteBehind;
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
@@ -80,7 +81,7 @@ export class ThreadDoc {
       editCoalesceMs: deps.editCoalesceMs,
       serverOrigin: SERVER,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
-      persisted: () => this.persistence.flushed(),
+      persisted: () => deps.writer.flushed(),
       resync: () => this.resync(),
     });
     this.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin));
@@ -97,7 +98,7 @@ export class ThreadDoc {
       ]);
       const stored = await deps.docStore.load(threadId);
       if (stored.update) Y.applyUpdate(td.doc, stored.update, STORED);
-      td.persistence = new WriteBehind(deps.docStore, threadId, stored.tail, deps.logger);
+      deps.writer.track(threadId, stored.tail);
       const state = await deps.engine.load(threadId);
       if (!state.exists || state.deleted) throw new ThreadGoneError(threadId);
       td.state = state;
@@ -247,7 +248,7 @@ export class ThreadDoc {
     await this.bridge.close().catch((err: unknown) => this.deps.logger.error({ err, threadId: this.threadId }, "edits not committed at unload"));
     await this.applying.catch(() => {});
     this.closed = true;
-    await this.persistence.close();
+    await this.deps.writer.release(this.threadId);
     await this.destroy();
   }
 
@@ -255,7 +256,8 @@ export class ThreadDoc {
   async discard(): Promise<void> {
     this.closed = true;
     await this.destroy();
-    await this.persistence?.flushed();
+    this.deps.writer.forget(this.threadId);
+    await this.deps.writer.flushed();
     await this.deps.docStore.remove(this.threadId);
   }
 
@@ -272,7 +274,7 @@ export class ThreadDoc {
     const message = updateMessage(update);
     for (const client of this.clients) if (client !== origin) client.send(message);
     if (origin === REMOTE) return;
-    this.persistence.push(update);
+    this.deps.writer.push(this.threadId, update);
     this.publishDoc((e) => syncProtocol.writeUpdate(e, update));
   }
 

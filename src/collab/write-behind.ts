@@ -2,29 +2,37 @@ import type { Logger } from "pino";
 import * as Y from "yjs";
 import type { DocStore } from "../store/doc-store.js";
 
-/** Tail rows after which the merged state absorbs them. */
+/** Tail rows of a thread after which its merged state absorbs them. */
 const COMPACT_AFTER = 100;
 const RETRY_MS = 1_000;
 
 /**
- * Persists a document's updates in order without holding up the document: updates that
- * arrive while a write is in flight are merged into the next one (group commit), so a
- * burst of keystrokes costs a few inserts, not one per keystroke.
+ * Persists the updates of every loaded document in order without holding any of them up:
+ * what arrives while a write is in flight goes into the next one, merged per thread, all
+ * threads in one statement (group commit). A burst of keystrokes on many threads costs a
+ * few inserts, not one per keystroke.
  */
 export class WriteBehind {
-  private pending: Uint8Array[] = [];
+  private pending = new Map<string, Uint8Array[]>();
   private running: Promise<void> | null = null;
-  private stopped = false;
+  /** Rows appended per thread since its last compaction. */
+  private readonly tails = new Map<string, number>();
+  private stopping = false;
 
   constructor(
     private readonly store: DocStore,
-    private readonly threadId: string,
-    private tail: number,
     private readonly logger: Logger,
   ) {}
 
-  push(update: Uint8Array): void {
-    this.pending.push(update);
+  /** A document was loaded with `tail` rows not yet compacted. */
+  track(threadId: string, tail: number): void {
+    this.tails.set(threadId, tail);
+  }
+
+  push(threadId: string, update: Uint8Array): void {
+    const list = this.pending.get(threadId);
+    if (list) list.push(update);
+    else this.pending.set(threadId, [update]);
     this.running ??= this.drain();
   }
 
@@ -33,36 +41,49 @@ export class WriteBehind {
     return this.running ?? Promise.resolve();
   }
 
-  /** Stores what is left, folds the tail into the merged state, and stops retrying. */
-  async close(): Promise<void> {
+  /** Everything of this thread stored and its tail folded into the merged state (at unload). */
+  async release(threadId: string): Promise<void> {
     await this.flushed();
-    this.stopped = true;
-    if (this.pending.length) await this.writeOnce();
-    if (this.tail > 0) await this.store.compact(this.threadId).catch((err: unknown) => this.logger.error({ err }, "document compaction failed"));
+    const tail = this.tails.get(threadId) ?? 0;
+    this.tails.delete(threadId);
+    if (tail > 0) await this.store.compact(threadId).catch((err: unknown) => this.logger.error({ err, threadId }, "document compaction failed"));
+  }
+
+  /** A deleted thread: nothing of it is written any more. */
+  forget(threadId: string): void {
+    this.pending.delete(threadId);
+    this.tails.delete(threadId);
+  }
+
+  /** Shutting down: a failed write is reported, not retried forever. */
+  stop(): void {
+    this.stopping = true;
   }
 
   private async drain(): Promise<void> {
-    while (this.pending.length && !this.stopped) {
-      if (!(await this.writeOnce())) await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+    while (this.pending.size) {
+      const batch = this.pending;
+      this.pending = new Map();
+      const rows = [...batch].map(([threadId, updates]) => ({ threadId, update: updates.length === 1 ? updates[0] : Y.mergeUpdates(updates) }));
+      try {
+        await this.store.append(rows);
+      } catch (err) {
+        if (this.stopping) {
+          this.logger.error({ err, threads: rows.map((r) => r.threadId) }, "document updates lost at shutdown: the store is unavailable");
+          continue;
+        }
+        // The documents still hold these updates; they go first in the next attempt.
+        for (const row of rows) this.pending.set(row.threadId, [row.update, ...(this.pending.get(row.threadId) ?? [])]);
+        this.logger.warn({ err }, "document updates not stored yet; retrying");
+        await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+        continue;
+      }
+      for (const { threadId } of rows) {
+        const tail = (this.tails.get(threadId) ?? 0) + 1;
+        this.tails.set(threadId, tail >= COMPACT_AFTER ? 0 : tail);
+        if (tail >= COMPACT_AFTER) await this.store.compact(threadId).catch((err: unknown) => this.logger.warn({ err, threadId }, "document compaction failed"));
+      }
     }
     this.running = null;
-  }
-
-  private async writeOnce(): Promise<boolean> {
-    const batch = this.pending.splice(0);
-    const update = batch.length === 1 ? batch[0] : Y.mergeUpdates(batch);
-    try {
-      await this.store.append(this.threadId, update);
-    } catch (err) {
-      // The document still holds the update; keep it first in line for the next attempt.
-      this.pending.unshift(update);
-      this.logger.warn({ err, threadId: this.threadId }, "document update not stored yet; retrying");
-      return false;
-    }
-    if (++this.tail >= COMPACT_AFTER) {
-      this.tail = 0;
-      await this.store.compact(this.threadId).catch((err: unknown) => this.logger.warn({ err }, "document compaction failed"));
-    }
-    return true;
   }
 }

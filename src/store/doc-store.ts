@@ -10,7 +10,8 @@ import type { SqlClient } from "./sql.js";
 export interface DocStore {
   /** The merged document (null when the thread never had one) and the tail length. */
   load(threadId: string): Promise<{ update: Uint8Array | null; tail: number }>;
-  append(threadId: string, update: Uint8Array): Promise<void>;
+  /** Appends updates of any threads in one statement. */
+  append(rows: readonly { threadId: string; update: Uint8Array }[]): Promise<void>;
   /** Folds the tail into the merged state; safe to run from several instances at once. */
   compact(threadId: string): Promise<void>;
   remove(threadId: string): Promise<void>;
@@ -31,9 +32,11 @@ export function createDocStore(sql: SqlClient): DocStore {
         return { update: parts.length ? Y.mergeUpdates(parts) : null, tail: tail.length };
       }),
 
-    append: (threadId, update) =>
+    append: (rows) =>
       guarded(async () => {
-        await sql.query(`insert into "DocUpdate" ("threadId", "update") values ($1, $2)`, [threadId, update]);
+        if (rows.length === 0) return;
+        const values = rows.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(", ");
+        await sql.query(`insert into "DocUpdate" ("threadId", "update") values ${values}`, rows.flatMap((r) => [r.threadId, r.update]));
       }),
 
     compact: (threadId) =>

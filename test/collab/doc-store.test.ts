@@ -38,9 +38,9 @@ describe.each<DatabaseKind>(hasPostgres ? ["pglite", "postgres"] : ["pglite"])("
 
   it("loads the merged state plus the tail, before and after compaction, with the same content", async () => {
     const { updates, text } = edits(40);
-    for (const u of updates.slice(0, 25)) await store.append("t1", u);
+    for (const u of updates.slice(0, 25)) await store.append([{ threadId: "t1", update: u }]);
     await store.compact("t1");
-    for (const u of updates.slice(25)) await store.append("t1", u);
+    for (const u of updates.slice(25)) await store.append([{ threadId: "t1", update: u }]);
     const loaded = await store.load("t1");
     expect(loaded.tail).toBe(updates.length - 25);
     expect(textOf(loaded.update)).toBe(text());
@@ -55,7 +55,7 @@ describe.each<DatabaseKind>(hasPostgres ? ["pglite", "postgres"] : ["pglite"])("
     const { updates, text } = edits(60);
     await Promise.all([
       (async () => {
-        for (const u of updates) await store.append("t2", u);
+        for (const u of updates) await store.append([{ threadId: "t2", update: u }]);
       })(),
       store.compact("t2"),
       store.compact("t2"),
@@ -71,10 +71,11 @@ describe.each<DatabaseKind>(hasPostgres ? ["pglite", "postgres"] : ["pglite"])("
 
   it("removes a deleted thread's document entirely", async () => {
     const { updates } = edits(3);
-    for (const u of updates) await store.append("t3", u);
+    await store.append(updates.map((update) => ({ threadId: "t3", update })));
     await store.compact("t3");
-    await store.append("t3", updates[0]);
+    await store.append([{ threadId: "t3", update: updates[0] }, { threadId: "other", update: updates[1] }]);
     await store.remove("t3");
     expect(await store.load("t3")).toEqual({ update: null, tail: 0 });
+    expect((await store.load("other")).tail).toBe(1);
   });
 });
