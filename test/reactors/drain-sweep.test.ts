@@ -1,0 +1,105 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAuth } from "../../src/api/auth.js";
+import { InProcessLease } from "../../src/cluster/lease.js";
+import type { Bus } from "../../src/cluster/bus.js";
+import { defaultDrainPolicy } from "../../src/domain/index.js";
+import { createEngine } from "../../src/engine/engine.js";
+import { startDrainReactor } from "../../src/reactors/drain.js";
+import type { Config, Services } from "../../src/services.js";
+import { openDatabase, type Database } from "../../src/store/database.js";
+
+/** Fault injected: a bus that loses every message (the Bus contract allows loss). */
+class LosingBus implements Bus {
+  async publish(): Promise<void> {}
+  async subscribe() {
+    return async () => {};
+  }
+  async close(): Promise<void> {}
+}
+
+const eventually = async (check: () => Promise<void>) => {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+};
+
+describe("drain reactor on a bus that loses every message (fault injected): the periodic sweep drains", () => {
+  let dataDir: string;
+  let db: Database;
+  let services: Services;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-sweep-"));
+    db = await openDatabase({ databaseUrl: null, dataDir });
+    const bus = new LosingBus();
+    const logger = pino({ level: "silent" });
+    const now = () => new Date();
+    const config: Config = {
+      host: "127.0.0.1",
+      port: 0,
+      dataDir,
+      databaseUrl: null,
+      redisUrl: null,
+      secret: "x".repeat(32),
+      dispatchTimeoutMs: 60_000,
+      drainPolicy: defaultDrainPolicy,
+      sweepIntervalMs: 150,
+      docIdleMs: 60_000,
+      editCoalesceMs: 50,
+      logLevel: "silent",
+    };
+    services = {
+      config,
+      logger,
+      db,
+      store: db.store,
+      engine: createEngine({ store: db.store, bus, now, policy: config.drainPolicy, logger }),
+      bus,
+      lease: new InProcessLease(),
+      auth: createAuth(config.secret),
+      metrics: new Registry(),
+      now,
+    };
+  });
+  afterAll(async () => {
+    await services?.engine.close();
+    await db?.store.close();
+    await db?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const threadWithItem = async (threadId: string, options: { paused: boolean }) => {
+    const run = (command: Parameters<Services["engine"]["execute"]>[1]) =>
+      services.engine.execute(threadId, command, { actor: "test" });
+    await run({ type: "thread.create", workspaceId: "w", title: "" });
+    if (options.paused) await run({ type: "queue.pause" });
+    await run({ type: "queue.add", queueItemId: `${threadId}-item`, message: { messageId: "m", text: "t", attachments: [] }, options: {}, sendNow: false });
+    await run({ type: "agent.session", status: "ready", error: null });
+  };
+
+  it("claims the head of a thread whose trigger was lost, and leaves a paused thread alone", async () => {
+    const reactor = await startDrainReactor(services);
+    await reactor.recovered;
+    // Both get work after the startup scan, and the bus tells no one. The paused one first:
+    // any sweep that finds the other one finds it too.
+    await threadWithItem("paused", { paused: true });
+    await threadWithItem("lost-trigger", { paused: false });
+
+    await eventually(async () => expect((await services.engine.load("lost-trigger")).items["lost-trigger-item"].status).toBe("sending"));
+    // The sweep that claimed it looked at both threads at once (they are scanned
+    // concurrently); closing waits for every look in progress to finish.
+    await reactor.close();
+    expect((await services.engine.load("paused")).items["paused-item"].status).toBe("pending");
+  });
+});
