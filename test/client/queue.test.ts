@@ -9,7 +9,7 @@ const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(asserti
 
 const texts = (q: ThreadQueue) => q.entries.map((e) => e.text);
 
-describe("openThreadQueue: a live queue on the thread's Yjs document (real server, real WebSockets)", () => {
+describe("openThreadQueue: a live queue on the thread's Yjs document (real server, real WebSockets)", { timeout: 120_000 }, () => {
   let server: TestServer;
   let alice: TurnqueueClient;
   let bob: TurnqueueClient;

@@ -33,7 +33,8 @@ function run(file: string, env: Record<string, string>): Run {
   return { child, output: () => output, exited };
 }
 
-describe('README "Use it from your app" runs as written (real server, the package\'s own entry points)', () => {
+// Two tsx processes start from scratch here: a roomy ceiling for a loaded machine.
+describe('README "Use it from your app" runs as written (real server, the package\'s own entry points)', { timeout: 120_000 }, () => {
   let server: TestServer;
   // Inside the repository (.tmp/ is gitignored), so `from "turnqueue"` resolves to this package.
   let dir: string;
