@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from "../../src/domain/index.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, failure, uid, type Client } from "./harness.js";
+import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
 
 describe.each(databases)("errors as CONTRACT.md says, and bad input changes nothing (%s)", (database) => {
   let server: TestServer;
@@ -70,6 +70,16 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
       expect(error.data?.zodError).not.toBeNull();
     }
     await unchanged();
+  });
+
+  it("thread.events with a lastEventId that is not an event seq is BAD_REQUEST", async () => {
+    const { threadId } = await fixture();
+    for (const lastEventId of ["abc", "-1", "9223372036854775808"]) {
+      const events = watchEvents(user, { threadId, lastEventId });
+      const error = await events.failed();
+      expect(error.data?.code).toBe("BAD_REQUEST");
+      expect(error.data?.zodError?.fieldErrors).toHaveProperty("lastEventId");
+    }
   });
 
   it("an unknown field is BAD_REQUEST rather than silently ignored", async () => {

@@ -7,6 +7,13 @@ import { router, userProcedure } from "../trpc.js";
 
 const MAX_PAGE = 200;
 
+const MAX_BIGINT = "9223372036854775807";
+/** An event seq as `tracked` ids carry it: a decimal PostgreSQL bigint (compared as digits). */
+const EventSeq = z
+  .string()
+  .regex(/^\d{1,19}$/, "an event seq (decimal digits)")
+  .refine((seq) => seq.length < MAX_BIGINT.length || seq <= MAX_BIGINT, "an event seq (at most a 64-bit integer)");
+
 /** `thread.create` names its workspace from the token, never from the input. */
 const CreateInput = ThreadCreate.omit({ type: true, workspaceId: true }).extend({
   threadId: Id.optional(),
@@ -53,7 +60,7 @@ export const threadRouter = router({
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure
-    .input(z.strictObject({ threadId: Id, lastEventId: z.string().regex(/^\d{1,20}$/, "an event seq").nullish() }))
+    .input(z.strictObject({ threadId: Id, lastEventId: EventSeq.nullish() }))
     .subscription(async ({ ctx, input, signal }) => {
       await authorizeThread(ctx.services, ctx.principal, input.threadId);
       return threadEvents(ctx.services, input.threadId, input.lastEventId ?? null, signal);
