@@ -21,6 +21,7 @@ import * as Y from "yjs";
 import { loadConfig } from "../src/config.js";
 import { Command } from "../src/domain/index.js";
 import { startTurnqueue } from "../src/server.js";
+import { createTestDatabase } from "../test/support/postgres.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 200);
 const DEVICES = 3;
@@ -29,6 +30,8 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 400);
 const CONCURRENCY = 8;
 const DOC_IDLE_MS = 1_500;
 
+// Every WebsocketProvider listens for the process's exit; 1,200 of them are expected here.
+process.setMaxListeners(0);
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
 
@@ -160,8 +163,16 @@ function disconnectAll(groups: Device[][]): void {
 
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-bench-collab-"));
-  const config = { ...(await loadConfig({ env: {}, flags: { dataDir, port: "0", logLevel: "warn" } })), docIdleMs: DOC_IDLE_MS, ...(process.env.BENCH_COALESCE_MS ? { editCoalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}) };
+  // The embedded PGlite by default; a fresh PostgreSQL database when TEST_DATABASE_URL is set.
+  const pg = process.env.TEST_DATABASE_URL ? await createTestDatabase() : null;
+  const config = {
+    ...(await loadConfig({ env: {}, flags: { dataDir, port: "0", logLevel: "warn" } })),
+    databaseUrl: pg?.url ?? null,
+    docIdleMs: DOC_IDLE_MS,
+    ...(process.env.BENCH_COALESCE_MS ? { editCoalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}),
+  };
   const app = await startTurnqueue(config);
+  console.log(`store: ${pg ? "PostgreSQL" : "embedded PGlite (in this process)"}; edits coalesced over ${config.editCoalesceMs} ms`);
   const relay = await startBareRelay();
   try {
     const { engine } = app.services;
@@ -221,6 +232,7 @@ async function main(): Promise<void> {
     await relay.close();
     await app.close();
     await rm(dataDir, { recursive: true, force: true });
+    await pg?.drop();
   }
 }
 

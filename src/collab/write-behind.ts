@@ -18,6 +18,8 @@ export class WriteBehind {
   /** Rows appended per thread since its last compaction. */
   private readonly tails = new Map<string, number>();
   private stopping = false;
+  /** Compactions run one at a time: a burst of unloads must not take every database connection. */
+  private compactions: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: DocStore,
@@ -46,7 +48,7 @@ export class WriteBehind {
     await this.flushed();
     const tail = this.tails.get(threadId) ?? 0;
     this.tails.delete(threadId);
-    if (tail > 0) await this.store.compact(threadId).catch((err: unknown) => this.logger.error({ err, threadId }, "document compaction failed"));
+    if (tail > 0) await this.compact(threadId);
   }
 
   /** A deleted thread: nothing of it is written any more. */
@@ -81,9 +83,17 @@ export class WriteBehind {
       for (const { threadId } of rows) {
         const tail = (this.tails.get(threadId) ?? 0) + 1;
         this.tails.set(threadId, tail >= COMPACT_AFTER ? 0 : tail);
-        if (tail >= COMPACT_AFTER) await this.store.compact(threadId).catch((err: unknown) => this.logger.warn({ err, threadId }, "document compaction failed"));
+        if (tail >= COMPACT_AFTER) void this.compact(threadId);
       }
     }
     this.running = null;
+  }
+
+  /** A failed compaction loses nothing: the tail stays and is merged at the next load. */
+  private compact(threadId: string): Promise<void> {
+    this.compactions = this.compactions.then(() =>
+      this.store.compact(threadId).catch((err: unknown) => this.logger.warn({ err, threadId }, "document compaction failed; the tail stays")),
+    );
+    return this.compactions;
   }
 }
