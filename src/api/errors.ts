@@ -1,6 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import { DomainError, refuse } from "../domain/index.js";
 import { CommandIdReusedError, EngineClosedError } from "../engine/index.js";
+import { InvalidCursorError } from "../store/event-store.js";
 import { StoreUnavailableError } from "../store/types.js";
 
 /**
@@ -12,6 +13,7 @@ export function toTRPCError(error: unknown): TRPCError | null {
   if (error instanceof DomainError) {
     return new TRPCError({ code: error.kind === "not_found" ? "NOT_FOUND" : "CONFLICT", message: error.message, cause: error });
   }
+  if (error instanceof InvalidCursorError) return new TRPCError({ code: "BAD_REQUEST", message: error.message, cause: error });
   if (error instanceof CommandIdReusedError) return new TRPCError({ code: "CONFLICT", message: error.message, cause: error });
   if (error instanceof StoreUnavailableError) {
     return new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the store is unavailable; retry shortly", cause: error });

@@ -82,6 +82,11 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
     }
   });
 
+  it("thread.list with a cursor it did not hand out is BAD_REQUEST", async () => {
+    const error = await failure(user.thread.list.query({ cursor: "not-a-cursor" }));
+    expect(error.data?.code).toBe("BAD_REQUEST");
+  });
+
   it("an unknown field is BAD_REQUEST rather than silently ignored", async () => {
     const { threadId, unchanged } = await fixture();
     const error = await failure(
