@@ -1,5 +1,5 @@
 import type { TRPCClient } from "@trpc/client";
-import type { inferRouterOutputs } from "@trpc/server";
+import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import * as encoding from "lib0/encoding";
 import { ObservableV2 } from "lib0/observable";
 import WebSocket from "ws";
@@ -57,10 +57,15 @@ export interface ThreadQueueEvents {
   peers: (peers: Peer[]) => void;
 }
 
+type AddInput = inferRouterInputs<AppRouter>["queue"]["add"];
+
 export interface AddOptions {
   /** The idempotency key of the message; a fresh one when omitted. */
   messageId?: string;
-  options?: Record<string, string | number | boolean | null>;
+  attachments?: AddInput["message"]["attachments"];
+  /** What the user saw when queueing (model, mode, …), snapshotted on the item. */
+  options?: AddInput["options"];
+  /** Enqueue and send at once, even into a running turn (a steer). */
   sendNow?: boolean;
 }
 
@@ -224,7 +229,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   async add(text: string, options: AddOptions = {}): Promise<Added> {
     return this.trpc.queue.add.mutate({
       threadId: this.threadId,
-      message: { messageId: options.messageId ?? crypto.randomUUID(), text },
+      message: { messageId: options.messageId ?? crypto.randomUUID(), text, attachments: options.attachments },
       options: options.options,
       sendNow: options.sendNow,
     });
@@ -240,8 +245,13 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     this.doc.transact(() => applyTextChange(shared, text), this);
   }
 
-  /** Move the item right after `afterId` (null: to the head). Works offline. */
-  move(id: string, afterId: string | null): void {
+  /**
+   * Move the item right after `afterId` (null: to the head): a new fractional key between
+   * its new neighbours, written to the document, so it works offline and shows at once
+   * everywhere. Neighbours sharing one key (two devices wrote it at once) leave no key
+   * between them; then the server places the item (it re-keys that group), online only.
+   */
+  async move(id: string, afterId: string | null): Promise<void> {
     const item = this.editable(id);
     if (afterId === id) throw new Error("an item cannot move after itself");
     const others = this.entries.filter((e) => e.id !== id);
@@ -249,9 +259,11 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     if (afterId !== null && index === -1) throw new Error(`item ${afterId} is not in the queue`);
     const before = others[index]?.position ?? null;
     const after = others[index + 1]?.position ?? null;
-    // Equal neighbours (ties broken by id) have no key between them; go right after `before`.
-    const position = before !== null && after !== null && before >= after ? keyBetween(before, null) : keyBetween(before, after);
-    this.doc.transact(() => item.set("position", position), this);
+    if (before !== null && after !== null && before >= after) {
+      await this.trpc.queue.move.mutate({ threadId: this.threadId, queueItemId: id, afterId });
+      return;
+    }
+    this.doc.transact(() => item.set("position", keyBetween(before, after)), this);
   }
 
   async remove(id: string): Promise<void> {

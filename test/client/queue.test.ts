@@ -2,6 +2,7 @@ import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type ThreadQueue, type TurnqueueClient } from "../../client/index.js";
+import type * as Y from "yjs";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /** Waits (no timing asserted) until every replica shows what the test expects. */
@@ -49,9 +50,9 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     expect(b.entries.map((e) => e.status)).toEqual(["pending", "pending", "pending"]);
     expect(b.entries.map((e) => e.id)).toEqual([one.queueItemId, two.queueItemId, three.queueItemId]);
 
-    a.move(three.queueItemId, null);
+    await a.move(three.queueItemId, null);
     await eventually(() => expect(texts(b)).toEqual(["three", "one", "two"]));
-    a.move(one.queueItemId, two.queueItemId);
+    await a.move(one.queueItemId, two.queueItemId);
     await eventually(() => expect(texts(b)).toEqual(["three", "two", "one"]));
 
     a.edit(two.queueItemId, "two, said better");
@@ -84,6 +85,26 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     });
   });
 
+  it("moves between two items that share one key (written at once by two devices) through the server", async () => {
+    const [a, b, threadId] = await twoDevices("ties");
+    const [one, two, three] = [await a.add("one"), await a.add("two"), await a.add("three")];
+    await eventually(() => expect(texts(b)).toEqual(["one", "two", "three"]));
+    // Both devices write the same key into different items before hearing of each other.
+    const items = (q: ThreadQueue) => q.doc.getMap<Y.Map<unknown>>("items");
+    items(a).get(one.queueItemId)!.set("position", "a5");
+    items(b).get(two.queueItemId)!.set("position", "a5");
+    await eventually(() => expect(a.entries.slice(1).map((e) => e.position)).toEqual(["a5", "a5"]));
+    const tied = a.entries.slice(1).map((e) => e.id); // ties go by id
+
+    await a.move(three.queueItemId, tied[0]);
+    const expected = [tied[0], three.queueItemId, tied[1]];
+    await eventually(() => {
+      expect(a.entries.map((e) => e.id)).toEqual(expected);
+      expect(b.entries.map((e) => e.id)).toEqual(expected);
+    });
+    await eventually(async () => expect((await projection(threadId)).map((i) => i.id)).toEqual(expected));
+  });
+
   it("keeps edits and moves made offline and merges them on reconnect", async () => {
     const [a, b, threadId] = await twoDevices("offline");
     const first = await a.add("first");
@@ -93,7 +114,7 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     a.disconnect();
     expect(a.status).toBe("disconnected");
     a.edit(first.queueItemId, "first, written on the train");
-    a.move(second.queueItemId, null);
+    await a.move(second.queueItemId, null);
     b.edit(second.queueItemId, "second, written at the desk");
     await eventually(() => expect(texts(b)).toEqual(["first", "second, written at the desk"]));
     // The offline device still shows its own edits while it waits.
@@ -134,7 +155,7 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     expect(refused).toBeInstanceOf(TRPCClientError);
     expect((refused as TRPCClientError<never>).data).toMatchObject({ code: "CONFLICT", reason: "SESSION_NOT_READY" });
     expect(() => a.edit("no-such-item", "x")).toThrow(/not in the queue/);
-    expect(() => a.move(queueItemId, "no-such-item")).toThrow(/not in the queue/);
+    await expect(a.move(queueItemId, "no-such-item")).rejects.toThrow(/not in the queue/);
     expect(a.entries.map((e) => e.text)).toEqual(["waiting for an agent"]);
   });
 
@@ -170,7 +191,7 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
       await queue.pause();
       const tests = await queue.add("run the tests");
       const lint = await queue.add("fix lint");
-      queue.move(lint.queueItemId, null);
+      await queue.move(lint.queueItemId, null);
       queue.edit(tests.queueItemId, "run the tests, then push");
       await queue.flush();
       await queue.resume();
