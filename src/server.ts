@@ -156,12 +156,13 @@ const sendJson = (res: ServerResponse, status: number, body: unknown) => {
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
   const contexts = createContextFactory(services);
-  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/trpc/", createContext: contexts.http });
+  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/trpc/", createContext: contexts.http, onError: contexts.onError });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
   const trpcWs = applyWSSHandler({
     wss,
     router: appRouter,
     createContext: contexts.ws,
+    onError: contexts.onError,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
   });
   const routes: UpgradeRoute[] = [

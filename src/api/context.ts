@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { TRPCError } from "@trpc/server";
 import type { TRPCRequestInfo } from "@trpc/server/http";
 import type { Principal, Services } from "../services.js";
 import type { Context } from "./trpc.js";
@@ -22,6 +23,10 @@ export function createContextFactory(services: Services) {
       services,
       principal: await principalOf(bearer(req.headers.authorization)),
     }),
+    /** Both doors: unexpected failures go to the log (clients see only "internal error"). */
+    onError: ({ error, path }: { error: TRPCError; path?: string }) => {
+      if (error.code === "INTERNAL_SERVER_ERROR") services.logger.error({ err: error.cause ?? error, path }, "tRPC procedure failed");
+    },
     /** WebSocket: the client's `connectionParams: { token }`, sent once per connection. */
     ws: async ({ info }: { info: Pick<TRPCRequestInfo, "connectionParams"> }): Promise<Context> => ({
       services,

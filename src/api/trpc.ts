@@ -17,6 +17,8 @@ const t = initTRPC.context<Context>().create({
   errorFormatter({ shape, error }) {
     return {
       ...shape,
+      // An unexpected failure's text may quote SQL or paths: clients get a plain word, our log the rest.
+      message: error.code === "INTERNAL_SERVER_ERROR" ? "internal error" : shape.message,
       data: {
         ...shape.data,
         zodError: error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
