@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import * as Y from "yjs";
 import { DomainError, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
@@ -13,6 +14,7 @@ export interface BridgeHost {
   readonly editCoalesceMs: number;
   /** Origin of server writes. */
   readonly serverOrigin: unknown;
+  readonly logger: Logger;
   execute(command: Command, actor: string): Promise<unknown>;
   /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
   persisted(): Promise<void>;
@@ -198,7 +200,11 @@ export class Bridge {
   }
 
   private enqueue(task: () => Promise<void>): void {
-    this.work = this.work.then(task).catch(() => this.host.resync().catch(() => {}));
+    this.work = this.work.then(task).catch(async (err: unknown) => {
+      // Whatever failed, the document must not keep a write the log does not have.
+      this.host.logger.error({ err, threadId: this.host.threadId }, "a document write could not become a command");
+      await this.host.resync().catch(() => {});
+    });
   }
 }
 

@@ -80,6 +80,7 @@ export class ThreadDoc {
       state: () => this.state,
       editCoalesceMs: deps.editCoalesceMs,
       serverOrigin: SERVER,
+      logger: deps.logger,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       persisted: () => deps.writer.flushed(),
       resync: () => this.resync(),
@@ -96,6 +97,9 @@ export class ThreadDoc {
         deps.bus.subscribe(channels.doc(threadId), (m) => td.onBusDoc(m)),
         deps.bus.subscribe(channels.awareness(threadId), (m) => td.onBusAwareness(m)),
       ]);
+      // Other instances holding this document answer with what this one lacks; asked first, so
+      // their answer can land before the reconciliation below adds anything of its own.
+      td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
       const stored = await deps.docStore.load(threadId);
       if (stored.update) Y.applyUpdate(td.doc, stored.update, STORED);
       deps.writer.track(threadId, stored.tail);
@@ -105,8 +109,6 @@ export class ThreadDoc {
       let texts: string[] = [];
       td.doc.transact(() => (texts = reconcile(td.doc, state, td.bridge.pending)), SERVER);
       td.writeTexts(texts);
-      // Other instances holding this document answer with what this one lacks.
-      td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
       return td;
     } catch (error) {
       await td.destroy();

@@ -53,7 +53,7 @@ describe("random concurrent sessions (property)", () => {
           for (const d of devices) d.destroy();
         }
       }),
-      { numRuns: 12, endOnFailure: true },
+      { numRuns: 15, endOnFailure: true },
     );
   });
 
