@@ -79,3 +79,25 @@ describe("every committed event shows in the document", () => {
     device.destroy();
   });
 });
+
+describe("awareness", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startCollabServer();
+  });
+  afterAll(() => server?.close());
+
+  it("who is editing what reaches the other devices, leaves with its device, and is never stored", async () => {
+    const { threadId } = await createThread(server, ["x"]);
+    const [ann, bob] = [connect(server, threadId, await server.token("user", "local", "ann")), connect(server, threadId, await server.token("user", "local", "bob"))];
+    await synced([ann, bob]);
+    ann.provider.awareness.setLocalStateField("user", { name: "ann", editing: "x" });
+    const annOnBob = () => bob.provider.awareness.getStates().get(ann.doc.clientID) as { user?: { name: string } } | undefined;
+    await until(() => annOnBob()?.user?.name === "ann");
+    ann.destroy();
+    await until(() => annOnBob() === undefined);
+    const rows = await server.services.db.sql.query<{ update: Uint8Array }>(`select "update" from "DocUpdate" where "threadId" = $1`, [threadId]);
+    expect(rows.every((r) => !Buffer.from(r.update).toString("latin1").includes("ann"))).toBe(true);
+    bob.destroy();
+  });
+});
