@@ -25,7 +25,7 @@ import { createTestDatabase } from "../test/support/postgres.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 200);
 const DEVICES = 3;
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 400);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 250);
 /** Edits in flight at once, each on its own thread. */
 const CONCURRENCY = 8;
 const DOC_IDLE_MS = 1_500;

@@ -71,7 +71,7 @@ export function connect(server: TestServer, threadId: string, token: string, opt
 }
 
 /** Polls until `check` holds; fails with `describe()` if it never does. */
-export async function until(check: () => boolean | Promise<boolean>, describe: () => unknown = () => "", timeoutMs = 15_000): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, describe: () => unknown = () => "", timeoutMs = 40_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
