@@ -266,5 +266,13 @@ describe("the web queue board in Chromium (real server, real browser)", { timeou
     expect(await page.evaluate(() => (window as unknown as { gone: string[] }).gone)).toEqual([ids[2], ids[0], ids[1]]);
     await expect.poll(() => echoed, LONG).toEqual([texts[2], texts[0], texts[1]]);
     await shot(page, "echo-drained");
+
+    // The composer's Send now reaches the agent through a paused queue, too.
+    await page.getByRole("button", { name: "Pause" }).click();
+    await expect.poll(() => page.getByTestId("paused").textContent(), LONG).toBe("paused");
+    await page.getByLabel("New message").fill("One more thing");
+    await page.locator('[data-action="send-now-draft"]').click();
+    await expect.poll(() => echoed, LONG).toEqual([texts[2], texts[0], texts[1], "One more thing"]);
+    expect(await page.getByTestId("paused").textContent()).toBe("paused");
   });
 });
