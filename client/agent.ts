@@ -77,6 +77,7 @@ export interface Agent {
 }
 
 const REPORT_RETRY_MAX_MS = 2_000;
+const REMEMBERED_STARTS = 10_000;
 /** Codes that are the server's final word on a report; anything else is retried. */
 const FINAL = new Set(["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "UNPROCESSABLE_CONTENT"]);
 
@@ -98,8 +99,15 @@ export function runAgent(options: RunAgentOptions): Agent {
   setMaxListeners(0, closing.signal);
   /** queueItemId → its handler run, while it runs. */
   const running = new Map<string, Promise<void>>();
-  /** Items whose turn started here: never run again. */
+  /**
+   * Items whose turn started here: never run again. A late redelivery (a stale poll crossing
+   * the acknowledgement) comes soon after, so the most recent ones are all that is kept.
+   */
   const started = new Set<string>();
+  const remember = (queueItemId: string) => {
+    started.add(queueItemId);
+    if (started.size > REMEMBERED_STARTS) started.delete(started.values().next().value!);
+  };
   /** Threads on which a handler of ours is running: their session is ours to report. */
   const busyThreads = new Map<string, number>();
   let lastEventId: string | undefined;
@@ -129,7 +137,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       async start(id = randomUUID()) {
         if (turnId) return turnId;
         await report(() => trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }));
-        started.add(queueItemId);
+        remember(queueItemId);
         return (turnId = id);
       },
     };
@@ -173,7 +181,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       await report(() =>
         trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }),
       );
-      started.add(queueItemId);
+      remember(queueItemId);
     } catch (error) {
       if (error instanceof ReportRefusedError) return onError(error);
       await report(() =>

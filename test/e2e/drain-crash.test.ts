@@ -89,7 +89,7 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   });
 
-  it("every acknowledged item is resolved (or failed and visible), each handler ran once, each thread's order held", { timeout: 240_000 }, async () => {
+  it("every acknowledged item is resolved (or failed and visible), each handler ran once, each thread's order held", { timeout: 300_000 }, async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-crash-"));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const secret = randomBytes(32).toString("hex");

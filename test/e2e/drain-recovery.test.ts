@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pino from "pino";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ReportRefusedError, type Dispatch } from "../../client/agent.js";
 import { createTransport } from "../../client/transport.js";
 import { InProcessBus } from "../../src/cluster/bus.js";
@@ -15,19 +15,25 @@ import type { Config } from "../../src/services.js";
 import { openDatabase } from "../../src/store/database.js";
 import { claimsIn, eventually, ScriptedAgent, testDrainConfig } from "./drain-harness.js";
 
+const SHORT_TIMEOUT: Partial<Config> = { dispatchTimeoutMs: 1_500 };
+
 /**
  * Startup recovery: servers are stopped and started again on the same data directory (and
  * port, so connected runtimes reconnect), with what happened in between under the test's control.
  */
-describe("startup recovery (real server restarted on its data, agent SDK)", () => {
+describe("startup recovery (real server restarted on its data, agent SDK)", { timeout: 120_000 }, () => {
   const cleanups: (() => Promise<void>)[] = [];
   const nodes: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    // A test that failed while its server was stopped does not take the next tests with it.
+    for (const node of booted.values()) await (await node).ensureRunning();
   });
   afterAll(async () => {
     for (const stop of nodes.splice(0)) await stop();
   });
+  // Booting (a fresh embedded database each) is the slow part: done once, outside the tests.
+  beforeAll(() => boot(), 240_000);
 
   /** One server per configuration, shared by the tests (each on its own threads). */
   const booted = new Map<string, ReturnType<typeof bootNode>>();
@@ -60,12 +66,16 @@ describe("startup recovery (real server restarted on its data, agent SDK)", () =
         await app!.close();
         app = null;
       },
-      async start() {
-        app = await startTurnqueue(config);
+      /** `overrides` apply to this start only (the next start is back to the node's config). */
+      async start(overrides: Partial<Config> = {}) {
+        app = await startTurnqueue({ ...config, ...overrides });
       },
-      async restart() {
+      async ensureRunning() {
+        if (!app) await node.start();
+      },
+      async restart(overrides: Partial<Config> = {}) {
         await node.stop();
-        await node.start();
+        await node.start(overrides);
       },
       load: (threadId: string) => app!.services.engine.load(threadId),
       events: (threadId: string) => app!.services.store.readThread(threadId, 0),
@@ -171,7 +181,9 @@ describe("startup recovery (real server restarted on its data, agent SDK)", () =
   });
 
   it("dispatch timeout: a turn not started in time fails with 'timeout' and holds the queue", async () => {
-    const node = await boot({ dispatchTimeoutMs: 1_500 });
+    const node = await boot();
+    await node.restart(SHORT_TIMEOUT);
+    cleanups.push(() => node.restart());
     const { threadId, ids } = await threadWith(node, ["never started", "held behind it"]);
     const agent = connect(node);
     await agent.session(threadId, "ready");
@@ -188,14 +200,15 @@ describe("startup recovery (real server restarted on its data, agent SDK)", () =
   });
 
   it("an item left sending while no server ran times out after the next boot when no runtime takes it", async () => {
-    const node = await boot({ dispatchTimeoutMs: 1_500 });
+    const node = await boot();
     const { threadId, ids } = await threadWith(node, ["claimed, then the server died"]);
     await node.stop();
     await offline(node.config, threadId, [
       { type: "agent.session", status: "ready", error: null },
       { type: "drain.claim" },
     ]);
-    await node.start();
+    await node.start(SHORT_TIMEOUT);
+    cleanups.push(() => node.restart());
     expect((await node.load(threadId)).items[ids[0]].status).toBe("sending");
     await eventually(async () => expect((await node.load(threadId)).items[ids[0]].status).toBe("failed"));
     expect((await node.load(threadId)).items[ids[0]].failureReason).toMatch(/^timeout/);
