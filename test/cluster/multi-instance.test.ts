@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { createTRPCClient, createWSClient, httpLink, splitLink, wsLink } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpLink, splitLink, wsLink, type TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import type { AppRouter } from "../../src/api/router.js";
@@ -125,7 +125,19 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
 
     const perInstance = 30;
     const sent = [...Array(perInstance * 2)].map((_, i) => ({ messageId: `m-${i}`, text: `message ${i}`, via: i % 2 === 0 ? onA : onB }));
-    const acks = await Promise.all(sent.map(({ via, messageId, text }) => via.queue.add.mutate({ threadId, message: { messageId, text } })));
+    // As a real client does: a retryable refusal (the machine is loaded, the pool is busy) is
+    // sent again with the same command id, and must then count once.
+    const add = async ({ via, messageId, text }: (typeof sent)[number]) => {
+      const commandId = randomUUID();
+      for (;;) {
+        try {
+          return await via.queue.add.mutate({ threadId, commandId, message: { messageId, text } });
+        } catch (error) {
+          if ((error as TRPCClientError<AppRouter>).data?.code !== "SERVICE_UNAVAILABLE") throw error;
+        }
+      }
+    };
+    const acks = await Promise.all(sent.map(add));
     expect(acks.every((ack) => ack.status === "pending")).toBe(true);
     expect(new Set(acks.map((ack) => ack.queueItemId)).size).toBe(sent.length);
 
