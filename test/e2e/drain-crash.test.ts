@@ -11,10 +11,12 @@ import { createTransport, type Transport } from "../../client/transport.js";
 import { createAuth } from "../../src/api/auth.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { openDatabase } from "../../src/store/database.js";
+import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 
 const THREADS = 20;
 const ITEMS_PER_THREAD = 10;
-const KILLS = 3;
+/** Restarting on PostgreSQL is quick, on PGlite (reopened from disk) slow: kill more where it is cheap. */
+const KILLS = hasPostgres ? 6 : 3;
 const root = path.resolve(import.meta.dirname, "../..");
 
 /** `turnqueue serve` as a child process: one node process (no wrapper), so SIGKILL kills the server itself. */
@@ -25,6 +27,7 @@ class ServerProcess {
   constructor(
     private readonly dataDir: string,
     private readonly secret: string,
+    private readonly databaseUrl: string | null,
   ) {}
 
   async start(port = 0): Promise<string> {
@@ -32,7 +35,11 @@ class ServerProcess {
       process.execPath,
       ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--data-dir", this.dataDir,
         "--secret", this.secret, "--log-level", "warn", "--sweep-interval-ms", "2000"],
-      { cwd: root, stdio: ["ignore", "pipe", "inherit"] },
+      {
+        cwd: root,
+        stdio: ["ignore", "pipe", "inherit"],
+        env: this.env(),
+      },
     );
     this.child = child;
     const lines = createInterface({ input: child.stdout! });
@@ -44,6 +51,12 @@ class ServerProcess {
       });
     });
     return this.url;
+  }
+
+  /** The embedded default unless told otherwise: nothing of the test runner's environment leaks in. */
+  private env(): NodeJS.ProcessEnv {
+    const { DATABASE_URL: _db, REDIS_URL: _redis, ...env } = process.env;
+    return this.databaseUrl ? { ...env, DATABASE_URL: this.databaseUrl } : env;
   }
 
   kill(): Promise<void> {
@@ -92,9 +105,13 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
   it("every acknowledged item is resolved (or failed and visible), each handler ran once, each thread's order held", { timeout: 300_000 }, async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-crash-"));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    // PostgreSQL when the suite has one (CI): restarts are quicker than reopening PGlite.
+    const pg = hasPostgres ? await createTestDatabase() : null;
+    if (pg) cleanups.push(() => pg.drop());
+    const databaseUrl = pg?.url ?? null;
     const secret = randomBytes(32).toString("hex");
     const auth = createAuth(secret);
-    const server = new ServerProcess(dataDir, secret);
+    const server = new ServerProcess(dataDir, secret, databaseUrl);
     cleanups.push(() => server.stop());
     const url = await server.start();
     const port = Number(new URL(url).port);
@@ -154,7 +171,7 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
     await server.stop();
 
     // Read the truth from the log itself.
-    const db = await openDatabase({ databaseUrl: null, dataDir });
+    const db = await openDatabase({ databaseUrl, dataDir });
     try {
       for (const threadId of threadIds) {
         const events: StoredEvent[] = await db.store.readThread(threadId, 0);
