@@ -75,7 +75,8 @@ class AppendRows {
   }
 
   write(sql: Sql) {
-    return sql.query<{ seq: string; threadId: string; version: number }>(
+    return sql.prepared<{ seq: string; threadId: string; version: number }>(
+      "tq_append",
       APPEND_SQL,
       [this.events, this.commands, this.threads, this.insertItems, this.updateItems, this.deleteItems, this.startTurns, this.endTurns, this.messages].map(
         (rows) => JSON.stringify(rows),

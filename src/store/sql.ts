@@ -8,6 +8,11 @@ import type pg from "pg";
  */
 export interface Sql {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /**
+   * A statement run often: parsed and planned once per connection under `name`, then only
+   * executed (planning a large statement costs far more than running it, above all in PGlite).
+   */
+  prepared<R = Record<string, unknown>>(name: string, text: string, params: string[]): Promise<R[]>;
   /** Several statements separated by `;`, no parameters (migration files). */
   exec(text: string): Promise<void>;
 }
@@ -17,22 +22,27 @@ export interface SqlClient extends Sql {
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
 }
 
+/** A text parameter as an SQL string literal (standard_conforming_strings: only quotes are special). */
+const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
 export function pgliteSql(db: PGlite): SqlClient {
-  return {
-    query: async (text, params) => (await db.query(text, params)).rows as never,
+  // PGlite offers no named protocol-level statements; SQL PREPARE/EXECUTE is the same thing
+  // for its single session.
+  const prepared = new Set<string>();
+  const on = (q: Pick<PGlite, "query" | "exec">): Sql => ({
+    query: async (text, params) => (await q.query(text, params)).rows as never,
     exec: async (text) => {
-      await db.exec(text);
+      await q.exec(text);
     },
-    transaction: (fn) =>
-      db.transaction((tx) =>
-        fn({
-          query: async (text, params) => (await tx.query(text, params)).rows as never,
-          exec: async (text) => {
-            await tx.exec(text);
-          },
-        }),
-      ),
-  };
+    async prepared(name, text, params) {
+      if (!prepared.has(name)) {
+        await q.exec(`prepare ${name} as ${text}`);
+        prepared.add(name);
+      }
+      return (await q.query(`execute ${name}(${params.map(literal).join(", ")})`)).rows as never;
+    },
+  });
+  return { ...on(db), transaction: (fn) => db.transaction((tx) => fn(on(tx))) };
 }
 
 export function poolSql(pool: pg.Pool): SqlClient {
@@ -41,6 +51,7 @@ export function poolSql(pool: pg.Pool): SqlClient {
     exec: async (text) => {
       await pool.query(text);
     },
+    prepared: async (name, text, params) => (await pool.query({ name, text, values: params })).rows,
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;
@@ -51,6 +62,7 @@ export function poolSql(pool: pg.Pool): SqlClient {
           exec: async (text) => {
             await client.query(text);
           },
+          prepared: async (name, text, params) => (await client.query({ name, text, values: params })).rows,
         });
         await client.query("commit");
         return value;

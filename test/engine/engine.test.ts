@@ -5,7 +5,7 @@ import { CommandIdReusedError } from "../../src/engine/index.js";
 import type { Engine } from "../../src/engine/types.js";
 import { openDatabase, type Database } from "../../src/store/database.js";
 import type { EventStore } from "../../src/store/types.js";
-import { openTestDatabase, type TestDatabase } from "../support/database.js";
+import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
 import { add, cmd, testEngine, user } from "./harness.js";
 
@@ -29,7 +29,7 @@ describe.each(kinds)("engine (%s)", (kind) => {
     t = await openTestDatabase(kind);
     if (t.url) other = await openDatabase({ databaseUrl: t.url, dataDir: "unused" });
     otherStore = other?.store ?? t.db.store;
-  });
+  }, OPEN_TIMEOUT_MS);
   afterAll(async () => {
     await other?.close();
     await t?.cleanup();

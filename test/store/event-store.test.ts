@@ -4,7 +4,7 @@ import type { Engine } from "../../src/engine/types.js";
 import { InvalidCursorError } from "../../src/store/event-store.js";
 import { VersionConflictError, type AppendRequest } from "../../src/store/types.js";
 import { add, cmd, testEngine, user } from "../engine/harness.js";
-import { openTestDatabase, type TestDatabase } from "../support/database.js";
+import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
 
 const kinds = hasPostgres ? (["pglite", "postgres"] as const) : (["pglite"] as const);
@@ -15,7 +15,7 @@ describe.each(kinds)("event store (%s)", (kind) => {
   beforeAll(async () => {
     t = await openTestDatabase(kind);
     engine = testEngine(t.db.store);
-  });
+  }, OPEN_TIMEOUT_MS);
   afterAll(async () => {
     await engine?.close();
     await t?.cleanup();

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openDatabase } from "../../src/store/database.js";
 import { readMigrations } from "../../src/store/migrate.js";
 import type { Sql } from "../../src/store/sql.js";
-import { openTestDatabase, type TestDatabase } from "../support/database.js";
+import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 
 const run = promisify(execFile);
@@ -68,7 +68,7 @@ describe.each(kinds)("migrations (%s)", (kind) => {
       openTestDatabase(kind),
       prisma(["migrate", "diff", "--from-empty", "--to-schema-datamodel", "prisma/schema.prisma", "--script"]),
     ]);
-  });
+  }, OPEN_TIMEOUT_MS);
   afterAll(async () => t?.cleanup());
 
   test("the migrations folder, as applied at open, produces exactly the schema of schema.prisma", async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { rebuildProjections } from "../../src/store/rebuild.js";
-import { openTestDatabase, type TestDatabase } from "../support/database.js";
+import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
 import { manualClock, testEngine } from "../engine/harness.js";
 import { playMixedHistory } from "./history.js";
@@ -30,7 +30,7 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
     await playMixedHistory(engine, clock.advance);
     await engine.close();
     live = await projections(t.db);
-  });
+  }, OPEN_TIMEOUT_MS);
   afterAll(async () => t?.cleanup());
 
   test("after a mixed history the rebuilt projections equal the live ones exactly", async () => {
