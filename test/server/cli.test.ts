@@ -1,12 +1,17 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { settings } from "../../src/config.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { seedPglite } from "../support/server.js";
 import { cleanEnv, codeOf, run, serve, trpcClient, turnqueueOnce } from "./process.js";
 
 const tempDir = () => mkdtemp(path.join(os.tmpdir(), "turnqueue-cli-"));
+
+// Every test here starts real processes (tsx, and PGlite's start-up): on two cores shared
+// with other suites that takes minutes, not seconds. Limits, not measurements.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 240_000 });
 
 describe("turnqueue --help", () => {
   it("lists the commands", async () => {
@@ -48,6 +53,8 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
 
   beforeAll(async () => {
     dataDir = await tempDir();
+    // A migrated empty database: `npm start` below covers the first start on a new directory.
+    await seedPglite(dataDir);
     server = await serve(["--data-dir", dataDir]);
   });
 
@@ -145,7 +152,7 @@ describe("npm start", () => {
       await rm(dataDir, { recursive: true, force: true });
     }
     expect(npm.stderr()).not.toMatch(/second signal/);
-  }, 180_000);
+  });
 });
 
 describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () => {
@@ -171,5 +178,5 @@ describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () 
       await database.drop();
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 180_000);
+  });
 });
