@@ -3,8 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Limits against hangs, not measurements: the CI check (two cores, every suite) saw
+    // PGlite start-ups alone take over a minute while other workers ran crash tests.
+    testTimeout: 120_000,
+    hookTimeout: 240_000,
     // Integration suites each start real servers and databases; two cores are all we have.
     maxWorkers: 2,
     globalSetup: ["test/support/global-setup.ts"],
