@@ -77,7 +77,7 @@ export interface Agent {
 }
 
 const REPORT_RETRY_MAX_MS = 2_000;
-const REMEMBERED_STARTS = 10_000;
+const REMEMBERED = 10_000;
 /** Codes that are the server's final word on a report; anything else is retried. */
 const FINAL = new Set(["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "UNPROCESSABLE_CONTENT"]);
 
@@ -100,13 +100,15 @@ export function runAgent(options: RunAgentOptions): Agent {
   /** queueItemId → its handler run, while it runs. */
   const running = new Map<string, Promise<void>>();
   /**
-   * Items whose turn started here: never run again. A late redelivery (a stale poll crossing
-   * the acknowledgement) comes soon after, so the most recent ones are all that is kept.
+   * Items whose turn started here: never run again. A redelivery (a reconnect, a stale poll
+   * crossing the acknowledgement) comes soon after, so the most recent ones are all that is kept.
    */
   const started = new Set<string>();
-  const remember = (queueItemId: string) => {
-    started.add(queueItemId);
-    if (started.size > REMEMBERED_STARTS) started.delete(started.values().next().value!);
+  /** Dispatches already handled, whatever came of them: a redelivered one is not run again. */
+  const handled = new Set<string>();
+  const remember = (set: Set<string>, id: string) => {
+    set.add(id);
+    if (set.size > REMEMBERED) set.delete(set.values().next().value!);
   };
   /** Threads on which a handler of ours is running: their session is ours to report. */
   const busyThreads = new Map<string, number>();
@@ -137,7 +139,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       async start(id = randomUUID()) {
         if (turnId) return turnId;
         await report(() => trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }));
-        remember(queueItemId);
+        remember(started, queueItemId);
         return (turnId = id);
       },
     };
@@ -181,7 +183,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       await report(() =>
         trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }),
       );
-      remember(queueItemId);
+      remember(started, queueItemId);
     } catch (error) {
       if (error instanceof ReportRefusedError) return onError(error);
       await report(() =>
@@ -192,12 +194,13 @@ export function runAgent(options: RunAgentOptions): Agent {
 
   function receive(dispatch: Dispatch): void {
     const { queueItemId, threadId } = dispatch;
-    if (closing.signal.aborted || started.has(queueItemId) || running.has(queueItemId)) return;
+    if (closing.signal.aborted || started.has(queueItemId) || running.has(queueItemId) || handled.has(dispatch.dispatchId)) return;
     busyThreads.set(threadId, (busyThreads.get(threadId) ?? 0) + 1);
     const run = (dispatch.kind === "steer" ? runSteer(dispatch) : runTurn(dispatch))
       .catch(onError)
       .finally(() => {
         running.delete(queueItemId);
+        remember(handled, dispatch.dispatchId);
         const left = busyThreads.get(threadId)! - 1;
         if (left > 0) busyThreads.set(threadId, left);
         else busyThreads.delete(threadId);

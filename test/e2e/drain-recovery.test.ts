@@ -214,7 +214,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     expect((await node.load(threadId)).items[ids[0]].failureReason).toMatch(/^timeout/);
   });
 
-  it("agent.dispatches is resumable: lastEventId skips what was delivered, a fresh stream gets every unacknowledged dispatch", async () => {
+  it("agent.dispatches: a stream opened or resumed (lastEventId) gets every dispatch not yet acknowledged, then live ones", async () => {
     const shared = await boot();
     // A workspace of its own: no dispatch of another test is in its stream.
     const issue = (role: "user" | "agent") => shared.app.services.auth.issue({ sub: role, workspaceId: "resumable", role });
@@ -244,14 +244,16 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     const all = await read({}, 2);
     expect(all.map((d) => d.data.queueItemId).sort()).toEqual([x.ids[0], y.ids[0]].sort());
     const [earlier, later] = all;
-    const resumed = await read({ lastEventId: earlier.id }, 1);
-    expect(resumed.map((d) => d.id)).toEqual([later.id]);
+    expect(BigInt(earlier.id)).toBeLessThan(BigInt(later.id));
+    // Resuming after both: neither was acknowledged, so both come again (the runtime dedupes by queueItemId).
+    const resumed = await read({ lastEventId: later.id }, 2);
+    expect(resumed.map((d) => d.id)).toEqual([earlier.id, later.id]);
 
     // Acknowledged (started) dispatches are not delivered again; new ones arrive live.
     await agentApi.agent.turnStarted.mutate({ threadId: earlier.data.threadId, queueItemId: earlier.data.queueItemId, turnId: "t1" });
     const z = await threadWith(node, []);
     await agentApi.agent.session.mutate({ threadId: z.threadId, status: "ready" });
-    const fresh = read({}, 2);
+    const fresh = read({ lastEventId: later.id }, 2);
     const user = createTransport({ url: node.url, token: node.userToken });
     cleanups.push(() => user.close());
     const { queueItemId } = await user.queue.add.mutate({ threadId: z.threadId, message: { messageId: "z", text: "z" } });

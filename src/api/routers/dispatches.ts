@@ -12,17 +12,21 @@ const isClaim = (e: StoredEvent): e is Claim => e.type === "queue.item-send-star
 
 /**
  * `agent.dispatches`: every dispatch of the agent's workspace not yet acknowledged (the
- * claim events of items still `sending`), then live ones; ids are event seqs, so a runtime
- * reconnecting with `lastEventId` gets only what it has not seen. Live claims come from the
- * bus, which may lose messages: the unacknowledged set is polled again on the sweep interval,
- * so a lost message delays a dispatch, never drops it.
+ * claim events of items still `sending`), then live ones, tracked by event seq.
+ *
+ * A stream resumed with `lastEventId` still starts with every unacknowledged dispatch, even
+ * those at or below that seq: seqs are assigned at insert, so on PostgreSQL a claim can
+ * commit after one with a higher seq was delivered, and skipping by seq would lose it. The
+ * runtime dedupes by `queueItemId`; what it must never miss is a dispatch it did not start.
+ * Live claims come from the bus, which may lose messages: the unacknowledged set is polled
+ * again on the sweep interval, so a lost message delays a dispatch, never drops it.
  */
 export const dispatches = agentProcedure
+  // tRPC sends the last tracked id back on reconnect; it is accepted and, as said above, not a filter.
   .input(z.object({ lastEventId: z.string().regex(/^\d+$/, "an event seq").nullish() }))
-  .subscription(async function* ({ ctx, input, signal }) {
+  .subscription(async function* ({ ctx, signal }) {
     const { services, principal } = ctx;
     const workspaceId = principal.workspaceId;
-    const after = BigInt(input?.lastEventId ?? 0);
     const inbox = new EventEmitter<{ events: [StoredEvent[]] }>();
     // `on` buffers from now on: nothing the bus delivers while the backlog is sent is lost.
     const arrivals = on(inbox, "events", { signal }) as AsyncIterable<[StoredEvent[]]>;
@@ -40,7 +44,7 @@ export const dispatches = agentProcedure
       /** queueItemId → seq of the claim sent on this stream and not yet seen acknowledged. */
       const sent = new Map<string, string>();
       const deliver = (claim: Claim) => {
-        if (BigInt(claim.seq) <= after || sent.get(claim.payload.queueItemId) === claim.seq) return null;
+        if (sent.get(claim.payload.queueItemId) === claim.seq) return null;
         sent.set(claim.payload.queueItemId, claim.seq);
         return tracked(claim.seq, dispatchOf(claim));
       };
