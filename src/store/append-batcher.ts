@@ -6,12 +6,15 @@ import { VersionConflictError, type AppendRequest } from "./types.js";
 
 interface Pending {
   chain: AppendRequest[];
+  /** Rough size of what the chain writes (its events as JSON), to bound a statement's size. */
+  bytes: number;
   resolve(events: StoredEvent[][]): void;
   reject(error: unknown): void;
 }
 
-/** Appends gathered into one statement at most (bounds the statement's size). */
-const MAX_BATCH = 128;
+/** Bounds of one statement: appends, and bytes of events (texts run to 100,000 characters). */
+const MAX_APPENDS = 256;
+const MAX_BYTES = 4 << 20;
 
 /**
  * Group commit: appends submitted while a write is running are written together by the
@@ -30,7 +33,8 @@ export class AppendBatcher {
 
   submit(chain: AppendRequest[]): Promise<StoredEvent[][]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ chain, resolve, reject });
+      const bytes = chain.reduce((n, r) => n + JSON.stringify(r.events).length, 0);
+      this.queue.push({ chain, bytes, resolve, reject });
       this.pump();
     });
   }
@@ -42,12 +46,26 @@ export class AppendBatcher {
 
   private pump(): void {
     while (this.running.size < this.concurrency && this.queue.length > 0) {
-      const flush = this.flush(this.queue.splice(0, MAX_BATCH)).finally(() => {
+      const flush = this.flush(this.takeBatch()).finally(() => {
         this.running.delete(flush);
         this.pump();
       });
       this.running.add(flush);
     }
+  }
+
+  /** The oldest chains, as many as fit in one statement (always at least one). */
+  private takeBatch(): Pending[] {
+    let appends = 0;
+    let bytes = 0;
+    let n = 0;
+    for (const p of this.queue) {
+      appends += p.chain.length;
+      bytes += p.bytes;
+      if (n > 0 && (appends > MAX_APPENDS || bytes > MAX_BYTES)) break;
+      n++;
+    }
+    return this.queue.splice(0, n);
   }
 
   private async flush(batch: Pending[]): Promise<void> {
