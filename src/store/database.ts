@@ -31,10 +31,11 @@ export interface DatabaseOptions {
 }
 
 /** Opens the database and applies pending migrations before anything reads it. */
-export async function openDatabase(options: DatabaseOptions, _context?: { logger?: Logger }): Promise<Database> {
+export async function openDatabase(options: DatabaseOptions, context: { logger?: Logger } = {}): Promise<Database> {
   const db = options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : await openPglite(options.dataDir);
   try {
-    await guarded(() => migrate(db.sql, { lock: db.kind === "postgres" }));
+    const applied = await guarded(() => migrate(db.sql, { lock: db.kind === "postgres" }));
+    if (applied.length > 0) context.logger?.info({ migrations: applied, database: db.kind }, "applied database migrations");
   } catch (error) {
     await db.close();
     throw error;
