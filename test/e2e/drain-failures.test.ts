@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../../client/agent.js";
 import type { StoredEvent } from "../../src/domain/index.js";
-import { claimsIn, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { claimsIn, databases, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
 
 const versionOf = (events: StoredEvent[], match: (e: StoredEvent) => boolean) => {
   const found = events.find(match);
@@ -16,11 +16,11 @@ const refusal = (promise: Promise<unknown>) =>
     (error: { data?: { code?: string; reason?: string | null } }) => ({ code: error.data?.code, reason: error.data?.reason }),
   );
 
-describe("failures, holds, interrupts, send now and steers (real server, agent SDK)", () => {
+describe.each(databases)("failures, holds, interrupts, send now and steers (real server, agent SDK) — %s", (database) => {
   let h: DrainHarness;
   const threads: string[] = [];
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400 } });
+    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {

@@ -5,6 +5,7 @@ import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent, ThreadState } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config } from "../../src/services.js";
+import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /**
@@ -35,8 +36,11 @@ export const testDrainConfig: Partial<Config> = {
   sweepIntervalMs: 60_000,
 };
 
-export async function startDrainHarness(config: Partial<Config> = {}): Promise<DrainHarness> {
-  const server = await startTestServer({ config: { ...testDrainConfig, ...config } });
+/** Every database the suite can reach: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
+export const databases: ("pglite" | "postgres")[] = hasPostgres ? ["pglite", "postgres"] : ["pglite"];
+
+export async function startDrainHarness(config: Partial<Config> = {}, database: "pglite" | "postgres" = "pglite"): Promise<DrainHarness> {
+  const server = await startTestServer({ database, config: { ...testDrainConfig, ...config } });
   const user = createTransport({ url: server.url, token: await server.token("user") });
   const agent = new ScriptedAgent(server.url, await server.token("agent"));
   return {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
-import { claimsIn, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { claimsIn, databases, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
 
 /** Version of the first event matching, or fails. */
 const versionOf = (events: StoredEvent[], match: (e: StoredEvent) => boolean) => {
@@ -12,12 +12,12 @@ const versionOf = (events: StoredEvent[], match: (e: StoredEvent) => boolean) =>
 const claimOf = (queueItemId: string) => (e: StoredEvent) =>
   e.type === "queue.item-send-started" && e.payload.queueItemId === queueItemId;
 
-describe("drain triggers: every path to 'ready, non-empty, not paused' drains (real server, agent SDK)", () => {
+describe.each(databases)("drain triggers: every path to 'ready, non-empty, not paused' drains (real server, agent SDK) — %s", (database) => {
   let h: DrainHarness;
   const threads: string[] = [];
   // A long backoff: a head waiting for its retry stays blocked for the whole test.
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 600_000, retryMaxMs: 600_000 } });
+    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 600_000, retryMaxMs: 600_000 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {
