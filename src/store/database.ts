@@ -72,8 +72,10 @@ function openPostgres(url: string, max: number): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    // Fail fast when the server is away: commands get a retryable error instead of hanging.
-    connectionTimeoutMillis: 3_000,
+    // A server that is down refuses at once (ECONNREFUSED: a fast, retryable error); this
+    // bound is for an unanswering host, and for the wait for a free connection, which on a
+    // busy machine must not pass for an outage.
+    connectionTimeoutMillis: 15_000,
   });
   // An idle connection killed by the server (restart, pg_terminate_backend) is reported
   // here; the pool drops it and the next query opens a fresh one.
