@@ -119,7 +119,14 @@ export async function startDrainReactor(services: Services): Promise<DrainReacto
   // Subscribe first, then scan: a command committed between the two is seen by at least one.
   const unsubscribe = await bus.subscribe(channels.events, (message) => {
     if (closed) return;
-    for (const threadId of threadsOf(message)) void serial.request(threadId);
+    let threadIds: Set<string>;
+    try {
+      threadIds = threadsOf(message);
+    } catch (error) {
+      // Not ours to crash on: the sweep still finds whatever this message was about.
+      return log.warn({ err: error }, "unreadable message on the events channel");
+    }
+    for (const threadId of threadIds) void serial.request(threadId);
   });
 
   const sweep = () =>

@@ -33,9 +33,7 @@ export const dispatches = agentProcedure
 
     // Subscribe before reading the backlog: a claim committed in between is in one or both.
     const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
-      const events = (JSON.parse(new TextDecoder().decode(message)) as StoredEvent[]).filter(
-        (e) => e.workspaceId === workspaceId,
-      );
+      const events = eventsIn(message).filter((e) => e.workspaceId === workspaceId);
       if (events.length > 0) inbox.emit("events", events);
     });
     const poll = async () => inbox.emit("events", await unacknowledged(services, workspaceId));
@@ -73,6 +71,16 @@ export const dispatches = agentProcedure
 /** Events after which an item's claim is no longer unacknowledged. */
 const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);
 
+/** A bus message's events; an unreadable message is none (the poll covers what it carried). */
+function eventsIn(message: Uint8Array): StoredEvent[] {
+  try {
+    const events: unknown = JSON.parse(new TextDecoder().decode(message));
+    return Array.isArray(events) ? (events as StoredEvent[]) : [];
+  } catch {
+    return [];
+  }
+}
+
 async function unacknowledged(services: Services, workspaceId: string): Promise<Claim[]> {
   const events = await services.store.unacknowledgedDispatches(workspaceId);
   return events.filter(isClaim).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
@@ -95,7 +103,7 @@ export const threads = agentProcedure.subscription(async function* ({ ctx, signa
   const inbox = new EventEmitter<{ created: [AgentThread] }>();
   const arrivals = on(inbox, "created", { signal }) as AsyncIterable<[AgentThread]>;
   const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
-    for (const e of JSON.parse(new TextDecoder().decode(message)) as StoredEvent[]) {
+    for (const e of eventsIn(message)) {
       if (e.type === "thread.created" && e.workspaceId === principal.workspaceId) {
         inbox.emit("created", { threadId: e.threadId, sessionStatus: "unknown" });
       }
