@@ -25,43 +25,43 @@ withSettings(
 )
   .option("--with-echo-agent", "also run the echo agent runtime on the local workspace, to watch queues drain")
   .action(async ({ withEchoAgent, ...options }: { withEchoAgent?: boolean } & Record<string, unknown>) => {
-  const config = await loadConfig({ flags: flagsOf(options) });
-  // Loaded here so `token` and `--help` answer at once, without the database stack.
-  const { startTurnqueue } = await import("./server.js");
-  const app = await startTurnqueue(config);
-  const token = await app.services.auth.issue({ sub: "local", workspaceId: LOCAL_WORKSPACE, role: "user" }, { expiresIn: "30d" });
-  process.stdout.write(
-    [
-      `Turnqueue is serving ${app.url}`,
-      `  database: ${config.databaseUrl ? "PostgreSQL" : `PGlite in ${config.dataDir}`}`,
-      `  user token (workspace "${LOCAL_WORKSPACE}", 30 days): ${token}`,
-      `  web board: ${app.url}/#token=${token}`,
-      "",
-    ].join("\n"),
-  );
-  const echoAgent = withEchoAgent ? await startLocalEchoAgent(app) : null;
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      app.services.logger.warn({ signal }, "second signal: exiting without finishing");
-      process.exit(1);
-    }
-    stopping = true;
-    app.services.logger.info({ signal }, "shutting down: finishing commands in flight");
-    Promise.resolve(echoAgent?.close())
-      .then(() => app.close())
-      .then(
-      () => process.exit(0),
-      (err: unknown) => {
-        app.services.logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
+    const config = await loadConfig({ flags: flagsOf(options) });
+    // Loaded here so `token` and `--help` answer at once, without the database stack.
+    const { startTurnqueue } = await import("./server.js");
+    const app = await startTurnqueue(config);
+    const token = await app.services.auth.issue({ sub: "local", workspaceId: LOCAL_WORKSPACE, role: "user" }, { expiresIn: "30d" });
+    process.stdout.write(
+      [
+        `Turnqueue is serving ${app.url}`,
+        `  database: ${config.databaseUrl ? "PostgreSQL" : `PGlite in ${config.dataDir}`}`,
+        `  user token (workspace "${LOCAL_WORKSPACE}", 30 days): ${token}`,
+        `  web board: ${app.url}/#token=${token}`,
+        "",
+      ].join("\n"),
     );
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-});
+    const echoAgent = withEchoAgent ? await startLocalEchoAgent(app) : null;
+
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        app.services.logger.warn({ signal }, "second signal: exiting without finishing");
+        process.exit(1);
+      }
+      stopping = true;
+      app.services.logger.info({ signal }, "shutting down: finishing commands in flight");
+      Promise.resolve(echoAgent?.close())
+        .then(() => app.close())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            app.services.logger.error({ err }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
 
 const parseWith =
   <T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, what: string) =>
