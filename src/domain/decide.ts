@@ -5,7 +5,7 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import { newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -115,7 +115,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   };
   if (!c.sendNow) return [added];
   // A send-now message the agent cannot take yet simply waits at the head.
-  const item = pendingItemOf(added, ctx.now);
+  const item = newQueueItem(added.payload, ctx.now.toISOString());
   const now = sendNow(state, item, 1);
   return now instanceof DomainError ? [added] : [added, ...now];
 }
@@ -293,19 +293,4 @@ function withEditable(state: ThreadState, id: string, f: (item: QueueItemState) 
   return withItem(state, id, (item) =>
     item.status === "sending" ? refuse("ITEM_SENDING", `item ${id} is being sent`) : f(item),
   );
-}
-
-function pendingItemOf(added: EventOf<"queue.item-added">, now: Date): QueueItemState {
-  const at = now.toISOString();
-  return {
-    ...added.payload,
-    status: "pending",
-    failureReason: null,
-    attempts: 0,
-    notBefore: null,
-    dispatchId: null,
-    dispatchKind: null,
-    createdAt: at,
-    updatedAt: at,
-  };
 }

@@ -1,6 +1,5 @@
 import type { DomainEvent } from "./events.js";
-import { type QueueItemState, type ThreadState } from "./state.js";
-import { textHash } from "./state.js";
+import { newQueueItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -60,22 +59,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         ...s,
         items: {
           ...s.items,
-          [p.queueItemId]: {
-            queueItemId: p.queueItemId,
-            messageId: p.messageId,
-            text: p.text,
-            attachments: p.attachments,
-            options: p.options,
-            status: "pending",
-            failureReason: null,
-            position: p.position,
-            attempts: 0,
-            notBefore: null,
-            dispatchId: null,
-            dispatchKind: null,
-            createdAt: at,
-            updatedAt: at,
-          },
+          [p.queueItemId]: newQueueItem(p, at),
         },
         messages: {
           ...s.messages,

@@ -45,6 +45,27 @@ export interface ThreadState {
   updatedAt: string;
 }
 
+/** A freshly queued item, as `queue.item-added` creates it. */
+export const newQueueItem = (
+  added: Pick<QueueItemState, "queueItemId" | "messageId" | "text" | "attachments" | "options" | "position">,
+  at: string,
+): QueueItemState => ({
+  queueItemId: added.queueItemId,
+  messageId: added.messageId,
+  text: added.text,
+  attachments: added.attachments,
+  options: added.options,
+  status: "pending",
+  failureReason: null,
+  position: added.position,
+  attempts: 0,
+  notBefore: null,
+  dispatchId: null,
+  dispatchKind: null,
+  createdAt: at,
+  updatedAt: at,
+});
+
 export const initialState = (threadId: string): ThreadState => ({
   threadId,
   exists: false,
