@@ -6,7 +6,8 @@ const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE"
 // 53300: too many connections. Prisma's own codes for the same situations: P1001/P1002/P1017.
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
 const PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"]);
-const MESSAGES = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|Client was closed|PGlite is closed/i;
+// SQLSTATE 55000 is too broad to treat as an outage; its "closed to connections" form is one.
+const MESSAGES = /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|Client was closed|PGlite is closed|does not allow connections|is not currently accepting connections/i;
 
 function* causes(error: unknown): Generator<unknown> {
   for (let e = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {

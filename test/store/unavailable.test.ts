@@ -53,6 +53,21 @@ describe("store unavailable", () => {
     );
   });
 
+  test.runIf(hasPostgres)("a database closed to new connections (ALLOW_CONNECTIONS false, fault injected) is unavailable, not an internal error", async () => {
+    const { url, drop } = await createTestDatabase();
+    const admin = new pg.Client({ connectionString: postgresUrl! });
+    await admin.connect();
+    const name = new URL(url).pathname.slice(1);
+    try {
+      await admin.query(`alter database ${name} allow_connections false`);
+      await expect(openDatabase({ databaseUrl: url, dataDir: "unused" })).rejects.toBeInstanceOf(StoreUnavailableError);
+    } finally {
+      await admin.query(`alter database ${name} allow_connections true`);
+      await admin.end();
+      await drop();
+    }
+  });
+
   test.runIf(hasPostgres)("the database going away fails commands with StoreUnavailableError, and service resumes when it returns (fault injected)", async () => {
     const { url, drop } = await createTestDatabase();
     const proxy = await relay(new URL(url));
