@@ -121,6 +121,21 @@ export class Bridge {
     for (const [id, position] of moves) this.queueMove(id, position, review.actor);
   }
 
+  /**
+   * The log took an edit made through some replica's document. Its text is the Y.Text that
+   * replica read, which may lack keystrokes still on their way to it over the bus; CRDT merge
+   * gets them there, but only a new edit gets them into the log. So a replica whose merged
+   * text differs from the log's, with nothing typed here about to be committed, commits its
+   * own text. The text is never written back into the document: the document is its source.
+   */
+  follow(id: string, actor: string): void {
+    if (this.edits.has(id)) return;
+    const truth = this.host.state().items[id];
+    const text = itemsOf(this.host.doc).get(id)?.get("text");
+    if (!truth || truth.status === "sending" || !(text instanceof Y.Text) || text.toString() === truth.text) return;
+    this.scheduleEdit(id, actor);
+  }
+
   /** Commits every coalesced edit now and waits for all queued commands (before a claim). */
   flush(): Promise<void> {
     for (const [id, edit] of this.edits) {
@@ -167,8 +182,12 @@ export class Bridge {
       if (this.edits.get(id) === edit) this.edits.delete(id);
       const text = itemsOf(this.host.doc).get(id)?.get("text");
       if (!(text instanceof Y.Text)) return;
+      // Read after the backlog is stored, so the edit carries everything merged meanwhile
+      // (other instances' keystrokes too); the second wait covers only what that read added.
       await this.host.persisted();
-      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: text.toString() });
+      const typed = text.toString();
+      await this.host.persisted();
+      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed });
       if (!command.success) return this.host.resync();
       await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor));
     });

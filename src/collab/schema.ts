@@ -196,6 +196,10 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
 export const editedText = (event: StoredEvent): string | null =>
   event.type === "queue.item-edited" && !isCollabActor(event.actor) ? event.payload.queueItemId : null;
 
+/** The item and typist of an edit made through the document (never written back into it). */
+export const typedText = (event: StoredEvent): { id: string; actor: string } | null =>
+  event.type === "queue.item-edited" && isCollabActor(event.actor) ? { id: event.payload.queueItemId, actor: event.actor } : null;
+
 /**
  * Brings a document to the log's state by server writes: the load-time reconciliation and
  * the answer to a gap in the events. Items with unflushed client edits keep their position,

@@ -15,7 +15,7 @@ import { Client } from "./client.js";
 import {
   awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
 } from "./protocol.js";
-import { editedText, reconcile, writeEvent, writeText } from "./schema.js";
+import { editedText, reconcile, typedText, writeEvent, writeText } from "./schema.js";
 import type { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
@@ -180,6 +180,7 @@ export class ThreadDoc {
     this.applying = this.applying.then(async () => {
       if (this.closed) return;
       const texts: string[] = [];
+      const followed = new Map<string, string>();
       for (const event of events) {
         if (event.version <= this.state.version) continue;
         if (event.version !== this.state.version + 1) return this.catchUp();
@@ -190,8 +191,11 @@ export class ThreadDoc {
         if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
         const edited = editedText(event);
         if (edited && !texts.includes(edited)) texts.push(edited);
+        const typed = typedText(event);
+        if (typed) followed.set(typed.id, typed.actor);
       }
       this.writeTexts(texts);
+      for (const [id, actor] of followed) this.bridge.follow(id, actor);
     });
     return this.applying;
   }
