@@ -5,7 +5,7 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import { endOfQueue, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -98,10 +98,9 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (Object.values(state.messages).some((m) => m.queueItemId === c.queueItemId)) {
     return refuse("ITEM_EXISTS", `item id ${c.queueItemId} is already taken`);
   }
-  const items = orderedItems(state);
   const position = c.sendNow
-    ? keyBetween(null, items[0]?.position ?? null)
-    : keyBetween(items.at(-1)?.position ?? null, null);
+    ? keyBetween(null, endOfQueue(state, "first")?.position ?? null)
+    : keyBetween(endOfQueue(state, "last")?.position ?? null, null);
   const added: EventOf<"queue.item-added"> = {
     type: "queue.item-added",
     payload: {

@@ -1,4 +1,4 @@
-import { orderedItems, sendingItem, type QueueItemState, type ThreadState } from "./state.js";
+import { endOfQueue, sendingItem, type QueueItemState, type ThreadState } from "./state.js";
 
 /** The numbers of the drain policy; the server's config supplies them. */
 export interface DrainPolicy {
@@ -16,7 +16,7 @@ export const backoffMs = (attempt: number, policy: DrainPolicy): number =>
 
 /** The item that drains next: the first `pending` one in order (failed items keep their place). */
 export const headPending = (state: ThreadState): QueueItemState | undefined =>
-  orderedItems(state).find((i) => i.status === "pending");
+  endOfQueue(state, "first", (i) => i.status === "pending");
 
 /** Why a thread cannot drain right now, or null when it can (the rule in one place). */
 export function drainBlocker(state: ThreadState, now: Date): string | null {

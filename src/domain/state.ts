@@ -86,6 +86,23 @@ export const initialState = (threadId: string): ThreadState => ({
 export const orderedItems = (state: ThreadState): QueueItemState[] =>
   Object.values(state.items).sort(compareOrder);
 
+/**
+ * The first (or, with `last`, the final) item in queue order among those `keep` accepts.
+ * A linear scan: enqueue and every drain check need only an end of the queue, not a sort.
+ */
+export function endOfQueue(
+  state: ThreadState,
+  end: "first" | "last",
+  keep: (item: QueueItemState) => boolean = () => true,
+): QueueItemState | undefined {
+  const sign = end === "first" ? 1 : -1;
+  let best: QueueItemState | undefined;
+  for (const item of Object.values(state.items)) {
+    if (keep(item) && (!best || sign * compareOrder(item, best) < 0)) best = item;
+  }
+  return best;
+}
+
 export const sendingItem = (state: ThreadState): QueueItemState | undefined =>
   Object.values(state.items).find((i) => i.status === "sending");
 

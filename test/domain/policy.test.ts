@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, defaultDrainPolicy, nextWakeAt } from "../../src/domain/index.js";
+import {
+  backoffMs, defaultDrainPolicy, endOfQueue, headPending, initialState, newQueueItem, nextWakeAt, orderedItems, type ThreadState,
+} from "../../src/domain/index.js";
 import { Thread } from "./harness.js";
 
 const policy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 4_000 };
@@ -51,5 +53,28 @@ describe("next wake-up", () => {
     t.ok({ type: "queue.pause" });
     t.add("a");
     expect(nextWakeAt(t.state, t.now)).toBeNull();
+  });
+});
+
+describe("ends of the queue without sorting it", () => {
+  const item = (queueItemId: string, position: string, status: "pending" | "failed" = "pending") =>
+    ({ ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position }, "2026-01-01T00:00:00.000Z"), status });
+  const state = (...items: ReturnType<typeof item>[]): ThreadState => ({
+    ...initialState("t"),
+    items: Object.fromEntries(items.map((i) => [i.queueItemId, i])),
+  });
+
+  it("the head and the tail are those of queue order, ties broken by id", () => {
+    const s = state(item("b", "a1"), item("c", "a0"), item("a", "a1"), item("z", "a0"));
+    const order = orderedItems(s).map((i) => i.queueItemId);
+    expect(order).toEqual(["c", "z", "a", "b"]);
+    expect(endOfQueue(s, "first")?.queueItemId).toBe(order[0]);
+    expect(endOfQueue(s, "last")?.queueItemId).toBe(order.at(-1));
+  });
+
+  it("the next item to drain is the first pending one; a failed head keeps its place but is skipped", () => {
+    const s = state(item("f", "a0", "failed"), item("p2", "a2"), item("p1", "a1"));
+    expect(headPending(s)?.queueItemId).toBe("p1");
+    expect(endOfQueue(state(), "first")).toBeUndefined();
   });
 });
