@@ -8,6 +8,7 @@ import { createAuth } from "../../src/api/auth.js";
 import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
 import { defaultDrainPolicy } from "../../src/domain/index.js";
+import { eventually } from "../e2e/drain-harness.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config, Services } from "../../src/services.js";
@@ -22,17 +23,6 @@ class LosingBus implements Bus {
   async close(): Promise<void> {}
 }
 
-const eventually = async (check: () => Promise<void>) => {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-};
 
 describe("drain reactor on a bus that loses every message (fault injected): the periodic sweep drains", () => {
   let dataDir: string;
