@@ -8,6 +8,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AppRouter } from "../src/api/router.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
+import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -237,9 +238,13 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   /**
    * Replace the item's text with the smallest Y.Text change that does it, so concurrent
-   * edits of other parts of the text by other devices survive. Works offline.
+   * edits of other parts of the text by other devices survive. Works offline. A text over
+   * the server's limit is refused here: the server would only undo it.
    */
   edit(id: string, text: string): void {
+    if (text.length > MAX_TEXT_LENGTH) {
+      throw new RangeError(`an item's text is at most ${MAX_TEXT_LENGTH} characters (got ${text.length})`);
+    }
     const shared = this.editable(id).get("text");
     if (!(shared instanceof Y.Text)) throw new Error(`item ${id} has no shared text`);
     this.doc.transact(() => applyTextChange(shared, text), this);

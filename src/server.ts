@@ -19,6 +19,7 @@ import { createLogger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import type { Closable, Config, Services } from "./services.js";
 import { startReactors } from "./reactors/index.js";
+import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { openDatabase } from "./store/database.js";
 import { PrismaEventStore } from "./store/event-store.js";
 
@@ -169,7 +170,11 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     {
       prefix: "/trpc",
       door: "trpc",
-      handleUpgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req)),
+      handleUpgrade: (req, socket, head) =>
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          guardWebSocket(ws, logger, "trpc");
+          wss.emit("connection", ws, req);
+        }),
     },
     ...upgrades,
   ];
@@ -215,6 +220,9 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
   };
 
   const server = http.createServer((req, res) => {
+    // A client that goes away mid-request is that request's end, never the server's.
+    req.on("error", () => res.destroy());
+    res.on("error", () => req.destroy());
     inFlight++;
     res.once("close", () => {
       if (--inFlight === 0) idle?.();
@@ -232,6 +240,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    guardUpgradeSocket(socket);
     const { pathname } = new URL(req.url ?? "/", "http://localhost");
     const route = routes.find((r) => pathname === r.prefix || pathname.startsWith(r.prefix.endsWith("/") ? r.prefix : `${r.prefix}/`));
     if (!route || draining) {

@@ -6,6 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { channels } from "../cluster/bus.js";
 import { Id, type StoredEvent } from "../domain/index.js";
 import type { Principal, Services } from "../services.js";
+import { guardWebSocket } from "../socket-errors.js";
 import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -18,7 +19,10 @@ export { readDoc, viewOfState, type DocView } from "./schema.js";
 export const COLLAB_PATH = "/yjs/";
 
 export interface Collab {
-  /** Serves an upgrade under `/yjs/<threadId>`: refused with an HTTP status before any document byte when not allowed. */
+  /**
+   * Serves an upgrade under `/yjs/<threadId>`: refused with an HTTP status before any document
+   * byte when not allowed. The caller has given `socket` its error listener.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   close(): Promise<void>;
 }
@@ -152,13 +156,15 @@ export function createCollab(services: Services): Collab {
         refused.inc({ status: String(status) });
         socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
-      socket.on("error", () => socket.destroy());
       (async () => {
         await subscribed;
         if (closing) return refuse(503, "Service Unavailable");
         const admitted = await admit(req);
         if ("status" in admitted) return refuse(admitted.status, admitted.message);
-        wss.handleUpgrade(req, socket, head, (ws) => void serve(ws, admitted.threadId, admitted.principal));
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          guardWebSocket(ws, logger, "yjs");
+          void serve(ws, admitted.threadId, admitted.principal);
+        });
       })().catch((err: unknown) => {
         logger.error({ err }, "collab upgrade failed");
         refuse(503, "Service Unavailable");

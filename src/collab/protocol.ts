@@ -19,9 +19,16 @@ export const MAX_MESSAGE_BYTES = 1 << 20;
 
 /**
  * Close codes. 4400–4499 tell y-websocket's provider not to reconnect (a deliberate refusal);
- * 1012 (service restart) makes it reconnect.
+ * 1012 (service restart) makes it reconnect. The RFC 6455 codes are what `ws` itself sends
+ * (on every door) to a client that breaks the framing, before the server sees a message.
  */
 export const CLOSE = {
+  /** Unmasked client frame, reserved bits or opcode, bad control frame. */
+  protocolError: 1002,
+  /** A text frame that is not UTF-8. */
+  invalidData: 1007,
+  /** A frame longer than the door's maximum payload. */
+  frameTooBig: 1009,
   malformed: 4400,
   forbiddenWrite: 4403,
   gone: 4404,

@@ -159,6 +159,16 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     expect(a.entries.map((e) => e.text)).toEqual(["waiting for an agent"]);
   });
 
+  it("refuses an edit over the server's text limit before sending it (a 5 MB text), and stays connected", async () => {
+    const [a, b] = await twoDevices("too long");
+    const { queueItemId } = await a.add("short");
+    await eventually(() => expect(texts(a)).toEqual(["short"]));
+    expect(() => a.edit(queueItemId, "x".repeat(5 * 1024 * 1024))).toThrow(/at most 100000 characters/);
+    a.edit(queueItemId, "short, and still editable");
+    await eventually(() => expect(texts(b)).toEqual(["short, and still editable"]));
+    expect(a.status).toBe("connected");
+  });
+
   it("shows who else is looking, and which item they edit", async () => {
     const [a, b] = await twoDevices("presence");
     const { queueItemId } = await a.add("look at me");
