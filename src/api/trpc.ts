@@ -12,6 +12,9 @@ export interface Context {
 
 // Plain JSON, no transformer: CONTRACT.md promises clients in any language can call us.
 const t = initTRPC.context<Context>().create({
+  // Subscriptions are served over WebSocket only (CONTRACT.md), where tokens, limits and
+  // expiry are enforced per connection: one door for streams, not two.
+  sse: { enabled: false },
   // Stack traces are for our logs, not for clients, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {

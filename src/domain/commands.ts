@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Id, Message, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome } from "./primitives.js";
+import { Id, Message, PositionKey, ReportedSessionStatus, storableString, Text, TurnOptions, TurnOutcome } from "./primitives.js";
 
 /**
  * Every command the decider accepts. User and agent commands arrive through tRPC (whose
@@ -11,7 +11,7 @@ const command = <T extends string, P extends z.ZodRawShape>(type: T, shape: P) =
 
 export const ThreadCreate = command("thread.create", {
   workspaceId: Id,
-  title: z.string().max(512).default(""),
+  title: storableString(512).default(""),
 });
 export const ThreadArchive = command("thread.archive", {});
 export const ThreadDelete = command("thread.delete", {});
@@ -40,18 +40,18 @@ export const QueueResume = command("queue.resume", {});
 
 export const AgentSession = command("agent.session", {
   status: ReportedSessionStatus,
-  error: z.string().max(4096).nullable().default(null),
+  error: storableString(4096).nullable().default(null),
 });
 export const AgentTurnStarted = command("agent.turnStarted", { queueItemId: Id, turnId: Id });
 export const AgentTurnStartFailed = command("agent.turnStartFailed", {
   queueItemId: Id,
-  reason: z.string().min(1).max(4096),
+  reason: storableString(4096, 1),
   retryable: z.boolean(),
 });
 export const AgentTurnEnded = command("agent.turnEnded", {
   turnId: Id,
   outcome: TurnOutcome,
-  error: z.string().max(4096).nullable().default(null),
+  error: storableString(4096).nullable().default(null),
 });
 
 /** Reactor: claim the head item if the thread is eligible; no events when it is not. */

@@ -4,28 +4,49 @@ import { z } from "zod";
 export const MAX_ID_LENGTH = 128;
 export const MAX_TEXT_LENGTH = 100_000;
 
-export const Id = z.string().min(1).max(MAX_ID_LENGTH);
-export const Text = z.string().max(MAX_TEXT_LENGTH);
+/**
+ * NUL (U+0000), or half of a surrogate pair without its other half. Neither can be stored:
+ * PostgreSQL text and jsonb refuse both (SQLSTATE 22P05 / 22021), and a lone surrogate is
+ * not text in any other encoding either. Matched on UTF-16 code units (no `u` flag).
+ */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const UNSTORABLE_MESSAGE = "must not contain NUL (U+0000) or an unpaired surrogate";
+export const isStorable = (s: string): boolean => !UNSTORABLE.test(s);
+
+/**
+ * Every string a command carries: refused here, as bad input of that one command, rather
+ * than by the database, where it would fail the statement and every command grouped into it.
+ */
+export const storableString = (max: number, min = 0) => z.string().min(min).max(max).refine(isStorable, UNSTORABLE_MESSAGE);
+
+export const Id = storableString(MAX_ID_LENGTH, 1);
+export const Text = storableString(MAX_TEXT_LENGTH);
 export const MAX_POSITION_LENGTH = 256;
 /** A fractional-indexing key; validity beyond shape is checked by the decider. */
-export const PositionKey = z.string().min(1).max(MAX_POSITION_LENGTH);
+export const PositionKey = storableString(MAX_POSITION_LENGTH, 1);
 
 export const Attachment = z.object({
-  name: z.string().min(1).max(1024),
-  mimeType: z.string().max(255).optional(),
-  url: z.string().max(4096).optional(),
+  name: storableString(1024, 1),
+  mimeType: storableString(255).optional(),
+  url: storableString(4096).optional(),
   size: z.number().int().nonnegative().optional(),
 });
 export type Attachment = z.infer<typeof Attachment>;
 export const Attachments = z.array(Attachment).max(64);
 
 /** What the user saw when queueing (model, mode, …): snapshotted on the item, opaque to us. */
+export const MAX_OPTION_NAME_LENGTH = 256;
 export const TurnOptions = z
   .object({
-    model: z.string().max(256).optional(),
-    mode: z.string().max(256).optional(),
+    model: storableString(256).optional(),
+    mode: storableString(256).optional(),
   })
-  .catchall(z.union([z.string().max(4096), z.number(), z.boolean(), z.null()]));
+  .catchall(z.union([storableString(4096), z.number(), z.boolean(), z.null()]))
+  // The names are free, so they are checked like every other string (they are stored too).
+  .refine(
+    (options) => Object.keys(options).every((name) => name.length <= MAX_OPTION_NAME_LENGTH && isStorable(name)),
+    `option names are at most ${MAX_OPTION_NAME_LENGTH} characters and ${UNSTORABLE_MESSAGE}`,
+  );
 export type TurnOptions = z.infer<typeof TurnOptions>;
 
 export const Message = z.object({

@@ -1,4 +1,4 @@
-import type { StoredEvent } from "../domain/index.js";
+import { Id, type StoredEvent } from "../domain/index.js";
 import { AppendBatcher } from "./append-batcher.js";
 import type { Database } from "./database.js";
 import { guarded } from "./errors.js";
@@ -179,10 +179,26 @@ interface ThreadListRow {
 
 const encodeCursor = (r: ThreadListRow) => Buffer.from(JSON.stringify([r.createdAt.toISOString(), r.id])).toString("base64url");
 
+/** What encodeCursor writes: `Date.toISOString()` of a year 1..9999 (PostgreSQL has no year 0), nothing looser. */
+const ISO_INSTANT = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * Only what encodeCursor could have written gets through: JavaScript's Date parses far more
+ * than PostgreSQL's timestamptz ("1", "May 5", years past 9999), so a merely parseable date
+ * would fail in the query as an internal error; an id is held to the thread-id rules.
+ */
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id };
+    const decoded: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (Array.isArray(decoded) && decoded.length === 2) {
+      const [createdAt, id] = decoded as unknown[];
+      if (
+        typeof createdAt === "string" && ISO_INSTANT.test(createdAt) && new Date(createdAt).toISOString() === createdAt &&
+        Id.safeParse(id).success
+      ) {
+        return { createdAt, id: id as string };
+      }
+    }
   } catch {
     // fall through to the clear error below
   }
@@ -192,7 +208,7 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
 /** A `thread.list` cursor this store did not hand out. */
 export class InvalidCursorError extends Error {
   constructor(cursor: string) {
-    super(`invalid cursor: ${cursor.slice(0, 64)}`);
+    super(`invalid cursor: ${JSON.stringify(cursor.slice(0, 64))}`);
     this.name = "InvalidCursorError";
   }
 }

@@ -87,6 +87,32 @@ describe.each(databases)("errors as CONTRACT.md says, and bad input changes noth
     expect(error.data?.code).toBe("BAD_REQUEST");
   });
 
+  it("thread.list with a cursor holding a date PostgreSQL cannot read, or an id no thread can have, is BAD_REQUEST", async () => {
+    const cursor = (createdAt: unknown, id: unknown) => Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
+    const now = new Date().toISOString();
+    for (const bad of [
+      // Dates JavaScript parses and PostgreSQL does not.
+      cursor("1", "t"),
+      cursor("May 5", "t"),
+      cursor("+275760-09-13T00:00:00.000Z", "t"),
+      cursor("0000-01-01T00:00:00.000Z", "t"),
+      cursor("2024-02-30T00:00:00.000Z", "t"),
+      // Ids no thread can have.
+      cursor(now, "a\u0000b"),
+      cursor(now, "\ud800"),
+      cursor(now, "x".repeat(MAX_ID_LENGTH + 1)),
+      cursor(now, 42),
+      // Not a cursor at all.
+      "\u0000",
+      Buffer.from(JSON.stringify([now, "t", "extra"])).toString("base64url"),
+    ]) {
+      const error = await failure(user.thread.list.query({ cursor: bad }));
+      expect({ cursor: bad, code: error.data?.code }).toEqual({ cursor: bad, code: "BAD_REQUEST" });
+    }
+    // A cursor of the right form still pages.
+    expect((await user.thread.list.query({ cursor: cursor(now, "t"), limit: 1 })).items).toHaveLength(1);
+  });
+
   it("an unknown field is BAD_REQUEST rather than silently ignored", async () => {
     const { threadId, unchanged } = await fixture();
     const error = await failure(

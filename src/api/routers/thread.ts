@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
-import { Id, snapshotOf, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
+import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
 import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { router, userProcedure } from "../trpc.js";
@@ -47,7 +47,7 @@ export const threadRouter = router({
   }),
 
   list: userProcedure
-    .input(z.strictObject({ cursor: z.string().max(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
+    .input(z.strictObject({ cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
   archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
