@@ -3,7 +3,7 @@ import { setMaxListeners } from "node:events";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "../src/api/router.js";
-import { createTransport, type Transport } from "./transport.js";
+import { createTransport, type Transport, type TransportOptions } from "./transport.js";
 
 type AgentInputs = inferRouterInputs<AppRouter>["agent"];
 /** What the server sends to run: CONTRACT.md's Dispatch, typed from the router. */
@@ -65,6 +65,8 @@ export interface RunAgentOptions {
   autoReady?: boolean;
   /** Errors the agent recovers from by itself (lost connections, retried reports). */
   onError?: (error: unknown) => void;
+  /** The server connection opened, or is down and being retried with backoff. */
+  onConnection?: TransportOptions["onConnection"];
 }
 
 export interface Agent {
@@ -234,6 +236,7 @@ export function runAgent(options: RunAgentOptions): Agent {
 
   const stopDispatches = keepSubscribed((onError) =>
     trpc.agent.dispatches.subscribe({ lastEventId }, {
+      onStarted: () => options.onConnection?.({ state: "ready" }),
       onData: ({ id, data }) => {
         lastEventId = id;
         receive(data);

@@ -1,4 +1,4 @@
-import { abortableSleep, runAgent, TurnStartError, type Agent, type Dispatch } from "./agent.js";
+import { abortableSleep, runAgent, TurnStartError, type Agent, type Dispatch, type RunAgentOptions } from "./agent.js";
 
 export interface EchoAgentOptions {
   url: string;
@@ -13,6 +13,7 @@ export interface EchoAgentOptions {
   /** Called as each turn's handler begins, before anything is reported (to count runs). */
   onRun?: (dispatch: Dispatch) => void;
   onError?: (error: unknown) => void;
+  onConnection?: RunAgentOptions["onConnection"];
 }
 
 /**
@@ -28,6 +29,7 @@ export function startEchoAgent(options: EchoAgentOptions): Agent {
     token: options.token,
     autoReady: true,
     onError: options.onError,
+    onConnection: options.onConnection,
     async onTurn(turn) {
       options.onRun?.(turn.dispatch);
       if (Math.random() < failureRate) throw new TurnStartError("echo: simulated start failure", { retryable: true });

@@ -7,7 +7,12 @@ export interface TransportOptions {
   url: string;
   /** A token from `turnqueue token`; its role decides which procedures answer. */
   token: string;
+  /** Each change of the subscription WebSocket: open, or closed/failed with why (the client reconnects by itself). */
+  onConnection?: (change: ConnectionChange) => void;
 }
+
+/** `open`: the socket connected; `ready`: the server accepted the token and streams (reported by runAgent); `down`: retrying. */
+export type ConnectionChange = { state: "open" } | { state: "ready" } | { state: "down"; reason: string };
 
 /** The typed tRPC client of the server's router, plus `close()` for its WebSocket. */
 export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
@@ -17,7 +22,7 @@ export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
  * WebSocket that reconnects by itself (tRPC resubscribes with the last tracked id, so
  * resumable streams continue where they stopped).
  */
-export function createTransport({ url, token }: TransportOptions): Transport {
+export function createTransport({ url, token, onConnection }: TransportOptions): Transport {
   const base = url.replace(/\/+$/, "");
   const ws = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
@@ -29,6 +34,11 @@ export function createTransport({ url, token }: TransportOptions): Transport {
     lazy: { enabled: true, closeMs: 10_000 },
     // A server that vanished without closing the socket (a cut network) is noticed too.
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
+    ...(onConnection && {
+      onOpen: () => onConnection({ state: "open" }),
+      onError: (event?: Event) => onConnection({ state: "down", reason: reasonOf(event) }),
+      onClose: (cause?: { code?: number }) => onConnection({ state: "down", reason: `closed${cause?.code ? ` (${cause.code})` : ""}` }),
+    }),
   });
   const client = createTRPCClient<AppRouter>({
     links: [
@@ -45,4 +55,10 @@ export function createTransport({ url, token }: TransportOptions): Transport {
   return new Proxy(client, {
     get: (target, property, receiver) => (property === "close" ? close : Reflect.get(target, property, receiver)),
   }) as Transport;
+}
+
+/** What a WebSocket error event says: ws and undici put the socket error in different places. */
+function reasonOf(event: Event | undefined): string {
+  const e = event as (Event & { error?: { code?: string; message?: string }; message?: string }) | undefined;
+  return e?.error?.code ?? e?.error?.message ?? e?.message ?? "connection failed";
 }

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createAuth } from "./api/auth.js";
-import { ConfigError, loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
+import { reportFailure } from "./startup/report-failure.js";
+import { loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
 import type { Turnqueue } from "./server.js";
 
@@ -78,17 +79,24 @@ withSettings(
     .requiredOption("--workspace <id>", "workspace the token may see", parseWith(Id, "workspace id (1–128 characters)"))
     .addOption(new Option("--role <role>", "what the token may do").choices(Role.options).makeOptionMandatory())
     .option("--sub <subject>", "who the token names (default: the role)", parseWith(Id, "subject (1–128 characters)"))
-    .option("--expires <period>", "lifetime such as 30d, 12h or 90m", "30d"),
+    .option("--expires <period>", "lifetime such as 30d, 12h or 90m", "30d")
+    .option("--create-secret", "generate <data-dir>/secret when there is none (a server must then use that secret)"),
   ["dataDir", "secret"],
-).action(async (options: { workspace: string; role: Role; sub?: string; expires: string } & Record<string, unknown>) => {
+).action(async (options: { workspace: string; role: Role; sub?: string; expires: string; createSecret?: boolean } & Record<string, unknown>) => {
   if (!/^\d+\s*(s|m|h|d|w|y)$/.test(options.expires)) {
     throw new InvalidArgumentError(`--expires must look like 30d, 12h, 90m or 3600s (got "${options.expires}")`);
   }
-  const config = await loadConfig({ flags: { dataDir: options.dataDir as string | undefined, secret: options.secret as string | undefined } });
+  const config = await loadConfig({
+    flags: { dataDir: options.dataDir as string | undefined, secret: options.secret as string | undefined },
+    createSecret: options.createSecret ?? false,
+  });
   const token = await createAuth(config.secret).issue(
     { sub: options.sub ?? options.role, workspaceId: options.workspace, role: options.role },
     { expiresIn: options.expires },
   );
+  // Which secret signed it (a path or a variable's name, never the value): a token refused
+  // by the server is then explained at once.
+  process.stderr.write(`turnqueue token: signed with the secret from ${config.secretSource}\n`);
   process.stdout.write(`${token}\n`);
 });
 
@@ -116,24 +124,17 @@ program
   .option("--failure-rate <rate>", "share of turns whose start fails (retryably), 0..1", number("--failure-rate", 0, 1), 0)
   .action(async (options: { url: string; token: string; delayMs: number; failureRate: number }) => {
     const { startEchoAgent } = await import("../client/echo-agent.js");
+    const { agentConnectionReporter } = await import("./startup/agent-connection.js");
     const agent = startEchoAgent({
       url: options.url,
       token: options.token,
       delayMs: options.delayMs,
       failureRate: options.failureRate,
-      onError: (error) => process.stderr.write(`turnqueue agent: ${(error as Error).message ?? String(error)}\n`),
+      ...agentConnectionReporter(options.url),
     });
-    process.stdout.write(`echo agent connected to ${options.url}; Ctrl-C to stop\n`);
     const stop = () => void agent.close().then(() => process.exit(0));
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
 
-try {
-  await program.parseAsync();
-} catch (error) {
-  // Bad settings are the user's to fix: say what, without a stack trace.
-  const known = error instanceof ConfigError || error instanceof InvalidArgumentError;
-  process.stderr.write(`turnqueue: ${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
-  process.exit(known ? 2 : 1);
-}
+await program.parseAsync().catch(reportFailure);

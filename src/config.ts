@@ -4,6 +4,7 @@ import path from "node:path";
 import { z } from "zod";
 import { defaultDrainPolicy } from "./domain/index.js";
 import type { Config } from "./services.js";
+import { StartupError } from "./startup/exit-codes.js";
 
 /**
  * Every setting once: its environment variable, its `turnqueue serve` flag and what it means.
@@ -14,6 +15,7 @@ export const settings = {
   port: { env: "TURNQUEUE_PORT", flag: "--port <port>", help: "port to listen on, 0 for any free port (default 4780)" },
   dataDir: { env: "TURNQUEUE_DATA_DIR", flag: "--data-dir <dir>", help: "embedded database and generated secret (default ./.turnqueue)" },
   databaseUrl: { env: "DATABASE_URL", flag: "--database-url <url>", help: "postgresql://… to run on PostgreSQL instead of the embedded PGlite" },
+  databaseWaitMs: { env: "TURNQUEUE_DATABASE_WAIT_MS", flag: "--database-wait-ms <ms>", help: "at start, keep retrying an unreachable database this long before giving up (default 30000)" },
   redisUrl: { env: "REDIS_URL", flag: "--redis-url <url>", help: "redis://… to share events and documents between instances" },
   secret: { env: "TURNQUEUE_SECRET", flag: "--secret <secret>", help: "token signing secret, 32+ characters (default: generated into <data-dir>/secret)" },
   dispatchTimeoutMs: { env: "TURNQUEUE_DISPATCH_TIMEOUT_MS", flag: "--dispatch-timeout-ms <ms>", help: "an item with no turn started after this fails with \"timeout\" (default 60000)" },
@@ -49,6 +51,7 @@ const SettingsSchema = z.object({
     .nullable()
     .default(null),
   secret: z.string().min(32, "must be at least 32 characters").nullable().default(null),
+  databaseWaitMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
   dispatchTimeoutMs: millis(60_000),
   maxAttempts: z.coerce.number().int().min(1).max(100).default(defaultDrainPolicy.maxAttempts),
   retryBaseMs: millis(defaultDrainPolicy.retryBaseMs),
@@ -59,10 +62,27 @@ const SettingsSchema = z.object({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
+/** Settings whose values are never repeated in a message (a log may keep what a terminal showed). */
+const SENSITIVE: ReadonlySet<SettingName> = new Set(["secret"]);
+
+/** A setting's value as a message may show it: secrets by length, URLs without their password. */
+export function shown(name: SettingName, value: string | undefined): string {
+  if (value === undefined) return "nothing";
+  if (SENSITIVE.has(name)) return `a value of ${value.length} characters`;
+  return JSON.stringify(withoutPassword(value));
+}
+
+/** postgresql://user:pw@host → postgresql://user:***@host: a URL may be printed, its password not. */
+export const withoutPassword = (text: string): string => text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/:@\s]*:)[^@\s/]*@/gi, "$1***@");
+
+/** `--port / TURNQUEUE_PORT`: how every message names a setting. */
+export const named = (name: SettingName): string => `${settings[name].flag.split(" ")[0]} / ${settings[name].env}`;
+
 /** A setting had a bad value; the message names the flag and variable to fix. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    // One problem reads as one line; several as a list under one heading.
+    super(problems.length === 1 ? problems[0]! : `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
   }
 }
@@ -82,7 +102,14 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): RawSettings {
  * TURNQUEUE_SECRET the secret is generated once into `<dataDir>/secret` (mode 0600), so
  * tokens survive restarts.
  */
-export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.ProcessEnv } = {}): Promise<Config> {
+export async function loadConfig(
+  input: {
+    flags?: RawSettings;
+    env?: NodeJS.ProcessEnv;
+    /** Without TURNQUEUE_SECRET, generate `<dataDir>/secret` when missing (default true; `token` says false). */
+    createSecret?: boolean;
+  } = {},
+): Promise<Config & { secretSource: string }> {
   const raw = { ...settingsFromEnv(input.env ?? process.env), ...definedOnly(input.flags ?? {}) };
   const parsed = SettingsSchema.safeParse(raw);
   if (!parsed.success) {
@@ -90,8 +117,8 @@ export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.Proc
       parsed.error.issues.map((issue) => {
         const name = issue.path[0] as SettingName;
         const setting = settings[name];
-        const where = setting ? `${setting.flag.split(" ")[0]} / ${setting.env}` : String(name);
-        return `${where}: ${issue.message} (got ${JSON.stringify(raw[name])})`;
+        const where = setting ? named(name) : String(name);
+        return `${where}: ${issue.message} (got ${setting ? shown(name, raw[name]) : "?"})`;
       }),
     );
   }
@@ -99,14 +126,25 @@ export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.Proc
   if (s.retryMaxMs < s.retryBaseMs) {
     throw new ConfigError([`--retry-max-ms / TURNQUEUE_RETRY_MAX_MS (${s.retryMaxMs}) must not be below --retry-base-ms (${s.retryBaseMs})`]);
   }
+  if (s.redisUrl && !s.databaseUrl) {
+    throw new ConfigError([
+      `${named("redisUrl")} is set without ${named("databaseUrl")}: instances sharing Redis need one shared PostgreSQL database ` +
+        "(the embedded PGlite is one process only). Set DATABASE_URL to a postgresql:// server, or unset REDIS_URL.",
+    ]);
+  }
   const dataDir = path.resolve(s.dataDir);
+  const secret = s.secret
+    ? { value: s.secret, source: input.flags?.secret ? "--secret" : settings.secret.env }
+    : await storedSecret(dataDir, input.createSecret ?? true);
   return {
     host: s.host,
     port: s.port,
     dataDir,
     databaseUrl: s.databaseUrl,
     redisUrl: s.redisUrl,
-    secret: s.secret ?? (await persistentSecret(dataDir)),
+    secret: secret.value,
+    secretSource: secret.source,
+    databaseWaitMs: s.databaseWaitMs,
     dispatchTimeoutMs: s.dispatchTimeoutMs,
     drainPolicy: { maxAttempts: s.maxAttempts, retryBaseMs: s.retryBaseMs, retryMaxMs: s.retryMaxMs },
     sweepIntervalMs: s.sweepIntervalMs,
@@ -119,16 +157,41 @@ export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.Proc
 const definedOnly = (raw: RawSettings): RawSettings =>
   Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
 
-/** Reads `<dataDir>/secret`, creating it first if needed; `wx` makes two racing processes agree. */
-async function persistentSecret(dataDir: string): Promise<string> {
+/**
+ * Reads `<dataDir>/secret`, creating it first if asked; `wx` makes two racing processes agree.
+ * `source` names the file, never the value.
+ */
+async function storedSecret(dataDir: string, create: boolean): Promise<{ value: string; source: string }> {
   const file = path.join(dataDir, "secret");
-  await mkdir(dataDir, { recursive: true });
-  try {
-    await writeFile(file, randomBytes(32).toString("base64url"), { mode: 0o600, flag: "wx" });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  if (create) {
+    try {
+      await mkdir(dataDir, { recursive: true });
+      await writeFile(file, randomBytes(32).toString("base64url"), { mode: 0o600, flag: "wx" });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw dataDirError(dataDir, error);
+    }
   }
-  const secret = (await readFile(file, "utf8")).trim();
+  let secret: string;
+  try {
+    secret = (await readFile(file, "utf8")).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw dataDirError(dataDir, error);
+    throw new StartupError(
+      "noSecret",
+      `no secret in ${file}: run where the server keeps its data (--data-dir / TURNQUEUE_DATA_DIR), set ${settings.secret.env}, ` +
+        "or pass --create-secret to make a new one (tokens it signs work only on a server using that secret)",
+    );
+  }
   if (secret.length < 32) throw new ConfigError([`${file}: the stored secret is shorter than 32 characters; delete the file to generate a new one`]);
-  return secret;
+  return { value: secret, source: file };
+}
+
+/** The data directory could not be created, written or read: which one, and what to do. */
+export function dataDirError(dataDir: string, error: unknown): StartupError {
+  const code = (error as NodeJS.ErrnoException).code ?? "error";
+  return new StartupError(
+    "dataDirUnusable",
+    `the data directory ${dataDir} is not usable (${code}): give this user write access to it, or choose another with ${named("dataDir")}`,
+    { cause: error },
+  );
 }

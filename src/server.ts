@@ -20,7 +20,10 @@ import { createMetrics, type Metrics } from "./observability/metrics.js";
 import type { Closable, Config, Services } from "./services.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
-import { openDatabase } from "./store/database.js";
+import { named, withoutPassword } from "./config.js";
+import { lockDataDir } from "./startup/data-dir-lock.js";
+import { StartupError } from "./startup/exit-codes.js";
+import { openDatabaseWaiting } from "./startup/open-database.js";
 import { PrismaEventStore } from "./store/event-store.js";
 
 export interface Turnqueue {
@@ -66,9 +69,15 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
   };
 
   try {
-    const db = keep("database", await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+    // Before the database: a second server on the same PGlite files must not even open them.
+    if (!config.databaseUrl) keep("data directory lock", await lockDataDir(config.dataDir));
+    const db = keep("database", await openDatabaseWaiting(config, logger));
     const store = keep("store", new PrismaEventStore(db));
-    const { bus, lease } = await createCluster(config, db, { logger });
+    const { bus, lease } = await createCluster(config, db, { logger }).catch((error: unknown) => {
+      throw config.redisUrl && /Redis/.test((error as Error).message)
+        ? new StartupError("redisUnreachable", `${withoutPassword((error as Error).message)}: start it, or fix ${named("redisUrl")}`, { cause: error })
+        : error;
+    });
     keep("bus", bus);
     keep("lease", lease);
     const now = options.now ?? (() => new Date());
@@ -281,10 +290,13 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
 function listen(server: http.Server, config: Config): Promise<string> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
+      const why = error.code === "EADDRINUSE" ? "is already in use" : error.code === "EACCES" ? "may not be bound by this user" : null;
       reject(
-        error.code === "EADDRINUSE"
-          ? new Error(`${config.host}:${config.port} is already in use: choose another with --port or TURNQUEUE_PORT`)
-          : error,
+        why
+          ? new StartupError("portUnavailable", `${config.host}:${config.port} ${why}: choose another with ${named("port")} (0 picks a free one)`, { cause: error })
+          : error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND"
+            ? new StartupError("badSetting", `${named("host")}: ${config.host} is not an address of this machine (${error.code})`, { cause: error })
+            : error,
       );
     };
     server.once("error", onError);

@@ -14,6 +14,8 @@ export interface Config {
   dataDir: string;
   /** postgresql://… runs on PostgreSQL instead of the embedded PGlite. */
   databaseUrl: string | null;
+  /** At start, how long an unreachable database is retried (with backoff) before giving up. */
+  databaseWaitMs: number;
   /** redis://… shares events and documents between instances. */
   redisUrl: string | null;
   /** HS256 secret for tokens. */

@@ -40,6 +40,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       port: 0,
       dataDir,
       databaseUrl: null,
+      databaseWaitMs: 0,
       redisUrl: null,
       secret: "x".repeat(32),
       dispatchTimeoutMs: 60_000,

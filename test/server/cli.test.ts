@@ -95,7 +95,7 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
   it("turnqueue token signs with the same secret: the server accepts its tokens, scoped by role and workspace", async () => {
     const issue = async (...args: string[]) => {
       const { code, stdout, stderr } = await turnqueueOnce(["token", "--data-dir", dataDir, ...args]);
-      expect(stderr).toBe("");
+      expect(stderr).toBe(`turnqueue token: signed with the secret from ${path.join(dataDir, "secret")}\n`);
       expect(code).toBe(0);
       return stdout.trim();
     };
@@ -113,7 +113,7 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
 
   it("a token signed with another secret is refused", async () => {
     const otherDir = await tempDir();
-    const { stdout } = await turnqueueOnce(["token", "--data-dir", otherDir, "--workspace", "local", "--role", "user"]);
+    const { stdout } = await turnqueueOnce(["token", "--data-dir", otherDir, "--create-secret", "--workspace", "local", "--role", "user"]);
     await rm(otherDir, { recursive: true, force: true });
     const error = await trpcClient(server.url, stdout.trim()).thread.list.query({}).catch((e: unknown) => e);
     expect(codeOf(error)).toBe("UNAUTHORIZED");
