@@ -5,7 +5,7 @@ import type { Auth, Principal } from "../services.js";
 
 const ALGORITHM = "HS256";
 
-/** The claims CONTRACT.md defines; anything else in a token is ignored. */
+/** The claims docs/contract.md defines; anything else in a token is ignored. */
 const Claims = z.object({ sub: Id, ws: Id, role: Role });
 
 /** Why a token was refused; the API answers UNAUTHORIZED with this message. */

@@ -10,7 +10,7 @@ export interface Context {
   principal: Principal | null;
 }
 
-// Plain JSON, no transformer: CONTRACT.md promises clients in any language can call us.
+// Plain JSON, no transformer: docs/contract.md promises clients in any language can call us.
 const t = initTRPC.context<Context>().create({
   // Stack traces are for our logs, not for clients, whatever NODE_ENV says.
   isDev: false,

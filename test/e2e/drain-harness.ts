@@ -191,7 +191,7 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_
 export const claimsIn = (events: StoredEvent[]) => events.filter((e) => e.type === "queue.item-send-started");
 
 /**
- * DESIGN.md's "one turn per item", read off the log: a claim happens only when no other item
+ * The rule "one turn per item" (docs/design.md), read off the log: a claim happens only when no other item
  * is sending and (for a turn) no turn is active.
  */
 export function expectOneTurnAtATime(events: StoredEvent[]) {
