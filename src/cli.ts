@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { createAuth } from "./api/auth.js";
+import { createAuth } from "./auth/tokens.js";
 import { ConfigError, loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
 import type { Turnqueue } from "./server.js";

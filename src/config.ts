@@ -2,8 +2,30 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { defaultDrainPolicy } from "./domain/index.js";
-import type { Config } from "./services.js";
+import { defaultDrainPolicy, type DrainPolicy } from "./domain/index.js";
+
+/** The settings of one server, validated; built by `loadConfig`. */
+export interface Config {
+  host: string;
+  port: number;
+  /** Embedded default: PGlite files and the generated secret live here. */
+  dataDir: string;
+  /** postgresql://… runs on PostgreSQL instead of the embedded PGlite. */
+  databaseUrl: string | null;
+  /** redis://… shares events and documents between instances. */
+  redisUrl: string | null;
+  /** HS256 secret for tokens. */
+  secret: string;
+  dispatchTimeoutMs: number;
+  drainPolicy: DrainPolicy;
+  /** The slow periodic safety sweep of the drain reactor. */
+  sweepIntervalMs: number;
+  /** Unload a document this long after its last client left. */
+  docIdleMs: number;
+  /** Per-item window over which Yjs text edits are coalesced into one command. */
+  editCoalesceMs: number;
+  logLevel: string;
+}
 
 /**
  * Every setting once: its environment variable, its `turnqueue serve` flag and what it means.

@@ -1,7 +1,8 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { z, ZodError } from "zod";
 import type { Role } from "../domain/index.js";
-import type { Principal, Services } from "../services.js";
+import type { Principal } from "../auth/tokens.js";
+import type { Services } from "../server.js";
 import { reasonOf, toTRPCError } from "./errors.js";
 
 export interface Context {

@@ -4,7 +4,7 @@ import { runAgent, TurnStartError, type Agent, type Dispatch, type Turn, type Tu
 import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent, ThreadState } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
-import type { Config } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
 import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
