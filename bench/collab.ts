@@ -227,7 +227,7 @@ async function main(): Promise<void> {
     gc();
     const unloaded = process.memoryUsage().heapUsed;
     console.log(`server memory per loaded document: ${((loaded - unloaded) / THREADS / 1024).toFixed(1)} KiB (heap with ${THREADS} loaded ${(loaded / 2 ** 20).toFixed(1)} MiB, after unload ${(unloaded / 2 ** 20).toFixed(1)} MiB)`);
-    console.log("limits: issue 4 names no number; the ratio against the bare relay is the figure to watch (validation + commands + persistence overhead).");
+    console.log("limits: no fixed number; the ratio against the bare relay is the figure to watch (validation + commands + persistence overhead).");
   } finally {
     await relay.close();
     await app.close();

@@ -2,8 +2,8 @@
  * Enqueue throughput and latency through the engine (queue.add → decide → append with
  * projections → publish), at 1, 16 and 64 concurrent clients, on clients' own threads and
  * all on one thread, beside the raw driver's single-row insert rate at the same
- * concurrency on the same database in the same run. Issue 2 point 7 aims for ≥ 0.5 of the
- * raw rate at 64 clients.
+ * concurrency on the same database in the same run. The target is at least half the raw
+ * rate at 64 clients.
  *
  *   npm run bench:core                  PGlite, plus PostgreSQL when TEST_DATABASE_URL or DATABASE_URL is set
  *   BENCH_SECONDS=3 npm run bench:core  seconds per measurement (default 2)

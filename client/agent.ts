@@ -6,7 +6,7 @@ import type { AppRouter } from "../src/api/router.js";
 import { createTransport, type Transport, type TransportOptions } from "./transport.js";
 
 type AgentInputs = inferRouterInputs<AppRouter>["agent"];
-/** What the server sends to run: CONTRACT.md's Dispatch, typed from the router. */
+/** What the server sends to run: the public Dispatch (docs/contract.md), typed from the router. */
 export type Dispatch = inferRouterOutputs<AppRouter>["agent"]["dispatches"] extends AsyncIterable<infer T>
   ? T extends { data: infer D } ? D : T
   : never;

@@ -18,7 +18,7 @@ export type ItemStatus = Snapshot["queue"]["items"][number]["status"];
 export type SessionStatus = Snapshot["session"]["status"];
 export type PauseReason = NonNullable<Snapshot["queue"]["pauseReason"]>;
 
-/** One queue item as the live document shows it (CONTRACT.md "The Yjs document of a thread"). */
+/** One queue item as the live document shows it (docs/contract.md, "The thread's Yjs document"). */
 export interface QueueEntry {
   id: string;
   messageId: string;

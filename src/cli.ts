@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
-import { createAuth } from "./api/auth.js";
+import { createAuth } from "./auth/tokens.js";
 import { reportFailure } from "./startup/report-failure.js";
 import { loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";

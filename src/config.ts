@@ -2,9 +2,33 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { defaultDrainPolicy } from "./domain/index.js";
-import type { Config } from "./services.js";
+import { defaultDrainPolicy, type DrainPolicy } from "./domain/index.js";
 import { StartupError } from "./startup/exit-codes.js";
+
+/** The settings of one server, validated; built by `loadConfig`. */
+export interface Config {
+  host: string;
+  port: number;
+  /** Embedded default: PGlite files and the generated secret live here. */
+  dataDir: string;
+  /** postgresql://… runs on PostgreSQL instead of the embedded PGlite. */
+  databaseUrl: string | null;
+  /** At start, how long an unreachable database is retried (with backoff) before giving up. */
+  databaseWaitMs: number;
+  /** redis://… shares events and documents between instances. */
+  redisUrl: string | null;
+  /** HS256 secret for tokens. */
+  secret: string;
+  dispatchTimeoutMs: number;
+  drainPolicy: DrainPolicy;
+  /** The slow periodic safety sweep of the drain reactor. */
+  sweepIntervalMs: number;
+  /** Unload a document this long after its last client left. */
+  docIdleMs: number;
+  /** Per-item window over which Yjs text edits are coalesced into one command. */
+  editCoalesceMs: number;
+  logLevel: string;
+}
 
 /**
  * Every setting once: its environment variable, its `turnqueue serve` flag and what it means.

@@ -7,7 +7,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import sirv from "sirv";
 import { WebSocketServer } from "ws";
-import { createAuth } from "./api/auth.js";
+import { createAuth } from "./auth/tokens.js";
 import { createContextFactory } from "./api/context.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
@@ -17,7 +17,15 @@ import type { Engine } from "./engine/types.js";
 import { instrumentEngine } from "./observability/instrument-engine.js";
 import { createLogger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
-import type { Closable, Config, Services } from "./services.js";
+import type { Auth } from "./auth/tokens.js";
+import type { Bus } from "./cluster/bus.js";
+import type { Lease } from "./cluster/lease.js";
+import type { Config } from "./config.js";
+import type { Closable } from "./lifecycle.js";
+import type { Database } from "./store/database.js";
+import type { EventStore } from "./store/types.js";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { named, withoutPassword } from "./config.js";
@@ -25,6 +33,21 @@ import { lockDataDir } from "./startup/data-dir-lock.js";
 import { StartupError } from "./startup/exit-codes.js";
 import { openDatabaseWaiting } from "./startup/open-database.js";
 import { PrismaEventStore } from "./store/event-store.js";
+
+/** Everything a plug-in (api, collab, reactors) may use; wired once in server.ts. */
+export interface Services {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  store: EventStore;
+  engine: Engine;
+  bus: Bus;
+  lease: Lease;
+  auth: Auth;
+  metrics: Registry;
+  /** The only clock the service reads; tests may replace it (and must say so). */
+  now: () => Date;
+}
 
 export interface Turnqueue {
   /** Where the server listens, with the real port when config.port was 0. */

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { Id, type Command } from "../domain/index.js";
 import type { ExecuteResult } from "../engine/types.js";
-import type { Principal, Services } from "../services.js";
+import type { Principal } from "../auth/tokens.js";
+import type { Services } from "../server.js";
 import { threadNotFound } from "./errors.js";
 
 /**

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { TRPCError } from "@trpc/server";
 import type { TRPCRequestInfo } from "@trpc/server/http";
-import type { Principal, Services } from "../services.js";
+import type { Principal } from "../auth/tokens.js";
+import type { Services } from "../server.js";
 import type { Context } from "./trpc.js";
 
 const bearer = (header: string | undefined): string | null => {

@@ -5,7 +5,7 @@ import { InvalidCursorError } from "../store/event-store.js";
 import { StoreUnavailableError } from "../store/types.js";
 
 /**
- * The one translation of our failures into tRPC codes (CONTRACT.md "Errors"). The original
+ * The one translation of our failures into tRPC codes (docs/contract.md, "Errors"). The original
  * error stays the `cause`, so the error formatter can surface its stable `reason`.
  */
 export function toTRPCError(error: unknown): TRPCError | null {

@@ -2,10 +2,10 @@ import { EventEmitter, on } from "node:events";
 import { tracked } from "@trpc/server";
 import { channels } from "../cluster/bus.js";
 import type { StoredEvent } from "../domain/index.js";
-import type { Services } from "../services.js";
+import type { Services } from "../server.js";
 import { toTRPCError } from "./errors.js";
 
-/** CONTRACT.md's event, as `thread.events` delivers it (the payload stays typed by `type`). */
+/** The public event (docs/contract.md), as `thread.events` delivers it (the payload stays typed by `type`). */
 export type ThreadEvent = StoredEvent extends infer E
   ? E extends StoredEvent
     ? Pick<E, "seq" | "threadId" | "version" | "type" | "payload" | "actor" | "createdAt">

@@ -1,7 +1,8 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { z, ZodError } from "zod";
 import type { Role } from "../domain/index.js";
-import type { Principal, Services } from "../services.js";
+import type { Principal } from "../auth/tokens.js";
+import type { Services } from "../server.js";
 import { reasonOf, toTRPCError } from "./errors.js";
 
 export interface Context {
@@ -10,7 +11,7 @@ export interface Context {
   principal: Principal | null;
 }
 
-// Plain JSON, no transformer: CONTRACT.md promises clients in any language can call us.
+// Plain JSON, no transformer: docs/contract.md promises clients in any language can call us.
 const t = initTRPC.context<Context>().create({
   // Subscriptions are served over WebSocket only (CONTRACT.md), where tokens, limits and
   // expiry are enforced per connection: one door for streams, not two.

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Config } from "../services.js";
+import type { Config } from "../config.js";
 import type { Database } from "../store/database.js";
 import { InProcessBus, type Bus } from "./bus.js";
 import { InProcessLease, type Lease } from "./lease.js";

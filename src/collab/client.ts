@@ -1,5 +1,5 @@
 import { WebSocket } from "ws";
-import type { Principal } from "../services.js";
+import type { Principal } from "../auth/tokens.js";
 
 /** A client's WebSocket may go silent without closing; one missed pong in this window ends it. */
 const PING_INTERVAL_MS = 30_000;

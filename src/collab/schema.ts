@@ -4,7 +4,7 @@ import {
 } from "../domain/index.js";
 
 /**
- * The Yjs document of a thread (CONTRACT.md "The Yjs document of a thread") and every server
+ * The Yjs document of a thread (docs/contract.md, "The thread's Yjs document") and every server
  * write to it. These functions only write inside the caller's transaction; the caller picks
  * the origin, which is how the rest of collab tells server writes from client writes.
  */

@@ -15,7 +15,7 @@ export interface DecideContext {
 export type Decision = DomainEvent[] | DomainError;
 
 /**
- * The rules of DESIGN.md "Queue semantics", all of them, in one place: given the thread's
+ * The queue's rules (docs/design.md, "The queue's rules"), all of them, in one place: given the thread's
  * state and a command, the events that follow, or why the command is refused.
  * An empty list means "nothing to do" (idempotent repeats, ineligible claims).
  */

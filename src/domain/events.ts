@@ -4,7 +4,7 @@ import {
 } from "./primitives.js";
 
 /**
- * Every event of CONTRACT.md, as the decider emits it (before the store stamps seq,
+ * Every public event (docs/contract.md), as the decider emits it (before the store stamps seq,
  * version and createdAt). One zod schema per event; the union is what the log holds.
  */
 const event = <T extends string, P extends z.ZodRawShape>(type: T, payload: P) =>

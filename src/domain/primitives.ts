@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-/** Limits of CONTRACT.md: every id is 1..128 chars, text at most 100,000 chars. */
+/** The public limits (docs/contract.md): every id is 1..128 chars, text at most 100,000 chars. */
 export const MAX_ID_LENGTH = 128;
 export const MAX_TEXT_LENGTH = 100_000;
 

@@ -1,12 +1,12 @@
 import { orderedItems, type QueueItemState, type ThreadState } from "./state.js";
 
-/** CONTRACT.md's QueueItem, as clients see it. */
+/** The public QueueItem (docs/contract.md), as clients see it. */
 export type QueueItemView = Pick<
   QueueItemState,
   "queueItemId" | "messageId" | "text" | "attachments" | "options" | "status" | "failureReason" | "position" | "attempts" | "createdAt" | "updatedAt"
 >;
 
-/** CONTRACT.md's ThreadSnapshot. */
+/** The public ThreadSnapshot (docs/contract.md). */
 export interface ThreadSnapshot {
   threadId: string;
   title: string;

@@ -3,7 +3,8 @@ import {
   DomainError, isEligible, nextWakeAt, sendingItem, type Command, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
 import type { ExecuteResult } from "../engine/types.js";
-import type { Closable, Services } from "../services.js";
+import type { Closable } from "../lifecycle.js";
+import type { Services } from "../server.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { SerialPerKey } from "./serial.js";
 import { KeyedTimers } from "./timers.js";

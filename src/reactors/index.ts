@@ -1,4 +1,5 @@
-import type { Closable, Services } from "../services.js";
+import type { Closable } from "../lifecycle.js";
+import type { Services } from "../server.js";
 import { startDrainReactor } from "./drain.js";
 
 /** Everything that reacts to committed events by issuing commands. */

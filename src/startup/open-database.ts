@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { dataDirError, named, withoutPassword } from "../config.js";
-import type { Config } from "../services.js";
+import type { Config } from "../config.js";
 import { openDatabase, type Database } from "../store/database.js";
 import { isUnavailable } from "../store/errors.js";
 import { StartupError } from "./exit-codes.js";

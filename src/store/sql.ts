@@ -3,7 +3,7 @@ import type pg from "pg";
 
 /**
  * The thin SQL door under Prisma, for the hot append path and the migrator: a Prisma
- * interactive transaction costs several times a plain driver round trip (TOOLCHAIN.md).
+ * interactive transaction costs several times a plain driver round trip (measured on PGlite).
  * Parameters are positional ($1…); JSON goes in as a string and is cast in SQL.
  */
 export interface Sql {

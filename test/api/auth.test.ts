@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT } from "jose";
-import { createAuth } from "../../src/api/auth.js";
+import { createAuth } from "../../src/auth/tokens.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
 

@@ -3,7 +3,7 @@ import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from "../../src/domain/index.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
 
-describe.each(databases)("errors as CONTRACT.md says, and bad input changes nothing (%s)", (database) => {
+describe.each(databases)("errors as docs/contract.md says, and bad input changes nothing (%s)", (database) => {
   let server: TestServer;
   let user: Client;
   let token: string;

@@ -11,7 +11,7 @@ import { startTestServer, type TestServer } from "../support/server.js";
 const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const artifacts = root("test-artifacts/browser");
 
-/** Debian's Chromium (TOOLCHAIN.md); no browser download. */
+/** Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH); no browser download. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 

@@ -8,7 +8,7 @@ import { InProcessBus } from "../../src/cluster/bus.js";
 import { QueueAdd, type Role } from "../../src/domain/index.js";
 import { createEngine } from "../../src/engine/index.js";
 import type { Engine } from "../../src/engine/types.js";
-import type { Config } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { redisAvailable, redisUrl } from "./redis.js";

@@ -2,7 +2,7 @@ import * as encoding from "lib0/encoding";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import * as Y from "yjs";
-import { createAuth } from "../../src/api/auth.js";
+import { createAuth } from "../../src/auth/tokens.js";
 import type { TestServer } from "../support/server.js";
 import { connect, converged, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
 

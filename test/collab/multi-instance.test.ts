@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
 import { deferred } from "../cluster/deferred.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";

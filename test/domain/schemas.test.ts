@@ -6,7 +6,7 @@ import { Thread, claimOf } from "./harness.js";
 const add = (message: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   Command.safeParse({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hi", ...message }, ...extra });
 
-describe("command input limits of CONTRACT.md", () => {
+describe("command input limits of docs/contract.md", () => {
   it("accepts ids of 1 to 128 characters", () => {
     expect(add({ messageId: "m" }).success).toBe(true);
     expect(add({ messageId: "m".repeat(128) }).success).toBe(true);
@@ -58,7 +58,7 @@ describe("command input limits of CONTRACT.md", () => {
 });
 
 describe("events", () => {
-  it("are exactly the event types of CONTRACT.md", () => {
+  it("are exactly the event types of docs/contract.md", () => {
     expect([...EVENT_TYPES].sort()).toEqual(
       [
         "thread.created", "thread.archived", "thread.deleted", "session.changed",
@@ -106,7 +106,7 @@ describe("events", () => {
 });
 
 describe("thread snapshot", () => {
-  it("has exactly CONTRACT.md's ThreadSnapshot and QueueItem fields", () => {
+  it("has exactly docs/contract.md's ThreadSnapshot and QueueItem fields", () => {
     const t = Thread.ready();
     t.ok({ type: "queue.pause" });
     t.add("q1");

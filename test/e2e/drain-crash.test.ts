@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
 import { createTransport, type Transport } from "../../client/transport.js";
-import { createAuth } from "../../src/api/auth.js";
+import { createAuth } from "../../src/auth/tokens.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { openDatabase } from "../../src/store/database.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";

@@ -4,7 +4,7 @@ import { runAgent, TurnStartError, type Agent, type Dispatch, type Turn, type Tu
 import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent, ThreadState } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
-import type { Config } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
 import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -191,7 +191,7 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_
 export const claimsIn = (events: StoredEvent[]) => events.filter((e) => e.type === "queue.item-send-started");
 
 /**
- * DESIGN.md's "one turn per item", read off the log: a claim happens only when no other item
+ * The rule "one turn per item" (docs/design.md), read off the log: a claim happens only when no other item
  * is sending and (for a turn) no turn is active.
  */
 export function expectOneTurnAtATime(events: StoredEvent[]) {

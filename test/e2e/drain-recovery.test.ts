@@ -11,7 +11,7 @@ import { loadConfig } from "../../src/config.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startTurnqueue, type Turnqueue } from "../../src/server.js";
 import type { Command } from "../../src/domain/index.js";
-import type { Config } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
 import { openDatabase } from "../../src/store/database.js";
 import { claimsIn, eventually, ScriptedAgent, testDrainConfig } from "./drain-harness.js";
 

@@ -4,14 +4,15 @@ import path from "node:path";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuth } from "../../src/api/auth.js";
+import { createAuth } from "../../src/auth/tokens.js";
 import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
 import { defaultDrainPolicy } from "../../src/domain/index.js";
 import { eventually } from "../e2e/drain-harness.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
-import type { Config, Services } from "../../src/services.js";
+import type { Config } from "../../src/config.js";
+import type { Services } from "../../src/server.js";
 import { openDatabase, type Database } from "../../src/store/database.js";
 
 /** Fault injected: a bus that loses every message (the Bus contract allows loss). */

@@ -3,7 +3,7 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { channels } from "../../cluster/bus.js";
 import { dispatchOf, type EventOf, type StoredEvent } from "../../domain/index.js";
-import type { Services } from "../../services.js";
+import type { Services } from "../../server.js";
 import { agentProcedure } from "../trpc.js";
 
 type Claim = StoredEvent & EventOf<"queue.item-send-started">;

@@ -17,7 +17,7 @@ const AddInput = threadCommandInput(QueueAdd.omit({ queueItemId: true }));
 const itemIdOf = (threadId: string, messageId: string) =>
   `qi_${createHash("sha256").update(`${threadId}\0${messageId}`).digest("base64url").slice(0, 27)}`;
 
-/** CONTRACT.md's move: after a given item, or to the head with `afterId: null`. */
+/** The public move (docs/contract.md): after a given item, or to the head with `afterId: null`. */
 const [AfterId] = QueueMove.shape.to.options;
 const MoveInput = threadCommandInput(QueueMove.omit({ to: true }).extend(AfterId.shape));
 

@@ -1,11 +1,23 @@
 import { jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
 import { Id, Role } from "../domain/index.js";
-import type { Auth, Principal } from "../services.js";
+
+/** Who is calling, from a verified token. */
+export interface Principal {
+  sub: string;
+  workspaceId: string;
+  role: Role;
+}
+
+export interface Auth {
+  /** Throws when the token is missing, malformed, expired or not signed by us. */
+  verify(token: string | null | undefined): Promise<Principal>;
+  issue(principal: Principal, options?: { expiresIn?: string }): Promise<string>;
+}
 
 const ALGORITHM = "HS256";
 
-/** The claims CONTRACT.md defines; anything else in a token is ignored. */
+/** The claims docs/contract.md defines; anything else in a token is ignored. */
 const Claims = z.object({ sub: Id, ws: Id, role: Role });
 
 /** Why a token was refused; the API answers UNAUTHORIZED with this message. */
