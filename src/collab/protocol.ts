@@ -2,6 +2,7 @@ import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
+import type { DecodedUpdate } from "./dependencies.js";
 import { ITEMS, META } from "./schema.js";
 
 /**
@@ -48,7 +49,7 @@ export class ProtocolViolation extends Error {
 
 export type ClientMessage =
   | { type: "sync-step1"; stateVector: Uint8Array }
-  | { type: "update"; update: Uint8Array }
+  | { type: "update"; update: Uint8Array; decoded: DecodedUpdate }
   | { type: "awareness"; update: Uint8Array }
   | { type: "query-awareness" };
 
@@ -86,8 +87,7 @@ function parseSync(decoder: decoding.Decoder): ClientMessage {
     case syncProtocol.messageYjsSyncStep2:
     case syncProtocol.messageYjsUpdate: {
       const update = decoding.readVarUint8Array(decoder);
-      checkUpdate(update);
-      return { type: "update", update };
+      return { type: "update", update, decoded: checkUpdate(update) };
     }
     default:
       throw new ProtocolViolation(CLOSE.malformed, `unknown sync message type ${type}`);
@@ -98,15 +98,16 @@ function parseSync(decoder: decoding.Decoder): ClientMessage {
  * Decodes an update fully before it touches a document, so garbage is refused whole; and
  * refuses content for any root type but the two of the schema (no other root may grow).
  */
-function checkUpdate(update: Uint8Array): void {
-  const { structs } = Y.decodeUpdate(update);
-  for (const struct of structs) {
+function checkUpdate(update: Uint8Array): DecodedUpdate {
+  const decoded = Y.decodeUpdate(update);
+  for (const struct of decoded.structs) {
     if (!(struct instanceof Y.Item)) continue;
     const parent = struct.parent;
     if (typeof parent === "string" && parent !== META && parent !== ITEMS) {
       throw new ProtocolViolation(CLOSE.forbiddenWrite, `writes to "${parent}" are not allowed: the document has only "${META}" and "${ITEMS}"`);
     }
   }
+  return decoded;
 }
 
 const message = (write: (encoder: encoding.Encoder) => void): Uint8Array => {

@@ -11,6 +11,7 @@ import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
 import { Bridge } from "./bridge.js";
 import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
+import { missingDependencies } from "./dependencies.js";
 import { Client } from "./client.js";
 import {
   awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
@@ -142,9 +143,14 @@ export class ThreadDoc {
         case "sync-step1":
           client.send(syncStep2Message(this.doc, message.stateVector));
           break;
-        case "update":
+        case "update": {
+          const missing = missingDependencies(message.decoded, (c) => Y.getState(this.doc.store, c));
+          if (missing) {
+            throw new ProtocolViolation(CLOSE.malformed, `update refused: it depends on content the server does not have (${missing})`);
+          }
           this.applyClientUpdate(client, message.update);
           break;
+        }
         case "awareness":
           try {
             awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, client);

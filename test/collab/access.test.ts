@@ -1,37 +1,9 @@
 import * as encoding from "lib0/encoding";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
 import * as Y from "yjs";
 import { createAuth } from "../../src/auth/tokens.js";
 import type { TestServer } from "../support/server.js";
-import { connect, converged, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
-
-/** What a raw WebSocket to /yjs/<threadId> got: the HTTP refusal, or the messages and the close. */
-function rawConnect(server: TestServer, threadId: string, token?: string) {
-  const query = token === undefined ? "" : `?token=${encodeURIComponent(token)}`;
-  const ws = new WebSocket(`${server.wsUrl}/yjs/${encodeURIComponent(threadId)}${query}`);
-  const messages: Uint8Array[] = [];
-  ws.on("message", (data) => messages.push(new Uint8Array(data as Buffer)));
-  const outcome = new Promise<{ refused: number } | { opened: true }>((resolve) => {
-    ws.once("unexpected-response", (req, res) => {
-      resolve({ refused: res.statusCode ?? 0 });
-      res.resume();
-      req.destroy();
-    });
-    ws.once("open", () => resolve({ opened: true }));
-    ws.once("error", () => {});
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
-  );
-  return { ws, messages, outcome, closed };
-}
-
-const frame = (...parts: ((e: encoding.Encoder) => void)[]) => {
-  const e = encoding.createEncoder();
-  for (const part of parts) part(e);
-  return encoding.toUint8Array(e);
-};
+import { connect, converged, createThread, exec, yMessage, projection, rawConnect, startCollabServer, synced, until } from "./harness.js";
 
 describe("who may open a thread's document", () => {
   let server: TestServer;
@@ -87,13 +59,13 @@ describe("a bad message closes only its own connection", () => {
   const sideDoc = new Y.Doc();
   sideDoc.getArray("elsewhere").insert(0, ["not part of the schema"]);
   const cases: [string, Uint8Array, number, RegExp][] = [
-    ["an unknown message type", frame((e) => encoding.writeVarUint(e, 99)), 4400, /unknown message type 99/],
-    ["an unknown sync message type", frame((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 7)), 4400, /unknown sync message type 7/],
-    ["garbage bytes as an update", frame((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, garbage)), 4400, /malformed message/],
-    ["a truncated message", frame((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint(e, 5000)), 4400, /malformed message/],
-    ["garbage as an awareness update", frame((e) => encoding.writeVarUint(e, 1), (e) => encoding.writeVarUint8Array(e, garbage)), 4400, /malformed awareness update/],
-    ["an update larger than the limit", frame((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, oversized)), 4413, /exceeds the 1048576-byte limit/],
-    ["an update to a root type outside the schema", frame((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, Y.encodeStateAsUpdate(sideDoc))), 4403, /writes to "elsewhere" are not allowed/],
+    ["an unknown message type", yMessage((e) => encoding.writeVarUint(e, 99)), 4400, /unknown message type 99/],
+    ["an unknown sync message type", yMessage((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 7)), 4400, /unknown sync message type 7/],
+    ["garbage bytes as an update", yMessage((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, garbage)), 4400, /malformed message/],
+    ["a truncated message", yMessage((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint(e, 5000)), 4400, /malformed message/],
+    ["garbage as an awareness update", yMessage((e) => encoding.writeVarUint(e, 1), (e) => encoding.writeVarUint8Array(e, garbage)), 4400, /malformed awareness update/],
+    ["an update larger than the limit", yMessage((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, oversized)), 4413, /exceeds the 1048576-byte limit/],
+    ["an update to a root type outside the schema", yMessage((e) => encoding.writeVarUint(e, 0), (e) => encoding.writeVarUint(e, 2), (e) => encoding.writeVarUint8Array(e, Y.encodeStateAsUpdate(sideDoc))), 4403, /writes to "elsewhere" are not allowed/],
   ];
 
   it.each(cases)("%s: closed with a clear reason, the other device and the data unharmed", async (_name, message, code, reason) => {

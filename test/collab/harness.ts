@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import * as encoding from "lib0/encoding";
 import { WebsocketProvider } from "y-websocket";
 import { WebSocket } from "ws";
 import * as Y from "yjs";
@@ -103,3 +104,31 @@ export async function converged(server: TestServer, threadId: string, devices: D
   );
   return projection(server, threadId);
 }
+
+/** What a raw WebSocket to /yjs/<threadId> got: the HTTP refusal, or the messages and the close. */
+export function rawConnect(server: TestServer, threadId: string, token?: string) {
+  const query = token === undefined ? "" : `?token=${encodeURIComponent(token)}`;
+  const ws = new WebSocket(`${server.wsUrl}/yjs/${encodeURIComponent(threadId)}${query}`);
+  const messages: Uint8Array[] = [];
+  ws.on("message", (data) => messages.push(new Uint8Array(data as Buffer)));
+  const outcome = new Promise<{ refused: number } | { opened: true }>((resolve) => {
+    ws.once("unexpected-response", (req, res) => {
+      resolve({ refused: res.statusCode ?? 0 });
+      res.resume();
+      req.destroy();
+    });
+    ws.once("open", () => resolve({ opened: true }));
+    ws.once("error", () => {});
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  return { ws, messages, outcome, closed };
+}
+
+/** A y-websocket protocol message built part by part. */
+export const yMessage = (...parts: ((e: encoding.Encoder) => void)[]) => {
+  const e = encoding.createEncoder();
+  for (const part of parts) part(e);
+  return encoding.toUint8Array(e);
+};
