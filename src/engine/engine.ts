@@ -5,7 +5,7 @@ import {
   decide, DomainError, initialState, replay,
   type Command, type DrainPolicy, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
-import { VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
+import { StoreUnavailableError, VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
 import { CommandIdReusedError, EngineClosedError } from "./errors.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
@@ -146,6 +146,15 @@ export function createEngine(options: EngineOptions): Engine {
             logger.debug({ threadId, attempt, commands: jobs.length }, "version conflict: deciding again on fresh state");
             fromLog = true;
             continue;
+          }
+          // The chain is one statement: a command the database refuses (a value it cannot
+          // store that got past validation) would fail every command grouped with it, other
+          // users' too. So each runs again alone, in order, and only that one fails. An
+          // outage fails them all: alone they would fail the same way.
+          if (jobs.length > 1 && !(error instanceof StoreUnavailableError) && !(error instanceof VersionConflictError)) {
+            logger.warn({ err: error, threadId, commands: jobs.length }, "a grouped append failed: running its commands one by one");
+            for (const job of jobs) await run(threadId, [job]);
+            return;
           }
           for (const job of jobs) job.reject(error);
           return;

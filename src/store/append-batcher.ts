@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../domain/index.js";
-import { translate, uniqueViolation } from "./errors.js";
+import { isUnavailable, translate, uniqueViolation } from "./errors.js";
 import { writeChains } from "./append-statement.js";
 import type { Sql } from "./sql.js";
 import { VersionConflictError, type AppendRequest } from "./types.js";
@@ -19,8 +19,9 @@ const MAX_BYTES = 4 << 20;
 /**
  * Group commit: appends submitted while a write is running are written together by the
  * next one, in one statement, so a burst of commands costs a few round trips and commits
- * instead of one each. When a combined write fails (one chain lost its version race),
- * each chain is written alone, so one conflicting command never fails the others.
+ * instead of one each. When a combined write fails for any reason but an outage (one chain
+ * lost its version race, or holds a value the database refuses), each chain is written
+ * alone, so one bad chain never fails the others.
  */
 export class AppendBatcher {
   private readonly queue: Pending[] = [];
@@ -74,7 +75,12 @@ export class AppendBatcher {
       batch.forEach((p, i) => p.resolve(written[i]!));
       return;
     } catch (error) {
-      if (batch.length === 1) return batch[0]!.reject(failure(error, batch[0]!.chain));
+      // An outage fails every chain alike; anything else may be one chain's fault (a version
+      // race lost, a value the database refuses), so each is written alone below.
+      if (batch.length === 1 || isUnavailable(error)) {
+        for (const p of batch) p.reject(failure(error, p.chain));
+        return;
+      }
     }
     await Promise.all(
       batch.map(async (p) => {
