@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createAuth } from "./auth/tokens.js";
+import { stopWithNpmParent } from "./startup/parent-watch.js";
 import { reportFailure } from "./startup/report-failure.js";
 import { loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
@@ -62,6 +63,7 @@ withSettings(
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+    stopWithNpmParent(() => stop("SIGTERM"));
   });
 
 const parseWith =
