@@ -6,10 +6,14 @@ import type { AppRouter } from "../src/api/router.js";
 import { createTransport, type Transport, type TransportOptions } from "./transport.js";
 
 type AgentInputs = inferRouterInputs<AppRouter>["agent"];
-/** What the server sends to run: the public Dispatch (docs/contract.md), typed from the router. */
-export type Dispatch = inferRouterOutputs<AppRouter>["agent"]["dispatches"] extends AsyncIterable<infer T>
+/** Everything the server sends: the public Dispatch (docs/contract.md), typed from the router. */
+export type AnyDispatch = inferRouterOutputs<AppRouter>["agent"]["dispatches"] extends AsyncIterable<infer T>
   ? T extends { data: infer D } ? D : T
   : never;
+/** A message to run: a new turn (`kind: "turn"`) or a steer into the running one. */
+export type Dispatch = Exclude<AnyDispatch, { kind: "interrupt" }>;
+/** Stop turn `expectedTurnId`: runAgent aborts that turn's `interrupt` signal. */
+export type InterruptDispatch = Extract<AnyDispatch, { kind: "interrupt" }>;
 export type SessionStatus = AgentInputs["session"]["status"];
 export type TurnOutcome = AgentInputs["turnEnded"]["outcome"];
 
@@ -43,18 +47,30 @@ export interface Turn {
    * its turn when it returned.
    */
   start(turnId?: string): Promise<string>;
+  /**
+   * Stores the agent's own session id (a Codex thread, an ACP session) with the thread; it
+   * comes back on every later dispatch as `runtimeSessionId`, so a restarted runtime resumes
+   * that session and keeps no state of its own.
+   */
+  session(runtimeSessionId: string): Promise<void>;
   /** Aborted when the agent is closed. */
   readonly signal: AbortSignal;
+  /**
+   * Aborted when the user asks to stop this turn (`thread.interrupt`): stop the agent's turn
+   * and return. A handler that returns after it was aborted ends the turn `interrupted`.
+   */
+  readonly interrupt: AbortSignal;
 }
 
 export type TurnHandler = (turn: Turn) => Promise<{ outcome: TurnOutcome; error?: string } | void>;
 /** Deliver a steer into the running turn `dispatch.expectedTurnId`; throw to reject it. */
 export type SteerHandler = (dispatch: Dispatch, signal: AbortSignal) => Promise<void>;
 
-export interface RunAgentOptions {
-  url: string;
-  /** An `agent` token of the workspace. */
-  token: string;
+/**
+ * How one kind of agent runs turns (the echo agent, Codex, any ACP agent): everything else
+ * (dispatch stream, dedupe, reconnects, reports, interrupts) is runAgent's, in one place.
+ */
+export interface AgentAdapter {
   onTurn: TurnHandler;
   /** Without one, steers are rejected (the item goes back to its place as failed). */
   onSteer?: SteerHandler;
@@ -63,6 +79,14 @@ export interface RunAgentOptions {
    * (a runtime whose sessions cost nothing, like the echo agent). Otherwise call `session()`.
    */
   autoReady?: boolean;
+  /** Called by `Agent.close()` once no handler runs any more (stop the agent process). */
+  close?: () => Promise<void>;
+}
+
+export interface RunAgentOptions extends AgentAdapter {
+  url: string;
+  /** An `agent` token of the workspace. */
+  token: string;
   /** Errors the agent recovers from by itself (lost connections, retried reports). */
   onError?: (error: unknown) => void;
   /** The server connection opened, or is down and being retried with backoff. */
@@ -112,6 +136,9 @@ export function runAgent(options: RunAgentOptions): Agent {
     set.add(id);
     if (set.size > REMEMBERED) set.delete(set.values().next().value!);
   };
+  /** `threadId turnId` → the turn's interrupt, while its handler runs here. */
+  const interrupts = new Map<string, AbortController>();
+  const turnKey = (threadId: string, turnId: string) => `${threadId} ${turnId}`;
   /** Threads on which a handler of ours is running: their session is ours to report. */
   const busyThreads = new Map<string, number>();
   let lastEventId: string | undefined;
@@ -135,19 +162,28 @@ export function runAgent(options: RunAgentOptions): Agent {
   async function runTurn(dispatch: Dispatch): Promise<void> {
     const { threadId, queueItemId, dispatchId } = dispatch;
     let turnId: string | null = null;
+    const interrupt = new AbortController();
+    let key: string | null = null;
     const turn: Turn = {
       dispatch,
       signal: closing.signal,
+      interrupt: interrupt.signal,
       async start(id = randomUUID()) {
         if (turnId) return turnId;
+        // Known before the report lands: an interrupt may follow the report at once.
+        interrupts.set((key = turnKey(threadId, id)), interrupt);
         await report(() => trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }));
         remember(started, queueItemId);
         return (turnId = id);
       },
+      async session(runtimeSessionId) {
+        const status = turnId ? "running" : "ready";
+        await report(() => trpc.agent.session.mutate({ threadId, status, error: null, runtimeSessionId, commandId: randomUUID() }));
+      },
     };
     let end: { outcome: TurnOutcome; error?: string };
     try {
-      end = (await options.onTurn(turn)) ?? { outcome: "completed" };
+      end = (await options.onTurn(turn)) ?? { outcome: interrupt.signal.aborted ? "interrupted" : "completed" };
       // Closing before the turn started leaves the dispatch unacknowledged: the server
       // redelivers it to the next runtime (or times it out) rather than hear a false start.
       if (!turnId && closing.signal.aborted) return;
@@ -162,7 +198,9 @@ export function runAgent(options: RunAgentOptions): Agent {
         ).catch(onError);
         return;
       }
-      end = { outcome: closing.signal.aborted ? "interrupted" : "failed", error: messageOf(error) };
+      end = { outcome: closing.signal.aborted || interrupt.signal.aborted ? "interrupted" : "failed", error: messageOf(error) };
+    } finally {
+      if (key) interrupts.delete(key);
     }
     const finishedTurn = turnId!;
     await report(() =>
@@ -194,7 +232,29 @@ export function runAgent(options: RunAgentOptions): Agent {
     }
   }
 
-  function receive(dispatch: Dispatch): void {
+  /**
+   * Stops the turn if it runs here. A turn this process does not run cannot end by itself
+   * any more (its runtime is gone), so it is reported ended `interrupted` at once.
+   */
+  function receiveInterrupt(dispatch: InterruptDispatch): void {
+    const { threadId, expectedTurnId, dispatchId } = dispatch;
+    if (closing.signal.aborted || handled.has(dispatchId)) return;
+    remember(handled, dispatchId);
+    const running = interrupts.get(turnKey(threadId, expectedTurnId));
+    if (running) return running.abort();
+    void report(() =>
+      trpc.agent.turnEnded.mutate({
+        threadId,
+        turnId: expectedTurnId,
+        outcome: "interrupted",
+        error: "the turn's runtime is gone",
+        commandId: `ended:${expectedTurnId}`,
+      }),
+    ).catch(onError);
+  }
+
+  function receive(dispatch: AnyDispatch): void {
+    if (dispatch.kind === "interrupt") return receiveInterrupt(dispatch);
     const { queueItemId, threadId } = dispatch;
     if (closing.signal.aborted || started.has(queueItemId) || running.has(queueItemId) || handled.has(dispatch.dispatchId)) return;
     busyThreads.set(threadId, (busyThreads.get(threadId) ?? 0) + 1);
@@ -275,6 +335,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       stopThreads();
       closing.abort();
       await Promise.allSettled([...running.values()]);
+      await options.close?.();
       await trpc.close();
     },
   };

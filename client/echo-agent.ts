@@ -19,7 +19,8 @@ export interface EchoAgentOptions {
 /**
  * A real agent runtime on the agent SDK whose "model" echoes the message back: it keeps a
  * ready session on every thread of its workspace, starts each dispatched turn, works for
- * `delayMs`, prints the text and completes. Steers are echoed into the running turn.
+ * `delayMs`, prints the text and completes. Steers are echoed into the running turn; an
+ * interrupt ends the turn at once.
  */
 export function startEchoAgent(options: EchoAgentOptions): Agent {
   const { delayMs = 500, failureRate = 0 } = options;
@@ -34,7 +35,9 @@ export function startEchoAgent(options: EchoAgentOptions): Agent {
       options.onRun?.(turn.dispatch);
       if (Math.random() < failureRate) throw new TurnStartError("echo: simulated start failure", { retryable: true });
       const turnId = await turn.start();
-      await abortableSleep(delayMs, turn.signal);
+      const stop = AbortSignal.any([turn.signal, turn.interrupt]);
+      const worked = await abortableSleep(delayMs, stop).then(() => true, () => false);
+      if (!worked) return { outcome: "interrupted" };
       echo(`[${turn.dispatch.threadId}] turn ${turnId}: ${turn.dispatch.message.text}`, turn.dispatch);
       return { outcome: "completed" };
     },

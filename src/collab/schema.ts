@@ -163,6 +163,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "turn.started":
     case "turn.ended":
     case "message.sent":
+    case "thread.interrupt-requested":
       break;
     case "thread.deleted":
       for (const key of [...itemsOf(doc).keys()]) itemsOf(doc).delete(key);

@@ -36,17 +36,23 @@ export const QueueRemove = command("queue.remove", { queueItemId: Id });
 export const QueueRetry = command("queue.retry", { queueItemId: Id });
 export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
 export const QueuePause = command("queue.pause", {});
+/** Stop the running turn: the runtime gets an `interrupt` dispatch and ends it `interrupted`. */
+export const ThreadInterrupt = command("thread.interrupt", {});
 export const QueueResume = command("queue.resume", {});
 
 export const AgentSession = command("agent.session", {
   status: ReportedSessionStatus,
   error: storableString(4096).nullable().default(null),
+  /** The agent's own session/thread id; omitted keeps the one stored, so a restarted runtime can resume it. */
+  runtimeSessionId: Id.optional(),
 });
 export const AgentTurnStarted = command("agent.turnStarted", { queueItemId: Id, turnId: Id });
 export const AgentTurnStartFailed = command("agent.turnStartFailed", {
   queueItemId: Id,
   reason: storableString(4096, 1),
   retryable: z.boolean(),
+  /** When the agent says it can take the turn again (a rate limit's reset): the retry waits at least until then. */
+  retryAt: z.iso.datetime({ offset: true }).optional(),
 });
 export const AgentTurnEnded = command("agent.turnEnded", {
   turnId: Id,
@@ -60,7 +66,7 @@ export const DrainClaim = command("drain.claim", {});
 export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatchId: Id });
 
 export const Command = z.discriminatedUnion("type", [
-  ThreadCreate, ThreadArchive, ThreadDelete,
+  ThreadCreate, ThreadArchive, ThreadDelete, ThreadInterrupt,
   QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
   DrainClaim, DrainTimeout,

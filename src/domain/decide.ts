@@ -53,10 +53,16 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return state.paused && state.pauseReason === "user" ? [] : [{ type: "queue.paused", payload: { reason: "user" } }];
     case "queue.resume":
       return state.paused ? [{ type: "queue.resumed", payload: {} }] : [];
-    case "agent.session":
-      return state.session.status === command.status && state.session.error === command.error
+    case "thread.interrupt":
+      return interrupt(state);
+    case "agent.session": {
+      const { status, error, runtimeSessionId } = command;
+      const same = state.session.status === status && state.session.error === error &&
+        (runtimeSessionId === undefined || runtimeSessionId === state.session.runtimeSessionId);
+      return same
         ? []
-        : [{ type: "session.changed", payload: { status: command.status, error: command.error } }];
+        : [{ type: "session.changed", payload: { status, error, ...(runtimeSessionId === undefined ? {} : { runtimeSessionId }) } }];
+    }
     case "agent.turnStarted":
       return withItem(state, command.queueItemId, (item) => turnStarted(state, item, command.turnId));
     case "agent.turnStartFailed":
@@ -65,7 +71,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return turnEnded(state, command);
     case "drain.claim": {
       if (drainBlocker(state, ctx.now) !== null) return [];
-      return [claim(headPending(state)!, "turn", null, state.version + 1)];
+      return [claim(state, headPending(state)!, "turn", null, state.version + 1)];
     }
     case "drain.timeout": {
       const item = state.items[command.queueItemId];
@@ -190,11 +196,11 @@ function sendNow(state: ThreadState, item: QueueItemState, preceding = 0): Decis
     ...(state.paused && state.pauseReason !== "user" ? [{ type: "queue.resumed", payload: {} } as const] : []),
   ];
   const version = state.version + preceding + prelude.length + 1;
-  return [...prelude, claim({ ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId, version)];
+  return [...prelude, claim(state, { ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId, version)];
 }
 
 /** `version`: the thread version the claim event will have. */
-function claim(item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null, version: number): DomainEvent {
+function claim(state: ThreadState, item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null, version: number): DomainEvent {
   const attempt = item.attempts + 1;
   return {
     type: "queue.item-send-started",
@@ -203,6 +209,7 @@ function claim(item: QueueItemState, kind: "turn" | "steer", expectedTurnId: str
       dispatchId: dispatchIdOf(item.queueItemId, version),
       kind,
       expectedTurnId,
+      runtimeSessionId: state.session.runtimeSessionId,
       attempt,
       message: { messageId: item.messageId, text: item.text, attachments: item.attachments },
       options: item.options,
@@ -236,7 +243,9 @@ function startFailed(
   if (item.status !== "sending") return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is ${item.status}, not being sent`);
   const retry = c.retryable && item.dispatchKind === "turn" && item.attempts < ctx.policy.maxAttempts;
   if (!retry) return fail(state, item, c.reason);
-  const retryAt = new Date(ctx.now.getTime() + backoffMs(item.attempts, ctx.policy)).toISOString();
+  // The agent may know better than our backoff when it can take the turn (a rate limit's reset).
+  const backoffAt = ctx.now.getTime() + backoffMs(item.attempts, ctx.policy);
+  const retryAt = new Date(Math.max(backoffAt, c.retryAt ? Date.parse(c.retryAt) : 0)).toISOString();
   return [
     {
       type: "queue.item-send-failed",
@@ -254,6 +263,15 @@ function fail(state: ThreadState, item: QueueItemState, reason: string): DomainE
     },
     ...(state.paused ? [] : [{ type: "queue.paused", payload: { reason: "failure" } } as const]),
   ];
+}
+
+/** One request per running turn: repeating it while the agent stops the turn changes nothing. */
+function interrupt(state: ThreadState): Decision {
+  const turnId = state.session.activeTurnId;
+  if (!turnId) return refuse("NO_ACTIVE_TURN", "no turn is running on this thread");
+  if (state.session.interruptRequested === turnId) return [];
+  const dispatchId = dispatchIdOf(`${state.threadId}.interrupt`, state.version + 1);
+  return [{ type: "thread.interrupt-requested", payload: { turnId, dispatchId, runtimeSessionId: state.session.runtimeSessionId } }];
 }
 
 function turnEnded(state: ThreadState, c: CommandOf<"agent.turnEnded">): Decision {

@@ -17,6 +17,7 @@ export type DomainErrorReason =
   | "DISPATCH_IN_FLIGHT"
   | "SESSION_NOT_READY"
   | "TURN_NOT_ACTIVE"
+  | "NO_ACTIVE_TURN"
   | "STEER_TURN_MISMATCH";
 
 const NOT_FOUND: ReadonlySet<DomainErrorReason> = new Set(["THREAD_NOT_FOUND", "ITEM_NOT_FOUND"]);

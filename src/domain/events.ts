@@ -15,6 +15,8 @@ export const DispatchPayload = {
   dispatchId: Id,
   kind: DispatchKind,
   expectedTurnId: Id.nullable(),
+  /** The agent's session id stored with the thread when the item was claimed (absent before any). */
+  runtimeSessionId: Id.nullable().default(null),
   attempt: z.number().int().positive(),
   message: z.object({ messageId: Id, text: Text, attachments: Attachments }),
   options: TurnOptions,
@@ -24,7 +26,14 @@ export const DomainEvent = z.discriminatedUnion("type", [
   event("thread.created", { workspaceId: Id, title: z.string().max(512) }),
   event("thread.archived", {}),
   event("thread.deleted", {}),
-  event("session.changed", { status: ReportedSessionStatus, error: z.string().nullable() }),
+  event("session.changed", {
+    status: ReportedSessionStatus,
+    error: z.string().nullable(),
+    /** Set when the agent reported its session id; absent: the stored one stays. */
+    runtimeSessionId: Id.optional(),
+  }),
+  /** The user asked to stop `turnId`; the runtime receives it as an `interrupt` dispatch. */
+  event("thread.interrupt-requested", { turnId: Id, dispatchId: Id, runtimeSessionId: Id.nullable() }),
   event("queue.item-added", {
     queueItemId: Id,
     messageId: Id,
@@ -76,10 +85,32 @@ export type StoredEvent = DomainEvent & {
   createdAt: string;
 };
 
-export type Dispatch = z.infer<z.ZodObject<typeof DispatchPayload>> & { threadId: string };
+/** A claim as the agent receives it: a turn to start or a steer into the running one. */
+export type MessageDispatch = z.infer<z.ZodObject<typeof DispatchPayload>> & { threadId: string };
+/** Stop turn `expectedTurnId`; no message. `queueItemId` is null: no queue item is sent. */
+export interface InterruptDispatch {
+  threadId: string;
+  dispatchId: string;
+  kind: "interrupt";
+  queueItemId: null;
+  expectedTurnId: string;
+  runtimeSessionId: string | null;
+}
+export type Dispatch = MessageDispatch | InterruptDispatch;
 
 /** The dispatch an agent receives, built from the claim event alone. */
-export const dispatchOf = (e: StoredEvent & EventOf<"queue.item-send-started">): Dispatch => ({
+export const dispatchOf = (e: StoredEvent & EventOf<"queue.item-send-started">): MessageDispatch => ({
   threadId: e.threadId,
   ...e.payload,
+  runtimeSessionId: e.payload.runtimeSessionId ?? null,
+});
+
+/** The interrupt dispatch of a `thread.interrupt-requested` event. */
+export const interruptDispatchOf = (e: StoredEvent & EventOf<"thread.interrupt-requested">): InterruptDispatch => ({
+  threadId: e.threadId,
+  dispatchId: e.payload.dispatchId,
+  kind: "interrupt",
+  queueItemId: null,
+  expectedTurnId: e.payload.turnId,
+  runtimeSessionId: e.payload.runtimeSessionId,
 });

@@ -50,9 +50,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
           status: e.payload.status,
           error: e.payload.error,
           activeTurnId: gone ? null : s.session.activeTurnId,
+          interruptRequested: gone ? null : s.session.interruptRequested,
+          runtimeSessionId: e.payload.runtimeSessionId ?? s.session.runtimeSessionId,
         },
       };
     }
+    case "thread.interrupt-requested":
+      return { ...s, session: { ...s.session, interruptRequested: e.payload.turnId } };
     case "queue.item-added": {
       const p = e.payload;
       return {
@@ -103,7 +107,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "queue.resumed":
       return { ...s, paused: false, pauseReason: null };
     case "turn.started":
-      return { ...s, session: { ...s.session, status: "running", activeTurnId: e.payload.turnId } };
+      return { ...s, session: { ...s.session, status: "running", activeTurnId: e.payload.turnId, interruptRequested: null } };
     case "turn.ended":
       // The session is idle again once its turn has ended: that is what lets the next item go.
       return {
@@ -111,6 +115,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         session: {
           ...s.session,
           activeTurnId: null,
+          interruptRequested: null,
           status: s.session.status === "running" ? "ready" : s.session.status,
         },
       };

@@ -70,6 +70,7 @@ export type PauseReason = z.infer<typeof PauseReason>;
 export const TurnOutcome = z.enum(["completed", "interrupted", "failed"]);
 export type TurnOutcome = z.infer<typeof TurnOutcome>;
 
+/** What a claim asks of the agent: a new turn, or a message into the running one. */
 export const DispatchKind = z.enum(["turn", "steer"]);
 export type DispatchKind = z.infer<typeof DispatchKind>;
 

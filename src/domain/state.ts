@@ -36,7 +36,15 @@ export interface ThreadState {
   version: number;
   archived: boolean;
   deleted: boolean;
-  session: { status: SessionStatus; activeTurnId: string | null; error: string | null };
+  session: {
+    status: SessionStatus;
+    activeTurnId: string | null;
+    error: string | null;
+    /** The agent's own session/thread id, sent back on every dispatch so a restarted runtime resumes it. */
+    runtimeSessionId: string | null;
+    /** The active turn the user asked to stop (null once it ended). */
+    interruptRequested: string | null;
+  };
   paused: boolean;
   pauseReason: PauseReason | null;
   items: Readonly<Record<string, QueueItemState>>;
@@ -74,7 +82,7 @@ export const initialState = (threadId: string): ThreadState => ({
   version: 0,
   archived: false,
   deleted: false,
-  session: { status: "unknown", activeTurnId: null, error: null },
+  session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null, interruptRequested: null },
   paused: false,
   pauseReason: null,
   items: {},

@@ -12,7 +12,7 @@ export interface ThreadSnapshot {
   title: string;
   version: number;
   archived: boolean;
-  session: ThreadState["session"];
+  session: Pick<ThreadState["session"], "status" | "activeTurnId" | "error">;
   queue: { paused: boolean; pauseReason: ThreadState["pauseReason"]; items: QueueItemView[] };
 }
 
@@ -35,6 +35,6 @@ export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
   title: s.title,
   version: s.version,
   archived: s.archived,
-  session: s.session,
+  session: { status: s.session.status, activeTurnId: s.session.activeTurnId, error: s.session.error },
   queue: { paused: s.paused, pauseReason: s.pauseReason, items: orderedItems(s).map(itemView) },
 });

@@ -23,7 +23,8 @@ with ev as (
     "workspaceId" = excluded."workspaceId", title = excluded.title, version = excluded.version,
     archived = excluded.archived, deleted = excluded.deleted, "sessionStatus" = excluded."sessionStatus",
     "sessionError" = excluded."sessionError", "activeTurnId" = excluded."activeTurnId", paused = excluded.paused,
-    "pauseReason" = excluded."pauseReason", "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt"
+    "pauseReason" = excluded."pauseReason", "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt",
+    "runtimeSessionId" = excluded."runtimeSessionId"
 ), qi as (
   insert into "QueueItem" select * from jsonb_populate_recordset(null::"QueueItem", $4::jsonb)
 ), qu as (

@@ -123,6 +123,11 @@ export class PrismaEventStore implements EventStore {
            join "Event" e on e."threadId" = q."threadId" and e.type = 'queue.item-send-started'
                           and e.payload->>'dispatchId' = q."dispatchId"
            where t."workspaceId" = $1 and not t.deleted and q.status = 'sending'
+           union all
+           select e.* from "Thread" t
+           join "Event" e on e."threadId" = t.id and e.type = 'thread.interrupt-requested'
+                          and e.payload->>'turnId' = t."activeTurnId"
+           where t."workspaceId" = $1 and not t.deleted and t."activeTurnId" is not null
          ) e order by e.seq`,
         [workspaceId],
       );

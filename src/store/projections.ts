@@ -18,6 +18,7 @@ export interface ThreadRow {
   pauseReason: string | null;
   createdAt: string;
   updatedAt: string;
+  runtimeSessionId: string | null;
 }
 
 export interface QueueItemRow {
@@ -87,6 +88,7 @@ export const threadRow = (s: ThreadState): ThreadRow => ({
   pauseReason: s.pauseReason,
   createdAt: s.createdAt,
   updatedAt: s.updatedAt,
+  runtimeSessionId: s.session.runtimeSessionId,
 });
 
 export const queueItemRow = (threadId: string, i: QueueItemState): QueueItemRow => ({

@@ -66,7 +66,10 @@ export interface EventStore {
   appendChain(requests: AppendRequest[]): Promise<StoredEvent[][]>;
   findCommand(threadId: string, commandId: string): Promise<RememberedCommand | null>;
   listThreads(workspaceId: string, cursor: string | null, limit: number): Promise<{ items: ThreadSummary[]; nextCursor: string | null }>;
-  /** The claim events of every item still `sending` in a workspace: dispatches not yet acknowledged. */
+  /**
+   * Dispatches not yet acknowledged in a workspace: the claim events of every item still
+   * `sending`, and the interrupt requests of turns still running.
+   */
   unacknowledgedDispatches(workspaceId: string): Promise<StoredEvent[]>;
   /** Threads that may have work: items pending or sending (startup recovery and sweeps). */
   threadsWithWork(): Promise<string[]>;

@@ -65,7 +65,7 @@ describe("events", () => {
         "queue.item-added", "queue.item-edited", "queue.item-moved", "queue.item-removed",
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
-        "message.sent",
+        "message.sent", "thread.interrupt-requested",
       ].sort(),
     );
   });
@@ -100,7 +100,7 @@ describe("events", () => {
     } as StoredEvent & { type: "queue.item-send-started" };
     expect(dispatchOf(stored)).toEqual({
       threadId: "t1", queueItemId: "q1", dispatchId: claim.dispatchId, kind: "turn", expectedTurnId: null, attempt: 1,
-      message: { messageId: "m1", text: "go", attachments: [] }, options: { mode: "auto" },
+      runtimeSessionId: null, message: { messageId: "m1", text: "go", attachments: [] }, options: { mode: "auto" },
     });
   });
 });

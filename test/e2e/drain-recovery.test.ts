@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ReportRefusedError, type Dispatch } from "../../client/agent.js";
+import { ReportRefusedError, type AnyDispatch as Dispatch } from "../../client/agent.js";
 import { createTransport } from "../../client/transport.js";
 import { InProcessBus } from "../../src/cluster/bus.js";
 import { loadConfig } from "../../src/config.js";
@@ -250,7 +250,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     expect(resumed.map((d) => d.id)).toEqual([earlier.id, later.id]);
 
     // Acknowledged (started) dispatches are not delivered again; new ones arrive live.
-    await agentApi.agent.turnStarted.mutate({ threadId: earlier.data.threadId, queueItemId: earlier.data.queueItemId, turnId: "t1" });
+    await agentApi.agent.turnStarted.mutate({ threadId: earlier.data.threadId, queueItemId: earlier.data.queueItemId!, turnId: "t1" });
     const z = await threadWith(node, []);
     await agentApi.agent.session.mutate({ threadId: z.threadId, status: "ready" });
     const fresh = read({ lastEventId: later.id }, 2);

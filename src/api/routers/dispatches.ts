@@ -2,17 +2,29 @@ import { on, EventEmitter } from "node:events";
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { channels } from "../../cluster/bus.js";
-import { dispatchOf, type EventOf, type StoredEvent } from "../../domain/index.js";
+import { dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
 import type { Services } from "../../server.js";
 import { agentProcedure } from "../trpc.js";
 
 type Claim = StoredEvent & EventOf<"queue.item-send-started">;
+type InterruptRequest = StoredEvent & EventOf<"thread.interrupt-requested">;
+/** An event that is a dispatch: an item's claim or an interrupt request. */
+type Dispatching = Claim | InterruptRequest;
 
-const isClaim = (e: StoredEvent): e is Claim => e.type === "queue.item-send-started";
+const isDispatching = (e: StoredEvent): e is Dispatching =>
+  e.type === "queue.item-send-started" || e.type === "thread.interrupt-requested";
+
+/** What acknowledges a dispatch is keyed like this: the item, or the turn to interrupt. */
+const dispatchKey = (e: Dispatching) =>
+  e.type === "queue.item-send-started" ? `item:${e.payload.queueItemId}` : `turn:${e.threadId}:${e.payload.turnId}`;
+
+const toDispatch = (e: Dispatching): Dispatch =>
+  e.type === "queue.item-send-started" ? dispatchOf(e) : interruptDispatchOf(e);
 
 /**
  * `agent.dispatches`: every dispatch of the agent's workspace not yet acknowledged (the
- * claim events of items still `sending`), then live ones, tracked by event seq.
+ * claim events of items still `sending`, the interrupt requests of turns still running),
+ * then live ones, tracked by event seq.
  *
  * A stream resumed with `lastEventId` still starts with every unacknowledged dispatch, even
  * those at or below that seq: seqs are assigned at insert, so on PostgreSQL a claim can
@@ -39,12 +51,13 @@ export const dispatches = agentProcedure
     const poll = async () => inbox.emit("events", await unacknowledged(services, workspaceId));
     const poller = setInterval(() => void poll().catch(() => {}), services.config.sweepIntervalMs);
     try {
-      /** queueItemId → seq of the claim sent on this stream and not yet seen acknowledged. */
+      /** dispatchKey → seq of the dispatch sent on this stream and not yet seen acknowledged. */
       const sent = new Map<string, string>();
-      const deliver = (claim: Claim) => {
-        if (sent.get(claim.payload.queueItemId) === claim.seq) return null;
-        sent.set(claim.payload.queueItemId, claim.seq);
-        return tracked(claim.seq, dispatchOf(claim));
+      const deliver = (event: Dispatching) => {
+        const key = dispatchKey(event);
+        if (sent.get(key) === event.seq) return null;
+        sent.set(key, event.seq);
+        return tracked(event.seq, toDispatch(event));
       };
       for (const claim of await unacknowledged(services, workspaceId)) {
         const dispatch = deliver(claim);
@@ -52,11 +65,13 @@ export const dispatches = agentProcedure
       }
       for await (const [events] of arrivals) {
         for (const event of events) {
-          if (isClaim(event)) {
+          if (isDispatching(event)) {
             const dispatch = deliver(event);
             if (dispatch) yield dispatch;
           } else if (ACKNOWLEDGEMENTS.has(event.type) && "queueItemId" in event.payload) {
-            sent.delete(event.payload.queueItemId);
+            sent.delete(`item:${event.payload.queueItemId}`);
+          } else if (event.type === "turn.ended") {
+            sent.delete(`turn:${event.threadId}:${event.payload.turnId}`);
           }
         }
       }
@@ -81,9 +96,9 @@ function eventsIn(message: Uint8Array): StoredEvent[] {
   }
 }
 
-async function unacknowledged(services: Services, workspaceId: string): Promise<Claim[]> {
+async function unacknowledged(services: Services, workspaceId: string): Promise<Dispatching[]> {
   const events = await services.store.unacknowledgedDispatches(workspaceId);
-  return events.filter(isClaim).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+  return events.filter(isDispatching).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
 }
 
 export interface AgentThread {

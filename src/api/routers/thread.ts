@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
-import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete } from "../../domain/index.js";
+import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt } from "../../domain/index.js";
 import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { router, userProcedure } from "../trpc.js";
@@ -56,6 +56,11 @@ export const threadRouter = router({
 
   delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
     versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
+  ),
+
+  /** Stop the running turn; the queue pauses (`interrupted`) once the agent reports it ended. */
+  interrupt: userProcedure.input(threadCommandInput(ThreadInterrupt)).mutation(async ({ ctx, input }) =>
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.interrupt" }, input.commandId)),
   ),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
