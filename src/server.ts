@@ -28,7 +28,6 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { startReactors } from "./reactors/index.js";
 import { openDatabase } from "./store/database.js";
-import { PrismaEventStore } from "./store/event-store.js";
 
 /** Everything a plug-in (api, collab, reactors) may use; wired once in server.ts. */
 export interface Services {
@@ -89,7 +88,8 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
 
   try {
     const db = keep("database", await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
-    const store = keep("store", new PrismaEventStore(db));
+    // The database owns the event store (closed with it): one store, tuned to its driver.
+    const store = db.store;
     const { bus, lease } = await createCluster(config, db, { logger });
     keep("bus", bus);
     keep("lease", lease);
