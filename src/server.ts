@@ -32,7 +32,6 @@ import { named, withoutPassword } from "./config.js";
 import { lockDataDir } from "./startup/data-dir-lock.js";
 import { StartupError } from "./startup/exit-codes.js";
 import { openDatabaseWaiting } from "./startup/open-database.js";
-import { PrismaEventStore } from "./store/event-store.js";
 
 /** Everything a plug-in (api, collab, reactors) may use; wired once in server.ts. */
 export interface Services {
@@ -95,7 +94,8 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
     // Before the database: a second server on the same PGlite files must not even open them.
     if (!config.databaseUrl) keep("data directory lock", await lockDataDir(config.dataDir));
     const db = keep("database", await openDatabaseWaiting(config, logger));
-    const store = keep("store", new PrismaEventStore(db));
+    // The database owns the event store (closed with it): one store, tuned to its driver.
+    const store = db.store;
     const { bus, lease } = await createCluster(config, db, { logger }).catch((error: unknown) => {
       throw config.redisUrl && /Redis/.test((error as Error).message)
         ? new StartupError("redisUnreachable", `${withoutPassword((error as Error).message)}: start it, or fix ${named("redisUrl")}`, { cause: error })

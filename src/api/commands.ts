@@ -2,8 +2,8 @@ import { z } from "zod";
 import { Id, type Command } from "../domain/index.js";
 import type { ExecuteResult } from "../engine/types.js";
 import type { Principal } from "../auth/tokens.js";
-import type { Services } from "../server.js";
 import { threadNotFound } from "./errors.js";
+import type { ApiServices } from "./trpc.js";
 
 /**
  * The tRPC input of a thread command, derived from the domain's command schema: the
@@ -19,13 +19,13 @@ export function threadCommandInput<S extends { type: z.ZodType } & z.ZodRawShape
  * A thread exists for a caller only inside the caller's workspace. Checked before anything
  * else touches the thread, so another workspace's thread costs no work and reveals nothing.
  */
-export async function authorizeThread(services: Services, principal: Principal, threadId: string): Promise<void> {
+export async function authorizeThread(services: ApiServices, principal: Principal, threadId: string): Promise<void> {
   if ((await services.store.workspaceOf(threadId)) !== principal.workspaceId) throw threadNotFound(threadId);
 }
 
 /** Authorize, then run one command through the engine (which throws refusals as DomainError). */
 export async function executeOnThread(
-  ctx: { services: Services; principal: Principal; actor: string },
+  ctx: { services: ApiServices; principal: Principal; actor: string },
   threadId: string,
   command: Command,
   commandId: string | undefined,

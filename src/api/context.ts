@@ -2,8 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { TRPCError } from "@trpc/server";
 import type { TRPCRequestInfo } from "@trpc/server/http";
 import type { Principal } from "../auth/tokens.js";
-import type { Services } from "../server.js";
-import type { Context } from "./trpc.js";
+import type { ApiServices, Context } from "./trpc.js";
 
 const bearer = (header: string | undefined): string | null => {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
@@ -14,7 +13,7 @@ const bearer = (header: string | undefined): string | null => {
  * Contexts for both doors of /trpc. A missing or bad token is not an error here: the
  * procedure decides (UNAUTHORIZED), so one refused call never tears down a WebSocket.
  */
-export function createContextFactory(services: Services) {
+export function createContextFactory(services: ApiServices) {
   const principalOf = async (token: string | null | undefined): Promise<Principal | null> =>
     token ? services.auth.verify(token).catch(() => null) : null;
 

@@ -2,8 +2,8 @@ import { EventEmitter, on } from "node:events";
 import { tracked } from "@trpc/server";
 import { channels } from "../cluster/bus.js";
 import type { StoredEvent } from "../domain/index.js";
-import type { Services } from "../server.js";
 import { toTRPCError } from "./errors.js";
+import type { ApiServices } from "./trpc.js";
 
 /** The public event (docs/contract.md), as `thread.events` delivers it (the payload stays typed by `type`). */
 export type ThreadEvent = StoredEvent extends infer E
@@ -26,7 +26,7 @@ const decoder = new TextDecoder();
  * follow the last delivered version sends us back to the log, which is the truth; and the
  * log is read again every sweep interval, so even a lost last event arrives, late.
  */
-export async function* threadEvents(services: Services, threadId: string, lastEventId: string | null, signal: AbortSignal | undefined) {
+export async function* threadEvents(services: ApiServices, threadId: string, lastEventId: string | null, signal: AbortSignal | undefined) {
   const arrivals = new EventEmitter();
   // `on` starts buffering now: every batch the bus delivers from here on is kept.
   const live = on(arrivals, "events", { signal });

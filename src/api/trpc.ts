@@ -2,11 +2,26 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import { z, ZodError } from "zod";
 import type { Role } from "../domain/index.js";
 import type { Principal } from "../auth/tokens.js";
-import type { Services } from "../server.js";
+import type { Logger } from "pino";
+import type { Auth } from "../auth/tokens.js";
+import type { Bus } from "../cluster/bus.js";
+import type { Config } from "../config.js";
+import type { Engine } from "../engine/types.js";
+import type { EventStore } from "../store/types.js";
 import { reasonOf, toTRPCError } from "./errors.js";
 
+/** What the procedures use, wired once by the server. */
+export interface ApiServices {
+  engine: Engine;
+  store: EventStore;
+  bus: Bus;
+  auth: Pick<Auth, "verify">;
+  logger: Logger;
+  config: Pick<Config, "sweepIntervalMs">;
+}
+
 export interface Context {
-  services: Services;
+  services: ApiServices;
   /** Null when the request carried no token or a token we did not sign. */
   principal: Principal | null;
 }

@@ -17,8 +17,8 @@ export type { Lease } from "./lease.js";
  * PostgreSQL, so a second instance started by mistake does not double the timers' work.
  */
 export async function createCluster(
-  config: Config,
-  db: Database,
+  config: Pick<Config, "redisUrl" | "databaseUrl">,
+  db: Pick<Database, "kind">,
   options: { logger?: Pick<Logger, "warn"> } = {},
 ): Promise<{ bus: Bus; lease: Lease }> {
   if (config.redisUrl && db.kind !== "postgres") {

@@ -6,8 +6,15 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { channels } from "../cluster/bus.js";
 import { Id, type StoredEvent } from "../domain/index.js";
 import { guardWebSocket } from "../socket-errors.js";
-import type { Principal } from "../auth/tokens.js";
-import type { Services } from "../server.js";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { Auth, Principal } from "../auth/tokens.js";
+import type { Bus } from "../cluster/bus.js";
+import type { Lease } from "../cluster/lease.js";
+import type { Config } from "../config.js";
+import type { Engine } from "../engine/types.js";
+import type { Database } from "../store/database.js";
+import type { EventStore } from "../store/types.js";
 import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -34,19 +41,33 @@ const decoder = new TextDecoder();
  * The collaborative queue: `/yjs/<threadId>` over the y-websocket protocol, one live Y.Doc
  * per thread with clients, kept equal to the event log by server writes.
  */
-export function createCollab(services: Services): Collab {
-  const { config, auth, store, engine, bus } = services;
-  const logger = services.logger.child({ part: "collab" });
+/** What collab uses. */
+export interface CollabDeps {
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs">;
+  auth: Pick<Auth, "verify">;
+  store: Pick<EventStore, "workspaceOf">;
+  engine: Engine;
+  bus: Bus;
+  lease: Lease;
+  /** Document state is stored through the driver, beside the event log. */
+  db: Pick<Database, "sql">;
+  logger: Logger;
+  metrics: Registry;
+}
+
+export function createCollab(deps: CollabDeps): Collab {
+  const { config, auth, store, engine, bus } = deps;
+  const logger = deps.logger.child({ part: "collab" });
   const clients = new Set<Client>();
   let closing = false;
 
-  const docStore = createDocStore(services.db.sql);
+  const docStore = createDocStore(deps.db.sql);
   const writer = new WriteBehind(docStore, logger);
   const registry = new DocRegistry(
     {
       engine,
       bus,
-      lease: services.lease,
+      lease: deps.lease,
       docStore,
       writer,
       logger,
@@ -78,7 +99,7 @@ export function createCollab(services: Services): Collab {
   new Gauge({
     name: "turnqueue_collab_documents_loaded",
     help: "Thread documents loaded on this instance",
-    registers: [services.metrics],
+    registers: [deps.metrics],
     collect() {
       this.set(registry.size);
     },
@@ -87,7 +108,7 @@ export function createCollab(services: Services): Collab {
     name: "turnqueue_collab_connections_refused_total",
     help: "Collab upgrades refused before any document byte, by HTTP status",
     labelNames: ["status"],
-    registers: [services.metrics],
+    registers: [deps.metrics],
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES * 4 });

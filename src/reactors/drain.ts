@@ -2,10 +2,13 @@ import { channels } from "../cluster/bus.js";
 import {
   DomainError, isEligible, nextWakeAt, sendingItem, type Command, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
-import type { ExecuteResult } from "../engine/types.js";
+import type { Logger } from "pino";
+import type { Bus } from "../cluster/bus.js";
+import type { Lease } from "../cluster/lease.js";
+import type { Config } from "../config.js";
+import type { Engine, ExecuteResult } from "../engine/types.js";
 import type { Closable } from "../lifecycle.js";
-import type { Services } from "../server.js";
-import { StoreUnavailableError } from "../store/types.js";
+import { StoreUnavailableError, type EventStore } from "../store/types.js";
 import { SerialPerKey } from "./serial.js";
 import { KeyedTimers } from "./timers.js";
 
@@ -32,10 +35,22 @@ export interface DrainReactor extends Closable {
   readonly recovered: Promise<void>;
 }
 
-export async function startDrainReactor(services: Services): Promise<DrainReactor> {
-  const { engine, store, bus, lease, config, logger } = services;
+/** What the drain reactor uses. */
+export interface DrainDeps {
+  engine: Pick<Engine, "load" | "execute">;
+  store: Pick<EventStore, "threadsWithWork">;
+  bus: Bus;
+  lease: Lease;
+  logger: Logger;
+  /** The only clock the reactor reads. */
+  now: () => Date;
+  config: Pick<Config, "dispatchTimeoutMs" | "sweepIntervalMs">;
+}
+
+export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> {
+  const { engine, store, bus, lease, config, logger } = deps;
   const log = logger.child({ component: "drain" });
-  const bootedAt = services.now().getTime();
+  const bootedAt = deps.now().getTime();
   let closed = false;
 
   const reconcile = async (threadId: string): Promise<void> => {
@@ -46,11 +61,11 @@ export async function startDrainReactor(services: Services): Promise<DrainReacto
       if (closed) return;
       if (!(error instanceof StoreUnavailableError)) log.error({ err: error, threadId }, "drain reconcile failed");
       else log.warn({ threadId, err: error.message }, "store unavailable; will look again");
-      timers.at(threadId, new Date(services.now().getTime() + RETRY_AFTER_ERROR_MS));
+      timers.at(threadId, new Date(deps.now().getTime() + RETRY_AFTER_ERROR_MS));
     }
   };
   const serial = new SerialPerKey(reconcile);
-  const timers = new KeyedTimers(services.now, (threadId) => {
+  const timers = new KeyedTimers(deps.now, (threadId) => {
     lease
       .tryWith(`drain:thread:${threadId}`, () => serial.request(threadId))
       .catch((error) => log.warn({ err: error, threadId }, "drain timer lease failed; the sweep will look again"));
@@ -59,16 +74,16 @@ export async function startDrainReactor(services: Services): Promise<DrainReacto
   /** Brings one thread to rest: issue what is due now, then arm a timer for what is due later. */
   async function settle(threadId: string): Promise<void> {
     let state = await engine.load(threadId);
-    let command = due(state, services.now());
+    let command = due(state, deps.now());
     while (command !== null && !closed) {
       const result = await issue(threadId, command);
       if (result === null) return timers.cancel(threadId);
       state = result.state;
       // Nothing appended means the decider saw a newer state (another instance won, a
       // command landed meanwhile): that commit's own event brings us back.
-      command = result.events.length > 0 ? due(state, services.now()) : null;
+      command = result.events.length > 0 ? due(state, deps.now()) : null;
     }
-    const wake = wakeAt(state, services.now());
+    const wake = wakeAt(state, deps.now());
     if (wake) timers.at(threadId, wake);
     else timers.cancel(threadId);
   }

@@ -1,9 +1,8 @@
 import type { Closable } from "../lifecycle.js";
-import type { Services } from "../server.js";
-import { startDrainReactor } from "./drain.js";
+import { startDrainReactor, type DrainDeps } from "./drain.js";
 
 /** Everything that reacts to committed events by issuing commands. */
-export async function startReactors(services: Services): Promise<Closable> {
-  const drain = await startDrainReactor(services);
+export async function startReactors(deps: DrainDeps): Promise<Closable> {
+  const drain = await startDrainReactor(deps);
   return { close: () => drain.close() };
 }

@@ -1,8 +1,9 @@
 import { Id, type StoredEvent } from "../domain/index.js";
 import { AppendBatcher } from "./append-batcher.js";
-import type { Database } from "./database.js";
 import { guarded } from "./errors.js";
+import type { PrismaClient } from "./generated/client.js";
 import { readMigrations } from "./migrate.js";
+import type { SqlClient } from "./sql.js";
 import type { AppendRequest, EventStore, RememberedCommand, ThreadSummary } from "./types.js";
 
 export interface EventRow {
@@ -38,7 +39,7 @@ export class PrismaEventStore implements EventStore {
   private expectedMigrations: Promise<number> | null = null;
 
   constructor(
-    private readonly db: Pick<Database, "prisma" | "sql">,
+    private readonly db: { prisma: PrismaClient; sql: SqlClient },
     /** Append statements running at once: 1 on PGlite (one connection anyway), a few on PostgreSQL. */
     concurrency = 1,
   ) {

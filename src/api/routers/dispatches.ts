@@ -3,8 +3,7 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { channels } from "../../cluster/bus.js";
 import { dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
-import type { Services } from "../../server.js";
-import { agentProcedure } from "../trpc.js";
+import { agentProcedure, type ApiServices } from "../trpc.js";
 
 type Claim = StoredEvent & EventOf<"queue.item-send-started">;
 type InterruptRequest = StoredEvent & EventOf<"thread.interrupt-requested">;
@@ -96,7 +95,7 @@ function eventsIn(message: Uint8Array): StoredEvent[] {
   }
 }
 
-async function unacknowledged(services: Services, workspaceId: string): Promise<Dispatching[]> {
+async function unacknowledged(services: ApiServices, workspaceId: string): Promise<Dispatching[]> {
   const events = await services.store.unacknowledgedDispatches(workspaceId);
   return events.filter(isDispatching).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
 }
@@ -127,7 +126,7 @@ export const threads = agentProcedure.subscription(async function* ({ ctx, signa
   try {
     let cursor: string | null = null;
     do {
-      const page: Awaited<ReturnType<Services["store"]["listThreads"]>> =
+      const page: Awaited<ReturnType<ApiServices["store"]["listThreads"]>> =
         await services.store.listThreads(principal.workspaceId, cursor, LIST_PAGE);
       for (const t of page.items) if (!t.archived) yield { threadId: t.threadId, sessionStatus: t.sessionStatus };
       cursor = page.nextCursor;
