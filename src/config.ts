@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { defaultDrainPolicy, type DrainPolicy } from "./domain/index.js";
-import { StartupError } from "./startup/exit-codes.js";
+import { StartupError } from "./exit-codes.js";
 
 /** The settings of one server, validated; built by `loadConfig`. */
 export interface Config {

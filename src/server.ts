@@ -30,7 +30,7 @@ import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { named, withoutPassword } from "./config.js";
 import { lockDataDir } from "./startup/data-dir-lock.js";
-import { StartupError } from "./startup/exit-codes.js";
+import { StartupError } from "./exit-codes.js";
 import { openDatabaseWaiting } from "./startup/open-database.js";
 
 /** Everything a plug-in (api, collab, reactors) may use; wired once in server.ts. */

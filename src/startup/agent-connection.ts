@@ -1,7 +1,7 @@
 import { TRPCClientError } from "@trpc/client";
 import type { ConnectionChange } from "../../client/transport.js";
 import { withoutPassword } from "../config.js";
-import { ExitCode } from "./exit-codes.js";
+import { ExitCode } from "../exit-codes.js";
 
 /**
  * What `turnqueue agent` says about its connection: "connected" only once the server

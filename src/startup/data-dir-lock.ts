@@ -2,7 +2,7 @@ import { link, mkdir, readFile, rename, rm, unlink, writeFile } from "node:fs/pr
 import { unlinkSync } from "node:fs";
 import path from "node:path";
 import { dataDirError, named } from "../config.js";
-import { StartupError } from "./exit-codes.js";
+import { StartupError } from "../exit-codes.js";
 
 /** The file in the data directory that says which process serves the embedded database. */
 export const LOCK_FILE = "server.lock";

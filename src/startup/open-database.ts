@@ -3,7 +3,7 @@ import { dataDirError, named, withoutPassword } from "../config.js";
 import type { Config } from "../config.js";
 import { openDatabase, type Database } from "../store/database.js";
 import { isUnavailable } from "../store/errors.js";
-import { StartupError } from "./exit-codes.js";
+import { StartupError } from "../exit-codes.js";
 
 const FIRST_RETRY_MS = 250;
 const LONGEST_RETRY_MS = 5_000;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import { ConfigError, settings, withoutPassword } from "../config.js";
-import { ExitCode, StartupError } from "./exit-codes.js";
+import { ExitCode, StartupError } from "../exit-codes.js";
 
 /**
  * How `turnqueue` ends on an error: one message on stderr and an exit code saying why (see

@@ -15,7 +15,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/domain": [],
   "src/contract": ["src/domain"],
   "src/lifecycle.ts": [],
-  "src/config.ts": ["src/domain"],
+  "src/exit-codes.ts": [],
+  "src/socket-errors.ts": [],
+  "src/config.ts": ["src/domain", "src/exit-codes.ts"],
   "src/auth": ["src/domain"],
   "src/store": ["src/domain", "src/lifecycle.ts"],
   "src/cluster": ["src/config.ts", "src/store", "src/lifecycle.ts"],
@@ -23,13 +25,15 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/observability": ["src/domain", "src/store", "src/engine"],
   // The doors and reactors stand side by side on the engine: none imports another.
   "src/reactors": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/lifecycle.ts"],
-  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts"],
-  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts"],
+  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts"],
+  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts"],
+  // Start-up and its failures: what server.ts and cli.ts run before and around the service.
+  "src/startup": ["src/config.ts", "src/exit-codes.ts", "src/store", "client:type"],
   "src/server.ts": [
     "src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts",
-    "src/observability", "src/reactors", "src/collab", "src/api",
+    "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/startup",
   ],
-  "src/cli.ts": ["src/domain", "src/config.ts", "src/auth", "src/server.ts", "client"],
+  "src/cli.ts": ["src/domain", "src/config.ts", "src/auth", "src/server.ts", "client", "src/exit-codes.ts", "src/startup"],
   // The SDK runs far from the server: pure modules only, and the router as a type.
   client: ["src/domain", "src/contract", "src/api:type"],
   "client/web": ["client", "src/domain", "src/contract"],

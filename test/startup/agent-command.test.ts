@@ -1,6 +1,6 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ExitCode } from "../../src/startup/exit-codes.js";
+import { ExitCode } from "../../src/exit-codes.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { turnqueue } from "../server/process.js";
 

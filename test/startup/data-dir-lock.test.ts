@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { LOCK_FILE } from "../../src/startup/data-dir-lock.js";
-import { ExitCode } from "../../src/startup/exit-codes.js";
+import { ExitCode } from "../../src/exit-codes.js";
 import { seedPglite } from "../support/server.js";
 import { serve, trpcClient, turnqueueOnce } from "../server/process.js";
 

@@ -3,7 +3,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ExitCode } from "../../src/startup/exit-codes.js";
+import { ExitCode } from "../../src/exit-codes.js";
 import { createTestDatabase, hasPostgres, postgresUrl } from "../support/postgres.js";
 import { seedPglite } from "../support/server.js";
 import { cleanEnv, serve, turnqueue, turnqueueOnce } from "../server/process.js";
