@@ -26,6 +26,8 @@ export interface Config {
   docIdleMs: number;
   /** Per-item window over which Yjs text edits are coalesced into one command. */
   editCoalesceMs: number;
+  /** Largest awareness state (presence JSON) one collab client may share, in bytes. */
+  maxAwarenessBytes: number;
   logLevel: string;
 }
 

@@ -50,6 +50,7 @@ export function createCollab(services: Services): Collab {
       writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
+      maxAwarenessBytes: config.maxAwarenessBytes,
       instanceId: randomUUID(),
     },
     config.docIdleMs,
