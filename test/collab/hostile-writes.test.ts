@@ -150,3 +150,30 @@ describe("awareness: a client writes only its own presence, bounded", () => {
     charlie.destroy();
   });
 });
+
+describe("an item's text holds plain characters only", () => {
+  it("a formatted range (100 KB attribute), formatted typing and a 200 KB embed are undone; the typed characters stay", async () => {
+    const { threadId, ids } = await createThread(server, ["keep me"]);
+    const [id] = ids;
+    const mallory = connect(server, threadId, await server.token("user", "local", "mallory"));
+    const charlie = connect(server, threadId, await server.token("user", "local", "charlie"));
+    await synced([mallory, charlie]);
+
+    mallory.text(id).format(0, 4, { bold: "b".repeat(100_000) });
+    mallory.text(id).insertEmbed(2, { image: "i".repeat(200_000) });
+    mallory.text(id).insert(0, "hi ", { italic: true });
+
+    const plain = (device: Device) => JSON.stringify(device.text(id).toDelta()) === JSON.stringify([{ insert: "hi keep me" }]);
+    await until(() => plain(mallory) && plain(charlie), () => [mallory.text(id).toDelta(), charlie.text(id).toDelta()]);
+    await until(async () => (await projection(server, threadId)).items[0]?.text === "hi keep me");
+    await converged(server, threadId, [mallory, charlie]);
+
+    // A device joining later gets the plain text, without the refused bytes.
+    const joiner = connect(server, threadId, await server.token("user", "local", "joiner"));
+    await synced([joiner]);
+    expect(joiner.text(id).toDelta()).toEqual([{ insert: "hi keep me" }]);
+    expect(Y.encodeStateAsUpdate(joiner.doc).byteLength).toBeLessThan(20_000);
+    expect(mallory.closes).toEqual([]);
+    for (const d of [mallory, charlie, joiner]) d.destroy();
+  });
+});
