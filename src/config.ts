@@ -27,6 +27,8 @@ export interface Config {
   docIdleMs: number;
   /** Per-item window over which Yjs text edits are coalesced into one command. */
   editCoalesceMs: number;
+  /** Largest awareness state (presence JSON) one collab client may share, in bytes. */
+  maxAwarenessBytes: number;
   logLevel: string;
 }
 
@@ -49,6 +51,7 @@ export const settings = {
   sweepIntervalMs: { env: "TURNQUEUE_SWEEP_INTERVAL_MS", flag: "--sweep-interval-ms <ms>", help: "periodic drain safety sweep (default 30000)" },
   docIdleMs: { env: "TURNQUEUE_DOC_IDLE_MS", flag: "--doc-idle-ms <ms>", help: "unload a document this long after its last client left (default 30000)" },
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
+  maxAwarenessBytes: { env: "TURNQUEUE_MAX_AWARENESS_BYTES", flag: "--max-awareness-bytes <bytes>", help: "largest presence (awareness state) one collab client may share; larger closes it (default 16384)" },
   logLevel: { env: "TURNQUEUE_LOG_LEVEL", flag: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (default info)" },
 } as const;
 
@@ -83,6 +86,7 @@ const SettingsSchema = z.object({
   sweepIntervalMs: millis(30_000),
   docIdleMs: millis(30_000),
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
+  maxAwarenessBytes: z.coerce.number().int().min(256).max(1 << 20).default(16_384),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -174,6 +178,7 @@ export async function loadConfig(
     sweepIntervalMs: s.sweepIntervalMs,
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,
+    maxAwarenessBytes: s.maxAwarenessBytes,
     logLevel: s.logLevel,
   };
 }

@@ -3,7 +3,7 @@ import * as Y from "yjs";
 import { DomainError, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
-import { itemsOf, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
+import { itemsOf, keepPlainText, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
 
 /** What the bridge needs from the document replica it serves. */
 export interface BridgeHost {
@@ -31,6 +31,8 @@ interface Review {
   fields: Map<string, Set<string>>;
   /** Items whose text a client typed into. */
   texts: Set<string>;
+  /** Items whose text a client put formatting or an embed into: only plain text is theirs. */
+  rich: Set<string>;
   actor: string;
 }
 
@@ -81,7 +83,7 @@ export class Bridge {
     const state = this.host.state();
     const items = itemsOf(doc);
     const moves: [string, string][] = [];
-    doc.transact(() => {
+    doc.transact((transaction) => {
       if (review.meta) writeMeta(doc, state);
       for (const id of review.members) {
         const truth = state.items[id];
@@ -114,6 +116,8 @@ export class Bridge {
         if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
         const truth = state.items[id];
         if (!truth) continue;
+        const text = items.get(id)?.get("text");
+        if (review.rich.has(id) && text instanceof Y.Text) keepPlainText(text, transaction);
         if (truth.status === "sending") writeText(doc, id, truth.text);
         else this.scheduleEdit(id, review.actor);
       }
@@ -150,7 +154,7 @@ export class Bridge {
   }
 
   private reviewOf(client: Client): Review {
-    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), actor: client.actor };
+    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), rich: new Set(), actor: client.actor };
     this.review.actor = client.actor;
     return this.review;
   }
@@ -243,6 +247,12 @@ function collect(review: Review, event: Y.YEvent<Y.AbstractType<unknown>>, items
   }
   if (path.length === 2 && path[1] === "text" && event.target instanceof Y.Text) {
     review.texts.add(id);
+    for (let item = event.target._start; item !== null; item = item.right) {
+      if (!item.deleted && event.adds(item) && !(item.content instanceof Y.ContentString)) {
+        review.rich.add(id);
+        break;
+      }
+    }
     return;
   }
   // A change inside a nested value a client put under some field: that field is not theirs.

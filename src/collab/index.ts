@@ -43,7 +43,7 @@ const decoder = new TextDecoder();
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "maxAwarenessBytes">;
   auth: Pick<Auth, "verify">;
   store: Pick<EventStore, "workspaceOf">;
   engine: Engine;
@@ -72,6 +72,7 @@ export function createCollab(deps: CollabDeps): Collab {
       writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
+      maxAwarenessBytes: config.maxAwarenessBytes,
       instanceId: randomUUID(),
     },
     config.docIdleMs,

@@ -19,6 +19,13 @@ export const MESSAGE_QUERY_AWARENESS = 3;
 export const MAX_MESSAGE_BYTES = 1 << 20;
 
 /**
+ * Awareness client ids one connection may introduce. A y-websocket client has one (its
+ * doc's clientID, which Yjs changes only on a rare id clash); the bound keeps a connection
+ * from flooding everyone with made-up presences.
+ */
+export const MAX_AWARENESS_IDS_PER_CONNECTION = 4;
+
+/**
  * Close codes. 4400–4499 tell y-websocket's provider not to reconnect (a deliberate refusal);
  * 1012 (service restart) makes it reconnect. The RFC 6455 codes are what `ws` itself sends
  * (on every door) to a client that breaks the framing, before the server sees a message.
@@ -50,7 +57,7 @@ export class ProtocolViolation extends Error {
 export type ClientMessage =
   | { type: "sync-step1"; stateVector: Uint8Array }
   | { type: "update"; update: Uint8Array; decoded: DecodedUpdate }
-  | { type: "awareness"; update: Uint8Array }
+  | { type: "awareness"; entries: AwarenessEntry[] }
   | { type: "query-awareness" };
 
 export function parseClientMessage(data: Uint8Array): ClientMessage {
@@ -64,7 +71,7 @@ export function parseClientMessage(data: Uint8Array): ClientMessage {
       case MESSAGE_SYNC:
         return parseSync(decoder);
       case MESSAGE_AWARENESS:
-        return { type: "awareness", update: decoding.readVarUint8Array(decoder) };
+        return { type: "awareness", entries: parseAwarenessUpdate(decoding.readVarUint8Array(decoder)) };
       case MESSAGE_QUERY_AWARENESS:
         return { type: "query-awareness" };
       default:
@@ -108,6 +115,40 @@ function checkUpdate(update: Uint8Array): DecodedUpdate {
     }
   }
   return decoded;
+}
+
+/** One client's entry of an awareness update: its presence as JSON text ("null": gone). */
+export interface AwarenessEntry {
+  clientId: number;
+  clock: number;
+  state: string;
+}
+
+/** The y-protocols awareness update format, read whole so a bad one changes nothing. */
+function parseAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
+  try {
+    const decoder = decoding.createDecoder(update);
+    const entries: AwarenessEntry[] = [];
+    for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+      const entry = { clientId: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) };
+      JSON.parse(entry.state);
+      entries.push(entry);
+    }
+    return entries;
+  } catch (error) {
+    throw new ProtocolViolation(CLOSE.malformed, `malformed awareness update: ${(error as Error).message}`);
+  }
+}
+
+export function encodeAwarenessUpdate(entries: AwarenessEntry[]): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, entries.length);
+  for (const { clientId, clock, state } of entries) {
+    encoding.writeVarUint(encoder, clientId);
+    encoding.writeVarUint(encoder, clock);
+    encoding.writeVarString(encoder, state);
+  }
+  return encoding.toUint8Array(encoder);
 }
 
 const message = (write: (encoder: encoding.Encoder) => void): Uint8Array => {

@@ -144,6 +144,16 @@ export function writeText(doc: Y.Doc, itemId: string, text: string): void {
   if (inserted) ytext.insert(start, inserted);
 }
 
+/**
+ * Deletes whatever a client put into an item's text besides characters: formatting marks
+ * (which carry any value) and embeds. The text of an item is a plain string in the log.
+ */
+export function keepPlainText(text: Y.Text, transaction: Y.Transaction): void {
+  for (let item = text._start; item !== null; item = item.right) {
+    if (!item.deleted && !(item.content instanceof Y.ContentString)) item.delete(transaction);
+  }
+}
+
 /** Whether an edit came from the document itself (then the document already holds its text). */
 export const isCollabActor = (actor: string) => actor.startsWith("collab:");
 

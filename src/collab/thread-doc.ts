@@ -14,7 +14,8 @@ import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
 import { missingDependencies } from "./dependencies.js";
 import { Client } from "./client.js";
 import {
-  awarenessMessage, CLOSE, parseClientMessage, ProtocolViolation, syncStep1Message, syncStep2Message, updateMessage,
+  awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
+  syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
 import { editedText, reconcile, typedText, writeEvent, writeText } from "./schema.js";
 import type { WriteBehind } from "./write-behind.js";
@@ -47,6 +48,8 @@ export interface ThreadDocDeps {
   writer: WriteBehind;
   logger: Logger;
   editCoalesceMs: number;
+  /** Largest awareness state one client may share, in bytes of JSON. */
+  maxAwarenessBytes: number;
   /** This instance's id on the bus, so it ignores its own messages. */
   instanceId: string;
   /** Called when the thread is deleted: the registry drops the document. */
@@ -62,6 +65,10 @@ export class ThreadDoc {
   readonly doc = new Y.Doc();
   readonly awareness = new awarenessProtocol.Awareness(this.doc);
   readonly clients = new Set<Client>();
+  /** Which connection introduced each awareness client id of this instance's clients. */
+  private readonly awarenessOwners = new Map<number, Client>();
+  /** Awareness client ids another instance's clients hold. */
+  private readonly remoteAwareness = new Set<number>();
   state!: ThreadState;
   private readonly bridge: Bridge;
   /** Events and resyncs are applied one at a time, in order. */
@@ -151,13 +158,11 @@ export class ThreadDoc {
           this.applyClientUpdate(client, message.update);
           break;
         }
-        case "awareness":
-          try {
-            awarenessProtocol.applyAwarenessUpdate(this.awareness, message.update, client);
-          } catch (error) {
-            throw new ProtocolViolation(CLOSE.malformed, `malformed awareness update: ${(error as Error).message}`);
-          }
+        case "awareness": {
+          const own = this.ownAwareness(client, message.entries);
+          if (own.length > 0) awarenessProtocol.applyAwarenessUpdate(this.awareness, encodeAwarenessUpdate(own), client);
           break;
+        }
         case "query-awareness":
           client.send(awarenessMessage(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()])));
           break;
@@ -168,6 +173,37 @@ export class ThreadDoc {
       client.close(error.code, error.message);
       this.detach(client);
     }
+  }
+
+  /**
+   * The entries of a client's awareness update it may write: its own presence, bounded.
+   * Entries of other clients' ids are dropped, not refused: y-websocket's provider sends
+   * back every awareness change it sees, the others' too.
+   */
+  private ownAwareness(client: Client, entries: AwarenessEntry[]): AwarenessEntry[] {
+    const own: AwarenessEntry[] = [];
+    let introduced = client.awarenessIds.size;
+    for (const entry of entries) {
+      const holder = this.awarenessHolder(client, entry.clientId);
+      if (holder === "other" || (holder === "none" && introduced >= MAX_AWARENESS_IDS_PER_CONNECTION)) continue;
+      if (holder === "none") introduced++;
+      const bytes = Buffer.byteLength(entry.state);
+      if (bytes > this.deps.maxAwarenessBytes) {
+        throw new ProtocolViolation(CLOSE.tooLarge, `awareness state of ${bytes} bytes exceeds the ${this.deps.maxAwarenessBytes}-byte limit`);
+      }
+      own.push(entry);
+    }
+    return own;
+  }
+
+  /**
+   * An awareness id is the connection's that introduced it. Another connection of the same
+   * user may take it over: a reconnecting device whose old socket is not yet known dead.
+   */
+  private awarenessHolder(client: Client, id: number): "self" | "other" | "none" {
+    const owner = this.awarenessOwners.get(id);
+    if (owner) return owner === client || owner.principal.sub === client.principal.sub ? "self" : "other";
+    return id === this.awareness.clientID || this.remoteAwareness.has(id) ? "other" : "none";
   }
 
   private applyClientUpdate(client: Client, update: Uint8Array): void {
@@ -291,9 +327,18 @@ export class ThreadDoc {
   }
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {
-    if (origin instanceof Client) {
-      for (const id of [...added, ...updated]) origin.awarenessIds.add(id);
-      for (const id of removed) origin.awarenessIds.delete(id);
+    for (const id of removed) {
+      this.awarenessOwners.get(id)?.awarenessIds.delete(id);
+      this.awarenessOwners.delete(id);
+      this.remoteAwareness.delete(id);
+    }
+    for (const id of [...added, ...updated]) {
+      if (origin instanceof Client) {
+        const previous = this.awarenessOwners.get(id);
+        if (previous !== origin) previous?.awarenessIds.delete(id);
+        this.awarenessOwners.set(id, origin);
+        origin.awarenessIds.add(id);
+      } else if (origin === REMOTE) this.remoteAwareness.add(id);
     }
     const changed = [...added, ...updated, ...removed];
     const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed);
