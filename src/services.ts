@@ -26,7 +26,20 @@ export interface Config {
   docIdleMs: number;
   /** Per-item window over which Yjs text edits are coalesced into one command. */
   editCoalesceMs: number;
+  /** Bounds of the work one request, connection or token may cause. */
+  limits: Limits;
   logLevel: string;
+}
+
+export interface Limits {
+  /** Largest tRPC HTTP body or WebSocket message, in bytes. */
+  maxBodyBytes: number;
+  /** Most calls in one tRPC batch. */
+  maxBatchSize: number;
+  /** Open subscriptions on one tRPC WebSocket. */
+  maxSubscriptionsPerConnection: number;
+  /** tRPC WebSockets in use by one token at once (on this instance). */
+  maxConnectionsPerToken: number;
 }
 
 /** Who is calling, from a verified token. */
@@ -34,6 +47,11 @@ export interface Principal {
   sub: string;
   workspaceId: string;
   role: Role;
+  /**
+   * When the token stops being valid (ms since the epoch), set by `verify`; null or absent:
+   * never. Long-lived connections end then (see token-expiry.ts).
+   */
+  expiresAt?: number | null;
 }
 
 export interface Auth {

@@ -32,7 +32,13 @@ export function createAuth(secret: string): Auth {
       }
       const claims = Claims.safeParse(payload);
       if (!claims.success) throw new AuthError("invalid token: the claims sub, ws and role are required");
-      return { sub: claims.data.sub, workspaceId: claims.data.ws, role: claims.data.role };
+      const exp = (payload as { exp?: unknown }).exp;
+      return {
+        sub: claims.data.sub,
+        workspaceId: claims.data.ws,
+        role: claims.data.role,
+        expiresAt: typeof exp === "number" ? exp * 1000 : null,
+      };
     },
 
     async issue(principal: Principal, options?: { expiresIn?: string }) {

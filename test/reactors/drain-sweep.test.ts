@@ -8,6 +8,7 @@ import { createAuth } from "../../src/api/auth.js";
 import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
 import { defaultDrainPolicy } from "../../src/domain/index.js";
+import { defaultLimits } from "../../src/config.js";
 import { eventually } from "../e2e/drain-harness.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
@@ -47,6 +48,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       sweepIntervalMs: 150,
       docIdleMs: 60_000,
       editCoalesceMs: 50,
+      limits: defaultLimits,
       logLevel: "silent",
     };
     services = {
