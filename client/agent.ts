@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "../src/api/router.js";
+import type { TokenOption } from "./token.js";
 import { createTransport, type Transport } from "./transport.js";
 
 type AgentInputs = inferRouterInputs<AppRouter>["agent"];
@@ -53,8 +54,11 @@ export type SteerHandler = (dispatch: Dispatch, signal: AbortSignal) => Promise<
 
 export interface RunAgentOptions {
   url: string;
-  /** An `agent` token of the workspace. */
-  token: string;
+  /**
+   * An `agent` token of the workspace, or a function returning a fresh one: called again
+   * before the one held expires; the dispatch stream reconnects with it and resumes.
+   */
+  token: TokenOption;
   onTurn: TurnHandler;
   /** Without one, steers are rejected (the item goes back to its place as failed). */
   onSteer?: SteerHandler;

@@ -6,6 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { channels } from "../cluster/bus.js";
 import { Id, type StoredEvent } from "../domain/index.js";
 import type { Principal, Services } from "../services.js";
+import { closeAtExpiry } from "../token-expiry.js";
 import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -110,6 +111,8 @@ export function createCollab(services: Services): Collab {
   }
 
   async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
+    // The token was checked at the upgrade only: the socket ends when it expires (clients reconnect with a fresh one).
+    closeAtExpiry(ws, principal.expiresAt);
     const client = new Client(ws, principal);
     clients.add(client);
     // Messages that arrive while the document loads wait for it, in order.
