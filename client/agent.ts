@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "../src/api/router.js";
+import type { TokenOption } from "./token.js";
 import { createTransport, type Transport, type TransportOptions } from "./transport.js";
 
 type AgentInputs = inferRouterInputs<AppRouter>["agent"];
@@ -85,8 +86,11 @@ export interface AgentAdapter {
 
 export interface RunAgentOptions extends AgentAdapter {
   url: string;
-  /** An `agent` token of the workspace. */
-  token: string;
+  /**
+   * An `agent` token of the workspace, or a function returning a fresh one: called again
+   * before the one held expires; the dispatch stream reconnects with it and resumes.
+   */
+  token: TokenOption;
   /** Errors the agent recovers from by itself (lost connections, retried reports). */
   onError?: (error: unknown) => void;
   /** The server connection opened, or is down and being retried with backoff. */

@@ -1,11 +1,16 @@
 import { createTransport } from "./transport.js";
 import { ThreadQueue, type Presence } from "./queue.js";
+import { TokenSource, type TokenOption } from "./token.js";
 
 export interface TurnqueueClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:4780. */
   url: string;
-  /** A user (or admin) token: `turnqueue token --workspace W --role user`. */
-  token: string;
+  /**
+   * A user (or admin) token (`turnqueue token --workspace W --role user`), or a function
+   * returning a fresh one: called again before the one held expires, and every connection
+   * the server closes at expiry reconnects with the new one.
+   */
+  token: TokenOption;
 }
 
 export interface OpenQueueOptions {
@@ -18,14 +23,17 @@ export interface OpenQueueOptions {
  * live, collaborative queues backed by each thread's Yjs document.
  */
 export function createTurnqueueClient(options: TurnqueueClientOptions) {
-  const transport = createTransport(options);
+  // One holder for every connection, so the callback is asked once per renewal.
+  const token = new TokenSource(options.token);
+  const transport = createTransport({ url: options.url, token });
   const queues = new Set<ThreadQueue>();
   return {
     thread: transport.thread,
     queue: transport.queue,
     openThreadQueue(threadId: string, open: OpenQueueOptions = {}): ThreadQueue {
       const queue: ThreadQueue = new ThreadQueue({
-        ...options,
+        url: options.url,
+        token,
         threadId,
         trpc: transport,
         presence: open.presence,
@@ -44,6 +52,7 @@ export function createTurnqueueClient(options: TurnqueueClientOptions) {
 
 export type TurnqueueClient = ReturnType<typeof createTurnqueueClient>;
 export { ThreadQueue, applyTextChange } from "./queue.js";
+export type { TokenOption } from "./token.js";
 export type {
   AddOptions, Added, ConnectionStatus, ItemStatus, PauseReason, Peer, Presence, QueueEntry, QueueMeta, SessionStatus,
 } from "./queue.js";

@@ -9,6 +9,7 @@ import * as Y from "yjs";
 import type { AppRouter } from "../src/api/router.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
 import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
+import { TokenSource, type TokenOption } from "./token.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -73,7 +74,8 @@ export interface AddOptions {
 export interface ThreadQueueOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:4780. */
   url: string;
-  token: string;
+  /** A token, or a function returning a fresh one (see TurnqueueClientOptions). */
+  token: TokenOption | TokenSource;
   threadId: string;
   trpc: TRPCClient<AppRouter>;
   presence?: Partial<Presence>;
@@ -102,6 +104,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   private cache: QueueEntry[] | null = null;
   private connection: ConnectionStatus = "connecting";
   private closedBecause: string | null = null;
+  private destroyed = false;
 
   constructor(options: ThreadQueueOptions) {
     super();
@@ -111,8 +114,16 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     this.items = this.doc.getMap("items");
     this.meta = this.doc.getMap("meta");
     const wsBase = options.url.replace(/^http/, "ws").replace(/\/$/, "");
+    const tokens = TokenSource.from(options.token);
     this.provider = new WebsocketProvider(`${wsBase}/yjs`, encodeURIComponent(options.threadId), this.doc, {
-      params: { token: options.token },
+      // Read at every (re)connect: the server closes the socket when its token expires, and
+      // the reconnect must carry a fresh one, so the provider connects once one is held.
+      params: {
+        get token() {
+          return tokens.peek();
+        },
+      },
+      connect: false,
       // Each replica syncs through the server only, which is the one that validates writes.
       disableBc: true,
       // `ws` in Node; the browser build aliases it to the built-in WebSocket.
@@ -124,6 +135,16 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       this.emit("change", [this]);
     });
     this.provider.on("status", ({ status }) => this.setStatus(status));
+    // Renewed after every lost connection, before the provider's next attempt (it waits at
+    // least 100 ms); a reconnect that still carries the old token is refused and retried.
+    this.provider.on("connection-close", () => void tokens.get().catch(() => {}));
+    void tokens.get().then(
+      () => !this.destroyed && this.provider.connect(),
+      (error: unknown) => {
+        this.closedBecause = `no token: ${error instanceof Error ? error.message : String(error)}`;
+        this.setStatus("closed");
+      },
+    );
     this.provider.on("closed", ({ reason }) => {
       this.closedBecause = reason || "the server closed the connection";
       this.setStatus("closed");
@@ -301,6 +322,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   }
 
   close(): void {
+    this.destroyed = true;
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     this.doc.destroy();

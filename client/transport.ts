@@ -1,18 +1,25 @@
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
 import type { AppRouter } from "../src/api/router.js";
+import { TokenSource, type TokenOption } from "./token.js";
 
 export interface TransportOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:4780. */
   url: string;
-  /** A token from `turnqueue token`; its role decides which procedures answer. */
-  token: string;
+  /**
+   * A token from `turnqueue token` (its role decides which procedures answer), or a function
+   * returning a fresh one, called again before the one held expires.
+   */
+  token: TokenOption | TokenSource;
   /** Each change of the subscription WebSocket: open, or closed/failed with why (the client reconnects by itself). */
   onConnection?: (change: ConnectionChange) => void;
 }
 
 /** `open`: the socket connected; `ready`: the server accepted the token and streams (reported by runAgent); `down`: retrying. */
 export type ConnectionChange = { state: "open" } | { state: "ready" } | { state: "down"; reason: string };
+
+/** Calls per HTTP batch: below the server's default --max-batch-size (64). */
+const BATCH_ITEMS = 32;
 
 /** The typed tRPC client of the server's router, plus `close()` for its WebSocket. */
 export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
@@ -24,9 +31,12 @@ export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
  */
 export function createTransport({ url, token, onConnection }: TransportOptions): Transport {
   const base = url.replace(/\/+$/, "");
+  const tokens = TokenSource.from(token);
   const ws = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
-    connectionParams: { token },
+    // Read at every (re)connect: the server closes a socket when its token expires, and the
+    // reconnect (which resumes every subscription where it stopped) brings a fresh one.
+    connectionParams: async () => ({ token: await tokens.get() }),
     // Browsers have WebSocket; Node 20 does not (without a flag).
     WebSocket: globalThis.WebSocket ?? (WS as unknown as typeof WebSocket),
     retryDelayMs: (attempt) => Math.min(5_000, 100 * 2 ** attempt),
@@ -45,7 +55,11 @@ export function createTransport({ url, token, onConnection }: TransportOptions):
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws }),
-        false: httpBatchLink({ url: `${base}/trpc`, headers: { authorization: `Bearer ${token}` } }),
+        false: httpBatchLink({
+          url: `${base}/trpc`,
+          maxItems: BATCH_ITEMS,
+          headers: async () => ({ authorization: `Bearer ${await tokens.get()}` }),
+        }),
       }),
     ],
   });

@@ -29,7 +29,20 @@ export interface Config {
   editCoalesceMs: number;
   /** Largest awareness state (presence JSON) one collab client may share, in bytes. */
   maxAwarenessBytes: number;
+  /** Bounds of the work one request, connection or token may cause. */
+  limits: Limits;
   logLevel: string;
+}
+
+export interface Limits {
+  /** Largest tRPC HTTP body or WebSocket message, in bytes. */
+  maxBodyBytes: number;
+  /** Most calls in one tRPC batch. */
+  maxBatchSize: number;
+  /** Open subscriptions on one tRPC WebSocket. */
+  maxSubscriptionsPerConnection: number;
+  /** tRPC WebSockets in use by one token at once (on this instance). */
+  maxConnectionsPerToken: number;
 }
 
 /**
@@ -52,12 +65,24 @@ export const settings = {
   docIdleMs: { env: "TURNQUEUE_DOC_IDLE_MS", flag: "--doc-idle-ms <ms>", help: "unload a document this long after its last client left (default 30000)" },
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
   maxAwarenessBytes: { env: "TURNQUEUE_MAX_AWARENESS_BYTES", flag: "--max-awareness-bytes <bytes>", help: "largest presence (awareness state) one collab client may share; larger closes it (default 16384)" },
+  maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB)" },
+  maxBatchSize: { env: "TURNQUEUE_MAX_BATCH_SIZE", flag: "--max-batch-size <n>", help: "most calls in one tRPC batch, over HTTP or WebSocket (default 64)" },
+  maxSubscriptionsPerConnection: { env: "TURNQUEUE_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "--max-subscriptions-per-connection <n>", help: "open subscriptions on one tRPC WebSocket; more are refused with TOO_MANY_REQUESTS (default 100)" },
+  maxConnectionsPerToken: { env: "TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN", flag: "--max-connections-per-token <n>", help: "tRPC WebSockets one token may use at once, per instance; calls on more are refused with TOO_MANY_REQUESTS (default 50)" },
   logLevel: { env: "TURNQUEUE_LOG_LEVEL", flag: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (default info)" },
 } as const;
 
 export type SettingName = keyof typeof settings;
 /** Raw values as they come from flags or the environment (strings), by setting name. */
 export type RawSettings = Partial<Record<SettingName, string | undefined>>;
+
+/** What one request, connection or token may cost by default (each has its setting above). */
+export const defaultLimits: Limits = {
+  maxBodyBytes: 4 << 20,
+  maxBatchSize: 64,
+  maxSubscriptionsPerConnection: 100,
+  maxConnectionsPerToken: 50,
+};
 
 const millis = (fallback: number) => z.coerce.number().int().min(1).max(86_400_000).default(fallback);
 
@@ -87,6 +112,10 @@ const SettingsSchema = z.object({
   docIdleMs: millis(30_000),
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
   maxAwarenessBytes: z.coerce.number().int().min(256).max(1 << 20).default(16_384),
+  maxBodyBytes: z.coerce.number().int().min(1024).max(1 << 30).default(defaultLimits.maxBodyBytes),
+  maxBatchSize: z.coerce.number().int().min(1).max(10_000).default(defaultLimits.maxBatchSize),
+  maxSubscriptionsPerConnection: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxSubscriptionsPerConnection),
+  maxConnectionsPerToken: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxConnectionsPerToken),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -179,6 +208,12 @@ export async function loadConfig(
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,
     maxAwarenessBytes: s.maxAwarenessBytes,
+    limits: {
+      maxBodyBytes: s.maxBodyBytes,
+      maxBatchSize: s.maxBatchSize,
+      maxSubscriptionsPerConnection: s.maxSubscriptionsPerConnection,
+      maxConnectionsPerToken: s.maxConnectionsPerToken,
+    },
     logLevel: s.logLevel,
   };
 }

@@ -186,16 +186,41 @@ const sendJson = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 };
 
+/** tRPC's own answer to an oversized body (same shape and code), then the connection closes. */
+function payloadTooLarge(res: ServerResponse, max: number): void {
+  res.setHeader("connection", "close");
+  sendJson(res, 413, {
+    error: {
+      message: `the request body is larger than ${max} bytes`,
+      code: -32013,
+      data: { code: "PAYLOAD_TOO_LARGE", httpStatus: 413 },
+    },
+  });
+}
+
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
   const contexts = createContextFactory(services);
-  const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/trpc/", createContext: contexts.http, onError: contexts.onError });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
+  const { limits } = config;
+  const trpcHttp = createHTTPHandler({
+    router: appRouter,
+    basePath: "/trpc/",
+    createContext: contexts.http,
+    onError: contexts.onError,
+    // Counted while the body streams in: an oversized body is refused at the limit, not read whole.
+    maxBodySize: limits.maxBodyBytes,
+    maxBatchSize: limits.maxBatchSize,
+    // The rest of a refused body is not worth reading: the connection closes after the answer.
+    responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
+  });
+  // A message over the limit closes the socket (1009) before it is buffered whole.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
     wss,
     router: appRouter,
     createContext: contexts.ws,
     onError: contexts.onError,
+    maxBatchSize: limits.maxBatchSize,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
   });
   const routes: UpgradeRoute[] = [
@@ -224,6 +249,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     res.once("finish", () => metrics.httpRequests.inc({ door, status: res.statusCode }));
     switch (door) {
       case "trpc":
+        // A body announced over the limit is refused before a byte of it is read.
+        if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return payloadTooLarge(res, limits.maxBodyBytes);
         return trpcHttp(req, res);
       case "healthz":
         return sendJson(res, 200, { status: "ok" });

@@ -1,7 +1,10 @@
 import type { IncomingMessage } from "node:http";
 import type { TRPCError } from "@trpc/server";
 import type { TRPCRequestInfo } from "@trpc/server/http";
+import type { WebSocket } from "ws";
 import type { Principal } from "../auth/tokens.js";
+import { closeAtExpiry } from "../token-expiry.js";
+import { TokenConnections, type SocketBudget } from "./connection-limits.js";
 import type { ApiServices, Context } from "./trpc.js";
 
 const bearer = (header: string | undefined): string | null => {
@@ -16,21 +19,34 @@ const bearer = (header: string | undefined): string | null => {
 export function createContextFactory(services: ApiServices) {
   const principalOf = async (token: string | null | undefined): Promise<Principal | null> =>
     token ? services.auth.verify(token).catch(() => null) : null;
+  const { limits } = services.config;
+  const connections = new TokenConnections(limits.maxConnectionsPerToken);
 
   return {
     /** HTTP: `Authorization: Bearer <token>`. */
     http: async ({ req }: { req: IncomingMessage }): Promise<Context> => ({
       services,
       principal: await principalOf(bearer(req.headers.authorization)),
+      socket: null,
     }),
     /** Both doors: unexpected failures go to the log (clients see only "internal error"). */
     onError: ({ error, path }: { error: TRPCError; path?: string }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") services.logger.error({ err: error.cause ?? error, path }, "tRPC procedure failed");
     },
-    /** WebSocket: the client's `connectionParams: { token }`, sent once per connection. */
-    ws: async ({ info }: { info: Pick<TRPCRequestInfo, "connectionParams"> }): Promise<Context> => ({
-      services,
-      principal: await principalOf(info.connectionParams?.token),
-    }),
+    /**
+     * WebSocket: the client's `connectionParams: { token }`, sent once per connection. The
+     * token is checked once, so the socket is closed when it expires; and a token holds a
+     * bounded number of sockets (calls on one more are refused, it costs nothing else).
+     */
+    ws: async ({ res, info }: { res: WebSocket; info: Pick<TRPCRequestInfo, "connectionParams" | "signal"> }): Promise<Context> => {
+      const token = info.connectionParams?.token;
+      const principal = await principalOf(token);
+      const socket: SocketBudget = { subscriptions: 0, maxSubscriptions: limits.maxSubscriptionsPerConnection, refusal: null };
+      if (principal && token) {
+        if (!connections.take(token, info.signal)) socket.refusal = connections.refusal();
+        closeAtExpiry(res, principal.expiresAt);
+      }
+      return { services, principal, socket };
+    },
   };
 }

@@ -8,6 +8,8 @@ import type { Bus } from "../cluster/bus.js";
 import type { Config } from "../config.js";
 import type { Engine } from "../engine/types.js";
 import type { EventStore } from "../store/types.js";
+import { isExpired } from "../token-expiry.js";
+import { tooManySubscriptions, type SocketBudget } from "./connection-limits.js";
 import { reasonOf, toTRPCError } from "./errors.js";
 
 /** What the procedures use, wired once by the server. */
@@ -17,13 +19,15 @@ export interface ApiServices {
   bus: Bus;
   auth: Pick<Auth, "verify">;
   logger: Logger;
-  config: Pick<Config, "sweepIntervalMs">;
+  config: Pick<Config, "sweepIntervalMs" | "limits">;
 }
 
 export interface Context {
   services: ApiServices;
   /** Null when the request carried no token or a token we did not sign. */
   principal: Principal | null;
+  /** The WebSocket the call came on, with its limits; null over HTTP. */
+  socket: SocketBudget | null;
 }
 
 // Plain JSON, no transformer: docs/contract.md promises clients in any language can call us.
@@ -67,15 +71,52 @@ const side = (name: "user" | "agent", roles: readonly Role[]) =>
   t.middleware(({ ctx, next }) => {
     const { principal } = ctx;
     if (!principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid token is required" });
+    // A WebSocket is closed when its token expires; this refuses what arrives in between.
+    if (isExpired(principal)) throw new TRPCError({ code: "UNAUTHORIZED", message: "the token expired: reconnect with a fresh one" });
+    if (ctx.socket?.refusal) throw ctx.socket.refusal;
     if (!roles.includes(principal.role)) {
       throw new TRPCError({ code: "FORBIDDEN", message: `role ${principal.role} may not call this procedure` });
     }
     return next({ ctx: { principal, actor: `${name}:${principal.sub}` } });
   });
 
+/**
+ * A subscription holds one of its socket's slots from its start until it ends, however it
+ * ends: the client stops it, the stream completes or fails, or the socket closes.
+ */
+const budgeted = t.middleware(async ({ ctx, type, signal, next }) => {
+  const budget = ctx.socket;
+  if (type !== "subscription" || !budget) return next();
+  if (budget.subscriptions >= budget.maxSubscriptions) throw tooManySubscriptions(budget.maxSubscriptions);
+  budget.subscriptions++;
+  let held = true;
+  const release = () => {
+    if (held) budget.subscriptions--;
+    held = false;
+  };
+  signal?.addEventListener("abort", release, { once: true });
+  const result = await next();
+  const stream = result.ok ? result.data : null;
+  if (!result.ok || !isAsyncIterable(stream)) {
+    release();
+    return result;
+  }
+  async function* counted() {
+    try {
+      yield* stream as AsyncIterable<unknown>;
+    } finally {
+      release();
+    }
+  }
+  return { ...result, data: counted() };
+});
+
+const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
+  typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+
 const base = t.procedure.use(mapErrors);
 
 /** The queue's owners: UIs and the CLI. */
-export const userProcedure = base.use(side("user", ["user", "admin"]));
+export const userProcedure = base.use(side("user", ["user", "admin"])).use(budgeted);
 /** Agent runtimes reporting sessions and turns. */
-export const agentProcedure = base.use(side("agent", ["agent", "admin"]));
+export const agentProcedure = base.use(side("agent", ["agent", "admin"])).use(budgeted);

@@ -7,6 +7,11 @@ export interface Principal {
   sub: string;
   workspaceId: string;
   role: Role;
+  /**
+   * When the token stops being valid (ms since the epoch), set by `verify`; null or absent:
+   * never. Long-lived connections end then (see token-expiry.ts).
+   */
+  expiresAt?: number | null;
 }
 
 export interface Auth {
@@ -44,7 +49,13 @@ export function createAuth(secret: string): Auth {
       }
       const claims = Claims.safeParse(payload);
       if (!claims.success) throw new AuthError("invalid token: the claims sub, ws and role are required");
-      return { sub: claims.data.sub, workspaceId: claims.data.ws, role: claims.data.role };
+      const exp = (payload as { exp?: unknown }).exp;
+      return {
+        sub: claims.data.sub,
+        workspaceId: claims.data.ws,
+        role: claims.data.role,
+        expiresAt: typeof exp === "number" ? exp * 1000 : null,
+      };
     },
 
     async issue(principal: Principal, options?: { expiresIn?: string }) {

@@ -15,6 +15,7 @@ import type { Config } from "../config.js";
 import type { Engine } from "../engine/types.js";
 import type { Database } from "../store/database.js";
 import type { EventStore } from "../store/types.js";
+import { closeAtExpiry } from "../token-expiry.js";
 import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -137,6 +138,8 @@ export function createCollab(deps: CollabDeps): Collab {
   }
 
   async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
+    // The token was checked at the upgrade only: the socket ends when it expires (clients reconnect with a fresh one).
+    closeAtExpiry(ws, principal.expiresAt);
     const client = new Client(ws, principal);
     clients.add(client);
     // Messages that arrive while the document loads wait for it, in order.

@@ -17,6 +17,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/lifecycle.ts": [],
   "src/exit-codes.ts": [],
   "src/socket-errors.ts": [],
+  "src/token-expiry.ts": [],
   "src/config.ts": ["src/domain", "src/exit-codes.ts"],
   "src/auth": ["src/domain"],
   "src/store": ["src/domain", "src/lifecycle.ts"],
@@ -25,8 +26,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/observability": ["src/domain", "src/store", "src/engine"],
   // The doors and reactors stand side by side on the engine: none imports another.
   "src/reactors": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/lifecycle.ts"],
-  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts"],
-  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts"],
+  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts"],
+  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts"],
   // Start-up and its failures: what server.ts and cli.ts run before and around the service.
   "src/startup": ["src/config.ts", "src/exit-codes.ts", "src/store", "client:type"],
   "src/server.ts": [

@@ -8,6 +8,7 @@ import { createAuth } from "../../src/auth/tokens.js";
 import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
 import { defaultDrainPolicy } from "../../src/domain/index.js";
+import { defaultLimits } from "../../src/config.js";
 import { eventually } from "../e2e/drain-harness.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
@@ -50,6 +51,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       docIdleMs: 60_000,
       editCoalesceMs: 50,
       maxAwarenessBytes: 16_384,
+      limits: defaultLimits,
       logLevel: "silent",
     };
     services = {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { ConfigError, defaultLimits, loadConfig } from "../../src/config.js";
 
 describe("loadConfig", () => {
   let dataDir: string;
@@ -53,6 +53,17 @@ describe("loadConfig", () => {
       expect.stringMatching(/^--secret \/ TURNQUEUE_SECRET: must be at least 32 characters/),
     ]);
     await expect(stat(dir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("reads the limits per body, batch, connection and token from flags and environment, and refuses nonsense", async () => {
+    const config = await loadConfig({
+      env: { TURNQUEUE_DATA_DIR: dataDir, TURNQUEUE_MAX_BODY_BYTES: "65536", TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN: "3" },
+      flags: { maxBatchSize: "8", maxSubscriptionsPerConnection: "5" },
+    });
+    expect(config.limits).toEqual({ maxBodyBytes: 65_536, maxBatchSize: 8, maxSubscriptionsPerConnection: 5, maxConnectionsPerToken: 3 });
+    expect((await loadConfig({ env: { TURNQUEUE_DATA_DIR: dataDir } })).limits).toEqual(defaultLimits);
+    const error = await loadConfig({ env: { TURNQUEUE_DATA_DIR: dataDir, TURNQUEUE_MAX_BATCH_SIZE: "0" } }).catch((e: unknown) => e);
+    expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^--max-batch-size \/ TURNQUEUE_MAX_BATCH_SIZE: /)]);
   });
 
   it("generates the secret once, private to its owner, and keeps it across starts", async () => {

@@ -111,6 +111,18 @@ export class RawSocket {
     return { id, status, error: message.error ?? null, result: message.result };
   }
 
+  /** Several calls in one message (a tRPC batch): the first answer to each. */
+  async batch(calls: { kind: Kind; path: string; input: unknown }[]): Promise<RawAnswer[]> {
+    const ids = calls.map(() => this.nextId++);
+    const answered = ids.map((id) => new Promise<WireMessage>((resolve) => this.waiting.set(id, resolve)));
+    this.ws.send(JSON.stringify(calls.map((c, i) => ({ id: ids[i], method: c.kind, params: { path: c.path, input: c.input } }))));
+    return (await Promise.all(answered)).map((message) => ({
+      status: message.error ? (message.error.data?.httpStatus ?? 0) : 200,
+      error: message.error ?? null,
+      result: message.result,
+    }));
+  }
+
   stop(id: number): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ id, method: "subscription.stop" }));
   }

@@ -1,0 +1,34 @@
+import { WebSocket } from "ws";
+
+/**
+ * How a long-lived connection ends when the token it was opened with expires: a close code
+ * in y-websocket's "try again" range (4500–4599, while 4400–4499 mean "do not reconnect"),
+ * because reconnecting with a fresh token is exactly the fix. Both WebSocket doors use it.
+ */
+export const TOKEN_EXPIRED = { code: 4501, reason: "token expired: reconnect with a fresh token" } as const;
+
+/** setTimeout holds at most 2^31-1 ms (about 24.8 days); longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** True once the token's time is up (by the system clock, the one token verification reads). */
+export const isExpired = (principal: { expiresAt?: number | null }): boolean =>
+  principal.expiresAt != null && Date.now() >= principal.expiresAt;
+
+/**
+ * Closes `ws` with TOKEN_EXPIRED when `expiresAt` passes: a token is checked once, when the
+ * connection opens, so without this an expired token would keep streaming and writing for
+ * as long as the socket lives. Tokens without expiry never end a connection.
+ */
+export function closeAtExpiry(ws: WebSocket, expiresAt: number | null | undefined): void {
+  if (expiresAt == null) return;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+    const left = expiresAt - Date.now();
+    if (left <= 0) return ws.close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason);
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    timer.unref();
+  };
+  ws.once("close", () => clearTimeout(timer));
+  arm();
+}
