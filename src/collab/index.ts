@@ -35,6 +35,12 @@ export function createCollab(services: Services): Collab {
   const clients = new Set<Client>();
   let closing = false;
 
+  const docLoads = new Counter({
+    name: "turnqueue_collab_document_loads_total",
+    help: "Thread documents loaded and unloaded on this instance, by event (load, unload)",
+    labelNames: ["event"],
+    registers: [services.metrics],
+  });
   const docStore = createDocStore(services.db.sql);
   const writer = new WriteBehind(docStore, logger);
   const registry = new DocRegistry(
@@ -51,6 +57,16 @@ export function createCollab(services: Services): Collab {
     config.docIdleMs,
     (doc) => {
       for (const client of doc.clients) client.close(CLOSE.gone, "the thread was deleted");
+    },
+    {
+      loaded: (threadId) => {
+        docLoads.inc({ event: "load" });
+        logger.debug({ threadId }, "document loaded");
+      },
+      unloaded: (threadId) => {
+        docLoads.inc({ event: "unload" });
+        logger.debug({ threadId }, "document unloaded");
+      },
     },
   );
 
@@ -112,6 +128,8 @@ export function createCollab(services: Services): Collab {
   async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
     const client = new Client(ws, principal);
     clients.add(client);
+    logger.info({ door: "yjs", threadId, sub: principal.sub, workspaceId: principal.workspaceId }, "connection opened");
+    ws.once("close", () => logger.debug({ door: "yjs", threadId, sub: principal.sub }, "connection closed"));
     // Messages that arrive while the document loads wait for it, in order.
     const early: RawData[] = [];
     let doc: ThreadDoc | null = null;
@@ -150,6 +168,7 @@ export function createCollab(services: Services): Collab {
     handleUpgrade(req, socket, head) {
       const refuse = (status: number, message: string) => {
         refused.inc({ status: String(status) });
+        logger.info({ door: "yjs", path: req.url?.split("?")[0], status }, "connection refused");
         socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
       socket.on("error", () => socket.destroy());
