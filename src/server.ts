@@ -26,6 +26,7 @@ import type { Database } from "./store/database.js";
 import type { EventStore } from "./store/types.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { registerQueueGauges } from "./observability/queue-gauges.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { named, withoutPassword } from "./config.js";
@@ -103,8 +104,9 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
     });
     keep("bus", bus);
     keep("lease", lease);
+    registerQueueGauges(metrics.registry, db.sql);
     const now = options.now ?? (() => new Date());
-    const engine = keep("engine", finishingInFlight(instrumentEngine(createEngine({ store, bus, now, policy: config.drainPolicy, logger }), metrics)));
+    const engine = keep("engine", finishingInFlight(instrumentEngine(createEngine({ store, bus, now, policy: config.drainPolicy, logger }), metrics, logger)));
     const services: Services = {
       config,
       logger,
@@ -131,7 +133,12 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
 
     const server = keep("http", await serve(services, metrics, upgrades));
     logger.info({ url: server.url, database: db.kind, redis: Boolean(config.redisUrl) }, "turnqueue is serving");
-    return { url: server.url, services, close: stopAll };
+    const close = async () => {
+      logger.info("turnqueue is stopping");
+      await stopAll();
+      logger.info("turnqueue stopped");
+    };
+    return { url: server.url, services, close };
   } catch (error) {
     await stopAll();
     throw error;
@@ -201,12 +208,20 @@ function payloadTooLarge(res: ServerResponse, max: number): void {
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
   const contexts = createContextFactory(services);
+  // A refused call (no token, a token we did not sign, the wrong role) is logged and counted:
+  // a misconfigured agent shows up here. Never the token itself.
+  const onError: typeof contexts.onError = (opts) => {
+    contexts.onError(opts);
+    if (opts.error.code !== "UNAUTHORIZED" && opts.error.code !== "FORBIDDEN") return;
+    metrics.refusals.inc({ door: "trpc", reason: opts.error.code });
+    logger.info({ door: "trpc", path: opts.path, reason: opts.error.code }, "call refused");
+  };
   const { limits } = config;
   const trpcHttp = createHTTPHandler({
     router: appRouter,
     basePath: "/trpc/",
     createContext: contexts.http,
-    onError: contexts.onError,
+    onError,
     // Counted while the body streams in: an oversized body is refused at the limit, not read whole.
     maxBodySize: limits.maxBodyBytes,
     maxBatchSize: limits.maxBatchSize,
@@ -219,7 +234,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     wss,
     router: appRouter,
     createContext: contexts.ws,
-    onError: contexts.onError,
+    onError,
     maxBatchSize: limits.maxBatchSize,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
   });
@@ -303,10 +318,16 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     const { pathname } = new URL(req.url ?? "/", "http://localhost");
     const route = routes.find((r) => pathname === r.prefix || pathname.startsWith(r.prefix.endsWith("/") ? r.prefix : `${r.prefix}/`));
     if (!route || draining) {
+      const reason = draining ? "stopping" : "not_found";
+      metrics.refusals.inc({ door: route?.door ?? "none", reason });
+      logger.info({ door: route?.door ?? "none", path: pathname, reason }, "connection refused");
       socket.end(`HTTP/1.1 ${draining ? "503 Service Unavailable" : "404 Not Found"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       return;
     }
+    metrics.connections.inc({ door: route.door });
     metrics.websockets.inc({ door: route.door });
+    // The collab door logs its own, once it knows the thread and who is asking.
+    if (route.door === "trpc") logger.info({ door: route.door, remote: req.socket.remoteAddress }, "connection opened");
     socket.once("close", () => metrics.websockets.dec({ door: route.door }));
     route.handleUpgrade(req, socket, head);
   });

@@ -62,6 +62,12 @@ export function createCollab(deps: CollabDeps): Collab {
   const clients = new Set<Client>();
   let closing = false;
 
+  const docLoads = new Counter({
+    name: "turnqueue_collab_document_loads_total",
+    help: "Thread documents loaded and unloaded on this instance, by event (load, unload)",
+    labelNames: ["event"],
+    registers: [deps.metrics],
+  });
   const docStore = createDocStore(deps.db.sql);
   const writer = new WriteBehind(docStore, logger);
   const registry = new DocRegistry(
@@ -79,6 +85,16 @@ export function createCollab(deps: CollabDeps): Collab {
     config.docIdleMs,
     (doc) => {
       for (const client of doc.clients) client.close(CLOSE.gone, "the thread was deleted");
+    },
+    {
+      loaded: (threadId) => {
+        docLoads.inc({ event: "load" });
+        logger.debug({ threadId }, "document loaded");
+      },
+      unloaded: (threadId) => {
+        docLoads.inc({ event: "unload" });
+        logger.debug({ threadId }, "document unloaded");
+      },
     },
   );
 
@@ -142,6 +158,8 @@ export function createCollab(deps: CollabDeps): Collab {
     closeAtExpiry(ws, principal.expiresAt);
     const client = new Client(ws, principal);
     clients.add(client);
+    logger.info({ door: "yjs", threadId, sub: principal.sub, workspaceId: principal.workspaceId }, "connection opened");
+    ws.once("close", () => logger.debug({ door: "yjs", threadId, sub: principal.sub }, "connection closed"));
     // Messages that arrive while the document loads wait for it, in order.
     const early: RawData[] = [];
     let doc: ThreadDoc | null = null;
@@ -180,6 +198,7 @@ export function createCollab(deps: CollabDeps): Collab {
     handleUpgrade(req, socket, head) {
       const refuse = (status: number, message: string) => {
         refused.inc({ status: String(status) });
+        logger.info({ door: "yjs", path: req.url?.split("?")[0], status }, "connection refused");
         socket.end(`HTTP/1.1 ${status} ${message}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       };
       (async () => {

@@ -15,6 +15,8 @@ export class DocRegistry {
     private readonly deps: Omit<ThreadDocDeps, "onGone">,
     private readonly idleMs: number,
     private readonly onGone: (doc: ThreadDoc) => void,
+    /** Told of each load and unload (metrics and the log). */
+    private readonly observe: { loaded(threadId: string): void; unloaded(threadId: string): void } = { loaded() {}, unloaded() {} },
   ) {}
 
   get size(): number {
@@ -29,6 +31,7 @@ export class DocRegistry {
       if (!loading) {
         loading = ThreadDoc.load(threadId, { ...this.deps, onGone: (id) => this.gone(id) });
         this.docs.set(threadId, loading);
+        loading.then(() => this.observe.loaded(threadId), () => {});
         loading.catch(() => {
           if (this.docs.get(threadId) === loading) this.docs.delete(threadId);
         });
@@ -71,6 +74,7 @@ export class DocRegistry {
     this.cancelIdle(threadId);
     if (this.unloading.has(threadId)) return this.unloading.get(threadId);
     this.docs.delete(threadId);
+    this.observe.unloaded(threadId);
     const done = doc.close().finally(() => this.unloading.delete(threadId));
     this.unloading.set(threadId, done);
     return done;
@@ -88,6 +92,7 @@ export class DocRegistry {
     this.cancelIdle(threadId);
     void loading?.then((doc) => {
       this.onGone(doc);
+      this.observe.unloaded(threadId);
       const done = doc.discard().finally(() => this.unloading.delete(threadId));
       this.unloading.set(threadId, done);
     });

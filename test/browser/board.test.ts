@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { build } from "vite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
@@ -11,14 +11,14 @@ import { startTestServer, type TestServer } from "../support/server.js";
 const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const artifacts = root("test-artifacts/browser");
 
-/** Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH); no browser download. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** The system's Chromium, found (or installed) by the global setup; no browser download. */
+const CHROMIUM = inject("chromiumPath");
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 
 const LONG = { timeout: 30_000 };
 
 // Each test drives two or three browser profiles on a shared two-core machine: a roomy ceiling.
-describe("the web queue board in Chromium (real server, real browser)", { timeout: 120_000 }, () => {
+describe.skipIf(!CHROMIUM)("the web queue board in Chromium (real server, real browser)", { timeout: 120_000 }, () => {
   let server: TestServer;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
@@ -30,7 +30,7 @@ describe("the web queue board in Chromium (real server, real browser)", { timeou
     await build({ configFile: root("client/web/vite.config.ts"), logLevel: "warn" });
     await mkdir(artifacts, { recursive: true });
     server = await startTestServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM!, headless: true, args: FLAGS });
   });
   afterAll(async () => {
     for (const agent of agents) await agent.close();

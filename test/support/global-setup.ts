@@ -1,10 +1,20 @@
 import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { chromiumForTests, systemSearch } from "./chromium.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The browser the browser suites drive; null skips them (never under CI). */
+    chromiumPath: string | null;
+  }
+}
 
 /**
  * The PostgreSQL suites run when TEST_DATABASE_URL is set, and then must not skip: an
  * unreachable server fails the whole run here, loudly, before any test starts.
  */
-export default async function setup() {
+export default async function setup(project: TestProject) {
+  project.provide("chromiumPath", chromiumForTests(systemSearch()));
   const url = process.env.TEST_DATABASE_URL;
   if (!url) {
     console.warn("TEST_DATABASE_URL is not set: PostgreSQL suites are skipped (CI always sets it).");
