@@ -8,6 +8,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AppRouter } from "../src/api/router.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
+import { isFrozen } from "../src/domain/state.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -302,11 +303,11 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     this.onClose?.();
   }
 
-  /** The server undoes writes to items it is sending; refusing them here says why at once. */
+  /** The server undoes writes to frozen (sending) items; refusing them here says why at once. */
   private editable(id: string): Y.Map<unknown> {
     const item = this.items.get(id);
     if (!item) throw new Error(`item ${id} is not in the queue`);
-    if (item.get("status") === "sending") throw new Error(`item ${id} is being sent and can no longer change`);
+    if (isFrozen(entryOf(item))) throw new Error(`item ${id} is being sent and can no longer change`);
     return item;
   }
 

@@ -16,7 +16,7 @@ export interface Config {
   redisUrl: string | null;
   /** HS256 secret for tokens. */
   secret: string;
-  dispatchTimeoutMs: number;
+  /** Retries, backoff and the dispatch timeout. */
   drainPolicy: DrainPolicy;
   /** The slow periodic safety sweep of the drain reactor. */
   sweepIntervalMs: number;
@@ -38,7 +38,7 @@ export const settings = {
   databaseUrl: { env: "DATABASE_URL", flag: "--database-url <url>", help: "postgresql://… to run on PostgreSQL instead of the embedded PGlite" },
   redisUrl: { env: "REDIS_URL", flag: "--redis-url <url>", help: "redis://… to share events and documents between instances" },
   secret: { env: "TURNQUEUE_SECRET", flag: "--secret <secret>", help: "token signing secret, 32+ characters (default: generated into <data-dir>/secret)" },
-  dispatchTimeoutMs: { env: "TURNQUEUE_DISPATCH_TIMEOUT_MS", flag: "--dispatch-timeout-ms <ms>", help: "an item with no turn started after this fails with \"timeout\" (default 60000)" },
+  dispatchTimeoutMs: { env: "TURNQUEUE_DISPATCH_TIMEOUT_MS", flag: "--dispatch-timeout-ms <ms>", help: `an item with no turn started after this fails with "timeout" (default ${defaultDrainPolicy.dispatchTimeoutMs})` },
   maxAttempts: { env: "TURNQUEUE_MAX_ATTEMPTS", flag: "--max-attempts <n>", help: `start attempts before a retryable failure holds the queue (default ${defaultDrainPolicy.maxAttempts})` },
   retryBaseMs: { env: "TURNQUEUE_RETRY_BASE_MS", flag: "--retry-base-ms <ms>", help: `first retry backoff (default ${defaultDrainPolicy.retryBaseMs})` },
   retryMaxMs: { env: "TURNQUEUE_RETRY_MAX_MS", flag: "--retry-max-ms <ms>", help: `longest retry backoff (default ${defaultDrainPolicy.retryMaxMs})` },
@@ -71,7 +71,7 @@ const SettingsSchema = z.object({
     .nullable()
     .default(null),
   secret: z.string().min(32, "must be at least 32 characters").nullable().default(null),
-  dispatchTimeoutMs: millis(60_000),
+  dispatchTimeoutMs: millis(defaultDrainPolicy.dispatchTimeoutMs),
   maxAttempts: z.coerce.number().int().min(1).max(100).default(defaultDrainPolicy.maxAttempts),
   retryBaseMs: millis(defaultDrainPolicy.retryBaseMs),
   retryMaxMs: millis(defaultDrainPolicy.retryMaxMs),
@@ -129,8 +129,7 @@ export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.Proc
     databaseUrl: s.databaseUrl,
     redisUrl: s.redisUrl,
     secret: s.secret ?? (await persistentSecret(dataDir)),
-    dispatchTimeoutMs: s.dispatchTimeoutMs,
-    drainPolicy: { maxAttempts: s.maxAttempts, retryBaseMs: s.retryBaseMs, retryMaxMs: s.retryMaxMs },
+    drainPolicy: { maxAttempts: s.maxAttempts, retryBaseMs: s.retryBaseMs, retryMaxMs: s.retryMaxMs, dispatchTimeoutMs: s.dispatchTimeoutMs },
     sweepIntervalMs: s.sweepIntervalMs,
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,

@@ -28,7 +28,7 @@ export function instrumentEngine(engine: Engine, metrics: Metrics): Engine {
       }
     },
     load: (threadId) => engine.load(threadId),
-    beforeClaim: (hook) => engine.beforeClaim(hook),
+    addPreClaimBarrier: (barrier) => engine.addPreClaimBarrier(barrier),
     close: () => engine.close(),
   };
 }
