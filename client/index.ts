@@ -53,6 +53,8 @@ export function createTurnqueueClient(options: TurnqueueClientOptions) {
 export type TurnqueueClient = ReturnType<typeof createTurnqueueClient>;
 export { ThreadQueue, applyTextChange } from "./queue.js";
 export type { TokenOption } from "./token.js";
+/** Whether an item is frozen (being sent): it can no longer be edited, moved or removed. */
+export { isFrozen } from "../src/domain/state.js";
 export type {
   AddOptions, Added, ConnectionStatus, ItemStatus, PauseReason, Peer, Presence, QueueEntry, QueueMeta, SessionStatus,
 } from "./queue.js";

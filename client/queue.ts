@@ -10,6 +10,7 @@ import type { AppRouter } from "../src/api/router.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
 import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
 import { TokenSource, type TokenOption } from "./token.js";
+import { isFrozen } from "../src/domain/state.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -329,11 +330,11 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     this.onClose?.();
   }
 
-  /** The server undoes writes to items it is sending; refusing them here says why at once. */
+  /** The server undoes writes to frozen (sending) items; refusing them here says why at once. */
   private editable(id: string): Y.Map<unknown> {
     const item = this.items.get(id);
     if (!item) throw new Error(`item ${id} is not in the queue`);
-    if (item.get("status") === "sending") throw new Error(`item ${id} is being sent and can no longer change`);
+    if (isFrozen(entryOf(item))) throw new Error(`item ${id} is being sent and can no longer change`);
     return item;
   }
 

@@ -19,7 +19,7 @@ export interface Config {
   redisUrl: string | null;
   /** HS256 secret for tokens. */
   secret: string;
-  dispatchTimeoutMs: number;
+  /** Retries, backoff and the dispatch timeout. */
   drainPolicy: DrainPolicy;
   /** The slow periodic safety sweep of the drain reactor. */
   sweepIntervalMs: number;
@@ -57,7 +57,7 @@ export const settings = {
   databaseWaitMs: { env: "TURNQUEUE_DATABASE_WAIT_MS", flag: "--database-wait-ms <ms>", help: "at start, keep retrying an unreachable database this long before giving up (default 30000)" },
   redisUrl: { env: "REDIS_URL", flag: "--redis-url <url>", help: "redis://… to share events and documents between instances" },
   secret: { env: "TURNQUEUE_SECRET", flag: "--secret <secret>", help: "token signing secret, 32+ characters (default: generated into <data-dir>/secret)" },
-  dispatchTimeoutMs: { env: "TURNQUEUE_DISPATCH_TIMEOUT_MS", flag: "--dispatch-timeout-ms <ms>", help: "an item with no turn started after this fails with \"timeout\" (default 60000)" },
+  dispatchTimeoutMs: { env: "TURNQUEUE_DISPATCH_TIMEOUT_MS", flag: "--dispatch-timeout-ms <ms>", help: `an item with no turn started after this fails with "timeout" (default ${defaultDrainPolicy.dispatchTimeoutMs})` },
   maxAttempts: { env: "TURNQUEUE_MAX_ATTEMPTS", flag: "--max-attempts <n>", help: `start attempts before a retryable failure holds the queue (default ${defaultDrainPolicy.maxAttempts})` },
   retryBaseMs: { env: "TURNQUEUE_RETRY_BASE_MS", flag: "--retry-base-ms <ms>", help: `first retry backoff (default ${defaultDrainPolicy.retryBaseMs})` },
   retryMaxMs: { env: "TURNQUEUE_RETRY_MAX_MS", flag: "--retry-max-ms <ms>", help: `longest retry backoff (default ${defaultDrainPolicy.retryMaxMs})` },
@@ -104,7 +104,7 @@ const SettingsSchema = z.object({
     .default(null),
   secret: z.string().min(32, "must be at least 32 characters").nullable().default(null),
   databaseWaitMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
-  dispatchTimeoutMs: millis(60_000),
+  dispatchTimeoutMs: millis(defaultDrainPolicy.dispatchTimeoutMs),
   maxAttempts: z.coerce.number().int().min(1).max(100).default(defaultDrainPolicy.maxAttempts),
   retryBaseMs: millis(defaultDrainPolicy.retryBaseMs),
   retryMaxMs: millis(defaultDrainPolicy.retryMaxMs),
@@ -202,8 +202,7 @@ export async function loadConfig(
     secret: secret.value,
     secretSource: secret.source,
     databaseWaitMs: s.databaseWaitMs,
-    dispatchTimeoutMs: s.dispatchTimeoutMs,
-    drainPolicy: { maxAttempts: s.maxAttempts, retryBaseMs: s.retryBaseMs, retryMaxMs: s.retryMaxMs },
+    drainPolicy: { maxAttempts: s.maxAttempts, retryBaseMs: s.retryBaseMs, retryMaxMs: s.retryMaxMs, dispatchTimeoutMs: s.dispatchTimeoutMs },
     sweepIntervalMs: s.sweepIntervalMs,
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,

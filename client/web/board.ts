@@ -1,4 +1,4 @@
-import type { Peer, QueueEntry, SessionStatus, ThreadQueue, TurnqueueClient } from "../index.js";
+import { isFrozen, type Peer, type QueueEntry, type SessionStatus, type ThreadQueue, type TurnqueueClient } from "../index.js";
 import type * as Y from "yjs";
 import { h, reportTo } from "./dom.js";
 import { bindTextarea } from "./text-binding.js";
@@ -278,11 +278,12 @@ class Row {
     this.chip.dataset.status = entry.status;
     this.reason.hidden = entry.status !== "failed" || !entry.failureReason;
     this.reason.textContent = entry.failureReason ?? "";
-    const sending = entry.status === "sending";
-    this.text.readOnly = sending;
+    // A frozen item is on its way to the agent: nothing about it can change any more.
+    const frozen = isFrozen(entry);
+    this.text.readOnly = frozen;
     this.retry.hidden = entry.status !== "failed";
-    this.sendNow.disabled = sending;
-    this.remove.disabled = sending;
+    this.sendNow.disabled = frozen;
+    this.remove.disabled = frozen;
   }
 
   showEditors(peers: Peer[]): void {

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import * as Y from "yjs";
-import { DomainError, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
+import { DomainError, isFrozen, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
 import { itemsOf, keepPlainText, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
@@ -102,7 +102,7 @@ export class Bridge {
         for (const key of keys) {
           if (key === "position") {
             const position = map.get("position");
-            if (typeof position === "string" && isValidPositionKey(position) && truth.status !== "sending") {
+            if (typeof position === "string" && isValidPositionKey(position) && !isFrozen(truth)) {
               if (position !== truth.position) moves.push([id, position]);
             } else map.set("position", truth.position);
           } else if (key === "text") {
@@ -118,7 +118,7 @@ export class Bridge {
         if (!truth) continue;
         const text = items.get(id)?.get("text");
         if (review.rich.has(id) && text instanceof Y.Text) keepPlainText(text, transaction);
-        if (truth.status === "sending") writeText(doc, id, truth.text);
+        if (isFrozen(truth)) writeText(doc, id, truth.text);
         else this.scheduleEdit(id, review.actor);
       }
     }, this.host.serverOrigin);
@@ -136,7 +136,7 @@ export class Bridge {
     if (this.edits.has(id)) return;
     const truth = this.host.state().items[id];
     const text = itemsOf(this.host.doc).get(id)?.get("text");
-    if (!truth || truth.status === "sending" || !(text instanceof Y.Text) || text.toString() === truth.text) return;
+    if (!truth || isFrozen(truth) || !(text instanceof Y.Text) || text.toString() === truth.text) return;
     this.scheduleEdit(id, actor);
   }
 
@@ -191,7 +191,7 @@ export class Bridge {
       await this.host.persisted();
       const typed = text.toString();
       await this.host.persisted();
-      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed });
+      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document" });
       if (!command.success) return this.host.resync();
       await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor));
     });

@@ -108,8 +108,9 @@ export function createCollab(deps: CollabDeps): Collab {
     }
     registry.dispatch(events);
   });
-  // An agent must get the last text acknowledged before its item was claimed.
-  const unregisterHook = engine.beforeClaim(async (threadId) => {
+  // Text typed into an item and acknowledged to its typist is committed before the item
+  // can be claimed, so the agent gets the last acknowledged text.
+  const removeBarrier = engine.addPreClaimBarrier(async function commitTypedText(threadId) {
     const doc = await registry.peek(threadId)?.catch(() => undefined);
     await doc?.flush();
   });
@@ -220,7 +221,7 @@ export function createCollab(deps: CollabDeps): Collab {
       closing = true;
       // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
       for (const client of clients) client.close(CLOSE.restarting, "server restarting");
-      unregisterHook();
+      removeBarrier();
       writer.stop();
       await registry.closeAll();
       await (await subscribed)();

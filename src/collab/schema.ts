@@ -154,9 +154,6 @@ export function keepPlainText(text: Y.Text, transaction: Y.Transaction): void {
   }
 }
 
-/** Whether an edit came from the document itself (then the document already holds its text). */
-export const isCollabActor = (actor: string) => actor.startsWith("collab:");
-
 /**
  * The effect of one committed event on the document, given the thread's state right after it.
  * Text is not written here: an edit made through the document is already in it (writing an
@@ -205,11 +202,11 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
 
 /** Items whose document text an event changes through the API (never through the document). */
 export const editedText = (event: StoredEvent): string | null =>
-  event.type === "queue.item-edited" && !isCollabActor(event.actor) ? event.payload.queueItemId : null;
+  event.type === "queue.item-edited" && event.payload.via !== "document" ? event.payload.queueItemId : null;
 
 /** The item and typist of an edit made through the document (never written back into it). */
 export const typedText = (event: StoredEvent): { id: string; actor: string } | null =>
-  event.type === "queue.item-edited" && isCollabActor(event.actor) ? { id: event.payload.queueItemId, actor: event.actor } : null;
+  event.type === "queue.item-edited" && event.payload.via === "document" ? { id: event.payload.queueItemId, actor: event.actor } : null;
 
 /**
  * Brings a document to the log's state by server writes: the load-time reconciliation and

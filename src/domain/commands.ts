@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Id, Message, PositionKey, ReportedSessionStatus, storableString, Text, TurnOptions, TurnOutcome } from "./primitives.js";
+import { EditVia, Id, Message, PositionKey, ReportedSessionStatus, storableString, Text, TurnOptions, TurnOutcome } from "./primitives.js";
 
 /**
  * Every command the decider accepts. User and agent commands arrive through tRPC (whose
@@ -23,7 +23,7 @@ export const QueueAdd = command("queue.add", {
   options: TurnOptions.default({}),
   sendNow: z.boolean().default(false),
 });
-export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text });
+export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text, via: EditVia.optional() });
 /** `afterId: null` moves to the head; `position` (from the Yjs document) places exactly. */
 export const QueueMove = command("queue.move", {
   queueItemId: Id,

@@ -5,7 +5,7 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { endOfQueue, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -13,6 +13,14 @@ export interface DecideContext {
 }
 
 export type Decision = DomainEvent[] | DomainError;
+
+/**
+ * The commands whose decision may claim an item (append `queue.item-send-started`). Whoever
+ * must settle something before an item leaves (text typed into it, say) hooks in before
+ * these; a property test checks that no other command ever claims.
+ */
+export const mayClaim = (command: Command): boolean =>
+  command.type === "drain.claim" || command.type === "queue.sendNow" || (command.type === "queue.add" && command.sendNow);
 
 /**
  * The queue's rules (docs/design.md, "The queue's rules"), all of them, in one place: given the thread's
@@ -32,7 +40,9 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return add(state, command, ctx);
     case "queue.edit":
       return withEditable(state, command.queueItemId, (item) =>
-        item.text === command.text ? [] : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text } }],
+        item.text === command.text
+          ? []
+          : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text, ...(command.via && { via: command.via }) } }],
       );
     case "queue.move":
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
@@ -168,7 +178,7 @@ function placeAfter(others: QueueItemState[], index: number, item: QueueItemStat
  * if in the group, keeps its key: nothing may change a sending item.
  */
 function spread(group: QueueItemState[], lo: string | null, hi: string | null): DomainEvent[] {
-  const anchor = group.findIndex((i) => i.status === "sending");
+  const anchor = group.findIndex(isFrozen);
   const fixed = group[anchor]?.position;
   const keys =
     fixed === undefined
@@ -308,6 +318,6 @@ function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => D
 /** Edit, move and remove are allowed while pending or failed, refused while sending. */
 function withEditable(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
   return withItem(state, id, (item) =>
-    item.status === "sending" ? refuse("ITEM_SENDING", `item ${id} is being sent`) : f(item),
+    isFrozen(item) ? refuse("ITEM_SENDING", `item ${id} is being sent`) : f(item),
   );
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import {
-  Attachments, DispatchKind, Id, PauseReason, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome,
+  Attachments, DispatchKind, EditVia, Id, PauseReason, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome,
 } from "./primitives.js";
 
 /**
@@ -42,7 +42,7 @@ export const DomainEvent = z.discriminatedUnion("type", [
     options: TurnOptions,
     position: PositionKey,
   }),
-  event("queue.item-edited", { queueItemId: Id, text: Text }),
+  event("queue.item-edited", { queueItemId: Id, text: Text, via: EditVia.optional() }),
   event("queue.item-moved", { queueItemId: Id, position: PositionKey }),
   event("queue.item-removed", { queueItemId: Id }),
   /** The claim: stored before the agent sees anything; carries the whole dispatch. */

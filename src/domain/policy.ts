@@ -1,3 +1,4 @@
+import type { Command } from "./commands.js";
 import { endOfQueue, sendingItem, type QueueItemState, type ThreadState } from "./state.js";
 
 /** The numbers of the drain policy; the server's config supplies them. */
@@ -6,9 +7,11 @@ export interface DrainPolicy {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** A claim whose turn the agent has not started after this long fails with "timeout". */
+  dispatchTimeoutMs: number;
 }
 
-export const defaultDrainPolicy: DrainPolicy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 30_000 };
+export const defaultDrainPolicy: DrainPolicy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 30_000, dispatchTimeoutMs: 60_000 };
 
 /** Exponential backoff before attempt `attempt + 1`. */
 export const backoffMs = (attempt: number, policy: DrainPolicy): number =>
@@ -41,4 +44,33 @@ export function nextWakeAt(state: ThreadState, now: Date): Date | null {
   const at = new Date(head.notBefore);
   if (at.getTime() <= now.getTime()) return null;
   return drainBlocker(state, at) === null ? at : null;
+}
+
+/**
+ * When a sending item's dispatch times out. Its `updatedAt` is its claim time (nothing else
+ * may change a frozen item). The clock starts no earlier than `clockStart`, the moment this
+ * server started: an agent could not start a turn while the server was down, so a restart
+ * gives it a full timeout to reconnect.
+ */
+export const dispatchDeadline = (item: QueueItemState, policy: DrainPolicy, clockStart: number): Date =>
+  new Date(Math.max(Date.parse(item.updatedAt), clockStart) + policy.dispatchTimeoutMs);
+
+/**
+ * The drain command due now on this state, if any: the timeout of an overdue dispatch, or
+ * the claim of an eligible thread. The decider checks everything again; this only spares
+ * useless writes.
+ */
+export function drainCommandDue(state: ThreadState, now: Date, policy: DrainPolicy, clockStart: number): Command | null {
+  const sending = sendingItem(state);
+  if (sending && sending.dispatchId && dispatchDeadline(sending, policy, clockStart) <= now) {
+    return { type: "drain.timeout", queueItemId: sending.queueItemId, dispatchId: sending.dispatchId };
+  }
+  return isEligible(state, now) ? { type: "drain.claim" } : null;
+}
+
+/** When the thread should be looked at again: its dispatch deadline, or the end of its head's backoff. */
+export function drainWakeAt(state: ThreadState, now: Date, policy: DrainPolicy, clockStart: number): Date | null {
+  const sending = sendingItem(state);
+  if (sending) return dispatchDeadline(sending, policy, clockStart);
+  return nextWakeAt(state, now);
 }

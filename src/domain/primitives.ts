@@ -74,5 +74,12 @@ export type TurnOutcome = z.infer<typeof TurnOutcome>;
 export const DispatchKind = z.enum(["turn", "steer"]);
 export type DispatchKind = z.infer<typeof DispatchKind>;
 
+/**
+ * Where an edit was typed. `document`: into the thread's shared document, which therefore
+ * already holds the text (set by the document bridge only; the API does not accept it).
+ */
+export const EditVia = z.enum(["document"]);
+export type EditVia = z.infer<typeof EditVia>;
+
 export const Role = z.enum(["user", "agent", "admin"]);
 export type Role = z.infer<typeof Role>;

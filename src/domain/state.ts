@@ -111,8 +111,14 @@ export function endOfQueue(
   return best;
 }
 
-export const sendingItem = (state: ThreadState): QueueItemState | undefined =>
-  Object.values(state.items).find((i) => i.status === "sending");
+/**
+ * A sending item is frozen: its text, position and membership can no longer change (the
+ * agent may already be reading it). The decider refuses such changes (ITEM_SENDING), the
+ * document bridge undoes them, and the SDK and the board show the item read-only.
+ */
+export const isFrozen = (item: Pick<QueueItemState, "status">): boolean => item.status === "sending";
+
+export const sendingItem = (state: ThreadState): QueueItemState | undefined => Object.values(state.items).find(isFrozen);
 
 /** cyrb53: a small, pure, stable hash; enough to tell "same text" for idempotent enqueue. */
 export function textHash(text: string): string {

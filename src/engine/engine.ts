@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { channels, type Bus } from "../cluster/bus.js";
 import {
-  decide, DomainError, initialState, replay,
+  decide, DomainError, initialState, mayClaim, replay,
   type Command, type DrainPolicy, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
 import { StoreUnavailableError, VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
@@ -10,7 +10,7 @@ import { CommandIdReusedError, EngineClosedError } from "./errors.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
 import { StateCache } from "./state-cache.js";
-import type { Engine, ExecuteOptions, ExecuteResult } from "./types.js";
+import type { Engine, ExecuteOptions, ExecuteResult, PreClaimBarrier } from "./types.js";
 
 export interface EngineOptions {
   store: EventStore;
@@ -46,10 +46,6 @@ type Outcome =
   | { kind: "refused"; error: unknown }
   | { kind: "appended"; index: number; state: ThreadState };
 
-/** Commands that may claim the head item: pending edits are flushed before they decide. */
-const mayClaim = (c: Command): boolean =>
-  c.type === "drain.claim" || c.type === "queue.sendNow" || (c.type === "queue.add" && c.sendNow);
-
 const encoder = new TextEncoder();
 
 /**
@@ -67,7 +63,7 @@ export function createEngine(options: EngineOptions): Engine {
   const cache = new StateCache(options.cacheSize ?? 10_000);
   const lanes = new Lanes();
   const mailboxes = new Map<string, Job[]>();
-  const hooks = new Set<(threadId: string) => Promise<void>>();
+  const barriers = new Set<PreClaimBarrier>();
   let closed = false;
 
   /** The cached state caught up with the log. The cache only ever holds committed states. */
@@ -207,8 +203,8 @@ export function createEngine(options: EngineOptions): Engine {
       if (closed) throw new EngineClosedError();
       const commandId = opts.commandId ?? randomUUID();
       const fingerprint = fingerprintOf(command);
-      // Outside the thread's lane: a hook issues commands (edits) on the same thread.
-      if (mayClaim(command)) await Promise.all([...hooks].map((hook) => hook(threadId)));
+      // Outside the thread's lane: a barrier may issue commands on the same thread.
+      if (mayClaim(command)) await Promise.all([...barriers].map((barrier) => barrier(threadId)));
       return new Promise<ExecuteResult>((resolve, reject) => {
         const job: Job = { command, options: opts, commandId, fingerprint, resolve, reject };
         const box = mailboxes.get(threadId);
@@ -222,10 +218,10 @@ export function createEngine(options: EngineOptions): Engine {
       return lanes.run(threadId, () => current(threadId));
     },
 
-    beforeClaim(hook) {
-      hooks.add(hook);
+    addPreClaimBarrier(barrier) {
+      barriers.add(barrier);
       return () => {
-        hooks.delete(hook);
+        barriers.delete(barrier);
       };
     },
 

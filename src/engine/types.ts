@@ -1,9 +1,16 @@
 import type { Command, StoredEvent, ThreadState } from "../domain/index.js";
 
+/**
+ * Resolves once every change a client was told is accepted on the thread is committed to
+ * the log, so that a claim decided after it carries those changes. It may issue commands on
+ * the thread itself: barriers run outside the thread's lane.
+ */
+export type PreClaimBarrier = (threadId: string) => Promise<void>;
+
 export interface ExecuteOptions {
   /** Idempotency key: a retried command with the same id returns the first result. */
   commandId?: string;
-  /** Who issued it: `user:<sub>`, `agent:<sub>`, `reactor:drain`, `collab:<sub>`… */
+  /** Who issued it: `user:<sub>`, `agent:<sub>`, `reactor:drain`, `collab:<sub>`… A label for the log: no rule reads it. */
   actor: string;
 }
 
@@ -28,9 +35,9 @@ export interface Engine {
   /** Current state of a thread (from cache, caught up with the log). */
   load(threadId: string): Promise<ThreadState>;
   /**
-   * Work that must finish before a claim is decided for a thread (collab flushes coalesced
-   * text edits here, so the agent gets the last acknowledged text). Returns an unregister.
+   * Adds a barrier every command that may claim (the domain's `mayClaim`) waits for before
+   * it is decided. Returns its removal.
    */
-  beforeClaim(hook: (threadId: string) => Promise<void>): () => void;
+  addPreClaimBarrier(barrier: PreClaimBarrier): () => void;
   close(): Promise<void>;
 }

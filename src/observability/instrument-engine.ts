@@ -37,7 +37,7 @@ export function instrumentEngine(engine: Engine, metrics: Metrics, logger: Logge
       }
     },
     load: (threadId) => engine.load(threadId),
-    beforeClaim: (hook) => engine.beforeClaim(hook),
+    addPreClaimBarrier: (barrier) => engine.addPreClaimBarrier(barrier),
     close: () => engine.close(),
   };
 }

@@ -1,7 +1,5 @@
 import { channels } from "../cluster/bus.js";
-import {
-  DomainError, isEligible, nextWakeAt, sendingItem, type Command, type StoredEvent, type ThreadState,
-} from "../domain/index.js";
+import { DomainError, drainCommandDue, drainWakeAt, type Command, type StoredEvent } from "../domain/index.js";
 import type { Logger } from "pino";
 import type { Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
@@ -44,7 +42,7 @@ export interface DrainDeps {
   logger: Logger;
   /** The only clock the reactor reads. */
   now: () => Date;
-  config: Pick<Config, "dispatchTimeoutMs" | "sweepIntervalMs">;
+  config: Pick<Config, "drainPolicy" | "sweepIntervalMs">;
 }
 
 export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> {
@@ -74,16 +72,16 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
   /** Brings one thread to rest: issue what is due now, then arm a timer for what is due later. */
   async function settle(threadId: string): Promise<void> {
     let state = await engine.load(threadId);
-    let command = due(state, deps.now());
+    let command = drainCommandDue(state, deps.now(), config.drainPolicy, bootedAt);
     while (command !== null && !closed) {
       const result = await issue(threadId, command);
       if (result === null) return timers.cancel(threadId);
       state = result.state;
       // Nothing appended means the decider saw a newer state (another instance won, a
       // command landed meanwhile): that commit's own event brings us back.
-      command = result.events.length > 0 ? due(state, deps.now()) : null;
+      command = result.events.length > 0 ? drainCommandDue(state, deps.now(), config.drainPolicy, bootedAt) : null;
     }
-    const wake = wakeAt(state, deps.now());
+    const wake = drainWakeAt(state, deps.now(), config.drainPolicy, bootedAt);
     if (wake) timers.at(threadId, wake);
     else timers.cancel(threadId);
   }
@@ -99,28 +97,6 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
       throw error;
     }
   }
-
-  /** The command due now, if any. The decider re-checks everything; this only avoids useless writes. */
-  function due(state: ThreadState, now: Date): Command | null {
-    const sending = sendingItem(state);
-    if (sending && sending.dispatchId && timeoutAt(sending.updatedAt) <= now.getTime()) {
-      return { type: "drain.timeout", queueItemId: sending.queueItemId, dispatchId: sending.dispatchId };
-    }
-    return isEligible(state, now) ? { type: "drain.claim" } : null;
-  }
-
-  function wakeAt(state: ThreadState, now: Date): Date | null {
-    const sending = sendingItem(state);
-    if (sending) return new Date(timeoutAt(sending.updatedAt));
-    return nextWakeAt(state, now);
-  }
-
-  /**
-   * A sending item's `updatedAt` is its claim time (nothing else may change a sending item).
-   * The clock starts no earlier than this process did: an agent could not start a turn
-   * while the server was down, so a restart gives it a full timeout to reconnect.
-   */
-  const timeoutAt = (claimedAt: string) => Math.max(Date.parse(claimedAt), bootedAt) + config.dispatchTimeoutMs;
 
   const scan = async (why: string) => {
     const threadIds = await store.threadsWithWork();

@@ -38,6 +38,14 @@ describe.each(databases)("errors as docs/contract.md says, and bad input changes
     await unchanged();
   });
 
+  it("queue.edit cannot claim to come from the shared document (via is the bridge's alone): BAD_REQUEST", async () => {
+    const { threadId, queueItemId, unchanged } = await fixture();
+    const edit = { threadId, queueItemId, text: "from the API", via: "document" } as Parameters<typeof user.queue.edit.mutate>[0];
+    const error = await failure(user.queue.edit.mutate(edit));
+    expect(error.data?.code).toBe("BAD_REQUEST");
+    await unchanged();
+  });
+
   it(`text over ${MAX_TEXT_LENGTH.toLocaleString("en")} characters is BAD_REQUEST`, async () => {
     const { threadId, queueItemId, unchanged } = await fixture();
     const long = "x".repeat(MAX_TEXT_LENGTH + 1);

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { drainBlocker, headPending, isEligible, snapshotOf, type DomainEvent } from "../../src/domain/index.js";
 import { Thread, claimOf, types } from "./harness.js";
 
-const policy = { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 10_000 };
+const policy = { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 10_000, dispatchTimeoutMs: 60_000 };
 
 /** A ready thread holding `ids` in order, nothing claimed yet. */
 function ready(...ids: string[]): Thread {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
-  backoffMs, defaultDrainPolicy, endOfQueue, headPending, initialState, newQueueItem, nextWakeAt, orderedItems, type ThreadState,
+  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, endOfQueue, headPending, initialState, isFrozen,
+  mayClaim, newQueueItem, nextWakeAt, orderedItems, type CommandInput, type ThreadState,
+  Command,
 } from "../../src/domain/index.js";
 import { Thread } from "./harness.js";
 
-const policy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 4_000 };
+const policy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 };
 
 describe("retry backoff", () => {
   it("doubles from the base delay after each attempt", () => {
@@ -76,5 +78,76 @@ describe("ends of the queue without sorting it", () => {
     const s = state(item("f", "a0", "failed"), item("p2", "a2"), item("p1", "a1"));
     expect(headPending(s)?.queueItemId).toBe("p1");
     expect(endOfQueue(state(), "first")).toBeUndefined();
+  });
+});
+
+describe("dispatch timeout", () => {
+  const claimed = () => {
+    const t = Thread.ready(policy);
+    t.add("a");
+    t.claim();
+    return t;
+  };
+
+  it("is due once the dispatch timeout has passed since the claim, and not before", () => {
+    const t = claimed();
+    const claimedAt = Date.parse(t.item("a").updatedAt);
+    expect(dispatchDeadline(t.item("a"), policy, 0).getTime()).toBe(claimedAt + policy.dispatchTimeoutMs);
+    expect(drainCommandDue(t.state, new Date(claimedAt + policy.dispatchTimeoutMs - 1), policy, 0)).toBeNull();
+    expect(drainWakeAt(t.state, new Date(claimedAt), policy, 0)?.getTime()).toBe(claimedAt + policy.dispatchTimeoutMs);
+    expect(drainCommandDue(t.state, new Date(claimedAt + policy.dispatchTimeoutMs), policy, 0)).toEqual({
+      type: "drain.timeout", queueItemId: "a", dispatchId: t.item("a").dispatchId,
+    });
+  });
+
+  it("counts from the server's start when it started after the claim: a restart gives the agent a full timeout", () => {
+    const t = claimed();
+    const restartedAt = Date.parse(t.item("a").updatedAt) + 10 * policy.dispatchTimeoutMs;
+    expect(drainCommandDue(t.state, new Date(restartedAt + policy.dispatchTimeoutMs - 1), policy, restartedAt)).toBeNull();
+    expect(drainCommandDue(t.state, new Date(restartedAt + policy.dispatchTimeoutMs), policy, restartedAt)?.type).toBe("drain.timeout");
+  });
+
+  it("a claim is due on an eligible thread, nothing on a paused one", () => {
+    const t = Thread.ready(policy);
+    t.add("a");
+    expect(drainCommandDue(t.state, t.now, policy, 0)).toEqual({ type: "drain.claim" });
+    t.ok({ type: "queue.pause" });
+    expect(drainCommandDue(t.state, t.now, policy, 0)).toBeNull();
+  });
+});
+
+describe("a sending item is frozen", () => {
+  it("only while it is sending", () => {
+    const t = Thread.ready(policy);
+    t.add("a");
+    expect(isFrozen(t.item("a"))).toBe(false);
+    t.claim();
+    expect(isFrozen(t.item("a"))).toBe(true);
+    t.startFailed("a", false);
+    expect(isFrozen(t.item("a"))).toBe(false);
+  });
+});
+
+describe("which commands claim", () => {
+  const claims = (input: CommandInput, setup: (t: Thread) => void = () => {}) => {
+    const t = Thread.ready(policy);
+    t.add("a");
+    setup(t);
+    return t.ok(input).some((e) => e.type === "queue.item-send-started");
+  };
+
+  it("the domain declares exactly the commands whose decision claims an item", () => {
+    const cases: [CommandInput, boolean][] = [
+      [{ type: "drain.claim" }, true],
+      [{ type: "queue.sendNow", queueItemId: "a" }, true],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, sendNow: true }, true],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "later" } }, false],
+      [{ type: "queue.resume" }, false],
+      [{ type: "agent.session", status: "ready" }, false],
+    ];
+    for (const [input, claimed] of cases) {
+      expect(claims(input, input.type === "queue.resume" ? (t) => t.ok({ type: "queue.pause" }) : undefined), input.type).toBe(claimed);
+      expect(mayClaim(Command.parse(input)), input.type).toBe(claimed);
+    }
   });
 });

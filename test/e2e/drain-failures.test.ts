@@ -20,7 +20,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
   let h: DrainHarness;
   const threads: string[] = [];
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400 } }, database);
+    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {

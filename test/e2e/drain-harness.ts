@@ -31,8 +31,7 @@ export interface DrainHarness {
 }
 
 export const testDrainConfig: Partial<Config> = {
-  dispatchTimeoutMs: 30_000,
-  drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400 },
+  drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 },
   sweepIntervalMs: 60_000,
 };
 

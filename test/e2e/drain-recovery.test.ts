@@ -15,7 +15,7 @@ import type { Config } from "../../src/config.js";
 import { openDatabase } from "../../src/store/database.js";
 import { claimsIn, eventually, ScriptedAgent, testDrainConfig } from "./drain-harness.js";
 
-const SHORT_TIMEOUT: Partial<Config> = { dispatchTimeoutMs: 1_500 };
+const SHORT_TIMEOUT: Partial<Config> = { drainPolicy: { ...testDrainConfig.drainPolicy!, dispatchTimeoutMs: 1_500 } };
 
 /**
  * Startup recovery: servers are stopped and started again on the same data directory (and

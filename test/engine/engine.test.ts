@@ -123,15 +123,15 @@ describe.each(kinds)("engine (%s)", (kind) => {
     await engine.close();
   });
 
-  test("beforeClaim hooks finish before a claim is decided, so the dispatch carries the flushed text", async () => {
+  test("pre-claim barriers finish before a claim is decided, so the dispatch carries the flushed text", async () => {
     const engine = testEngine(t.db.store);
     const threadId = await fresh(engine);
     await engine.execute(threadId, add(`${threadId}-h`, "draft"), user);
     await engine.execute(threadId, cmd({ type: "agent.session", status: "ready" }), user);
     const flushed: string[] = [];
-    const unregister = engine.beforeClaim(async (id) => {
+    const unregister = engine.addPreClaimBarrier(async (id) => {
       flushed.push(id);
-      // What collab does: the coalesced edit lands on the same thread before the claim.
+      // What collab's barrier does: the coalesced edit lands on the same thread before the claim.
       await engine.execute(id, cmd({ type: "queue.edit", queueItemId: `item-${threadId}-h`, text: "final text" }), user);
     });
     const claim = await engine.execute(threadId, cmd({ type: "drain.claim" }), { actor: "reactor:drain" });

@@ -45,7 +45,6 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       databaseWaitMs: 0,
       redisUrl: null,
       secret: "x".repeat(32),
-      dispatchTimeoutMs: 60_000,
       drainPolicy: defaultDrainPolicy,
       sweepIntervalMs: 150,
       docIdleMs: 60_000,

@@ -38,7 +38,7 @@ export const queueRouter = router({
     return statusOf(state, command.message.messageId);
   }),
 
-  edit: userProcedure.input(threadCommandInput(QueueEdit)).mutation(async ({ ctx, input }) => {
+  edit: userProcedure.input(threadCommandInput(QueueEdit.omit({ via: true }))).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, ...command } = input;
     return versionOf(await executeOnThread(ctx, threadId, { type: "queue.edit", ...command }, commandId));
   }),
