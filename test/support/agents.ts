@@ -36,3 +36,19 @@ export function codexEnv(modelUrl: string): NodeJS.ProcessEnv {
 
 /** A scratch directory for an agent to work in. */
 export const workDir = () => mkdtempSync(path.join(tmpdir(), "turnqueue-work-"));
+
+export const CLAUDE_ACP_BIN = path.join(root, "node_modules/.bin/claude-agent-acp");
+export const CODEX_ACP_BIN = path.join(root, "node_modules/.bin/codex-acp");
+
+/** The environment of a real Claude Code whose model is the scripted server, with a HOME of its own. */
+export function claudeEnv(modelUrl: string): NodeJS.ProcessEnv {
+  const home = mkdtempSync(path.join(tmpdir(), "turnqueue-claude-"));
+  return {
+    ...process.env,
+    HOME: home,
+    ANTHROPIC_BASE_URL: modelUrl,
+    ANTHROPIC_API_KEY: "scripted",
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    DISABLE_AUTOUPDATER: "1",
+  };
+}
