@@ -15,7 +15,7 @@ export type Reply =
   | { kind: "tool"; name: string; arguments: Record<string, unknown>; callId?: string }
   | { kind: "error"; status: number; message: string; retryAfterSeconds?: number }
   /** Starts streaming, then holds the stream open until the agent hangs up (or `ms` passes). */
-  | { kind: "slow"; text: string; ms?: number };
+  | { kind: "slow"; text: string; ms?: number; until?: Promise<unknown> };
 
 export interface ModelRequest {
   api: "responses" | "messages";
@@ -125,7 +125,7 @@ async function streamResponses(reply: Exclude<Reply, { kind: "error" }>, send: S
       item: { type: "message", role: "assistant", id: itemId, content: [] },
     });
     send("response.output_text.delta", { type: "response.output_text.delta", item_id: itemId, output_index: 0, content_index: 0, delta: "working" });
-    await holdOpen(res, reply.ms);
+    await holdOpen(res, reply.ms, reply.until);
     if (res.destroyed) return;
   }
   const item =
@@ -148,7 +148,7 @@ async function streamMessages(reply: Exclude<Reply, { kind: "error" }>, send: Se
   if (reply.kind === "slow") {
     send("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
     send("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "working" } });
-    await holdOpen(res, reply.ms);
+    await holdOpen(res, reply.ms, reply.until);
     if (res.destroyed) return;
     send("content_block_stop", { type: "content_block_stop", index: 0 });
     send("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 5 } });
@@ -180,11 +180,12 @@ function errorBody(api: "responses" | "messages", reply: Extract<Reply, { kind: 
   return { error: { message: reply.message, type: reply.status === 429 ? "rate_limit_exceeded" : "invalid_request_error", code: null } };
 }
 
-/** Waits until the client hangs up or `ms` passes (a stream that an interrupt cuts short). */
-function holdOpen(res: ServerResponse, ms = 600_000): Promise<void> {
+/** Waits until the client hangs up, `until` settles or `ms` passes (a stream an interrupt cuts short). */
+function holdOpen(res: ServerResponse, ms = 600_000, until?: Promise<unknown>): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     res.once("close", done);
+    until?.then(done, done);
     function done() {
       clearTimeout(timer);
       resolve();
