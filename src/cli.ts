@@ -1,4 +1,8 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { Agent } from "../client/agent.js";
+import { APPROVE_POLICIES, type ApprovePolicy } from "../client/agents/approval.js";
 import { createAuth } from "./auth/tokens.js";
 import { stopWithNpmParent } from "./startup/parent-watch.js";
 import { reportFailure } from "./startup/report-failure.js";
@@ -119,24 +123,53 @@ const number = (what: string, min: number, max: number) => (value: string) => {
 program
   .command("agent")
   .description("run an agent runtime that receives this workspace's dispatched turns")
-  .requiredOption("--echo", "the built-in echo runtime (turns echo their text back); write your own with client/agent.ts")
+  .option("--echo", "the built-in echo runtime (turns echo their text back); write your own with client/agent.ts")
+  .option("--codex", "OpenAI Codex through `codex app-server` (npm install @openai/codex)")
+  .option("--acp <command>", 'any Agent Client Protocol agent, e.g. "npx @zed-industries/claude-agent-acp"')
   .requiredOption("--url <url>", "the server, e.g. http://127.0.0.1:4780")
   .requiredOption("--token <token>", "an agent token: turnqueue token --workspace W --role agent")
+  .option("--cwd <dir>", "the directory the agent works in (--codex, --acp)", process.cwd())
+  .addOption(
+    new Option("--approve <policy>", "answer to the agent's permission requests (--codex, --acp)")
+      .choices(APPROVE_POLICIES)
+      .default("read-only"),
+  )
   .option("--delay-ms <ms>", "how long each echo turn works", number("--delay-ms", 0, 3_600_000), 500)
   .option("--failure-rate <rate>", "share of turns whose start fails (retryably), 0..1", number("--failure-rate", 0, 1), 0)
-  .action(async (options: { url: string; token: string; delayMs: number; failureRate: number }) => {
-    const { startEchoAgent } = await import("../client/echo-agent.js");
+  .action(async (options: AgentCommandOptions) => {
+    const kinds = [options.echo && "echo", options.codex && "codex", options.acp && "acp"].filter((k): k is string => Boolean(k));
+    if (kinds.length !== 1) throw new InvalidArgumentError(`pick one runtime: --echo, --codex or --acp "<command>" (got ${kinds.map((k) => `--${k}`).join(", ") || "none"})`);
+    const cwd = path.resolve(options.cwd);
+    if (!existsSync(cwd)) throw new InvalidArgumentError(`--cwd ${cwd} does not exist`);
     const { agentConnectionReporter } = await import("./startup/agent-connection.js");
-    const agent = startEchoAgent({
-      url: options.url,
-      token: options.token,
-      delayMs: options.delayMs,
-      failureRate: options.failureRate,
-      ...agentConnectionReporter(options.url),
-    });
+    // "connected" once the server accepted the token; a refused token ends the process.
+    const reporting = agentConnectionReporter(options.url, kinds[0]);
+    let agent: Agent;
+    if (options.echo) {
+      const { startEchoAgent } = await import("../client/echo-agent.js");
+      agent = startEchoAgent({ url: options.url, token: options.token, delayMs: options.delayMs, failureRate: options.failureRate, ...reporting });
+    } else {
+      const adapter = options.codex
+        ? (await import("../client/agents/codex.js")).codexAdapter({ cwd, approve: options.approve })
+        : (await import("../client/agents/acp.js")).acpAdapter({ command: options.acp!, cwd, approve: options.approve });
+      const { runAgent } = await import("../client/agent.js");
+      agent = runAgent({ url: options.url, token: options.token, ...reporting, ...adapter });
+    }
     const stop = () => void agent.close().then(() => process.exit(0));
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+
+interface AgentCommandOptions {
+  echo?: boolean;
+  codex?: boolean;
+  acp?: string;
+  url: string;
+  token: string;
+  cwd: string;
+  approve: ApprovePolicy;
+  delayMs: number;
+  failureRate: number;
+}
 
 await program.parseAsync().catch(reportFailure);

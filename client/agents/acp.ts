@@ -1,0 +1,201 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { Readable, Writable } from "node:stream";
+import * as acp from "@agentclientprotocol/sdk";
+import { TurnStartError, type AgentAdapter, type Dispatch, type Turn, type TurnOutcome } from "../agent.js";
+import { allows, type ApprovePolicy, type PermissionKind } from "./approval.js";
+
+export interface AcpAdapterOptions {
+  /** The agent's command line, split on spaces, e.g. "npx @zed-industries/claude-agent-acp". */
+  command: string;
+  /** The directory the agent works in (its sessions' cwd). */
+  cwd: string;
+  approve: ApprovePolicy;
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** The agent's own log lines (stderr); dropped by default. */
+  onStderr?: (line: string) => void;
+}
+
+/** Errors an agent reports for what passes with time (HTTP 429/5xx, overload, the network). */
+const TRANSIENT = /\b(429|500|502|503|504|529)\b|rate.?limit|overload|unavailable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|timed? ?out/i;
+
+/** One session's turn in flight: the first sign the model works on it. */
+interface PromptWatch {
+  markWorking(): void;
+  working: Promise<void>;
+}
+
+interface AcpProcess {
+  child: ChildProcessWithoutNullStreams;
+  connection: acp.ClientConnection;
+  capabilities: acp.AgentCapabilities | undefined;
+  /** Turnqueue thread id → ACP session id, for sessions open in this process. */
+  sessions: Map<string, string>;
+  /** ACP session id → its prompt in flight. */
+  prompts: Map<string, PromptWatch>;
+  exited: Promise<void>;
+}
+
+/**
+ * Runs Turnqueue turns on any Agent Client Protocol agent (Claude Code through
+ * claude-agent-acp, Codex through codex-acp, …) with the official ACP client library.
+ *
+ * One ACP session per Turnqueue thread (`session/new`, or `session/load` with the stored
+ * `runtimeSessionId` when the agent can load sessions), one `session/prompt` per turn,
+ * `session/cancel` for an interrupt; the prompt's stop reason is the turn's outcome. ACP
+ * has no way to add a message to a running prompt, so steers are rejected (the item goes
+ * back to its place). Permission requests are answered by the approve policy at once.
+ */
+export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
+  let current: Promise<AcpProcess> | null = null;
+  let closing = false;
+
+  function start(): Promise<AcpProcess> {
+    const [command, ...args] = options.command.trim().split(/\s+/);
+    const child = spawn(command!, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.on("error", () => {});
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      for (const line of chunk.split("\n")) if (line.trim()) options.onStderr?.(line);
+    });
+    const sessions = new Map<string, string>();
+    const prompts = new Map<string, PromptWatch>();
+    const app = acp
+      .client({ name: "turnqueue" })
+      .onRequest(acp.methods.client.session.requestPermission, ({ params }) => permission(params))
+      .onNotification(acp.methods.client.session.update, ({ params }) => {
+        if (WORK.has(params.update.sessionUpdate)) prompts.get(params.sessionId)?.markWorking();
+      });
+    const connection = app.connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const gone = (why: string) => {
+      connection.close(new Error(why));
+      if (current === ready) current = null;
+    };
+    child.once("exit", (code, signal) => gone(`the ACP agent exited (${signal ?? `code ${code}`})`));
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) => {
+        gone(error.message);
+        reject(new TurnStartError(`cannot run ${command}: ${error.message}`, { retryable: false }));
+      });
+    });
+    const ready = spawned.then(async () => {
+      const init = await connection.agent.request(acp.methods.agent.initialize, {
+        protocolVersion: acp.PROTOCOL_VERSION,
+        clientCapabilities: {},
+      });
+      return { child, connection, capabilities: init.agentCapabilities, sessions, prompts, exited };
+    });
+    ready.catch(() => {
+      if (current === ready) current = null;
+    });
+    return ready;
+  }
+
+  const agent = () => (current ??= start());
+
+  function permission(params: acp.RequestPermissionRequest): acp.RequestPermissionResponse {
+    const kind: PermissionKind = params.toolCall.kind === "read" || params.toolCall.kind === "search" ? "read"
+      : params.toolCall.kind === "edit" || params.toolCall.kind === "delete" || params.toolCall.kind === "move" ? "edit"
+      : params.toolCall.kind === "execute" ? "execute" : "other";
+    const wanted = allows(options.approve, kind) ? ["allow_once", "allow_always"] : ["reject_once", "reject_always"];
+    const option = params.options.find((o) => o.kind === wanted[0]) ?? params.options.find((o) => o.kind === wanted[1]);
+    return option ? { outcome: { outcome: "selected", optionId: option.optionId } } : { outcome: { outcome: "cancelled" } };
+  }
+
+  async function sessionFor(proc: AcpProcess, turn: Turn): Promise<string> {
+    const { threadId, runtimeSessionId } = turn.dispatch;
+    const open = proc.sessions.get(threadId);
+    if (open) return open;
+    let sessionId: string;
+    if (runtimeSessionId && proc.capabilities?.loadSession) {
+      await proc.connection.agent.request(acp.methods.agent.session.load, { sessionId: runtimeSessionId, cwd: options.cwd, mcpServers: [] });
+      sessionId = runtimeSessionId;
+    } else {
+      sessionId = (await proc.connection.agent.request(acp.methods.agent.session.new, { cwd: options.cwd, mcpServers: [] })).sessionId;
+    }
+    proc.sessions.set(threadId, sessionId);
+    if (sessionId !== runtimeSessionId) await turn.session(sessionId);
+    return sessionId;
+  }
+
+  async function onTurn(turn: Turn): Promise<{ outcome: TurnOutcome; error?: string }> {
+    let proc: AcpProcess;
+    let sessionId: string;
+    try {
+      proc = await agent();
+      sessionId = await sessionFor(proc, turn);
+    } catch (error) {
+      throw startError(error);
+    }
+    let markWorking!: () => void;
+    const working = new Promise<void>((resolve) => (markWorking = resolve));
+    proc.prompts.set(sessionId, { markWorking, working });
+    const cancel = () => void proc.connection.agent.notify(acp.methods.agent.session.cancel, { sessionId }).catch(() => {});
+    turn.interrupt.addEventListener("abort", cancel, { once: true });
+    try {
+      const prompt = proc.connection.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: promptOf(turn.dispatch) });
+      prompt.catch(() => {});
+      // Started for Turnqueue once the model works on it: a prompt refused before that never started.
+      const first = await Promise.race([working.then(() => null), prompt.then((r) => r, (e: unknown) => ({ error: e }))]);
+      if (first && "error" in first) throw startError(first.error);
+      await turn.start();
+      const { stopReason } = await prompt.catch((error: unknown) => {
+        throw Object.assign(new Error(messageOf(error)), { duringTurn: true });
+      });
+      if (stopReason === "cancelled" || turn.interrupt.aborted) return { outcome: "interrupted" };
+      if (stopReason === "refusal") return { outcome: "failed", error: "the agent refused the prompt" };
+      return { outcome: "completed" };
+    } finally {
+      turn.interrupt.removeEventListener("abort", cancel);
+      proc.prompts.delete(sessionId);
+    }
+  }
+
+  function startError(error: unknown): TurnStartError {
+    if (error instanceof TurnStartError) return error;
+    const message = messageOf(error);
+    const crashed = current === null; // the process went away under us
+    return new TurnStartError(`acp: ${message}`, { retryable: !closing && (crashed || TRANSIENT.test(message)) });
+  }
+
+  return {
+    onTurn,
+    // No onSteer: ACP cannot add a message to a running prompt.
+    autoReady: true,
+    async close() {
+      closing = true;
+      const proc = await current?.catch(() => null);
+      if (!proc) return;
+      proc.connection.close();
+      proc.child.stdin.end();
+      const killer = setTimeout(() => proc.child.kill("SIGKILL"), 3_000);
+      proc.child.kill("SIGTERM");
+      await proc.exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Session updates that show the model working on the prompt (not echoes of the user's own message). */
+const WORK = new Set(["agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan"]);
+
+/** The message as ACP content: its text, then attachments as images or resource links. */
+function promptOf(dispatch: Dispatch): acp.ContentBlock[] {
+  const blocks: acp.ContentBlock[] = [{ type: "text", text: dispatch.message.text }];
+  for (const a of dispatch.message.attachments) {
+    if (!a.url) continue;
+    blocks.push({ type: "resource_link", name: a.name, uri: a.url, ...(a.mimeType ? { mimeType: a.mimeType } : {}), ...(a.size ? { size: a.size } : {}) });
+  }
+  return blocks;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) {
+    const data = (error as { data?: unknown }).data;
+    const detail = data && typeof data === "object" && "details" in data ? ` ${String((data as { details: unknown }).details)}` : "";
+    return `${error.message}${detail}`;
+  }
+  if (error && typeof error === "object" && "message" in error) return String((error as { message: unknown }).message);
+  return String(error);
+}

@@ -1,0 +1,322 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { TurnStartError, type AgentAdapter, type Dispatch, type Turn } from "../agent.js";
+import { allows, type ApprovePolicy } from "./approval.js";
+import type { InitializeParams } from "./codex-protocol/InitializeParams.js";
+import type { CodexErrorInfo } from "./codex-protocol/v2/CodexErrorInfo.js";
+import type { ErrorNotification } from "./codex-protocol/v2/ErrorNotification.js";
+import type { ItemStartedNotification } from "./codex-protocol/v2/ItemStartedNotification.js";
+import type { SandboxMode } from "./codex-protocol/v2/SandboxMode.js";
+import type { ThreadResumeParams } from "./codex-protocol/v2/ThreadResumeParams.js";
+import type { ThreadResumeResponse } from "./codex-protocol/v2/ThreadResumeResponse.js";
+import type { ThreadStartParams } from "./codex-protocol/v2/ThreadStartParams.js";
+import type { ThreadStartResponse } from "./codex-protocol/v2/ThreadStartResponse.js";
+import type { Turn as CodexTurn } from "./codex-protocol/v2/Turn.js";
+import type { TurnCompletedNotification } from "./codex-protocol/v2/TurnCompletedNotification.js";
+import type { TurnInterruptParams } from "./codex-protocol/v2/TurnInterruptParams.js";
+import type { TurnStartParams } from "./codex-protocol/v2/TurnStartParams.js";
+import type { TurnStartResponse } from "./codex-protocol/v2/TurnStartResponse.js";
+import type { TurnSteerParams } from "./codex-protocol/v2/TurnSteerParams.js";
+import type { UserInput } from "./codex-protocol/v2/UserInput.js";
+import { JsonlRpc, RpcClosedError } from "./jsonl-rpc.js";
+
+export interface CodexAdapterOptions {
+  /** The directory Codex works in. */
+  cwd: string;
+  approve: ApprovePolicy;
+  /** The `codex` executable (default: `codex` on PATH). */
+  command?: string;
+  /** The child's environment (default: this process's); CODEX_HOME picks its config. */
+  env?: NodeJS.ProcessEnv;
+  /** Codex's own log lines (stderr); dropped by default. */
+  onStderr?: (line: string) => void;
+}
+
+/** Codex errors that pass with time (rate limits, overload, the network): worth another attempt. */
+const TRANSIENT = new Set([
+  "rateLimitExceeded", "usageLimitExceeded", "serverOverloaded", "internalServerError", "flexUnavailable",
+  "httpConnectionFailed", "responseStreamConnectionFailed", "responseStreamDisconnected",
+]);
+const errorKind = (info: CodexErrorInfo | null | undefined) =>
+  info == null ? null : typeof info === "string" ? info : Object.keys(info)[0]!;
+
+/** A Codex turn's end, as `turn/completed` tells it. */
+interface TurnWatch {
+  /** Resolves at the model's first sign of work on the turn (its turn has really started). */
+  working: Promise<void>;
+  completed: Promise<CodexTurn>;
+  lastError: ErrorNotification | null;
+  markWorking(): void;
+  complete(turn: CodexTurn): void;
+  fail(error: Error): void;
+}
+
+function watchTurn(): TurnWatch {
+  let markWorking!: () => void;
+  let complete!: (t: CodexTurn) => void;
+  let fail!: (e: Error) => void;
+  const working = new Promise<void>((resolve) => (markWorking = resolve));
+  const completed = new Promise<CodexTurn>((resolve, reject) => {
+    complete = resolve;
+    fail = reject;
+  });
+  completed.catch(() => {});
+  return { working, completed, lastError: null, markWorking, complete, fail };
+}
+
+/** One running `codex app-server` and what it has loaded. */
+interface CodexProcess {
+  rpc: JsonlRpc;
+  child: ChildProcessWithoutNullStreams;
+  /** Turnqueue thread id → Codex thread id, for threads loaded in this process. */
+  threads: Map<string, string>;
+  /** Codex turn id → its watch. */
+  turns: Map<string, TurnWatch>;
+  /** Codex thread id → the watch of the turn being started there (notifications may precede the answer). */
+  starting: Map<string, TurnWatch>;
+  exited: Promise<void>;
+}
+
+/**
+ * Runs Turnqueue turns on OpenAI Codex through `codex app-server` (JSON-RPC over stdio).
+ *
+ * One Codex thread per Turnqueue thread, started on its first dispatch; its id is stored
+ * with the Turnqueue thread (`turn.session`) and comes back on every dispatch, so after a
+ * restart (of this runtime or of Codex) the thread is resumed, not started again.
+ *
+ * A turn is reported started when the model first works on it: a failure before that (rate
+ * limit, unreachable model, unknown model) is a start failure, retryable when it passes
+ * with time. A crash of Codex fails what it was running (retryably when not yet started);
+ * the next dispatch starts Codex again and resumes the thread.
+ */
+export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
+  let current: Promise<CodexProcess> | null = null;
+  let closing = false;
+  const sandbox: SandboxMode = options.approve === "all" ? "workspace-write" : "read-only";
+
+  function start(): Promise<CodexProcess> {
+    const child = spawn(options.command ?? "codex", ["app-server"], {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const proc: CodexProcess = {
+      child,
+      threads: new Map(),
+      turns: new Map(),
+      starting: new Map(),
+      rpc: new JsonlRpc(child.stdout, child.stdin, {
+        onNotification: (method, params) => notified(proc, method, params),
+        onRequest: (method, params) => answer(method, params),
+      }),
+      exited: new Promise((resolve) => child.once("exit", () => resolve())),
+    };
+    child.stdin.on("error", () => {}); // a write after exit: the exit handler reports it
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      for (const line of chunk.split("\n")) if (line.trim()) options.onStderr?.(line);
+    });
+    const gone = (why: string) => {
+      const error = new RpcClosedError(why);
+      proc.rpc.close(error);
+      for (const watch of [...proc.turns.values(), ...proc.starting.values()]) watch.fail(error);
+      if (current === ready) current = null;
+    };
+    child.once("exit", (code, signal) => gone(`codex app-server exited (${signal ?? `code ${code}`})`));
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", (error) => {
+        gone(error.message);
+        reject(new TurnStartError(`cannot run codex: ${error.message}`, { retryable: false }));
+      });
+    });
+    const ready = spawned.then(async () => {
+      const init: InitializeParams = { clientInfo: { name: "turnqueue", title: "Turnqueue", version: "0.1.0" }, capabilities: null };
+      await proc.rpc.request("initialize", init);
+      proc.rpc.notify("initialized");
+      return proc;
+    });
+    ready.catch(() => {
+      if (current === ready) current = null;
+    });
+    return ready;
+  }
+
+  const codex = () => (current ??= start());
+
+  function notified(proc: CodexProcess, method: string, params: unknown) {
+    switch (method) {
+      case "item/started": {
+        const p = params as ItemStartedNotification;
+        if (p.item.type !== "userMessage" && p.item.type !== "hookPrompt") watchOf(proc, p.threadId, p.turnId)?.markWorking();
+        break;
+      }
+      case "item/agentMessage/delta":
+      case "item/reasoning/textDelta":
+      case "item/reasoning/summaryTextDelta": {
+        const p = params as { threadId: string; turnId: string };
+        watchOf(proc, p.threadId, p.turnId)?.markWorking();
+        break;
+      }
+      case "error": {
+        const p = params as ErrorNotification;
+        const watch = watchOf(proc, p.threadId, p.turnId);
+        if (watch) watch.lastError = p;
+        break;
+      }
+      case "turn/completed": {
+        const p = params as TurnCompletedNotification;
+        const watch = watchOf(proc, p.threadId, p.turn.id);
+        if (p.turn.status === "completed") watch?.markWorking();
+        watch?.complete(p.turn);
+        break;
+      }
+    }
+  }
+
+  function watchOf(proc: CodexProcess, threadId: string, turnId: string): TurnWatch | undefined {
+    return proc.turns.get(turnId) ?? proc.starting.get(threadId);
+  }
+
+  /** Codex's questions to its client: permissions by policy, anything else refused at once. */
+  async function answer(method: string, params: unknown): Promise<unknown> {
+    switch (method) {
+      case "item/commandExecution/requestApproval":
+        return { decision: allows(options.approve, "execute") ? "accept" : "decline" };
+      case "item/fileChange/requestApproval":
+        return { decision: allows(options.approve, "edit") ? "accept" : "decline" };
+      case "execCommandApproval":
+        return { decision: allows(options.approve, "execute") ? "approved" : "denied" };
+      case "applyPatchApproval":
+        return { decision: allows(options.approve, "edit") ? "approved" : "denied" };
+      default:
+        throw new Error(`turnqueue does not answer ${method}`);
+    }
+  }
+
+  /** The Codex thread of a Turnqueue thread: loaded here, resumed from the dispatch's id, or new. */
+  async function threadFor(proc: CodexProcess, turn: Turn): Promise<string> {
+    const { threadId, runtimeSessionId } = turn.dispatch;
+    const loaded = proc.threads.get(threadId);
+    if (loaded) return loaded;
+    const settings = { cwd: options.cwd, approvalPolicy: "on-request", sandbox } as const;
+    let codexThreadId: string;
+    if (runtimeSessionId) {
+      const params: ThreadResumeParams = { threadId: runtimeSessionId, ...settings, excludeTurns: true };
+      codexThreadId = (await proc.rpc.request<ThreadResumeResponse>("thread/resume", params)).thread.id;
+    } else {
+      const params: ThreadStartParams = { ...settings };
+      codexThreadId = (await proc.rpc.request<ThreadStartResponse>("thread/start", params)).thread.id;
+    }
+    proc.threads.set(threadId, codexThreadId);
+    if (codexThreadId !== runtimeSessionId) await turn.session(codexThreadId);
+    return codexThreadId;
+  }
+
+  async function onTurn(turn: Turn) {
+    const { dispatch } = turn;
+    let proc: CodexProcess;
+    let codexThreadId: string;
+    try {
+      proc = await codex();
+      codexThreadId = await threadFor(proc, turn);
+    } catch (error) {
+      throw asStartError(error);
+    }
+    const watch = watchTurn();
+    proc.starting.set(codexThreadId, watch);
+    let codexTurnId: string;
+    try {
+      const params: TurnStartParams = {
+        threadId: codexThreadId,
+        clientUserMessageId: dispatch.message.messageId,
+        input: inputOf(dispatch),
+        ...turnSettings(dispatch),
+      };
+      codexTurnId = (await proc.rpc.request<TurnStartResponse>("turn/start", params)).turn.id;
+      proc.turns.set(codexTurnId, watch);
+    } catch (error) {
+      throw asStartError(error);
+    } finally {
+      proc.starting.delete(codexThreadId);
+    }
+    try {
+      // Started for Turnqueue once the model works on it; a turn that ends before that never started.
+      const first = await Promise.race([watch.working.then(() => null), watch.completed]);
+      if (first && first.status !== "completed") throw startFailure(first, watch.lastError);
+      await turn.start(codexTurnId);
+      const interrupt = () =>
+        void proc.rpc.request("turn/interrupt", { threadId: codexThreadId, turnId: codexTurnId } satisfies TurnInterruptParams).catch(() => {});
+      if (turn.interrupt.aborted) interrupt();
+      else turn.interrupt.addEventListener("abort", interrupt, { once: true });
+      const ended = await watch.completed.catch((error: Error) => ({ status: "failed" as const, error: { message: error.message } }));
+      if (ended.status === "completed") return { outcome: "completed" as const };
+      if (ended.status === "interrupted" || turn.interrupt.aborted) return { outcome: "interrupted" as const };
+      return { outcome: "failed" as const, error: ended.error?.message ?? "the Codex turn failed" };
+    } finally {
+      proc.turns.delete(codexTurnId);
+    }
+  }
+
+  async function onSteer(dispatch: Dispatch) {
+    const proc = await codex();
+    const codexThreadId = proc.threads.get(dispatch.threadId);
+    if (!codexThreadId) throw new Error("no Codex thread is running for this thread here");
+    const params: TurnSteerParams = {
+      threadId: codexThreadId,
+      clientUserMessageId: dispatch.message.messageId,
+      input: inputOf(dispatch),
+      expectedTurnId: dispatch.expectedTurnId!,
+    };
+    await proc.rpc.request("turn/steer", params);
+  }
+
+  return {
+    onTurn,
+    onSteer,
+    // Codex threads cost nothing until used: every Turnqueue thread has a ready session.
+    autoReady: true,
+    async close() {
+      closing = true;
+      const proc = await current?.catch(() => null);
+      if (!proc) return;
+      proc.child.stdin.end();
+      const killer = setTimeout(() => proc.child.kill("SIGKILL"), 3_000);
+      proc.child.kill("SIGTERM");
+      await proc.exited;
+      clearTimeout(killer);
+    },
+  };
+
+  /** An error before the turn started: Codex gone or crashed is worth another try, a refusal is not. */
+  function asStartError(error: unknown): Error {
+    if (error instanceof TurnStartError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new TurnStartError(`codex: ${message}`, { retryable: !closing && error instanceof RpcClosedError });
+  }
+}
+
+function startFailure(turn: CodexTurn, last: ErrorNotification | null): TurnStartError {
+  const error = turn.error ?? last?.error ?? null;
+  const kind = errorKind(error?.codexErrorInfo);
+  const retryable = kind !== null && TRANSIENT.has(kind);
+  return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable });
+}
+
+/** The message as Codex input: its text, and attachments as images (by URL) or mentioned files. */
+function inputOf(dispatch: Dispatch): UserInput[] {
+  const input: UserInput[] = [{ type: "text", text: dispatch.message.text, text_elements: [] }];
+  for (const a of dispatch.message.attachments) {
+    if (!a.url) continue;
+    if (a.mimeType?.startsWith("image/")) input.push(/^https?:|^data:/.test(a.url) ? { type: "image", url: a.url } : { type: "localImage", path: a.url });
+    else input.push({ type: "mention", name: a.name, path: a.url.replace(/^file:\/\//, "") });
+  }
+  return input;
+}
+
+/** The options snapshotted at enqueue that Codex takes per turn: model and reasoning effort. */
+function turnSettings(dispatch: Dispatch): Pick<TurnStartParams, "model" | "effort"> {
+  const { model, effort } = dispatch.options as { model?: string; effort?: unknown };
+  return {
+    ...(model ? { model } : {}),
+    ...(typeof effort === "string" && effort ? { effort } : {}),
+  };
+}
