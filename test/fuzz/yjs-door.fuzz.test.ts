@@ -15,8 +15,8 @@ import { serve, trpcClient } from "../server/process.js";
 
 /**
  * Fuzzing the /yjs door of a real `turnqueue serve` process over raw TCP: random WebSocket
- * frames, random y-websocket messages, and real Yjs updates made by random (legal and
- * illegal) writes to the thread's document, some of them corrupted. Every case gets a
+ * frames (on /trpc too), random y-websocket messages, and real Yjs updates made by random
+ * (legal and illegal) writes to the thread's document, some of them corrupted. Every case gets a
  * fresh thread, and must leave the process alive, HTTP answering, no internal-error close
  * (1011), and, when the connection was refused, the thread exactly as it was (checked
  * again at the end, for anything that would land late). Memory must stay bounded.
@@ -39,6 +39,7 @@ const SENTINEL = message(
   (e) => encoding.writeVarUint(e, 0),
   (e) => syncProtocol.writeSyncStep1(e, new Y.Doc()),
 );
+const TRPC_SENTINEL = JSON.stringify({ id: 1, method: "query", params: { path: "thread.list", input: {} } });
 const isSyncStep2 = (m: Uint8Array) => m[0] === 0 && m[1] === syncProtocol.messageYjsSyncStep2;
 
 describe("fuzzing the /yjs door (real server process)", { timeout: 600_000 }, () => {
@@ -86,13 +87,17 @@ describe("fuzzing the /yjs door (real server process)", { timeout: 600_000 }, ()
     return { threadId, raw, doc, before };
   }
 
-  /** Sends a sync request and waits for its answer or the connection's close. */
-  async function ask(raw: RawWebSocket): Promise<{ answered: true } | { closed: number | null }> {
-    const answers = raw.messages.filter(isSyncStep2).length;
-    raw.write(frame(SENTINEL));
+  /**
+   * Sends a request the door answers (a sync request on /yjs, a tRPC call on /trpc) and
+   * waits for its answer or the connection's close.
+   */
+  async function ask(raw: RawWebSocket, door: "yjs" | "trpc" = "yjs"): Promise<{ answered: true } | { closed: number | null }> {
+    const count = door === "yjs" ? () => raw.messages.filter(isSyncStep2).length : () => raw.texts.length;
+    const answers = count();
+    raw.write(door === "yjs" ? frame(SENTINEL) : frame(Buffer.from(TRPC_SENTINEL), { opcode: 0x1 }));
     let done = false;
     const answered = (async () => {
-      while (!done && raw.messages.filter(isSyncStep2).length === answers) await new Promise((r) => setTimeout(r, 5));
+      while (!done && count() === answers) await new Promise((r) => setTimeout(r, 5));
       return { answered: true as const };
     })();
     const closed = raw.closed.then((c) => ({ closed: c?.code ?? null }));
@@ -275,11 +280,29 @@ describe("fuzzing the /yjs door (real server process)", { timeout: 600_000 }, ()
     );
   });
 
-  it("random WebSocket frames: no crash, no internal error, a refusal changes nothing", async () => {
+  it("random WebSocket frames on /yjs: no crash, no internal error, a refusal changes nothing", async () => {
     await fc.assert(
       fc.asyncProperty(rawFrame, async (f) =>
         runCase(() => frame(f.payload, { fin: f.fin, rsv: f.rsv, opcode: f.opcode, masked: f.masked, claimedLength: f.oversized })),
       ),
+      { numRuns: RUNS, seed: SEED },
+    );
+  });
+
+  it("random WebSocket frames on /trpc: no crash, no internal error", async () => {
+    await fc.assert(
+      fc.asyncProperty(rawFrame, async (f) => {
+        const raw = await openRawWebSocket(server.url, "/trpc");
+        try {
+          raw.write(frame(f.payload, { fin: f.fin, rsv: f.rsv, opcode: f.opcode, masked: f.masked, claimedLength: f.oversized }));
+          const outcome = await ask(raw, "trpc");
+          expect(server.child.exitCode, server.stderr()).toBeNull();
+          expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+          if ("closed" in outcome) expect(outcome.closed).not.toBe(1011);
+        } finally {
+          raw.destroy();
+        }
+      }),
       { numRuns: RUNS, seed: SEED },
     );
   });
