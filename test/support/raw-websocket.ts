@@ -11,6 +11,8 @@ export interface RawWebSocket {
   write(bytes: Uint8Array): void;
   /** Binary messages the server sent, in order. */
   readonly messages: Buffer[];
+  /** Text messages the server sent, in order. */
+  readonly texts: string[];
   /** The server's close frame, or null when the connection ended without one. */
   readonly closed: Promise<{ code: number; reason: string } | null>;
   destroy(): void;
@@ -24,6 +26,7 @@ export function openRawWebSocket(httpUrl: string, path: string): Promise<RawWebS
     let buffer = Buffer.alloc(0);
     let upgraded = false;
     const messages: Buffer[] = [];
+    const texts: string[] = [];
     let settle: (value: { code: number; reason: string } | null) => void = () => {};
     const closed = new Promise<{ code: number; reason: string } | null>((r) => (settle = r));
     // The server may drop the socket while a large write is still going: that is the answer.
@@ -44,7 +47,7 @@ export function openRawWebSocket(httpUrl: string, path: string): Promise<RawWebS
           return reject(new Error(`upgrade refused: ${head.split("\r\n")[0]}`));
         }
         upgraded = true;
-        resolve({ write: (bytes) => void socket.write(bytes), messages, closed, destroy: () => socket.destroy() });
+        resolve({ write: (bytes) => void socket.write(bytes), messages, texts, closed, destroy: () => socket.destroy() });
       }
       for (;;) {
         const parsed = readFrame(buffer);
@@ -55,6 +58,7 @@ export function openRawWebSocket(httpUrl: string, path: string): Promise<RawWebS
           settle(payload.length >= 2 ? { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString("utf8") } : { code: 1005, reason: "" });
           socket.end();
         } else if (parsed.opcode === 0x2) messages.push(parsed.payload);
+        else if (parsed.opcode === 0x1) texts.push(parsed.payload.toString("utf8"));
       }
     });
     socket.write(
