@@ -124,7 +124,8 @@ describe.each(databases)("tRPC fuzz: every procedure's input over HTTP and WebSo
     expect(catalogue.map((p) => p.path).sort()).toEqual(routerPaths());
   });
 
-  it(`${RUNS} fuzzed calls: never a 5xx, a refusal writes nothing, memory stays bounded`, async () => {
+  // A limit against hangs that grows with the runs (a long pass takes minutes on a busy machine).
+  it(`${RUNS} fuzzed calls: never a 5xx, a refusal writes nothing, memory stays bounded`, { timeout: 120_000 + RUNS * 1_000 }, async () => {
     const heapBefore = process.memoryUsage().heapUsed;
     let refused = 0;
     await fc.assert(
