@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // `*.slow.test.ts` (real agents through every fault) run with `npm run test:agents`.
+    exclude: process.env.TURNQUEUE_SLOW_TESTS ? configDefaults.exclude : [...configDefaults.exclude, "test/**/*.slow.test.ts"],
     // Limits against hangs, not measurements: the CI check (two cores, every suite) saw
     // PGlite start-ups alone take over a minute while other workers ran crash tests.
     testTimeout: 120_000,

@@ -38,6 +38,14 @@ const TRANSIENT = new Set([
 ]);
 const errorKind = (info: CodexErrorInfo | null | undefined) =>
   info == null ? null : typeof info === "string" ? info : Object.keys(info)[0]!;
+/** The model's HTTP status, when Codex forwards one (`{ someFailure: { httpStatusCode } }`). */
+const httpStatusOf = (info: CodexErrorInfo | null | undefined): number | null => {
+  if (info == null || typeof info === "string") return null;
+  const detail = Object.values(info)[0] as { httpStatusCode?: number | null } | undefined;
+  return detail?.httpStatusCode ?? null;
+};
+/** Rate limits and server errors pass with time; other statuses (404 unknown model, 401) do not. */
+const transientStatus = (status: number | null) => status !== null && (status === 408 || status === 429 || status >= 500);
 
 /** A Codex turn's end, as `turn/completed` tells it. */
 interface TurnWatch {
@@ -297,7 +305,8 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
 function startFailure(turn: CodexTurn, last: ErrorNotification | null): TurnStartError {
   const error = turn.error ?? last?.error ?? null;
   const kind = errorKind(error?.codexErrorInfo);
-  const retryable = kind !== null && TRANSIENT.has(kind);
+  const status = httpStatusOf(error?.codexErrorInfo);
+  const retryable = status !== null ? transientStatus(status) : kind !== null && TRANSIENT.has(kind);
   return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable });
 }
 

@@ -43,8 +43,11 @@ export const CODEX_ACP_BIN = path.join(root, "node_modules/.bin/codex-acp");
 /** The environment of a real Claude Code whose model is the scripted server, with a HOME of its own. */
 export function claudeEnv(modelUrl: string): NodeJS.ProcessEnv {
   const home = mkdtempSync(path.join(tmpdir(), "turnqueue-claude-"));
+  // This machine sets IS_SANDBOX=yes: claude-agent-acp then asks Claude Code for
+  // --allow-dangerously-skip-permissions, which Claude Code refuses as root unless it is "1".
+  const { IS_SANDBOX: _sandbox, ...inherited } = process.env;
   return {
-    ...process.env,
+    ...inherited,
     HOME: home,
     ANTHROPIC_BASE_URL: modelUrl,
     ANTHROPIC_API_KEY: "scripted",

@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codexAdapter } from "../../client/agents/codex.js";
+import { eventually } from "../e2e/drain-harness.js";
+import { CODEX_BIN, codexEnv, UNKNOWN_MODEL, workDir } from "../support/agents.js";
+import { echoScript, type Script } from "../support/model-server.js";
+import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
+
+const root = path.resolve(import.meta.dirname, "../..");
+
+/** The scripted model refuses an unknown model name the way the Responses API does. */
+const withModels = (script: Script): Script => (r) =>
+  r.body.model === UNKNOWN_MODEL ? { kind: "error", status: 404, message: `The model \`${UNKNOWN_MODEL}\` does not exist` } : script(r);
+
+describe("Codex (real codex app-server, scripted model): model errors and a runtime crash", () => {
+  let h: AgentHarness;
+  beforeAll(async () => {
+    h = await startAgentHarness();
+  });
+  afterAll(() => h?.close());
+
+  describe("model errors", () => {
+    beforeAll(() => {
+      h.runtime(codexAdapter({ cwd: workDir(), approve: "deny", command: CODEX_BIN, env: codexEnv(h.model.url) }));
+    });
+
+    it("a 429 from the model is a retryable start failure, and the item is retried and runs", async () => {
+      let limited = 0;
+      h.model.script(withModels((r) => (r.userText === "rate limited once" && limited++ === 0 ? { kind: "error", status: 429, message: "Rate limit reached" } : echoScript(r))));
+      const threadId = await h.thread();
+      await h.add(threadId, "rate limited once");
+      await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      const failures = (await h.events(threadId)).filter((e) => e.type === "queue.item-send-failed");
+      expect(failures).toHaveLength(1);
+      expect(failures[0]!.payload).toMatchObject({ final: false });
+      expect(h.model.requests.filter((r) => r.userText === "rate limited once").length).toBe(2);
+    });
+
+    it("a bad model name is a permanent start failure: the item fails with the reason and holds the queue", async () => {
+      h.model.script(withModels(echoScript));
+      const threadId = await h.thread();
+      const bad = await h.add(threadId, "use a model that does not exist", { options: { model: UNKNOWN_MODEL } });
+      const after = await h.add(threadId, "waits behind the failure");
+      await eventually(async () => {
+        const snapshot = await h.user.thread.get.query({ threadId });
+        expect(snapshot.queue).toMatchObject({ paused: true, pauseReason: "failure" });
+        expect(snapshot.queue.items.map((i) => [i.queueItemId, i.status])).toEqual([[bad, "failed"], [after, "pending"]]);
+        expect(snapshot.queue.items[0]!.failureReason).toContain(UNKNOWN_MODEL);
+      }, AGENT_WAIT_MS);
+      // It reached Codex, which asked the model for it by that name: the option was passed on.
+      expect(h.model.requests.some((r) => r.body.model === UNKNOWN_MODEL)).toBe(true);
+      expect((await h.events(threadId)).some((e) => e.type === "turn.started")).toBe(false);
+    });
+  });
+
+  it("the runtime SIGKILLed mid-turn and started again resumes the Codex thread; nothing runs twice and the queue goes on", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    h.model.script((r) => (r.userText === "interrupted by a crash" ? { kind: "slow", text: "never finished", until: gate } : echoScript(r)));
+    const env = { ...codexEnv(h.model.url), PATH: `${path.join(root, "node_modules/.bin")}:${process.env.PATH}` };
+    const cwd = workDir();
+    const startRuntime = () =>
+      spawn(process.execPath, ["--import", "tsx", path.join(root, "src/cli.ts"), "agent", "--codex", "--cwd", cwd, "--approve", "deny", "--url", h.server.url, "--token", h.agentToken], {
+        cwd: root, env, stdio: "ignore", detached: true, // its own process group: the kill takes Codex with it
+      });
+    const killGroup = (p: ChildProcess, signal: NodeJS.Signals) => new Promise((resolve) => {
+      p.once("exit", resolve);
+      process.kill(-p.pid!, signal);
+    });
+
+    const threadId = await h.thread();
+    await h.add(threadId, "interrupted by a crash");
+    const first = startRuntime();
+    let second: ChildProcess | null = null;
+    try {
+      await h.waitForEvent(threadId, "turn.started");
+      const codexThread = (await h.events(threadId)).flatMap((e) => (e.type === "session.changed" && e.payload.runtimeSessionId ? [e.payload.runtimeSessionId] : []))[0];
+      expect(codexThread).toBeTruthy();
+      await killGroup(first, "SIGKILL");
+      release();
+
+      await h.add(threadId, "after the restart");
+      second = startRuntime();
+      await eventually(async () => expect(turnsIn(await h.events(threadId)).find((t) => t.text === "after the restart")?.outcome).toBe("completed"), AGENT_WAIT_MS);
+
+      const events = await h.events(threadId);
+      expect(events.filter((e) => e.type === "queue.item-send-started")).toHaveLength(2);
+      expect(h.model.requests.filter((r) => r.userText === "interrupted by a crash")).toHaveLength(1);
+      // The same Codex thread: its history (the first message) went to the model with the second.
+      const resumed = h.model.requests.find((r) => r.userText === "after the restart")!;
+      expect(JSON.stringify(resumed.body.input)).toContain("interrupted by a crash");
+      const ids = events.flatMap((e) => (e.type === "session.changed" && e.payload.runtimeSessionId ? [e.payload.runtimeSessionId] : []));
+      expect(new Set(ids)).toEqual(new Set([codexThread]));
+    } finally {
+      if (first.exitCode === null && first.signalCode === null) await killGroup(first, "SIGKILL");
+      if (second) await killGroup(second, "SIGTERM");
+    }
+  });
+});
