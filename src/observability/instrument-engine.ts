@@ -14,6 +14,7 @@ const outcomeOf = (error: unknown): Outcome =>
  */
 export function instrumentEngine(engine: Engine, metrics: Metrics): Engine {
   return {
+    feed: engine.feed,
     async execute(threadId, command, options) {
       const stopTimer = metrics.commandSeconds.startTimer({ type: command.type });
       try {
