@@ -1,7 +1,6 @@
-import { EventEmitter, on } from "node:events";
 import { tracked } from "@trpc/server";
-import { channels } from "../cluster/bus.js";
 import type { StoredEvent } from "../domain/index.js";
+import { placeIn } from "../engine/feed.js";
 import { toTRPCError } from "./errors.js";
 import type { ApiServices } from "./trpc.js";
 
@@ -16,26 +15,21 @@ const view = (e: StoredEvent): ThreadEvent =>
   ({ seq: e.seq, threadId: e.threadId, version: e.version, type: e.type, payload: e.payload, actor: e.actor, createdAt: e.createdAt }) as ThreadEvent;
 
 const PAGE = 500;
-const decoder = new TextDecoder();
 
 /**
  * One thread's events, `tracked` by seq: the log after `lastEventId` (from the start when
- * absent), then live ones, with no gap and no duplicate. The bus is subscribed BEFORE the
- * log is read, so nothing committed in between is missed; live events already read from
+ * absent), then live ones, with no gap and no duplicate. The feed's stream is live BEFORE
+ * the log is read, so nothing committed in between is missed; live events already read from
  * the log are skipped by seq. The bus may lose messages, so a live event that does not
  * follow the last delivered version sends us back to the log, which is the truth; and the
- * log is read again every sweep interval, so even a lost last event arrives, late.
+ * stream's sweep sends us there every sweep interval, so even a lost last event arrives, late.
  */
 export async function* threadEvents(services: ApiServices, threadId: string, lastEventId: string | null, signal: AbortSignal | undefined) {
-  const arrivals = new EventEmitter();
-  // `on` starts buffering now: every batch the bus delivers from here on is kept.
-  const live = on(arrivals, "events", { signal });
-  const unsubscribe = await services.bus.subscribe(channels.events, (bytes) => {
-    const events = (JSON.parse(decoder.decode(bytes)) as StoredEvent[]).filter((e) => e.threadId === threadId);
-    if (events.length > 0) arrivals.emit("events", events);
+  const live = await services.engine.feed.stream({
+    keep: (events) => events.filter((e) => e.threadId === threadId),
+    sweepMs: services.config.sweepIntervalMs,
+    signal,
   });
-  // An empty batch means "check the log".
-  const sweep = setInterval(() => arrivals.emit("events", []), services.config.sweepIntervalMs);
 
   let lastSeq = lastEventId === null ? null : BigInt(lastEventId);
   let lastVersion: number | null = null;
@@ -59,12 +53,12 @@ export async function* threadEvents(services: ApiServices, threadId: string, las
   try {
     yield* fromLog();
     if (deleted) return;
-    for await (const [events] of live as AsyncIterable<[StoredEvent[]]>) {
+    for await (const events of live) {
       // An empty batch is the sweep: whatever the bus lost is in the log.
       if (events.length === 0) yield* fromLog();
       for (const e of events) {
         if (deleted || !isNew(e)) continue;
-        if (lastVersion !== null && e.version === lastVersion + 1) yield deliver(e);
+        if (lastVersion !== null && placeIn(lastVersion, e) === "next") yield deliver(e);
         else yield* fromLog();
       }
       if (deleted) return;
@@ -73,7 +67,6 @@ export async function* threadEvents(services: ApiServices, threadId: string, las
     // Errors inside a running stream bypass the procedure's middlewares: map them here.
     if (!signal?.aborted) throw toTRPCError(error) ?? error;
   } finally {
-    clearInterval(sweep);
-    await unsubscribe();
+    await live.close();
   }
 }

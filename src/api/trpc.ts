@@ -4,7 +4,6 @@ import type { Role } from "../domain/index.js";
 import type { Principal } from "../auth/tokens.js";
 import type { Logger } from "pino";
 import type { Auth } from "../auth/tokens.js";
-import type { Bus } from "../cluster/bus.js";
 import type { Config } from "../config.js";
 import type { Engine } from "../engine/types.js";
 import type { EventStore } from "../store/types.js";
@@ -16,7 +15,6 @@ import { reasonOf, toTRPCError } from "./errors.js";
 export interface ApiServices {
   engine: Engine;
   store: EventStore;
-  bus: Bus;
   auth: Pick<Auth, "verify">;
   logger: Logger;
   config: Pick<Config, "sweepIntervalMs" | "limits">;

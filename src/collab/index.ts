@@ -3,8 +3,7 @@ import { Counter, Gauge } from "prom-client";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { channels } from "../cluster/bus.js";
-import { Id, type StoredEvent } from "../domain/index.js";
+import { Id } from "../domain/index.js";
 import { guardWebSocket } from "../socket-errors.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -35,8 +34,6 @@ export interface Collab {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   close(): Promise<void>;
 }
-
-const decoder = new TextDecoder();
 
 /**
  * The collaborative queue: `/yjs/<threadId>` over the y-websocket protocol, one live Y.Doc
@@ -99,15 +96,7 @@ export function createCollab(deps: CollabDeps): Collab {
   );
 
   // Committed events reach every loaded document; until this subscription is live no document loads.
-  const subscribed = bus.subscribe(channels.events, (message) => {
-    let events: StoredEvent[];
-    try {
-      events = JSON.parse(decoder.decode(message)) as StoredEvent[];
-    } catch (err) {
-      return logger.warn({ err }, "ignored an unreadable events message");
-    }
-    registry.dispatch(events);
-  });
+  const subscribed = engine.feed.subscribe((events) => registry.dispatch(events));
   // Text typed into an item and acknowledged to its typist is committed before the item
   // can be claimed, so the agent gets the last acknowledged text.
   const removeBarrier = engine.addPreClaimBarrier(async function commitTypedText(threadId) {

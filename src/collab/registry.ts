@@ -49,7 +49,7 @@ export class DocRegistry {
     return this.docs.get(threadId);
   }
 
-  dispatch(events: StoredEvent[]): void {
+  dispatch(events: readonly StoredEvent[]): void {
     const byThread = new Map<string, StoredEvent[]>();
     for (const event of events) byThread.set(event.threadId, [...(byThread.get(event.threadId) ?? []), event]);
     for (const [threadId, list] of byThread) {

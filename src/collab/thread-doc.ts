@@ -7,6 +7,7 @@ import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
 import { evolve, type StoredEvent, type ThreadState } from "../domain/index.js";
+import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
 import { Bridge } from "./bridge.js";
@@ -218,14 +219,15 @@ export class ThreadDoc {
   }
 
   /** Committed events of this thread, in version order; a gap means events were missed: resync. */
-  applyEvents(events: StoredEvent[]): Promise<void> {
+  applyEvents(events: readonly StoredEvent[]): Promise<void> {
     this.applying = this.applying.then(async () => {
       if (this.closed) return;
       const texts: string[] = [];
       const followed = new Map<string, string>();
       for (const event of events) {
-        if (event.version <= this.state.version) continue;
-        if (event.version !== this.state.version + 1) return this.catchUp();
+        const place = placeIn(this.state.version, event);
+        if (place === "seen") continue;
+        if (place === "gap") return this.catchUp();
         this.doc.transact(() => {
           this.state = evolve(this.state, event);
           writeEvent(this.doc, event, this.state);

@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { channels, type Bus } from "../cluster/bus.js";
+import type { Bus } from "../cluster/bus.js";
 import {
   decide, DomainError, initialState, mayClaim, replay,
   type Command, type DrainPolicy, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
 import { StoreUnavailableError, VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
 import { CommandIdReusedError, EngineClosedError } from "./errors.js";
+import { EventFeed } from "./feed.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
 import { StateCache } from "./state-cache.js";
@@ -46,8 +47,6 @@ type Outcome =
   | { kind: "refused"; error: unknown }
   | { kind: "appended"; index: number; state: ThreadState };
 
-const encoder = new TextEncoder();
-
 /**
  * command → decide → append → project → publish.
  *
@@ -60,6 +59,7 @@ const encoder = new TextEncoder();
  */
 export function createEngine(options: EngineOptions): Engine {
   const { store, bus, now, policy, logger } = options;
+  const feed = new EventFeed(bus, logger);
   const cache = new StateCache(options.cacheSize ?? 10_000);
   const lanes = new Lanes();
   const mailboxes = new Map<string, Job[]>();
@@ -156,7 +156,8 @@ export function createEngine(options: EngineOptions): Engine {
           return;
         }
         cache.set(state);
-        publish(stored.flat());
+        // The bus is a fast path; the log is the truth, so a failed publish loses nothing.
+        feed.publish(stored.flat());
       }
       jobs.forEach((job, i) => {
         const o = outcomes[i]!;
@@ -191,14 +192,9 @@ export function createEngine(options: EngineOptions): Engine {
     }
   }
 
-  function publish(events: StoredEvent[]): void {
-    // The bus is a fast path; the log is the truth, so a failed publish loses nothing.
-    bus.publish(channels.events, encoder.encode(JSON.stringify(events))).catch((err: unknown) =>
-      logger.warn({ err, threadId: events[0]?.threadId }, "could not publish committed events"),
-    );
-  }
-
   return {
+    feed,
+
     async execute(threadId, command, opts) {
       if (closed) throw new EngineClosedError();
       const commandId = opts.commandId ?? randomUUID();
@@ -228,6 +224,7 @@ export function createEngine(options: EngineOptions): Engine {
     async close() {
       closed = true;
       await lanes.idle();
+      await feed.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Command, StoredEvent, ThreadState } from "../domain/index.js";
+import type { EventFeed } from "./feed.js";
 
 /**
  * Resolves once every change a client was told is accepted on the thread is committed to
@@ -28,9 +29,11 @@ export interface ExecuteResult {
 /**
  * command → decide → append → project → publish. Serializes commands per thread in this
  * process, retries on version conflicts with other processes, publishes committed events
- * on the bus. Throws DomainError (refusals) and StoreUnavailableError (database down).
+ * on the bus (`feed`). Throws DomainError (refusals) and StoreUnavailableError (database down).
  */
 export interface Engine {
+  /** Every committed event, from this instance and the others: what reactors and streams read. */
+  readonly feed: EventFeed;
   execute(threadId: string, command: Command, options: ExecuteOptions): Promise<ExecuteResult>;
   /** Current state of a thread (from cache, caught up with the log). */
   load(threadId: string): Promise<ThreadState>;

@@ -18,6 +18,7 @@ export function instrumentEngine(engine: Engine, metrics: Metrics, logger: Logge
   const observe = createQueueEventObserver(metrics, logger);
   const log = logger.child({ component: "engine" });
   return {
+    feed: engine.feed,
     async execute(threadId, command, options) {
       const stopTimer = metrics.commandSeconds.startTimer({ type: command.type });
       try {

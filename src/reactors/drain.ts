@@ -1,7 +1,5 @@
-import { channels } from "../cluster/bus.js";
-import { DomainError, drainCommandDue, drainWakeAt, type Command, type StoredEvent } from "../domain/index.js";
+import { DomainError, drainCommandDue, drainWakeAt, type Command } from "../domain/index.js";
 import type { Logger } from "pino";
-import type { Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
 import type { Config } from "../config.js";
 import type { Engine, ExecuteResult } from "../engine/types.js";
@@ -24,7 +22,7 @@ const SCAN_CONCURRENCY = 8;
  * the claim's optimistic append is what guarantees one winner, so N instances reacting to
  * the same event are safe. The lease only keeps them from doing timer and sweep work N times.
  *
- * Triggers: every committed command on the bus (whatever changed, the thread is looked at
+ * Triggers: every committed command on the engine's feed (whatever changed, the thread is looked at
  * again), the startup scan (subscribed first, so nothing committed meanwhile is missed),
  * per-thread timers, and a slow periodic sweep for whatever the bus lost.
  */
@@ -35,9 +33,8 @@ export interface DrainReactor extends Closable {
 
 /** What the drain reactor uses. */
 export interface DrainDeps {
-  engine: Pick<Engine, "load" | "execute">;
+  engine: Pick<Engine, "load" | "execute" | "feed">;
   store: Pick<EventStore, "threadsWithWork">;
-  bus: Bus;
   lease: Lease;
   logger: Logger;
   /** The only clock the reactor reads. */
@@ -46,7 +43,7 @@ export interface DrainDeps {
 }
 
 export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> {
-  const { engine, store, bus, lease, config, logger } = deps;
+  const { engine, store, lease, config, logger } = deps;
   const log = logger.child({ component: "drain" });
   const bootedAt = deps.now().getTime();
   let closed = false;
@@ -109,16 +106,9 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
   };
 
   // Subscribe first, then scan: a command committed between the two is seen by at least one.
-  const unsubscribe = await bus.subscribe(channels.events, (message) => {
+  const unsubscribe = await engine.feed.subscribe((events) => {
     if (closed) return;
-    let threadIds: Set<string>;
-    try {
-      threadIds = threadsOf(message);
-    } catch (error) {
-      // Not ours to crash on: the sweep still finds whatever this message was about.
-      return log.warn({ err: error }, "unreadable message on the events channel");
-    }
-    for (const threadId of threadIds) void serial.request(threadId);
+    for (const threadId of new Set(events.map((e) => e.threadId))) void serial.request(threadId);
   });
 
   const sweep = () =>
@@ -140,9 +130,4 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
       timers.clear();
     },
   };
-}
-
-function threadsOf(message: Uint8Array): Set<string> {
-  const events = JSON.parse(new TextDecoder().decode(message)) as StoredEvent[];
-  return new Set(events.map((e) => e.threadId));
 }

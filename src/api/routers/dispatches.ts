@@ -1,7 +1,5 @@
-import { on, EventEmitter } from "node:events";
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { channels } from "../../cluster/bus.js";
 import { dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
 import { agentProcedure, type ApiServices } from "../trpc.js";
 
@@ -38,17 +36,13 @@ export const dispatches = agentProcedure
   .subscription(async function* ({ ctx, signal }) {
     const { services, principal } = ctx;
     const workspaceId = principal.workspaceId;
-    const inbox = new EventEmitter<{ events: [StoredEvent[]] }>();
-    // `on` buffers from now on: nothing the bus delivers while the backlog is sent is lost.
-    const arrivals = on(inbox, "events", { signal }) as AsyncIterable<[StoredEvent[]]>;
-
-    // Subscribe before reading the backlog: a claim committed in between is in one or both.
-    const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
-      const events = eventsIn(message).filter((e) => e.workspaceId === workspaceId);
-      if (events.length > 0) inbox.emit("events", events);
+    // Live before the backlog is read: a claim committed in between is in one or both. An
+    // empty batch (the sweep) polls the unacknowledged set again, for what the bus lost.
+    const live = await services.engine.feed.stream({
+      keep: (events) => events.filter((e) => e.workspaceId === workspaceId),
+      sweepMs: services.config.sweepIntervalMs,
+      signal,
     });
-    const poll = async () => inbox.emit("events", await unacknowledged(services, workspaceId));
-    const poller = setInterval(() => void poll().catch(() => {}), services.config.sweepIntervalMs);
     try {
       /** dispatchKey → seq of the dispatch sent on this stream and not yet seen acknowledged. */
       const sent = new Map<string, string>();
@@ -62,7 +56,8 @@ export const dispatches = agentProcedure
         const dispatch = deliver(claim);
         if (dispatch) yield dispatch;
       }
-      for await (const [events] of arrivals) {
+      for await (const batch of live) {
+        const events = batch.length > 0 ? batch : await unacknowledged(services, workspaceId).catch(() => []);
         for (const event of events) {
           if (isDispatching(event)) {
             const dispatch = deliver(event);
@@ -77,23 +72,12 @@ export const dispatches = agentProcedure
     } catch (error) {
       if (!signal?.aborted) throw error;
     } finally {
-      clearInterval(poller);
-      await unsubscribe();
+      await live.close();
     }
   });
 
 /** Events after which an item's claim is no longer unacknowledged. */
 const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);
-
-/** A bus message's events; an unreadable message is none (the poll covers what it carried). */
-function eventsIn(message: Uint8Array): StoredEvent[] {
-  try {
-    const events: unknown = JSON.parse(new TextDecoder().decode(message));
-    return Array.isArray(events) ? (events as StoredEvent[]) : [];
-  } catch {
-    return [];
-  }
-}
 
 async function unacknowledged(services: ApiServices, workspaceId: string): Promise<Dispatching[]> {
   const events = await services.store.unacknowledgedDispatches(workspaceId);
@@ -114,14 +98,10 @@ const LIST_PAGE = 200;
  */
 export const threads = agentProcedure.subscription(async function* ({ ctx, signal }) {
   const { services, principal } = ctx;
-  const inbox = new EventEmitter<{ created: [AgentThread] }>();
-  const arrivals = on(inbox, "created", { signal }) as AsyncIterable<[AgentThread]>;
-  const unsubscribe = await services.bus.subscribe(channels.events, (message) => {
-    for (const e of eventsIn(message)) {
-      if (e.type === "thread.created" && e.workspaceId === principal.workspaceId) {
-        inbox.emit("created", { threadId: e.threadId, sessionStatus: "unknown" });
-      }
-    }
+  const live = await services.engine.feed.stream({
+    keep: (events) => events.filter((e) => e.type === "thread.created" && e.workspaceId === principal.workspaceId),
+    // Not resumable, so not swept: a reconnect lists again.
+    signal,
   });
   try {
     let cursor: string | null = null;
@@ -131,10 +111,12 @@ export const threads = agentProcedure.subscription(async function* ({ ctx, signa
       for (const t of page.items) if (!t.archived) yield { threadId: t.threadId, sessionStatus: t.sessionStatus };
       cursor = page.nextCursor;
     } while (cursor !== null);
-    for await (const [thread] of arrivals) yield thread;
+    for await (const events of live) {
+      for (const e of events) yield { threadId: e.threadId, sessionStatus: "unknown" };
+    }
   } catch (error) {
     if (!signal?.aborted) throw error;
   } finally {
-    await unsubscribe();
+    await live.close();
   }
 });
