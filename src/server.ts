@@ -18,6 +18,7 @@ import { instrumentEngine } from "./observability/instrument-engine.js";
 import { createLogger } from "./observability/logger.js";
 import { createMetrics, type Metrics } from "./observability/metrics.js";
 import { registerQueueGauges } from "./observability/queue-gauges.js";
+import { contextOf, inSpan } from "./observability/tracing.js";
 import type { Closable, Config, Services } from "./services.js";
 import { startReactors } from "./reactors/index.js";
 import { named, withoutPassword } from "./config.js";
@@ -165,6 +166,8 @@ const doorOf = (pathname: string): Door => {
 export const LOCAL_USER = { sub: "local", workspaceId: "local", role: "user" } as const;
 const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/.test(host);
 
+const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
 const sendJson = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 };
@@ -211,7 +214,11 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     res.once("finish", () => metrics.httpRequests.inc({ door, status: res.statusCode }));
     switch (door) {
       case "trpc":
-        return trpcHttp(req, res);
+        // A caller's `traceparent` (an agent reporting a dispatched turn) continues its trace.
+        return inSpan(`trpc ${pathname.slice("/trpc/".length)}`, {}, () => {
+          const answered = new Promise<void>((resolve) => res.once("close", resolve));
+          return Promise.all([trpcHttp(req, res), answered]).then(() => {});
+        }, contextOf(header(req.headers.traceparent)));
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz":

@@ -1,8 +1,10 @@
+import { context } from "@opentelemetry/api";
 import { channels } from "../cluster/bus.js";
 import {
   DomainError, isEligible, nextWakeAt, sendingItem, type Command, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
 import type { ExecuteResult } from "../engine/types.js";
+import { afterCommit } from "../observability/tracing.js";
 import type { Closable, Services } from "../services.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { SerialPerKey } from "./serial.js";
@@ -75,7 +77,9 @@ export async function startDrainReactor(services: Services): Promise<DrainReacto
   /** Null when the decider refused: the thread is gone, nothing is left to drain. */
   async function issue(threadId: string, command: Command): Promise<ExecuteResult | null> {
     try {
-      const result = await engine.execute(threadId, command, { actor: ACTOR });
+      // The claim continues the trace of the command that made the thread eligible.
+      const parent = afterCommit.take(threadId) ?? context.active();
+      const result = await context.with(parent, () => engine.execute(threadId, command, { actor: ACTOR }));
       if (result.events.length > 0) log.debug({ threadId, command: command.type, version: result.version }, "drain");
       return result;
     } catch (error) {

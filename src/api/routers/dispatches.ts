@@ -2,7 +2,9 @@ import { on, EventEmitter } from "node:events";
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { channels } from "../../cluster/bus.js";
-import { dispatchOf, type EventOf, type StoredEvent } from "../../domain/index.js";
+import { trace } from "@opentelemetry/api";
+import { dispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
+import { ofDispatch, traceparentOf, tracer } from "../../observability/tracing.js";
 import type { Services } from "../../services.js";
 import { agentProcedure } from "../trpc.js";
 
@@ -44,7 +46,7 @@ export const dispatches = agentProcedure
       const deliver = (claim: Claim) => {
         if (sent.get(claim.payload.queueItemId) === claim.seq) return null;
         sent.set(claim.payload.queueItemId, claim.seq);
-        return tracked(claim.seq, dispatchOf(claim));
+        return tracked(claim.seq, withTrace(claim));
       };
       for (const claim of await unacknowledged(services, workspaceId)) {
         const dispatch = deliver(claim);
@@ -67,6 +69,20 @@ export const dispatches = agentProcedure
       await unsubscribe();
     }
   });
+
+/**
+ * The dispatch, with the W3C `traceparent` of a "dispatch" span under its claim when tracing
+ * is on: the agent sends it back with `turnStarted`, which continues the same trace.
+ */
+function withTrace(claim: Claim): Dispatch & { traceparent?: string } {
+  const dispatch = dispatchOf(claim);
+  const claimed = ofDispatch.get(claim.payload.dispatchId);
+  if (!claimed) return dispatch;
+  const span = tracer.startSpan("dispatch", { attributes: { "turnqueue.dispatch_id": claim.payload.dispatchId } }, claimed);
+  span.end();
+  const traceparent = traceparentOf(trace.setSpan(claimed, span));
+  return traceparent ? { ...dispatch, traceparent } : dispatch;
+}
 
 /** Events after which an item's claim is no longer unacknowledged. */
 const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);
