@@ -176,7 +176,9 @@ export function runAgent(options: RunAgentOptions): Agent {
         if (turnId) return turnId;
         // Known before the report lands: an interrupt may follow the report at once.
         interrupts.set((key = turnKey(threadId, id)), interrupt);
-        await report(() => trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }));
+        await report(() =>
+          trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }, traced(dispatch)),
+        );
         remember(started, queueItemId);
         return (turnId = id);
       },
@@ -225,7 +227,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       if (!expectedTurnId) throw new Error("a steer without the turn it is for");
       await options.onSteer(dispatch, closing.signal);
       await report(() =>
-        trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }),
+        trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }, traced(dispatch)),
       );
       remember(started, queueItemId);
     } catch (error) {
@@ -344,6 +346,9 @@ export function runAgent(options: RunAgentOptions): Agent {
     },
   };
 }
+
+/** The dispatch's trace context, sent back with its start so the server's trace goes on. */
+const traced = (dispatch: Dispatch) => (dispatch.traceparent ? { context: { traceparent: dispatch.traceparent } } : undefined);
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 4096) || "unknown error";
 

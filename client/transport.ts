@@ -1,4 +1,4 @@
-import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
 import type { AppRouter } from "../src/api/router.js";
 import { TokenSource, type TokenOption } from "./token.js";
@@ -55,10 +55,18 @@ export function createTransport({ url, token, onConnection }: TransportOptions):
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws }),
-        false: httpBatchLink({
-          url: `${base}/trpc`,
-          maxItems: BATCH_ITEMS,
-          headers: async () => ({ authorization: `Bearer ${await tokens.get()}` }),
+        // A call carrying a trace context (a report on a traced dispatch) goes alone, with its `traceparent` header.
+        false: splitLink({
+          condition: (op) => typeof op.context.traceparent === "string",
+          true: httpLink({
+            url: `${base}/trpc`,
+            headers: async ({ op }) => ({ authorization: `Bearer ${await tokens.get()}`, traceparent: op.context.traceparent as string }),
+          }),
+          false: httpBatchLink({
+            url: `${base}/trpc`,
+            maxItems: BATCH_ITEMS,
+            headers: async () => ({ authorization: `Bearer ${await tokens.get()}` }),
+          }),
         }),
       }),
     ],

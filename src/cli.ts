@@ -10,6 +10,9 @@ import { loadConfig, settings, type RawSettings, type SettingName } from "./conf
 import { Id, Role } from "./domain/index.js";
 import type { Turnqueue } from "./server.js";
 
+/** A signal this soon after the first is the same one delivered twice, not a person insisting. */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
 /** The workspace `serve` prints a token for, so a newcomer can use the server at once. */
 const LOCAL_WORKSPACE = "local";
 
@@ -48,12 +51,17 @@ withSettings(
     const echoAgent = withEchoAgent ? await startLocalEchoAgent(app) : null;
 
     let stopping = false;
+    let firstSignalAt = 0;
     const stop = (signal: NodeJS.Signals) => {
+      // The same Ctrl-C can arrive twice at once (the terminal signals the group, npm forwards
+      // it again): only a second signal a person sent later forces the exit.
+      if (stopping && Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       if (stopping) {
         app.services.logger.warn({ signal }, "second signal: exiting without finishing");
         process.exit(1);
       }
       stopping = true;
+      firstSignalAt = Date.now();
       app.services.logger.info({ signal }, "shutting down: finishing commands in flight");
       Promise.resolve(echoAgent?.close())
         .then(() => app.close())
@@ -67,7 +75,7 @@ withSettings(
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
-    stopWithNpmParent(() => stop("SIGTERM"));
+    stopWithNpmParent(() => void (stopping || stop("SIGTERM")));
   });
 
 const parseWith =

@@ -27,6 +27,7 @@ import type { EventStore } from "./store/types.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { registerQueueGauges } from "./observability/queue-gauges.js";
+import { contextOf, inSpan } from "./tracing.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { named, withoutPassword } from "./config.js";
@@ -189,6 +190,8 @@ const doorOf = (pathname: string): Door => {
 export const LOCAL_USER = { sub: "local", workspaceId: "local", role: "user" } as const;
 const isLoopback = (host: string) => /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/.test(host);
 
+const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
 const sendJson = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 };
@@ -266,7 +269,11 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
       case "trpc":
         // A body announced over the limit is refused before a byte of it is read.
         if (Number(req.headers["content-length"] ?? 0) > limits.maxBodyBytes) return payloadTooLarge(res, limits.maxBodyBytes);
-        return trpcHttp(req, res);
+        // A caller's `traceparent` (an agent reporting a dispatched turn) continues its trace.
+        return inSpan(`trpc ${pathname.slice("/trpc/".length)}`, {}, () => {
+          const answered = new Promise<void>((resolve) => res.once("close", resolve));
+          return Promise.all([trpcHttp(req, res), answered]).then(() => {});
+        }, contextOf(header(req.headers.traceparent)));
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz":

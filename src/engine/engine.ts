@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { context, SpanStatusCode, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { Bus } from "../cluster/bus.js";
 import {
@@ -8,6 +9,7 @@ import {
 import { StoreUnavailableError, VersionConflictError, type AppendRequest, type EventStore } from "../store/types.js";
 import { CommandIdReusedError, EngineClosedError } from "./errors.js";
 import { EventFeed } from "./feed.js";
+import { afterCommit, ofDispatch, tracer } from "../tracing.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
 import { StateCache } from "./state-cache.js";
@@ -38,6 +40,8 @@ interface Job {
   options: ExecuteOptions;
   commandId: string;
   fingerprint: string;
+  /** The caller's trace context: this command's decide, append and publish spans go under it. */
+  trace: Context;
   resolve(result: ExecuteResult): void;
   reject(error: unknown): void;
 }
@@ -107,7 +111,9 @@ export function createEngine(options: EngineOptions): Engine {
       const outcomes = jobs.map((job): Outcome => {
         const known = recalled.get(job);
         if (known) return known;
+        const decideSpan = tracer.startSpan("decide", { attributes: { "turnqueue.command": job.command.type } }, job.trace);
         const decision = decide(state, job.command, { now: at, policy });
+        decideSpan.end();
         if (decision instanceof DomainError) return { kind: "refused", error: decision };
         if (decision.length === 0) return { kind: "done", result: { version: state.version, events: [], state, replayed: false } };
         const before = state;
@@ -135,9 +141,12 @@ export function createEngine(options: EngineOptions): Engine {
 
       let stored: StoredEvent[][] = [];
       if (requests.length > 0) {
+        const appending = jobs.filter((_, i) => outcomes[i]!.kind === "appended");
+        const appendSpans = appending.map((job) => tracer.startSpan("append", { attributes: { "turnqueue.chain": requests.length } }, job.trace));
         try {
           stored = await store.appendChain(requests);
         } catch (error) {
+          for (const span of appendSpans) span.setStatus({ code: SpanStatusCode.ERROR }).end();
           if (error instanceof VersionConflictError && attempt < MAX_ATTEMPTS) {
             logger.debug({ threadId, attempt, commands: jobs.length }, "version conflict: deciding again on fresh state");
             fromLog = true;
@@ -155,9 +164,9 @@ export function createEngine(options: EngineOptions): Engine {
           for (const job of jobs) job.reject(error);
           return;
         }
+        for (const span of appendSpans) span.end();
         cache.set(state);
-        // The bus is a fast path; the log is the truth, so a failed publish loses nothing.
-        feed.publish(stored.flat());
+        publish(stored.flat(), appending);
       }
       jobs.forEach((job, i) => {
         const o = outcomes[i]!;
@@ -192,6 +201,21 @@ export function createEngine(options: EngineOptions): Engine {
     }
   }
 
+  function publish(events: StoredEvent[], jobs: Job[]): void {
+    // Before the feed carries them: what they trigger in this process (the reactor's claim, the
+    // dispatch to the agent) continues the committing command's trace.
+    for (const job of jobs) afterCommit.put(events[0]!.threadId, job.trace);
+    for (const e of events) {
+      if (e.type !== "queue.item-send-started") continue;
+      const job = jobs.find((j) => j.commandId === e.commandId);
+      if (job) ofDispatch.put(e.payload.dispatchId, job.trace);
+    }
+    const spans = jobs.map((job) => tracer.startSpan("publish", {}, job.trace));
+    // The bus is a fast path; the log is the truth, so a failed publish loses nothing.
+    feed.publish(events);
+    for (const span of spans) span.end();
+  }
+
   return {
     feed,
 
@@ -202,7 +226,7 @@ export function createEngine(options: EngineOptions): Engine {
       // Outside the thread's lane: a barrier may issue commands on the same thread.
       if (mayClaim(command)) await Promise.all([...barriers].map((barrier) => barrier(threadId)));
       return new Promise<ExecuteResult>((resolve, reject) => {
-        const job: Job = { command, options: opts, commandId, fingerprint, resolve, reject };
+        const job: Job = { command, options: opts, commandId, fingerprint, trace: context.active(), resolve, reject };
         const box = mailboxes.get(threadId);
         if (box) return void box.push(job);
         mailboxes.set(threadId, [job]);

@@ -1,3 +1,4 @@
+import { context } from "@opentelemetry/api";
 import { DomainError, drainCommandDue, drainWakeAt, type Command } from "../domain/index.js";
 import type { Logger } from "pino";
 import type { Lease } from "../cluster/lease.js";
@@ -5,6 +6,7 @@ import type { Config } from "../config.js";
 import type { Engine, ExecuteResult } from "../engine/types.js";
 import type { Closable } from "../lifecycle.js";
 import { StoreUnavailableError, type EventStore } from "../store/types.js";
+import { afterCommit } from "../tracing.js";
 import { SerialPerKey } from "./serial.js";
 import { KeyedTimers } from "./timers.js";
 
@@ -86,7 +88,9 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
   /** Null when the decider refused: the thread is gone, nothing is left to drain. */
   async function issue(threadId: string, command: Command): Promise<ExecuteResult | null> {
     try {
-      const result = await engine.execute(threadId, command, { actor: ACTOR });
+      // The claim continues the trace of the command that made the thread eligible.
+      const parent = afterCommit.take(threadId) ?? context.active();
+      const result = await context.with(parent, () => engine.execute(threadId, command, { actor: ACTOR }));
       if (result.events.length > 0) log.debug({ threadId, command: command.type, version: result.version }, "drain");
       return result;
     } catch (error) {

@@ -1,6 +1,8 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
+import { trace } from "@opentelemetry/api";
 import { dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
+import { ofDispatch, traceparentOf, tracer } from "../../tracing.js";
 import { agentProcedure, type ApiServices } from "../trpc.js";
 
 type Claim = StoredEvent & EventOf<"queue.item-send-started">;
@@ -50,7 +52,7 @@ export const dispatches = agentProcedure
         const key = dispatchKey(event);
         if (sent.get(key) === event.seq) return null;
         sent.set(key, event.seq);
-        return tracked(event.seq, toDispatch(event));
+        return tracked(event.seq, withTrace(event));
       };
       for (const claim of await unacknowledged(services, workspaceId)) {
         const dispatch = deliver(claim);
@@ -75,6 +77,20 @@ export const dispatches = agentProcedure
       await live.close();
     }
   });
+
+/**
+ * The dispatch, with the W3C `traceparent` of a "dispatch" span under its claim when tracing
+ * is on: the agent sends it back with `turnStarted`, which continues the same trace.
+ */
+function withTrace(event: Dispatching): Dispatch & { traceparent?: string } {
+  const dispatch = toDispatch(event);
+  const claimed = event.type === "queue.item-send-started" ? ofDispatch.get(event.payload.dispatchId) : undefined;
+  if (!claimed || event.type !== "queue.item-send-started") return dispatch;
+  const span = tracer.startSpan("dispatch", { attributes: { "turnqueue.dispatch_id": event.payload.dispatchId } }, claimed);
+  span.end();
+  const traceparent = traceparentOf(trace.setSpan(claimed, span));
+  return traceparent ? { ...dispatch, traceparent } : dispatch;
+}
 
 /** Events after which an item's claim is no longer unacknowledged. */
 const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);

@@ -1,0 +1,75 @@
+import { context, propagation, trace } from "@opentelemetry/api";
+import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runAgent, type Agent } from "../../client/agent.js";
+import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+describe("OpenTelemetry: one trace from the tRPC command to the agent's turnStarted (SDK's in-memory exporter)", () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  let server: TestServer;
+  let user: TurnqueueClient;
+  let agent: Agent;
+  let started: string | null = null;
+
+  beforeAll(async () => {
+    // What an operator's `--import` setup file does: register an SDK (W3C propagation included).
+    provider.register();
+    server = await startTestServer();
+    user = createTurnqueueClient({ url: server.url, token: await server.token("user") });
+    agent = runAgent({
+      url: server.url,
+      token: await server.token("agent"),
+      autoReady: true,
+      async onTurn(turn) {
+        started = await turn.start();
+        return { outcome: "completed" };
+      },
+    });
+  });
+  afterAll(async () => {
+    await agent?.close();
+    await user?.close();
+    await server?.close();
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  });
+
+  it("queue.add → decide, append, publish → drain.claim → dispatch → turnStarted, parent by parent", async () => {
+    const { threadId } = await user.thread.create.mutate({ title: "traced" });
+    // The session is ready before the item arrives, so the item's own command triggers the claim.
+    await vi.waitUntil(async () => (await user.thread.get.query({ threadId })).session.status === "ready", { timeout: 60_000, interval: 100 });
+    exporter.reset();
+    await user.queue.add.mutate({ threadId, message: { messageId: "traced-1", text: "follow the trace" } });
+    await vi.waitUntil(() => started !== null, { timeout: 60_000, interval: 100 });
+    await vi.waitUntil(() => spans().some((s) => s.name === "command agent.turnStarted"), { timeout: 30_000, interval: 50 });
+
+    const all = spans();
+    const byId = new Map(all.map((s) => [s.spanContext().spanId, s]));
+    const parentOf = (s: ReadableSpan) => byId.get(s.parentSpanContext?.spanId ?? "");
+    const ancestry = (s: ReadableSpan | undefined): string[] => (s ? [s.name, ...ancestry(parentOf(s))] : []);
+
+    const turnStarted = all.find((s) => s.name === "command agent.turnStarted")!;
+    expect(ancestry(turnStarted)).toEqual([
+      "command agent.turnStarted",
+      "trpc agent.turnStarted",
+      "dispatch",
+      "command drain.claim",
+      "command queue.add",
+      "trpc queue.add",
+    ]);
+    const add = all.find((s) => s.name === "command queue.add")!;
+    const children = all.filter((s) => parentOf(s) === add).map((s) => s.name);
+    expect(children).toEqual(expect.arrayContaining(["decide", "append", "publish", "command drain.claim"]));
+    const claim = all.find((s) => s.name === "command drain.claim")!;
+    expect(all.filter((s) => parentOf(s) === claim).map((s) => s.name)).toEqual(expect.arrayContaining(["decide", "append", "publish", "dispatch"]));
+    // One trace, all of it.
+    expect(new Set([turnStarted, add, claim].map((s) => s.spanContext().traceId)).size).toBe(1);
+  });
+
+  const spans = () => exporter.getFinishedSpans();
+});
