@@ -1,6 +1,6 @@
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
-import type { AppRouter } from "../src/api/router.js";
+import type { AppRouter } from "./router-types.js";
 
 export interface TransportOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:4780. */
@@ -8,6 +8,12 @@ export interface TransportOptions {
   /** A token from `turnqueue token`; its role decides which procedures answer. */
   token: string;
 }
+
+/**
+ * The WebSocket class: the platform's own where there is one (browsers, Node 22), else `ws`.
+ * A browser bundler resolves `ws` to its stub, which is then never called.
+ */
+export const WebSocketImpl: typeof globalThis.WebSocket = globalThis.WebSocket ?? (WS as unknown as typeof globalThis.WebSocket);
 
 /** The typed tRPC client of the server's router, plus `close()` for its WebSocket. */
 export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
@@ -22,8 +28,7 @@ export function createTransport({ url, token }: TransportOptions): Transport {
   const ws = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
     connectionParams: { token },
-    // Browsers have WebSocket; Node 20 does not (without a flag).
-    WebSocket: globalThis.WebSocket ?? (WS as unknown as typeof WebSocket),
+    WebSocket: WebSocketImpl,
     retryDelayMs: (attempt) => Math.min(5_000, 100 * 2 ** attempt),
     // No socket until something subscribes (plain HTTP users never open one).
     lazy: { enabled: true, closeMs: 10_000 },
