@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createAuth } from "./api/auth.js";
+import { CommandFailure, registerOperatorCommands } from "./cli/index.js";
 import { ConfigError, loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
 import type { Turnqueue } from "./server.js";
@@ -129,9 +130,15 @@ program
     process.on("SIGINT", stop);
   });
 
+registerOperatorCommands(program);
+
 try {
   await program.parseAsync();
 } catch (error) {
+  if (error instanceof CommandFailure) {
+    process.stderr.write(`turnqueue: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
   // Bad settings are the user's to fix: say what, without a stack trace.
   const known = error instanceof ConfigError || error instanceof InvalidArgumentError;
   process.stderr.write(`turnqueue: ${known ? (error as Error).message : (error as Error).stack ?? String(error)}\n`);
