@@ -9,6 +9,7 @@ import sirv from "sirv";
 import { WebSocketServer } from "ws";
 import { createAuth } from "./api/auth.js";
 import { createContextFactory } from "./api/context.js";
+import { createRestHandler, REST_PREFIX } from "./api/rest.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
 import { COLLAB_PATH, createCollab } from "./collab/index.js";
@@ -127,10 +128,11 @@ function finishingInFlight(engine: Engine): Engine {
   };
 }
 
-type Door = "trpc" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
+type Door = "trpc" | "rest" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
 
 const doorOf = (pathname: string): Door => {
   if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return "trpc";
+  if (pathname.startsWith(`${REST_PREFIX}/`)) return "rest";
   switch (pathname) {
     case "/healthz":
       return "healthz";
@@ -157,6 +159,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
   const { config, logger } = services;
   const contexts = createContextFactory(services);
   const trpcHttp = createHTTPHandler({ router: appRouter, basePath: "/trpc/", createContext: contexts.http, onError: contexts.onError });
+  const rest = createRestHandler(contexts.http, logger);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
   const trpcWs = applyWSSHandler({
     wss,
@@ -188,6 +191,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     switch (door) {
       case "trpc":
         return trpcHttp(req, res);
+      case "rest":
+        return rest(req, res);
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz":

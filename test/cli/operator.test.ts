@@ -18,7 +18,7 @@ interface Snapshot {
 }
 
 // Every command is a real `turnqueue` process (tsx from the sources) against a real server.
-describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --token)", { timeout: 180_000 }, () => {
+describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --token)", { timeout: 600_000 }, () => {
   let server: TestServer;
   let env: NodeJS.ProcessEnv;
   let threadId: string;
@@ -123,7 +123,7 @@ describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --to
   });
 });
 
-describe("operator CLI against the database: migrate, rebuild-projections", { timeout: 180_000 }, () => {
+describe("operator CLI against the database: migrate, rebuild-projections", { timeout: 600_000 }, () => {
   let dataDir: string;
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-cli-db-"));

@@ -59,7 +59,7 @@ interface Shown {
   moreItems: number;
 }
 
-describe("turnqueue mcp: the queue as MCP tools over stdio (the MCP SDK's own client)", { timeout: 180_000 }, () => {
+describe("turnqueue mcp: the queue as MCP tools over stdio (the MCP SDK's own client)", { timeout: 600_000 }, () => {
   let server: TestServer;
   let client: Client;
   let threadId: string;

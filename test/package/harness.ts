@@ -1,12 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-export const sdkDir = path.join(repoRoot, "packages/sdk");
 
 const exec = promisify(execFile);
 
@@ -37,6 +36,26 @@ async function mustRun(command: string, args: string[], options: { cwd: string; 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** What a checkout holds that a build makes or a clone lacks: not copied. */
+const NOT_COPIED = new Set([".git", "node_modules", "dist", ".tmp", ".turnqueue", "test-artifacts"]);
+
+/**
+ * A copy of this checkout (sharing its node_modules) in which to build and pack: a build in
+ * the checkout itself would replace dist/ and the web board under tests that serve them.
+ */
+export async function checkoutCopy(into: string): Promise<string> {
+  const copy = path.join(into, "checkout");
+  await cp(repoRoot, copy, {
+    recursive: true,
+    filter: (source) => {
+      const relative = path.relative(repoRoot, source);
+      return !relative.split(path.sep).some((part) => NOT_COPIED.has(part)) && !/\.tgz$/.test(relative);
+    },
+  });
+  await symlink(path.join(repoRoot, "node_modules"), path.join(copy, "node_modules"), "dir");
+  return copy;
 }
 
 /**

@@ -3,7 +3,7 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { freshApp, installedVersion, pack, repoRoot, runOnce, sdkDir, tempDir } from "./harness.js";
+import { checkoutCopy, freshApp, installedVersion, pack, repoRoot, runOnce, tempDir } from "./harness.js";
 
 const tsc = path.join(repoRoot, "node_modules/typescript/bin/tsc");
 const consumerSource = new URL("./fixtures/consumer.source", import.meta.url);
@@ -30,10 +30,13 @@ describe("@turnqueue/sdk from npm pack, installed into a fresh app (slow)", { ti
   let files: string[];
   let removeTemp: () => Promise<void>;
   let env: NodeJS.ProcessEnv;
+  let sdkDir: string;
 
   beforeAll(async () => {
     const temp = await tempDir("turnqueue-sdk-");
     removeTemp = temp.remove;
+    const checkout = await checkoutCopy(temp.dir);
+    sdkDir = path.join(checkout, "packages/sdk");
     const packed = await pack(sdkDir, temp.dir);
     files = packed.files;
     app = await freshApp(path.join(temp.dir, "app"), [packed.tarball, `@types/node@${await installedVersion("@types/node")}`]);

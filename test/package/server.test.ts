@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pack, repoRoot, runOnce, tempDir } from "./harness.js";
+import { checkoutCopy, pack, runOnce, tempDir } from "./harness.js";
 
 interface Served {
   url: string;
@@ -56,7 +56,7 @@ describe("the server from npm pack, installed globally (npm install -g, slow)", 
 
   beforeAll(async () => {
     temp = await tempDir("turnqueue-server-");
-    const packed = await pack(repoRoot, temp.dir);
+    const packed = await pack(await checkoutCopy(temp.dir), temp.dir);
     files = packed.files;
     prefix = path.join(temp.dir, "prefix");
     const installed = await runOnce(
