@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { TRPCClientError } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
-import type { AppRouter } from "../src/api/router.js";
+import type { AppRouter } from "./router-types.js";
 import type { TokenOption } from "./token.js";
 import { createTransport, type Transport, type TransportOptions } from "./transport.js";
 

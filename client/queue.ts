@@ -2,15 +2,15 @@ import type { TRPCClient } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import * as encoding from "lib0/encoding";
 import { ObservableV2 } from "lib0/observable";
-import WebSocket from "ws";
 import { WebsocketProvider } from "y-websocket";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
-import type { AppRouter } from "../src/api/router.js";
+import type { AppRouter } from "./router-types.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
 import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
 import { TokenSource, type TokenOption } from "./token.js";
 import { isFrozen } from "../src/domain/state.js";
+import { WebSocketImpl } from "./transport.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -127,8 +127,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       connect: false,
       // Each replica syncs through the server only, which is the one that validates writes.
       disableBc: true,
-      // `ws` in Node; the browser build aliases it to the built-in WebSocket.
-      WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+      WebSocketPolyfill: WebSocketImpl,
     });
     this.doc.on("afterTransaction", (tr) => {
       if (tr.changed.size === 0 && tr.changedParentTypes.size === 0) return;

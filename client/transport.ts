@@ -1,6 +1,6 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
-import type { AppRouter } from "../src/api/router.js";
+import type { AppRouter } from "./router-types.js";
 import { TokenSource, type TokenOption } from "./token.js";
 
 export interface TransportOptions {
@@ -21,6 +21,12 @@ export type ConnectionChange = { state: "open" } | { state: "ready" } | { state:
 /** Calls per HTTP batch: below the server's default --max-batch-size (64). */
 const BATCH_ITEMS = 32;
 
+/**
+ * The WebSocket class: the platform's own where there is one (browsers, Node 22), else `ws`.
+ * A browser bundler resolves `ws` to its stub, which is then never called.
+ */
+export const WebSocketImpl: typeof globalThis.WebSocket = globalThis.WebSocket ?? (WS as unknown as typeof globalThis.WebSocket);
+
 /** The typed tRPC client of the server's router, plus `close()` for its WebSocket. */
 export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
 
@@ -37,8 +43,7 @@ export function createTransport({ url, token, onConnection }: TransportOptions):
     // Read at every (re)connect: the server closes a socket when its token expires, and the
     // reconnect (which resumes every subscription where it stopped) brings a fresh one.
     connectionParams: async () => ({ token: await tokens.get() }),
-    // Browsers have WebSocket; Node 20 does not (without a flag).
-    WebSocket: globalThis.WebSocket ?? (WS as unknown as typeof WebSocket),
+    WebSocket: WebSocketImpl,
     retryDelayMs: (attempt) => Math.min(5_000, 100 * 2 ** attempt),
     // No socket until something subscribes (plain HTTP users never open one).
     lazy: { enabled: true, closeMs: 10_000 },

@@ -9,6 +9,7 @@ import sirv from "sirv";
 import { WebSocketServer } from "ws";
 import { createAuth } from "./auth/tokens.js";
 import { createContextFactory } from "./api/context.js";
+import { createRestHandler, REST_PREFIX } from "./api/rest.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
 import { COLLAB_PATH, createCollab } from "./collab/index.js";
@@ -168,10 +169,11 @@ function finishingInFlight(engine: Engine): Engine {
   };
 }
 
-type Door = "trpc" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
+type Door = "trpc" | "rest" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
 
 const doorOf = (pathname: string): Door => {
   if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return "trpc";
+  if (pathname.startsWith(`${REST_PREFIX}/`)) return "rest";
   switch (pathname) {
     case "/healthz":
       return "healthz";
@@ -232,6 +234,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
   });
   // A message over the limit closes the socket (1009) before it is buffered whole.
+  const rest = createRestHandler(contexts.http, logger);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
     wss,
@@ -274,6 +277,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
           const answered = new Promise<void>((resolve) => res.once("close", resolve));
           return Promise.all([trpcHttp(req, res), answered]).then(() => {});
         }, contextOf(header(req.headers.traceparent)));
+      case "rest":
+        return rest(req, res);
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz":

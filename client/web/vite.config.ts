@@ -9,8 +9,4 @@ export default defineConfig({
   base: "/",
   logLevel: "warn",
   build: { outDir: here("dist"), emptyOutDir: true, sourcemap: true },
-  resolve: {
-    // The SDK opens WebSockets with `ws` in Node; a browser has its own.
-    alias: [{ find: /^ws$/, replacement: here("ws-browser.ts") }],
-  },
 });

@@ -31,11 +31,15 @@ export interface DatabaseOptions {
 }
 
 /** Opens the database and applies pending migrations before anything reads it. */
-export async function openDatabase(options: DatabaseOptions, context: { logger?: Logger } = {}): Promise<Database> {
+export async function openDatabase(
+  options: DatabaseOptions,
+  context: { logger?: Logger; /** Told which migrations this open applied (`turnqueue migrate` prints them). */ onMigrated?: (names: string[]) => void } = {},
+): Promise<Database> {
   const db = options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : await openPglite(options.dataDir);
   try {
     const applied = await guarded(() => migrate(db.sql, { lock: db.kind === "postgres" }));
     if (applied.length > 0) context.logger?.info({ migrations: applied, database: db.kind }, "applied database migrations");
+    context.onMigrated?.(applied);
   } catch (error) {
     await db.close();
     throw error;

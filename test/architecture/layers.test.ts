@@ -35,7 +35,11 @@ const ALLOWED: Record<string, readonly string[]> = {
     "src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts",
     "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/startup", "src/tracing.ts",
   ],
-  "src/cli.ts": ["src/domain", "src/config.ts", "src/auth", "src/server.ts", "client", "src/exit-codes.ts", "src/startup"],
+  // Operator commands and MCP tools: clients of a running server through the SDK, and the
+  // database commands (migrate, rebuild-projections) on the store.
+  "src/mcp": ["client", "src/domain", "src/cli"],
+  "src/cli": ["client", "src/domain", "src/config.ts", "src/store", "src/mcp", "src/exit-codes.ts"],
+  "src/cli.ts": ["src/cli", "src/domain", "src/config.ts", "src/auth", "src/server.ts", "client", "src/exit-codes.ts", "src/startup"],
   // The SDK runs far from the server: pure modules only, and the router as a type.
   client: ["src/domain", "src/contract", "src/api:type"],
   "client/web": ["client", "src/domain", "src/contract"],

@@ -138,7 +138,7 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
 describe("npm start", () => {
   it("serves the embedded default from a data directory and prints the URL and a token", async () => {
     const dataDir = await tempDir();
-    // `npm start` is `exec node bin/turnqueue.mjs serve`: extra flags go after `--`.
+    // `npm start` is `exec node bin/turnqueue.mjs serve` on the build (made when missing): extra flags go after `--`.
     const npm = run("npm", ["start", "--", "--port", "0"], { env: cleanEnv({ TURNQUEUE_DATA_DIR: dataDir }), detached: true });
     try {
       const [, url] = await npm.waitFor(/serving (http:\/\/\S+)/);

@@ -4,7 +4,7 @@ import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "../../src/api/router.js";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const bin = fileURLToPath(new URL("../../bin/turnqueue.mjs", import.meta.url));
+const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
 
 /** Environment for a child: none of the developer's TURNQUEUE_* / DATABASE_URL settings leak in. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -66,8 +66,11 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
   };
 }
 
-/** `node bin/turnqueue.mjs …`, the installed `turnqueue` command. */
-export const turnqueue = (args: string[], env?: NodeJS.ProcessEnv) => run(process.execPath, [bin, ...args], { env });
+/**
+ * The `turnqueue` command from the sources (tsx's loader inside the one node process, so
+ * signals reach it directly). test/package runs the built command as installed.
+ */
+export const turnqueue = (args: string[], env?: NodeJS.ProcessEnv) => run(process.execPath, ["--import", "tsx", cli, ...args], { env });
 
 /** Runs the command to its end. */
 export async function turnqueueOnce(args: string[], env?: NodeJS.ProcessEnv) {

@@ -1,0 +1,88 @@
+import { TRPCClientError } from "@trpc/client";
+import { Command, Option } from "commander";
+import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
+
+/** What every command over a running server takes: where it is, who we are, how to print. */
+export interface RemoteOptions {
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+/** The one-line failure of an operator command, with the exit code it ends with. */
+export class CommandFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Exit codes of the commands over a running server, by what the operator must do next:
+ * fix the input, the token, the id, the queue's state, or wait for the server.
+ */
+export const EXIT = { failed: 1, badInput: 2, denied: 3, notFound: 4, refused: 5, unavailable: 6 } as const;
+
+const exitCodeOf: Record<string, number> = {
+  BAD_REQUEST: EXIT.badInput,
+  PARSE_ERROR: EXIT.badInput,
+  UNAUTHORIZED: EXIT.denied,
+  FORBIDDEN: EXIT.denied,
+  NOT_FOUND: EXIT.notFound,
+  CONFLICT: EXIT.refused,
+  PRECONDITION_FAILED: EXIT.refused,
+  SERVICE_UNAVAILABLE: EXIT.unavailable,
+  TIMEOUT: EXIT.unavailable,
+};
+
+/** `--url`, `--token` (or their environment variables) and `--json` on a command. */
+export function withRemote(command: Command): Command {
+  return command
+    .addOption(new Option("--url <url>", "the server").env("TURNQUEUE_URL").default("http://127.0.0.1:4780"))
+    .addOption(new Option("--token <token>", "a user token: turnqueue token --workspace W --role user").env("TURNQUEUE_TOKEN"))
+    .option("--json", "print JSON (one document, or one line per event)");
+}
+
+/** A tRPC or network failure as one line an operator can act on (never the token). */
+export function describeFailure(error: unknown, url: string): CommandFailure {
+  if (error instanceof CommandFailure) return error;
+  if (error instanceof TRPCClientError) {
+    const data = error.data as { code?: string; reason?: string | null; zodError?: { fieldErrors?: Record<string, string[]> } | null } | undefined;
+    if (data?.code) {
+      const fields = Object.entries(data.zodError?.fieldErrors ?? {}).map(([field, problems]) => `${field}: ${problems.join(", ")}`);
+      const detail = fields.length > 0 ? fields.join("; ") : error.message;
+      return new CommandFailure(`${data.reason ?? data.code}: ${detail}`, exitCodeOf[data.code] ?? EXIT.failed);
+    }
+    return new CommandFailure(`cannot reach ${url}: ${(error.cause as Error | undefined)?.message ?? error.message}`, EXIT.unavailable);
+  }
+  return new CommandFailure((error as Error).message ?? String(error), EXIT.failed);
+}
+
+/**
+ * Runs a command with the SDK's client on the server named by the options; the client is
+ * closed afterwards, and any failure becomes a CommandFailure.
+ */
+export async function withClient<T>(options: RemoteOptions, work: (client: TurnqueueClient) => Promise<T>): Promise<T> {
+  if (!options.token) throw new CommandFailure("a token is required: --token or TURNQUEUE_TOKEN (turnqueue token --workspace W --role user)", EXIT.denied);
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new CommandFailure(`--url must be an http(s) URL (got "${options.url}")`, EXIT.badInput);
+  }
+  const client = createTurnqueueClient({ url: url.href.replace(/\/$/, ""), token: options.token });
+  try {
+    return await work(client);
+  } catch (error) {
+    throw describeFailure(error, options.url);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Prints a result: JSON with --json, else the human lines. */
+export function print(options: Pick<RemoteOptions, "json">, value: unknown, human: () => string[]): void {
+  process.stdout.write(options.json ? `${JSON.stringify(value)}\n` : human().map((line) => `${line}\n`).join(""));
+}

@@ -1,0 +1,125 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanEnv, repoRoot } from "../server/process.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+interface ErrorBody {
+  error: { code: string; message: string; reason: string | null; issues: { fieldErrors: Record<string, string[]> } | null };
+}
+
+// Plain fetch, as a client in any language would call it: no tRPC envelope anywhere.
+describe("REST door /api/v1 (plain JSON onto the tRPC procedures) and its OpenAPI document", { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let token: string;
+  const api = (path: string, init: { method?: string; body?: unknown; token?: string | null } = {}) =>
+    fetch(`${server.url}/api/v1${path}`, {
+      method: init.method ?? "GET",
+      headers: {
+        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(init.token === null ? {} : { authorization: `Bearer ${init.token ?? token}` }),
+      },
+      body: init.body === undefined ? undefined : typeof init.body === "string" ? init.body : JSON.stringify(init.body),
+    });
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    token = await server.token("user", "rest");
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("/api/v1/openapi.json is a valid OpenAPI 3.1 document naming every route", async () => {
+    const response = await fetch(`${server.url}/api/v1/openapi.json`);
+    expect(response.status).toBe(200);
+    const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    const result = await new Validator().validate(document as never);
+    expect(result.errors ?? [], JSON.stringify(result.errors)).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(document.openapi).toBe("3.1.0");
+    expect(Object.keys(document.paths)).toContain("/threads/{threadId}/queue/{queueItemId}/move");
+    expect(Object.keys(document.paths["/threads/{threadId}/queue"])).toEqual(["post"]);
+  });
+
+  it("creates a thread, queues (messageId generated when absent), edits, moves, pauses, resumes and removes", async () => {
+    const created = await api("/threads", { method: "POST", body: { title: "over REST" } });
+    expect(created.status).toBe(200);
+    const { threadId } = (await created.json()) as { threadId: string };
+
+    const first = (await (await api(`/threads/${threadId}/queue`, { method: "POST", body: { text: "run the tests" } })).json()) as { queueItemId: string; status: string };
+    expect(first.status).toBe("pending");
+    const keyed = { text: "fix lint", messageId: "lint-1" };
+    const second = (await (await api(`/threads/${threadId}/queue`, { method: "POST", body: keyed })).json()) as { queueItemId: string };
+    // The client's messageId is the idempotency key: the same message again is the same item.
+    expect(await (await api(`/threads/${threadId}/queue`, { method: "POST", body: keyed })).json()).toEqual({ queueItemId: second.queueItemId, status: "pending" });
+
+    expect((await api(`/threads/${threadId}/pause`, { method: "POST" })).status).toBe(200);
+    expect((await api(`/threads/${threadId}/queue/${second.queueItemId}/move`, { method: "POST", body: { afterId: null } })).status).toBe(200);
+    expect((await api(`/threads/${threadId}/queue/${first.queueItemId}`, { method: "PATCH", body: { text: "run the tests, then push" } })).status).toBe(200);
+    let snapshot = (await (await api(`/threads/${threadId}`)).json()) as { queue: { paused: boolean; items: { queueItemId: string; text: string }[] } };
+    expect(snapshot.queue.paused).toBe(true);
+    expect(snapshot.queue.items.map((i) => i.text)).toEqual(["fix lint", "run the tests, then push"]);
+
+    expect((await api(`/threads/${threadId}/queue/${second.queueItemId}`, { method: "DELETE" })).status).toBe(200);
+    expect((await api(`/threads/${threadId}/resume`, { method: "POST" })).status).toBe(200);
+    snapshot = (await (await api(`/threads/${threadId}`)).json()) as typeof snapshot;
+    expect(snapshot.queue.paused).toBe(false);
+    expect(snapshot.queue.items.map((i) => i.queueItemId)).toEqual([first.queueItemId]);
+
+    const listed = (await (await api("/threads?limit=10")).json()) as { items: { threadId: string }[] };
+    expect(listed.items.map((t) => t.threadId)).toEqual([threadId]);
+  });
+
+  it("errors are readable JSON with the HTTP status of their kind, and change nothing", async () => {
+    const { threadId } = (await (await api("/threads", { method: "POST", body: { title: "errors" } })).json()) as { threadId: string };
+
+    const invalid = await api(`/threads/${threadId}/queue`, { method: "POST", body: { text: 42 } });
+    expect(invalid.status).toBe(400);
+    const invalidBody = (await invalid.json()) as ErrorBody;
+    expect(invalidBody.error.code).toBe("BAD_REQUEST");
+    expect(Object.keys(invalidBody.error.issues?.fieldErrors ?? {})).toEqual(["text"]);
+
+    const unknownField = await api(`/threads/${threadId}/queue/qi_x`, { method: "PATCH", body: { text: "x", extra: true } });
+    expect(unknownField.status).toBe(400);
+
+    const notJson = await api(`/threads/${threadId}/pause`, { method: "POST", body: "{not json" });
+    expect(notJson.status).toBe(400);
+    expect(((await notJson.json()) as ErrorBody).error.code).toBe("PARSE_ERROR");
+
+    // No agent session is ready: sending an item now is refused, with the stable reason.
+    const { threadId: busy } = (await (await api("/threads", { method: "POST", body: { title: "no agent" } })).json()) as { threadId: string };
+    const { queueItemId } = (await (await api(`/threads/${busy}/queue`, { method: "POST", body: { text: "x" } })).json()) as { queueItemId: string };
+    const refused = await api(`/threads/${busy}/queue/${queueItemId}/send-now`, { method: "POST" });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as ErrorBody).error.reason).toBe("SESSION_NOT_READY");
+
+    const missing = await api("/threads/no-such-thread");
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as ErrorBody).error.reason).toBe("THREAD_NOT_FOUND");
+
+    expect((await api("/threads", { token: null })).status).toBe(401);
+    expect((await api(`/threads/${threadId}/pause`, { method: "POST", token: await server.token("agent", "rest") })).status).toBe(403);
+    expect((await api("/nowhere")).status).toBe(404);
+    expect((await api("/threads", { method: "DELETE" })).status).toBe(405);
+
+    const snapshot = (await (await api(`/threads/${threadId}`)).json()) as { version: number; queue: { paused: boolean; items: unknown[] } };
+    expect(snapshot).toMatchObject({ version: 1, queue: { paused: false, items: [] } });
+  });
+
+  it('README "Call it over plain HTTP (REST)": the curl block runs as written', async () => {
+    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+    const start = readme.indexOf("## Call it over plain HTTP (REST)");
+    expect(start).toBeGreaterThan(-1);
+    const [, block] = /```sh\n([\s\S]*?)```/.exec(readme.slice(start, readme.indexOf("\n## ", start + 1))) ?? [];
+    const env = cleanEnv({ TURNQUEUE_URL: server.url, TURNQUEUE_TOKEN: await server.token("user", "readme-rest") });
+    const { stdout } = await promisify(execFile)("bash", ["-c", `set -euo pipefail\n${block}`], { cwd: repoRoot, env });
+    expect(stdout).toMatch(/^\{"queueItemId":"qi_[^"]+","status":"pending"\}/);
+    expect(stdout).toMatch(/"title":"From curl"/);
+    expect(stdout).toMatch(/"text":"Run the tests"/);
+    expect(stdout).toContain('"openapi":"3.1.0"');
+  });
+});
