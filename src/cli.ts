@@ -140,7 +140,7 @@ program
       token: options.token,
       delayMs: options.delayMs,
       failureRate: options.failureRate,
-      ...agentConnectionReporter(options.url),
+      ...agentConnectionReporter(options.url, "echo agent"),
     });
     const stop = () => void agent.close().then(() => process.exit(0));
     process.on("SIGTERM", stop);
