@@ -152,7 +152,7 @@ program
     if (!existsSync(cwd)) throw new InvalidArgumentError(`--cwd ${cwd} does not exist`);
     const { agentConnectionReporter } = await import("./startup/agent-connection.js");
     // "connected" once the server accepted the token; a refused token ends the process.
-    const reporting = agentConnectionReporter(options.url, kinds[0]);
+    const reporting = agentConnectionReporter(options.url, `${kinds[0]} agent`);
     let agent: Agent;
     if (options.echo) {
       const { startEchoAgent } = await import("../client/echo-agent.js");

@@ -9,7 +9,12 @@ import { ExitCode } from "../exit-codes.js";
  * (the client backs off by itself); a refused token ends the process, since no retry can
  * fix it.
  */
-export function agentConnectionReporter(url: string, kind = "echo", out: { write(line: string): void } = { write: (l) => process.stderr.write(l) }) {
+export function agentConnectionReporter(
+  url: string,
+  /** What runs, for the "connected" line: "echo agent", or another runtime's name. */
+  runtime: string,
+  out: { write(line: string): void } = { write: (l) => process.stderr.write(l) },
+) {
   const where = withoutPassword(url);
   let connected = false;
   let failures = 0;
@@ -23,7 +28,7 @@ export function agentConnectionReporter(url: string, kind = "echo", out: { write
           if (connected) return;
           connected = true;
           failures = 0;
-          return process.stdout.write(`${kind} agent connected to ${where}; Ctrl-C to stop\n`);
+          return process.stdout.write(`${runtime} connected to ${where}; Ctrl-C to stop\n`);
         case "down":
           // A failed attempt reports an error then a close: one line per attempt.
           if (change.reason.startsWith("closed") && !connected && lastReason !== "") return void (lastReason = "");
