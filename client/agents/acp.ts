@@ -52,7 +52,9 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
 
   function start(): Promise<AcpProcess> {
     const [command, ...args] = options.command.trim().split(/\s+/);
-    const child = spawn(command!, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    // Started where the runtime was (as a shell would, so `npx <package>` finds this
+    // project's copy); the agent works in `options.cwd`, which every session names.
+    const child = spawn(command!, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
     child.stdin.on("error", () => {});
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       for (const line of chunk.split("\n")) if (line.trim()) options.onStderr?.(line);
