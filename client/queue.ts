@@ -11,6 +11,8 @@ import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
 import { TokenSource, type TokenOption } from "./token.js";
 import { isFrozen } from "../src/domain/state.js";
 import { WebSocketImpl } from "./transport.js";
+import { applyTextChange, itemsOf, metaOf, readItemFields, type DocItem, type DocMeta } from "../src/contract/document.js";
+import { MESSAGE_SYNC } from "../src/contract/y-protocol.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -21,23 +23,9 @@ export type SessionStatus = Snapshot["session"]["status"];
 export type PauseReason = NonNullable<Snapshot["queue"]["pauseReason"]>;
 
 /** One queue item as the live document shows it (docs/contract.md, "The thread's Yjs document"). */
-export interface QueueEntry {
-  id: string;
-  messageId: string;
-  text: string;
-  position: string;
-  status: ItemStatus;
-  failureReason: string | null;
-  attempts: number;
-  createdAt: string;
-}
+export type QueueEntry = DocItem;
 
-export interface QueueMeta {
-  version: number;
-  session: SessionStatus;
-  paused: boolean;
-  pauseReason: PauseReason | null;
-}
+export type QueueMeta = Omit<DocMeta, "threadId">;
 
 /** What a device tells the others through awareness: who it is and which item it edits. */
 export interface Presence {
@@ -83,9 +71,6 @@ export interface ThreadQueueOptions {
   onClose?: () => void;
 }
 
-/** y-websocket's message type of the sync protocol. */
-const MESSAGE_SYNC = 0;
-
 const PALETTE = ["#e4572e", "#17bebb", "#ffc914", "#76b041", "#7d5ba6", "#2e86ab", "#f18f01", "#c73e1d"];
 
 /**
@@ -112,8 +97,8 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     this.threadId = options.threadId;
     this.trpc = options.trpc;
     this.onClose = options.onClose;
-    this.items = this.doc.getMap("items");
-    this.meta = this.doc.getMap("meta");
+    this.items = itemsOf(this.doc);
+    this.meta = metaOf(this.doc);
     const wsBase = options.url.replace(/^http/, "ws").replace(/\/$/, "");
     const tokens = TokenSource.from(options.token);
     this.provider = new WebsocketProvider(`${wsBase}/yjs`, encodeURIComponent(options.threadId), this.doc, {
@@ -345,33 +330,21 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 }
 
 function entryOf(item: Y.Map<unknown>): QueueEntry {
-  const text = item.get("text");
+  const fields = readItemFields(item);
   return {
-    id: item.get("id") as string,
-    messageId: item.get("messageId") as string,
-    text: text instanceof Y.Text ? text.toString() : "",
-    position: item.get("position") as string,
-    status: item.get("status") as ItemStatus,
-    failureReason: (item.get("failureReason") as string | null | undefined) ?? null,
-    attempts: (item.get("attempts") as number | undefined) ?? 0,
-    createdAt: item.get("createdAt") as string,
+    id: fields.id as string,
+    messageId: fields.messageId as string,
+    text: item.get("text") instanceof Y.Text ? fields.text : "",
+    position: fields.position as string,
+    status: fields.status as ItemStatus,
+    failureReason: (fields.failureReason as string | null | undefined) ?? null,
+    attempts: (fields.attempts as number | undefined) ?? 0,
+    createdAt: fields.createdAt as string,
   };
 }
 
 const isPresence = (state: unknown): state is Presence =>
   typeof state === "object" && state !== null && typeof (state as Presence).name === "string";
 
-/** Rewrite `shared` into `next` by deleting and inserting only the middle part that differs. */
-export function applyTextChange(shared: Y.Text, next: string): void {
-  const current = shared.toString();
-  if (current === next) return;
-  let start = 0;
-  const max = Math.min(current.length, next.length);
-  while (start < max && current[start] === next[start]) start++;
-  let end = 0;
-  while (end < max - start && current[current.length - 1 - end] === next[next.length - 1 - end]) end++;
-  const removed = current.length - start - end;
-  if (removed > 0) shared.delete(start, removed);
-  const inserted = next.slice(start, next.length - end);
-  if (inserted) shared.insert(start, inserted);
-}
+/** Rewrite a shared text into `next` with the smallest change: the same diff the server writes with. */
+export { applyTextChange };

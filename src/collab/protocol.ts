@@ -3,6 +3,7 @@ import * as encoding from "lib0/encoding";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { DecodedUpdate } from "./dependencies.js";
+import { MESSAGE_AWARENESS, MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC } from "../contract/y-protocol.js";
 import { ITEMS, META } from "./schema.js";
 
 /**
@@ -11,9 +12,7 @@ import { ITEMS, META } from "./schema.js";
  * varUint8Array awareness update. Parsing is total: anything else is a `ProtocolViolation`
  * with the close code and reason the offending connection gets.
  */
-export const MESSAGE_SYNC = 0;
-export const MESSAGE_AWARENESS = 1;
-export const MESSAGE_QUERY_AWARENESS = 3;
+export { MESSAGE_AWARENESS, MESSAGE_QUERY_AWARENESS, MESSAGE_SYNC } from "../contract/y-protocol.js";
 
 /** One message (one update) larger than this closes the connection. */
 export const MAX_MESSAGE_BYTES = 1 << 20;

@@ -1,5 +1,8 @@
 import * as Y from "yjs";
 import {
+  applyTextChange, docItemOf, docMetaOf, ITEM_FIELDS, itemScalarsOf, itemsOf, META_FIELDS, metaOf, readItemFields, readMetaFields,
+} from "../contract/document.js";
+import {
   assertNever, compareOrder, orderedItems, type QueueItemState, type StoredEvent, type ThreadState,
 } from "../domain/index.js";
 
@@ -9,84 +12,27 @@ import {
  * the origin, which is how the rest of collab tells server writes from client writes.
  */
 
-export const META = "meta";
-export const ITEMS = "items";
-
-/** The keys of an item map; `text` and `position` are the only ones a client may write. */
-export const ITEM_FIELDS = ["id", "messageId", "text", "position", "status", "failureReason", "attempts", "createdAt"] as const;
-export type ItemField = (typeof ITEM_FIELDS)[number];
-export const META_FIELDS = ["threadId", "version", "session", "paused", "pauseReason"] as const;
-
-export const metaOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(META);
-export const itemsOf = (doc: Y.Doc): Y.Map<Y.Map<unknown>> => doc.getMap(ITEMS);
+export { ITEM_FIELDS, ITEMS, META, META_FIELDS, itemsOf, metaOf, type ItemField } from "../contract/document.js";
 
 /** What a reader of the document sees, in queue order: the shape tests compare with the projection. */
 export interface DocView {
-  meta: { threadId: unknown; version: unknown; session: unknown; paused: unknown; pauseReason: unknown };
-  items: { id: string; messageId: unknown; text: string; position: string; status: unknown; failureReason: unknown; attempts: unknown; createdAt: unknown }[];
+  meta: ReturnType<typeof readMetaFields>;
+  items: (ReturnType<typeof readItemFields> & { id: string; position: string })[];
 }
 
 export function readDoc(doc: Y.Doc): DocView {
-  const meta = metaOf(doc);
   const items = [...itemsOf(doc).entries()].map(([key, map]) => {
-    const text = map instanceof Y.Map ? map.get("text") : undefined;
-    const get = (k: ItemField) => (map instanceof Y.Map ? map.get(k) : undefined);
-    return {
-      id: key,
-      messageId: get("messageId"),
-      text: text instanceof Y.Text ? text.toString() : String(text),
-      position: String(get("position")),
-      status: get("status"),
-      failureReason: get("failureReason"),
-      attempts: get("attempts"),
-      createdAt: get("createdAt"),
-    };
+    const fields = readItemFields(map);
+    return { ...fields, id: key, position: String(fields.position) };
   });
   items.sort((a, b) => compareOrder({ position: a.position, queueItemId: a.id }, { position: b.position, queueItemId: b.id }));
-  return {
-    meta: {
-      threadId: meta.get("threadId"),
-      version: meta.get("version"),
-      session: meta.get("session"),
-      paused: meta.get("paused"),
-      pauseReason: meta.get("pauseReason"),
-    },
-    items,
-  };
+  return { meta: readMetaFields(doc), items };
 }
 
 /** The document a thread's state should produce: what `readDoc` must equal once every replica settled. */
 export function viewOfState(state: ThreadState): DocView {
-  return {
-    meta: {
-      threadId: state.threadId,
-      version: state.version,
-      session: state.session.status,
-      paused: state.paused,
-      pauseReason: state.pauseReason,
-    },
-    items: orderedItems(state).map((i) => ({
-      id: i.queueItemId,
-      messageId: i.messageId,
-      text: i.text,
-      position: i.position,
-      status: i.status,
-      failureReason: i.failureReason,
-      attempts: i.attempts,
-      createdAt: i.createdAt,
-    })),
-  };
+  return { meta: docMetaOf(state), items: orderedItems(state).map(docItemOf) };
 }
-
-const scalarFields = (item: QueueItemState) => ({
-  id: item.queueItemId,
-  messageId: item.messageId,
-  position: item.position,
-  status: item.status,
-  failureReason: item.failureReason,
-  attempts: item.attempts,
-  createdAt: item.createdAt,
-});
 
 const setIfChanged = (map: Y.Map<unknown>, key: string, value: unknown) => {
   if (map.get(key) !== value) map.set(key, value);
@@ -94,18 +40,14 @@ const setIfChanged = (map: Y.Map<unknown>, key: string, value: unknown) => {
 
 export function writeMeta(doc: Y.Doc, state: ThreadState): void {
   const meta = metaOf(doc);
-  setIfChanged(meta, "threadId", state.threadId);
-  setIfChanged(meta, "version", state.version);
-  setIfChanged(meta, "session", state.session.status);
-  setIfChanged(meta, "paused", state.paused);
-  setIfChanged(meta, "pauseReason", state.pauseReason);
+  for (const [k, v] of Object.entries(docMetaOf(state))) setIfChanged(meta, k, v);
   for (const key of meta.keys()) if (!(META_FIELDS as readonly string[]).includes(key)) meta.delete(key);
 }
 
 /** A fresh item map with the log's values (new content: only for items the document lacks). */
 export function writeNewItem(doc: Y.Doc, item: QueueItemState): void {
   const map = new Y.Map<unknown>();
-  for (const [k, v] of Object.entries(scalarFields(item))) map.set(k, v);
+  for (const [k, v] of Object.entries(itemScalarsOf(item))) map.set(k, v);
   map.set("text", new Y.Text(item.text));
   itemsOf(doc).set(item.queueItemId, map);
 }
@@ -114,7 +56,7 @@ export function writeNewItem(doc: Y.Doc, item: QueueItemState): void {
 export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { position: boolean } = { position: true }): void {
   const map = itemsOf(doc).get(item.queueItemId);
   if (!(map instanceof Y.Map)) return writeNewItem(doc, item);
-  for (const [k, v] of Object.entries(scalarFields(item))) {
+  for (const [k, v] of Object.entries(itemScalarsOf(item))) {
     if (k === "position" && !options.position) continue;
     setIfChanged(map, k, v);
   }
@@ -128,20 +70,7 @@ export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { pos
  */
 export function writeText(doc: Y.Doc, itemId: string, text: string): void {
   const ytext = itemsOf(doc).get(itemId)?.get("text");
-  if (!(ytext instanceof Y.Text)) return;
-  const current = ytext.toString();
-  if (current === text) return;
-  let start = 0;
-  while (start < current.length && start < text.length && current[start] === text[start]) start++;
-  let end = 0;
-  while (
-    end < current.length - start && end < text.length - start &&
-    current[current.length - 1 - end] === text[text.length - 1 - end]
-  ) end++;
-  const removed = current.length - start - end;
-  if (removed > 0) ytext.delete(start, removed);
-  const inserted = text.slice(start, text.length - end);
-  if (inserted) ytext.insert(start, inserted);
+  if (ytext instanceof Y.Text) applyTextChange(ytext, text);
 }
 
 /**

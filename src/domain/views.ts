@@ -1,10 +1,12 @@
 import { orderedItems, type QueueItemState, type ThreadState } from "./state.js";
 
-/** The public QueueItem (docs/contract.md), as clients see it. */
-export type QueueItemView = Pick<
-  QueueItemState,
-  "queueItemId" | "messageId" | "text" | "attachments" | "options" | "status" | "failureReason" | "position" | "attempts" | "createdAt" | "updatedAt"
->;
+/** The fields of the public QueueItem (docs/contract.md): an item's state minus the drain's bookkeeping. */
+export const QUEUE_ITEM_VIEW_FIELDS = [
+  "queueItemId", "messageId", "text", "attachments", "options", "status", "failureReason", "position", "attempts", "createdAt", "updatedAt",
+] as const satisfies readonly (keyof QueueItemState)[];
+
+/** The public QueueItem, as clients see it. */
+export type QueueItemView = Pick<QueueItemState, (typeof QUEUE_ITEM_VIEW_FIELDS)[number]>;
 
 /** The public ThreadSnapshot (docs/contract.md). */
 export interface ThreadSnapshot {
@@ -16,19 +18,8 @@ export interface ThreadSnapshot {
   queue: { paused: boolean; pauseReason: ThreadState["pauseReason"]; items: QueueItemView[] };
 }
 
-export const itemView = (i: QueueItemState): QueueItemView => ({
-  queueItemId: i.queueItemId,
-  messageId: i.messageId,
-  text: i.text,
-  attachments: i.attachments,
-  options: i.options,
-  status: i.status,
-  failureReason: i.failureReason,
-  position: i.position,
-  attempts: i.attempts,
-  createdAt: i.createdAt,
-  updatedAt: i.updatedAt,
-});
+export const itemView = (i: QueueItemState): QueueItemView =>
+  Object.fromEntries(QUEUE_ITEM_VIEW_FIELDS.map((field) => [field, i[field]])) as QueueItemView;
 
 export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
   threadId: s.threadId,

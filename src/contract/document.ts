@@ -1,0 +1,89 @@
+import * as Y from "yjs";
+import type { QueueItemState, ThreadState } from "../domain/state.js";
+
+/**
+ * The thread's shared Yjs document, declared once for the server (src/collab) and the SDK
+ * (client/): its maps, the fields of an item and of the meta, how each is derived from the
+ * log's state, how a reader reads them, and the one text diff both sides write with. See
+ * docs/contract.md, "The thread's Yjs document".
+ */
+
+export const META = "meta";
+export const ITEMS = "items";
+
+export const metaOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(META);
+export const itemsOf = (doc: Y.Doc): Y.Map<Y.Map<unknown>> => doc.getMap(ITEMS);
+
+/** Each scalar field of an item's map, from the log's item. `text` (a Y.Text) sits beside them. */
+const ITEM_SCALARS = {
+  id: (i: QueueItemState) => i.queueItemId,
+  messageId: (i: QueueItemState) => i.messageId,
+  position: (i: QueueItemState) => i.position,
+  status: (i: QueueItemState) => i.status,
+  failureReason: (i: QueueItemState) => i.failureReason,
+  attempts: (i: QueueItemState) => i.attempts,
+  createdAt: (i: QueueItemState) => i.createdAt,
+};
+
+/** Each field of the meta map, from the log's thread state. */
+const META_SCALARS = {
+  threadId: (s: ThreadState) => s.threadId,
+  version: (s: ThreadState) => s.version,
+  session: (s: ThreadState) => s.session.status,
+  paused: (s: ThreadState) => s.paused,
+  pauseReason: (s: ThreadState) => s.pauseReason,
+};
+
+type ScalarsOf<T extends Record<string, (x: never) => unknown>> = { [K in keyof T]: ReturnType<T[K]> };
+
+/** One item as the document shows it. */
+export type DocItem = ScalarsOf<typeof ITEM_SCALARS> & { text: string };
+export type DocMeta = ScalarsOf<typeof META_SCALARS>;
+export type ItemField = keyof DocItem;
+
+/** The keys of an item map; `text` and `position` are the only ones a client may write. */
+export const ITEM_FIELDS = [...Object.keys(ITEM_SCALARS), "text"] as readonly ItemField[];
+export const META_FIELDS = Object.keys(META_SCALARS) as readonly (keyof DocMeta)[];
+
+const derive = <T extends Record<string, (x: never) => unknown>, S>(fields: T, from: S) =>
+  Object.fromEntries(Object.entries(fields).map(([key, of]) => [key, (of as (x: S) => unknown)(from)])) as ScalarsOf<T>;
+
+/** An item's scalar fields as the document must hold them. */
+export const itemScalarsOf = (item: QueueItemState): ScalarsOf<typeof ITEM_SCALARS> => derive(ITEM_SCALARS, item);
+/** An item as the document must show it. */
+export const docItemOf = (item: QueueItemState): DocItem => ({ ...itemScalarsOf(item), text: item.text });
+/** The meta as the document must hold it. */
+export const docMetaOf = (state: ThreadState): DocMeta => derive(META_SCALARS, state);
+
+/**
+ * An item map's fields as they are, unchecked (a client may have written anything): the
+ * text as a string, every other field as found.
+ */
+export function readItemFields(map: unknown): { [K in ItemField]: unknown } & { text: string } {
+  const get = (key: string) => (map instanceof Y.Map ? map.get(key) : undefined);
+  const text = get("text");
+  const fields = Object.fromEntries(Object.keys(ITEM_SCALARS).map((key) => [key, get(key)]));
+  return { ...fields, text: text instanceof Y.Text ? text.toString() : String(text) } as { [K in ItemField]: unknown } & { text: string };
+}
+
+/** The meta map's fields as they are, unchecked. */
+export const readMetaFields = (doc: Y.Doc): { [K in keyof DocMeta]: unknown } =>
+  Object.fromEntries(META_FIELDS.map((key) => [key, metaOf(doc).get(key)])) as { [K in keyof DocMeta]: unknown };
+
+/**
+ * Makes `shared` equal `next` by replacing only the span that differs, so text typed
+ * concurrently elsewhere in the string merges instead of being wiped or duplicated.
+ */
+export function applyTextChange(shared: Y.Text, next: string): void {
+  const current = shared.toString();
+  if (current === next) return;
+  let start = 0;
+  const max = Math.min(current.length, next.length);
+  while (start < max && current[start] === next[start]) start++;
+  let end = 0;
+  while (end < max - start && current[current.length - 1 - end] === next[next.length - 1 - end]) end++;
+  const removed = current.length - start - end;
+  if (removed > 0) shared.delete(start, removed);
+  const inserted = next.slice(start, next.length - end);
+  if (inserted) shared.insert(start, inserted);
+}
