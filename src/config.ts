@@ -24,6 +24,7 @@ export const settings = {
   docIdleMs: { env: "TURNQUEUE_DOC_IDLE_MS", flag: "--doc-idle-ms <ms>", help: "unload a document this long after its last client left (default 30000)" },
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
   logLevel: { env: "TURNQUEUE_LOG_LEVEL", flag: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (default info)" },
+  corsOrigin: { env: "TURNQUEUE_CORS_ORIGIN", flag: "--cors-origin <origins>", help: "comma-separated browser origins (https://app.example) allowed to call /trpc and /api/v1, or * (default: none)" },
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -57,6 +58,11 @@ const SettingsSchema = z.object({
   docIdleMs: millis(30_000),
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  corsOrigin: z
+    .string()
+    .transform((list) => list.split(",").map((o) => o.trim()).filter(Boolean))
+    .refine((origins) => origins.every((o) => o === "*" || (URL.canParse(o) && new URL(o).origin === o)), "must list origins such as https://app.example (scheme, host, port; no path), or *")
+    .default([]),
 });
 
 /** A setting had a bad value; the message names the flag and variable to fix. */
@@ -113,6 +119,7 @@ export async function loadConfig(input: { flags?: RawSettings; env?: NodeJS.Proc
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,
     logLevel: s.logLevel,
+    corsOrigins: s.corsOrigin,
   };
 }
 

@@ -27,6 +27,8 @@ export interface Config {
   /** Per-item window over which Yjs text edits are coalesced into one command. */
   editCoalesceMs: number;
   logLevel: string;
+  /** Browser origins allowed to call the API doors from other sites ("*" for any). */
+  corsOrigins: string[];
 }
 
 /** Who is calling, from a verified token. */

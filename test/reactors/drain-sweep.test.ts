@@ -48,6 +48,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       docIdleMs: 60_000,
       editCoalesceMs: 50,
       logLevel: "silent",
+      corsOrigins: [],
     };
     services = {
       config,
