@@ -5,7 +5,7 @@
 // the server helpers, and the declaration bundlers (tsup's dts, rollup-plugin-dts) need the
 // TypeScript 5 compiler API, which TypeScript 7 does not have.
 import { spawnSync } from "node:child_process";
-import { cp, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { cp, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -67,5 +67,4 @@ for (const file of shipped) {
     }
   }
 }
-await mkdir(dist, { recursive: true });
 process.stdout.write(`built ${path.relative(root, dist)}: ${[...shipped].sort().join(", ")}\n`);

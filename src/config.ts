@@ -31,6 +31,8 @@ export interface Config {
   maxAwarenessBytes: number;
   /** Bounds of the work one request, connection or token may cause. */
   limits: Limits;
+  /** Browser origins allowed to call the API doors from other sites ("*" for any). */
+  corsOrigins: string[];
   logLevel: string;
 }
 
@@ -70,6 +72,7 @@ export const settings = {
   maxSubscriptionsPerConnection: { env: "TURNQUEUE_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "--max-subscriptions-per-connection <n>", help: "open subscriptions on one tRPC WebSocket; more are refused with TOO_MANY_REQUESTS (default 100)" },
   maxConnectionsPerToken: { env: "TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN", flag: "--max-connections-per-token <n>", help: "tRPC WebSockets one token may use at once, per instance; calls on more are refused with TOO_MANY_REQUESTS (default 50)" },
   logLevel: { env: "TURNQUEUE_LOG_LEVEL", flag: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (default info)" },
+  corsOrigin: { env: "TURNQUEUE_CORS_ORIGIN", flag: "--cors-origin <origins>", help: "comma-separated browser origins (https://app.example) allowed to call /trpc and /api/v1, or * (default: none)" },
 } as const;
 
 export type SettingName = keyof typeof settings;
@@ -117,6 +120,11 @@ const SettingsSchema = z.object({
   maxSubscriptionsPerConnection: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxSubscriptionsPerConnection),
   maxConnectionsPerToken: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxConnectionsPerToken),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  corsOrigin: z
+    .string()
+    .transform((list) => list.split(",").map((o) => o.trim()).filter(Boolean))
+    .refine((origins) => origins.every((o) => o === "*" || (URL.canParse(o) && new URL(o).origin === o)), "must list origins such as https://app.example (scheme, host, port; no path), or *")
+    .default([]),
 });
 
 /** Settings whose values are never repeated in a message (a log may keep what a terminal showed). */
@@ -214,6 +222,7 @@ export async function loadConfig(
       maxConnectionsPerToken: s.maxConnectionsPerToken,
     },
     logLevel: s.logLevel,
+    corsOrigins: s.corsOrigin,
   };
 }
 

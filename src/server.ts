@@ -9,6 +9,7 @@ import sirv from "sirv";
 import { WebSocketServer } from "ws";
 import { createAuth } from "./auth/tokens.js";
 import { createContextFactory } from "./api/context.js";
+import { applyCors } from "./api/cors.js";
 import { createRestHandler, REST_PREFIX } from "./api/rest.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
@@ -268,6 +269,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     // Tells keep-alive clients to reconnect elsewhere while this instance stops.
     if (draining) res.setHeader("connection", "close");
     res.once("finish", () => metrics.httpRequests.inc({ door, status: res.statusCode }));
+    if ((door === "trpc" || door === "rest") && applyCors(req, res, config.corsOrigins)) return;
     switch (door) {
       case "trpc":
         // A body announced over the limit is refused before a byte of it is read.

@@ -4,6 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
 import { cleanEnv, repoRoot } from "../server/process.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -121,5 +122,39 @@ describe("REST door /api/v1 (plain JSON onto the tRPC procedures) and its OpenAP
     expect(stdout).toMatch(/"title":"From curl"/);
     expect(stdout).toMatch(/"text":"Run the tests"/);
     expect(stdout).toContain('"openapi":"3.1.0"');
+  });
+
+  it("CORS: only the origins given by --cors-origin get the headers, and a preflight is answered", async () => {
+    // This suite's server allows no origin (the default).
+    const closed = await fetch(`${server.url}/api/v1/threads`, { headers: { origin: "https://app.example", authorization: `Bearer ${token}` } });
+    expect(closed.headers.get("access-control-allow-origin")).toBeNull();
+
+    const open = await startTestServer({ config: { corsOrigins: ["https://app.example"] } });
+    try {
+      const preflight = await fetch(`${open.url}/api/v1/threads`, {
+        method: "OPTIONS",
+        headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      expect(preflight.headers.get("access-control-allow-headers")).toBe("authorization, content-type");
+      const listed = await fetch(`${open.url}/trpc/thread.list`, { headers: { origin: "https://app.example", authorization: `Bearer ${await open.token()}` } });
+      expect(listed.status).toBe(200);
+      expect(listed.headers.get("access-control-allow-origin")).toBe("https://app.example");
+      const other = await fetch(`${open.url}/api/v1/threads`, { headers: { origin: "https://evil.example", authorization: `Bearer ${await open.token()}` } });
+      expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await open.close();
+    }
+  });
+
+  it("a --cors-origin that is not an origin stops the start with a message naming the flag", async () => {
+    await expect(loadConfig({ env: {}, flags: { corsOrigin: "https://app.example/path", secret: "s".repeat(32) } })).rejects.toThrow(
+      /--cors-origin \/ TURNQUEUE_CORS_ORIGIN.*must list origins/,
+    );
+    expect((await loadConfig({ env: { TURNQUEUE_CORS_ORIGIN: "https://a.example, http://127.0.0.1:5173" }, flags: { secret: "s".repeat(32) } })).corsOrigins).toEqual([
+      "https://a.example",
+      "http://127.0.0.1:5173",
+    ]);
   });
 });

@@ -52,6 +52,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       maxAwarenessBytes: 16_384,
       limits: defaultLimits,
       logLevel: "silent",
+      corsOrigins: [],
     };
     services = {
       config,
