@@ -22,8 +22,14 @@ export const ExitCode = {
   redisUnreachable: 8,
   /** `token` found no secret to sign with. */
   noSecret: 9,
-  /** `agent`: the server refused the token. */
+  /** The server refused the token (none, expired, not signed with its secret, or a role that may not). */
   tokenRefused: 10,
+  /** An operator command named a thread or item the server does not know. */
+  notFound: 11,
+  /** The queue's state refused the change (the message starts with its reason code). */
+  refused: 12,
+  /** The server (or, for migrate and rebuild-projections, the database) is unreachable or unavailable. */
+  unavailable: 13,
 } as const;
 
 export type ExitCodeName = keyof typeof ExitCode;

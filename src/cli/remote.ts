@@ -1,3 +1,4 @@
+import { ExitCode } from "../exit-codes.js";
 import { TRPCClientError } from "@trpc/client";
 import { Command, Option } from "commander";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
@@ -23,7 +24,15 @@ export class CommandFailure extends Error {
  * Exit codes of the commands over a running server, by what the operator must do next:
  * fix the input, the token, the id, the queue's state, or wait for the server.
  */
-export const EXIT = { failed: 1, badInput: 2, denied: 3, notFound: 4, refused: 5, unavailable: 6 } as const;
+/** Operator commands end with the same exit codes as every other command (src/exit-codes.ts). */
+export const EXIT = {
+  failed: ExitCode.internal,
+  badInput: ExitCode.badSetting,
+  denied: ExitCode.tokenRefused,
+  notFound: ExitCode.notFound,
+  refused: ExitCode.refused,
+  unavailable: ExitCode.unavailable,
+} as const;
 
 const exitCodeOf: Record<string, number> = {
   BAD_REQUEST: EXIT.badInput,

@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { ExitCode } from "../../src/exit-codes.js";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -99,18 +100,18 @@ describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --to
     expect(await follow.exited).toEqual({ code: 0, signal: null });
   });
 
-  it("failures are one line on stderr with an exit code by kind: denied 3, not found 4, refused 5, bad input 2, unreachable 6", async () => {
+  it("failures are one line on stderr with an exit code by kind: denied 10, not found 11, refused 12, bad input 2, unreachable 13", async () => {
     const waiting = json<{ queueItemId: string }>(await cli("queue", "add", threadId, "waiting", "--json")).queueItemId;
     const cases: [args: string[], env: NodeJS.ProcessEnv, code: number, message: RegExp][] = [
-      [["queue", "show", threadId], cleanEnv({ TURNQUEUE_URL: server.url }), 3, /a token is required: --token or TURNQUEUE_TOKEN/],
-      [["queue", "show", threadId, "--token", "not-a-token"], cleanEnv({ TURNQUEUE_URL: server.url }), 3, /UNAUTHORIZED/],
-      [["queue", "show", "no-such-thread"], env, 4, /THREAD_NOT_FOUND: thread no-such-thread does not exist/],
-      [["queue", "retry", threadId, "qi_missing"], env, 4, /^turnqueue: ITEM_NOT_FOUND: /],
+      [["queue", "show", threadId], cleanEnv({ TURNQUEUE_URL: server.url }), ExitCode.tokenRefused, /a token is required: --token or TURNQUEUE_TOKEN/],
+      [["queue", "show", threadId, "--token", "not-a-token"], cleanEnv({ TURNQUEUE_URL: server.url }), ExitCode.tokenRefused, /UNAUTHORIZED/],
+      [["queue", "show", "no-such-thread"], env, ExitCode.notFound, /THREAD_NOT_FOUND: thread no-such-thread does not exist/],
+      [["queue", "retry", threadId, "qi_missing"], env, ExitCode.notFound, /^turnqueue: ITEM_NOT_FOUND: /],
       // No agent session is ready on this thread: the server refuses, and says why.
-      [["queue", "send-now", threadId, waiting], env, 5, /^turnqueue: SESSION_NOT_READY: the agent session is unknown/],
-      [["queue", "move", threadId, "qi_x"], env, 2, /say where: --after <queueItemId> or --to-head/],
-      [["queue", "add", threadId, "x".repeat(100_001)], env, 2, /BAD_REQUEST|too_big|100000/i],
-      [["threads", "list", "--url", "http://127.0.0.1:1"], env, 6, /cannot reach http:\/\/127\.0\.0\.1:1/],
+      [["queue", "send-now", threadId, waiting], env, ExitCode.refused, /^turnqueue: SESSION_NOT_READY: the agent session is unknown/],
+      [["queue", "move", threadId, "qi_x"], env, ExitCode.badSetting, /say where: --after <queueItemId> or --to-head/],
+      [["queue", "add", threadId, "x".repeat(100_001)], env, ExitCode.badSetting, /BAD_REQUEST|too_big|100000/i],
+      [["threads", "list", "--url", "http://127.0.0.1:1"], env, ExitCode.unavailable, /cannot reach http:\/\/127\.0\.0\.1:1/],
     ];
     for (const [args, caseEnv, code, message] of cases) {
       const ran = await turnqueueOnce(args, caseEnv);
