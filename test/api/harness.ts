@@ -2,11 +2,10 @@ import { createTRPCClient, createWSClient, httpLink, splitLink, TRPCClientError,
 import WebSocket from "ws";
 import type { AppRouter } from "../../src/api/router.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
-import { hasPostgres } from "../support/postgres.js";
 import type { TestServer } from "../support/server.js";
 
 /** Every suite runs on the embedded PGlite, and on PostgreSQL too when TEST_DATABASE_URL is set. */
-export const databases = ["pglite", ...(hasPostgres ? (["postgres"] as const) : [])] as const;
+export { databases } from "../support/database.js";
 
 export type Client = ReturnType<typeof connect>;
 

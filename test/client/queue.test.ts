@@ -1,12 +1,13 @@
 import { TRPCClientError } from "@trpc/client";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type ThreadQueue, type TurnqueueClient } from "../../client/index.js";
 import type * as Y from "yjs";
+import { eventually as poll } from "../support/poll.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /** Waits (no timing asserted) until every replica shows what the test expects. */
-const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(assertion, { timeout: 30_000, interval: 25 });
+const eventually = (assertion: () => void | Promise<void>) => poll(assertion, 30_000);
 
 const texts = (q: ThreadQueue) => q.entries.map((e) => e.text);
 

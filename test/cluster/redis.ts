@@ -49,10 +49,8 @@ export async function subscriberCount(admin: Redis, channel: string): Promise<nu
   return Number(count);
 }
 
-/** Polls `check` until true; bounded by the test's own timeout, never asserts on elapsed time. */
-export async function until(check: () => Promise<boolean> | boolean, pauseMs = 20): Promise<void> {
-  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, pauseMs));
-}
+import { until } from "../support/poll.js";
+export { until };
 
 /**
  * A Redis of the test's own (a real `redis-server` on a free port), so a test may stop and

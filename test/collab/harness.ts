@@ -71,15 +71,8 @@ export function connect(server: TestServer, threadId: string, token: string, opt
   };
 }
 
-/** Polls until `check` holds; fails with `describe()` if it never does. */
-export async function until(check: () => boolean | Promise<boolean>, describe: () => unknown = () => "", timeoutMs = 40_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`condition not reached: ${JSON.stringify(describe(), null, 1)}`);
-    await new Promise((r) => setTimeout(r, 15));
-  }
-}
+import { until } from "../support/poll.js";
+export { until };
 
 export const synced = (devices: Device[]) => until(() => devices.every((d) => d.provider.synced), () => devices.map((d) => d.provider.synced));
 

@@ -5,7 +5,6 @@ import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent, ThreadState } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config } from "../../src/config.js";
-import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /**
@@ -35,8 +34,7 @@ export const testDrainConfig: Partial<Config> = {
   sweepIntervalMs: 60_000,
 };
 
-/** Every database the suite can reach: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
-export const databases: ("pglite" | "postgres")[] = hasPostgres ? ["pglite", "postgres"] : ["pglite"];
+export { databases } from "../support/database.js";
 
 export async function startDrainHarness(config: Partial<Config> = {}, database: "pglite" | "postgres" = "pglite"): Promise<DrainHarness> {
   const server = await startTestServer({ database, config: { ...testDrainConfig, ...config } });
@@ -173,18 +171,7 @@ export class ScriptedAgent {
   }
 }
 
-/** Polls until `check` passes (its last failure is the test's failure if it never does). */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
+export { eventually } from "../support/poll.js";
 
 /** The claims (`queue.item-send-started`) in a thread's log, in order. */
 export const claimsIn = (events: StoredEvent[]) => events.filter((e) => e.type === "queue.item-send-started");

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { openDatabase, type Database } from "../../src/store/database.js";
 import { readMigrations } from "../../src/store/migrate.js";
-import { createTestDatabase } from "./postgres.js";
+import { createTestDatabase, hasPostgres } from "./postgres.js";
 
 const PGLITE_VERSION = (
   JSON.parse(readFileSync(new URL("../../node_modules/@electric-sql/pglite/package.json", import.meta.url), "utf8")) as { version: string }
@@ -18,6 +18,9 @@ const PGLITE_VERSION = (
 export const OPEN_TIMEOUT_MS = 300_000;
 
 export type DatabaseKind = Database["kind"];
+
+/** Every database the suites can reach: PGlite always, PostgreSQL when TEST_DATABASE_URL is set. */
+export const databases: DatabaseKind[] = hasPostgres ? ["pglite", "postgres"] : ["pglite"];
 
 export interface TestDatabase {
   db: Database;
@@ -37,7 +40,7 @@ let template: Promise<string> | null = null;
  * copy costs milliseconds). Built aside and renamed into place, so a reader never sees a
  * half-made template and two builders racing both end with the same one.
  */
-function pgliteTemplate(): Promise<string> {
+export function pgliteTemplate(): Promise<string> {
   template ??= (async () => {
     const migrations = (await readMigrations()).map((m) => `${m.name}:${m.checksum}`).join(",");
     const key = createHash("sha256").update(`${PGLITE_VERSION}|${migrations}`).digest("hex").slice(0, 16);

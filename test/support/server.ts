@@ -1,16 +1,12 @@
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { cp, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../src/config.js";
 import type { Role } from "../../src/domain/index.js";
 import { startTurnqueue } from "../../src/server.js";
 import type { Config } from "../../src/config.js";
 import type { Services } from "../../src/server.js";
-import { openDatabase } from "../../src/store/database.js";
-import { readMigrations } from "../../src/store/migrate.js";
+import { pgliteTemplate } from "./database.js";
 import { createTestDatabase } from "./postgres.js";
 
 export interface TestServerOptions {
@@ -85,28 +81,3 @@ export async function seedPglite(dataDir: string): Promise<void> {
   await cp(path.join(await pgliteTemplate(), "db"), path.join(dataDir, "db"), { recursive: true });
 }
 
-let template: Promise<string> | null = null;
-
-/**
- * A migrated, cleanly closed PGlite data directory, made once per migration set and PGlite
- * version (shared by every worker through the temp dir) and copied for each test server:
- * PGlite's initdb takes seconds, a copy milliseconds. Starting on a fresh directory is
- * still tested, through `turnqueue serve` in test/server/cli.test.ts.
- */
-function pgliteTemplate(): Promise<string> {
-  template ??= (async () => {
-    const pglite = await readFile(fileURLToPath(new URL("../../node_modules/@electric-sql/pglite/package.json", import.meta.url)), "utf8");
-    const hash = createHash("sha256").update(JSON.parse(pglite).version);
-    for (const migration of await readMigrations()) hash.update(migration.checksum);
-    const dir = path.join(os.tmpdir(), `turnqueue-pglite-template-${hash.digest("hex").slice(0, 16)}`);
-    if (existsSync(path.join(dir, "ready"))) return dir;
-    const building = await mkdtemp(`${dir}-building-`);
-    const db = await openDatabase({ databaseUrl: null, dataDir: building });
-    await db.close();
-    await writeFile(path.join(building, "ready"), "");
-    // Another worker may have finished first: then its copy is as good as ours.
-    await rename(building, dir).catch(() => rm(building, { recursive: true, force: true }));
-    return dir;
-  })();
-  return template;
-}
