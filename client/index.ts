@@ -50,11 +50,17 @@ export function createTurnqueueClient(options: TurnqueueClientOptions) {
   };
 }
 
+import { isFrozen as domainIsFrozen } from "../src/domain/state.js";
+import type { ItemStatus } from "./queue.js";
+
 export type TurnqueueClient = ReturnType<typeof createTurnqueueClient>;
 export { ThreadQueue, applyTextChange } from "./queue.js";
 export type { TokenOption } from "./token.js";
-/** Whether an item is frozen (being sent): it can no longer be edited, moved or removed. */
-export { isFrozen } from "../src/domain/state.js";
+/**
+ * Whether an item is frozen (being sent): it can no longer be edited, moved or removed. The
+ * domain's rule, typed here by the SDK's own item status so the declarations ship alone.
+ */
+export const isFrozen = (item: { status: ItemStatus }): boolean => domainIsFrozen(item);
 export type {
   AddOptions, Added, ConnectionStatus, ItemStatus, PauseReason, Peer, Presence, QueueEntry, QueueMeta, SessionStatus,
 } from "./queue.js";

@@ -5,13 +5,13 @@ import { ObservableV2 } from "lib0/observable";
 import { WebsocketProvider } from "y-websocket";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
-import type { AppRouter } from "./router-types.js";
+import type { AppRouter, DocEntry, DocQueueMeta } from "./router-types.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
 import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
 import { TokenSource, type TokenOption } from "./token.js";
 import { isFrozen } from "../src/domain/state.js";
 import { WebSocketImpl } from "./transport.js";
-import { applyTextChange, itemsOf, metaOf, readItemFields, type DocItem, type DocMeta } from "../src/contract/document.js";
+import { applyTextChange as applyDocText, itemsOf, metaOf, readItemFields, type DocItem, type DocMeta } from "../src/contract/document.js";
 import { MESSAGE_SYNC } from "../src/contract/y-protocol.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
@@ -23,9 +23,9 @@ export type SessionStatus = Snapshot["session"]["status"];
 export type PauseReason = NonNullable<Snapshot["queue"]["pauseReason"]>;
 
 /** One queue item as the live document shows it (docs/contract.md, "The thread's Yjs document"). */
-export type QueueEntry = DocItem;
+export type QueueEntry = DocEntry;
 
-export type QueueMeta = Omit<DocMeta, "threadId">;
+export type QueueMeta = DocQueueMeta;
 
 /** What a device tells the others through awareness: who it is and which item it edits. */
 export interface Presence {
@@ -253,7 +253,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     }
     const shared = this.editable(id).get("text");
     if (!(shared instanceof Y.Text)) throw new Error(`item ${id} has no shared text`);
-    this.doc.transact(() => applyTextChange(shared, text), this);
+    this.doc.transact(() => applyDocText(shared, text), this);
   }
 
   /**
@@ -347,4 +347,5 @@ const isPresence = (state: unknown): state is Presence =>
   typeof state === "object" && state !== null && typeof (state as Presence).name === "string";
 
 /** Rewrite a shared text into `next` with the smallest change: the same diff the server writes with. */
-export { applyTextChange };
+/** Turns `shared` into `next` by the smallest change (what `edit` does to an item's text). */
+export const applyTextChange = (shared: Y.Text, next: string): void => applyDocText(shared, next);

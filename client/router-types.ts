@@ -2,6 +2,7 @@ import type {
   AnyTRPCRouter, TrackedEnvelope, TRPCBuiltRouter, TRPCMutationProcedure, TRPCQueryProcedure, TRPCSubscriptionProcedure,
 } from "@trpc/server";
 import type { AppRouter as ServerRouter } from "../src/api/router.js";
+import type { DocItem, DocMeta } from "../src/contract/document.js";
 
 /*
  * The server's router type, spelled out so that its declaration names no server module.
@@ -49,3 +50,13 @@ declare function publicRouter<R extends AnyTRPCRouter>(router: R): TRPCBuiltRout
 const router = () => publicRouter(server);
 /** The server's tRPC router as clients see it: every procedure's input, output and errors. */
 export type AppRouter = ReturnType<typeof router>;
+
+// The live document's shapes, written out the same way: the SDK's declarations name no
+// module of the contract (whose types reach into the domain and zod).
+declare function spelled<T>(): { [K in keyof T as Key<K>]: Plain<T[K]> };
+const docItem = () => spelled<DocItem>();
+const docMeta = () => spelled<Omit<DocMeta, "threadId">>();
+/** One queue item as the thread's shared document holds it. */
+export type DocEntry = ReturnType<typeof docItem>;
+/** The thread's queue-wide fields in the shared document. */
+export type DocQueueMeta = ReturnType<typeof docMeta>;
