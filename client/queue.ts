@@ -7,7 +7,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import type { AppRouter, DocEntry, DocQueueMeta } from "./router-types.js";
 import { compareOrder, keyBetween } from "../src/domain/ordering.js";
-import { MAX_TEXT_LENGTH } from "../src/domain/primitives.js";
+import { MAX_TEXT_LENGTH } from "../src/domain/limits.js";
 import { TokenSource, type TokenOption } from "./token.js";
 import { isFrozen } from "../src/domain/state.js";
 import { WebSocketImpl } from "./transport.js";

@@ -1,8 +1,9 @@
 import { z } from "zod";
+import { MAX_TEXT_LENGTH } from "./limits.js";
 
 /** The public limits (docs/contract.md): every id is 1..128 chars, text at most 100,000 chars. */
 export const MAX_ID_LENGTH = 128;
-export const MAX_TEXT_LENGTH = 100_000;
+export { MAX_TEXT_LENGTH };
 
 /**
  * NUL (U+0000), or half of a surrogate pair without its other half. Neither can be stored:
