@@ -26,6 +26,7 @@ export const catalogue: ProcedureSpec[] = [
   { path: "thread.list", kind: "query", role: "user", input: () => ({ cursor: null, limit: 10 }) },
   { path: "thread.archive", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, commandId: "c-archive" }) },
   { path: "thread.delete", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, commandId: "c-delete" }) },
+  { path: "thread.interrupt", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, commandId: "c-interrupt" }) },
   { path: "thread.events", kind: "subscription", role: "user", input: (t) => ({ threadId: t.threadId, lastEventId: "1" }) },
   {
     path: "queue.add",
@@ -46,13 +47,13 @@ export const catalogue: ProcedureSpec[] = [
   { path: "queue.sendNow", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, queueItemId: t.queueItemId, commandId: "c-send" }) },
   { path: "queue.pause", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, commandId: "c-pause" }) },
   { path: "queue.resume", kind: "mutation", role: "user", input: (t) => ({ threadId: t.threadId, commandId: "c-resume" }) },
-  { path: "agent.session", kind: "mutation", role: "agent", input: (t) => ({ threadId: t.threadId, status: "error", error: "why", commandId: "c-session" }) },
+  { path: "agent.session", kind: "mutation", role: "agent", input: (t) => ({ threadId: t.threadId, status: "error", error: "why", runtimeSessionId: "runtime-session", commandId: "c-session" }) },
   { path: "agent.turnStarted", kind: "mutation", role: "agent", input: (t) => ({ threadId: t.threadId, queueItemId: t.queueItemId, turnId: "turn", commandId: "c-started" }) },
   {
     path: "agent.turnStartFailed",
     kind: "mutation",
     role: "agent",
-    input: (t) => ({ threadId: t.threadId, queueItemId: t.queueItemId, reason: "why", retryable: true, commandId: "c-failed" }),
+    input: (t) => ({ threadId: t.threadId, queueItemId: t.queueItemId, reason: "why", retryable: true, retryAt: "2030-01-01T00:00:00.000Z", commandId: "c-failed" }),
   },
   { path: "agent.turnEnded", kind: "mutation", role: "agent", input: (t) => ({ threadId: t.threadId, turnId: "turn", outcome: "failed", error: "why", commandId: "c-ended" }) },
   { path: "agent.dispatches", kind: "subscription", role: "agent", input: () => ({ lastEventId: "1" }) },

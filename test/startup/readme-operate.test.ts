@@ -7,11 +7,11 @@ import { cleanEnv, repoRoot, run, trpcClient } from "../server/process.js";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 });
 
-/** The fenced blocks of one language in README.md's "Operate it" section, in order. */
+/** The fenced blocks of one language in README.md's "Run it in production" section, in order. */
 async function examples(lang: string): Promise<string[]> {
   const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Operate it");
-  expect(start, 'README.md has an "Operate it" section').toBeGreaterThan(-1);
+  const start = readme.indexOf("## Run it in production");
+  expect(start, 'README.md has a "Run it in production" section').toBeGreaterThan(-1);
   const end = readme.indexOf("\n## ", start + 1);
   const section = readme.slice(start, end === -1 ? undefined : end);
   return [...section.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!.trim());
@@ -19,7 +19,7 @@ async function examples(lang: string): Promise<string[]> {
 
 const words = (line: string) => line.split("#")[0]!.trim().split(/\s+/);
 
-describe('README "Operate it" runs as written (port and data directory swapped for free ones)', () => {
+describe('README "Run it in production" runs as written (port and data directory swapped for free ones)', () => {
   let dataDir: string;
   let scratch: string;
   beforeAll(async () => {
