@@ -297,6 +297,11 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     await this.trpc.queue.resume.mutate({ threadId: this.threadId });
   }
 
+  /** Stop the agent's running turn: it ends `interrupted` and the queue holds until resumed. */
+  async interrupt(): Promise<void> {
+    await this.trpc.thread.interrupt.mutate({ threadId: this.threadId });
+  }
+
   /** Go offline: edits keep landing in the local replica and are sent on `connect()`. */
   disconnect(): void {
     this.provider.disconnect();

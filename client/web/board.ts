@@ -28,6 +28,8 @@ export class Board {
   private readonly session = h("span", { class: "chip session", "data-testid": "session" });
   private readonly paused = h("span", { class: "chip paused", "data-testid": "paused", hidden: true });
   private readonly pauseButton = h("button", { type: "button", class: "secondary", "data-action": "pause" });
+  /** Shown while the agent works on a turn: stops it (the turn ends interrupted, the queue holds). */
+  private readonly stopButton = h("button", { type: "button", class: "secondary", "data-action": "stop", hidden: true }, "Stop");
   private readonly connection = h("span", { class: "connection", "data-testid": "connection" });
   private readonly peers = h("ul", { class: "peers", "data-testid": "peers", "aria-label": "Also here" });
   private dragged: string | null = null;
@@ -63,6 +65,7 @@ export class Board {
       ),
     );
     this.pauseButton.addEventListener("click", act(() => (this.queue.state.paused ? this.queue.resume() : this.queue.pause())));
+    this.stopButton.addEventListener("click", act(() => this.queue.interrupt()));
 
     this.title.textContent = threadId;
     client.thread.get.query({ threadId }).then(
@@ -82,7 +85,7 @@ export class Board {
       { class: "board", "data-thread": threadId },
       h("header", { class: "board-head" },
         h("div", { class: "board-title" }, this.title, this.connection),
-        h("div", { class: "board-meta" }, this.session, this.paused, this.pauseButton, this.peers),
+        h("div", { class: "board-meta" }, this.session, this.paused, this.pauseButton, this.stopButton, this.peers),
       ),
       composer,
       this.error,
@@ -119,6 +122,7 @@ export class Board {
     this.paused.textContent = `paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}`;
     this.pauseButton.textContent = paused ? "Resume" : "Pause";
     this.pauseButton.dataset.action = paused ? "resume" : "pause";
+    this.stopButton.hidden = session !== "running";
 
     const entries = this.queue.entries;
     const live = new Set(entries.map((e) => e.id));

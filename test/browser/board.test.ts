@@ -275,4 +275,27 @@ describe.skipIf(!CHROMIUM)("the web queue board in Chromium (real server, real b
     await expect.poll(() => echoed, LONG).toEqual([texts[2], texts[0], texts[1], "One more thing"]);
     expect(await page.getByTestId("paused").textContent()).toBe("paused");
   });
+
+  it("Stop interrupts the turn the agent is working on, and the queue holds (interrupted)", async () => {
+    const gina = await sdk("stop", "gina");
+    const { threadId } = await gina.thread.create.mutate({ title: "Stop" });
+    const page = await device("stop", "gina", threadId);
+    // A turn that would work for a minute: only Stop ends it within the test.
+    agents.push(startEchoAgent({ url: server.url, token: await server.token("agent", "stop", "echo"), delayMs: 60_000 }));
+    await expect.poll(() => page.getByTestId("session").textContent(), LONG).toBe("agent ready");
+    const stop = page.getByRole("button", { name: "Stop" });
+    expect(await stop.isHidden()).toBe(true);
+
+    await page.getByLabel("New message").fill("Refactor everything");
+    await page.getByRole("button", { name: "Queue", exact: true }).click();
+    await expect.poll(() => page.getByTestId("session").textContent(), LONG).toBe("agent working");
+    await shot(page, "stop-while-working");
+    await stop.click();
+    await expect.poll(() => page.getByTestId("paused").textContent(), LONG).toBe("paused (interrupted)");
+    await expect.poll(() => page.getByTestId("session").textContent(), LONG).toBe("agent ready");
+    expect(await stop.isHidden()).toBe(true);
+    // The log says the same: the one turn ended interrupted.
+    const ended = (await server.services.store.readThread(threadId, 0)).flatMap((e) => (e.type === "turn.ended" ? [e.payload.outcome] : []));
+    expect(ended).toEqual(["interrupted"]);
+  });
 });
