@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { checkDispatchInput, DEFAULT_MAX_ATTACHMENT_BYTES } from "./dispatch-input.js";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn, type TurnOutcome } from "../agent.js";
@@ -10,6 +11,8 @@ export interface AcpAdapterOptions {
   /** The directory the agent works in (its sessions' cwd). */
   cwd: string;
   approve: ApprovePolicy;
+  /** Largest attachment a turn may carry, in bytes (default 20 MiB); more fails the item. */
+  maxAttachmentBytes?: number;
   /** The child's environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
   /** The agent's own log lines (stderr); dropped by default. */
@@ -47,6 +50,8 @@ interface AcpProcess {
  * back to its place). Permission requests are answered by the approve policy at once.
  */
 export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
+  // What a turn may carry: a prompt has no per-turn settings in ACP, so no option is taken.
+  const takes = { name: "this ACP agent", options: [], maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
   let current: Promise<AcpProcess> | null = null;
   let closing = false;
 
@@ -122,6 +127,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
   }
 
   async function onTurn(turn: Turn): Promise<{ outcome: TurnOutcome; error?: string }> {
+    checkDispatchInput(turn.dispatch, takes);
     let proc: AcpProcess;
     let sessionId: string;
     try {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { checkDispatchInput, DEFAULT_MAX_ATTACHMENT_BYTES } from "./dispatch-input.js";
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn } from "../agent.js";
 import { allows, type ApprovePolicy } from "./approval.js";
 import type { InitializeParams } from "./codex-protocol/InitializeParams.js";
@@ -25,6 +26,8 @@ export interface CodexAdapterOptions {
   approve: ApprovePolicy;
   /** The `codex` executable (default: `codex` on PATH). */
   command?: string;
+  /** Largest attachment a turn may carry, in bytes (default 20 MiB); more fails the item. */
+  maxAttachmentBytes?: number;
   /** The child's environment (default: this process's); CODEX_HOME picks its config. */
   env?: NodeJS.ProcessEnv;
   /** Codex's own log lines (stderr); dropped by default. */
@@ -97,6 +100,8 @@ interface CodexProcess {
  * the next dispatch starts Codex again and resumes the thread.
  */
 export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
+  // What a turn may carry: Codex takes a model and a reasoning effort per turn.
+  const takes = { name: "codex", options: ["model", "effort"], maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
   let current: Promise<CodexProcess> | null = null;
   let closing = false;
   const sandbox: SandboxMode = options.approve === "all" ? "workspace-write" : "read-only";
@@ -221,6 +226,7 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
 
   async function onTurn(turn: Turn) {
     const { dispatch } = turn;
+    checkDispatchInput(dispatch, takes);
     let proc: CodexProcess;
     let codexThreadId: string;
     try {
@@ -265,6 +271,7 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
   }
 
   async function onSteer(dispatch: Dispatch) {
+    checkDispatchInput(dispatch, takes);
     const proc = await codex();
     const codexThreadId = proc.threads.get(dispatch.threadId);
     if (!codexThreadId) throw new Error("no Codex thread is running for this thread here");

@@ -60,4 +60,32 @@ describe("Codex (the real codex app-server, scripted model) drives a thread's qu
     expect(snapshot.queue).toMatchObject({ paused: true, pauseReason: "interrupted" });
     expect(snapshot.queue.items.map((i) => [i.queueItemId, i.status])).toEqual([[next, "pending"]]);
   });
+
+  it("a turn Codex cannot take as queued (an unknown option, an oversized attachment) fails with the reason and holds the queue; the runtime goes on", async () => {
+    h.model.script(echoScript);
+    const threadId = await h.thread();
+    const unknown = await h.add(threadId, "run hot", { options: { temperature: "2" } });
+    const failed = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === unknown);
+    expect(failed.payload).toMatchObject({ final: true, reason: expect.stringContaining('codex cannot take the option "temperature" (it takes model, effort)') });
+    let snapshot = await h.user.thread.get.query({ threadId });
+    expect(snapshot.queue).toMatchObject({ paused: true, pauseReason: "failure" });
+
+    await h.user.queue.remove.mutate({ threadId, queueItemId: unknown });
+    const { queueItemId: big } = await h.user.queue.add.mutate({
+      threadId,
+      message: { messageId: "too-big", text: "look at this video", attachments: [{ name: "demo.mp4", mimeType: "video/mp4", url: "file:///tmp/demo.mp4", size: 200 * 1024 * 1024 }] },
+    });
+    await h.user.queue.resume.mutate({ threadId });
+    const refused = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === big);
+    expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining('codex cannot take the attachment "demo.mp4"') });
+
+    // Nothing reached the model, and the same runtime still runs the next turn.
+    expect(h.model.requests.some((r) => /run hot|this video/.test(r.userText))).toBe(false);
+    await h.user.queue.remove.mutate({ threadId, queueItemId: big });
+    await h.add(threadId, "a plain task");
+    await h.user.queue.resume.mutate({ threadId });
+    await eventually(async () => expect(turnsIn(await h.events(threadId)).filter((t) => t.outcome === "completed")).toHaveLength(1), AGENT_WAIT_MS);
+    snapshot = await h.user.thread.get.query({ threadId });
+    expect(snapshot.queue.paused).toBe(false);
+  });
 });
