@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import { acpAdapter } from "../../client/agents/acp.js";
-import { eventually } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 import { echoScript } from "../support/model-server.js";
 import { AGENT_WAIT_MS, turnsIn, type AgentHarness } from "./harness.js";
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codexAdapter } from "../../client/agents/codex.js";
-import { eventually } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 import { CODEX_BIN, codexEnv, UNKNOWN_MODEL, workDir } from "../support/agents.js";
 import { echoScript, type Script } from "../support/model-server.js";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";

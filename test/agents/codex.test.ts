@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codexAdapter } from "../../client/agents/codex.js";
-import { eventually } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 import { CODEX_BIN, codexEnv, workDir } from "../support/agents.js";
 import { echoScript } from "../support/model-server.js";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";

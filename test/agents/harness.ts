@@ -3,7 +3,8 @@ import { expect } from "vitest";
 import { runAgent, type Agent, type AgentAdapter } from "../../client/agent.js";
 import { createTransport, type Transport } from "../../client/transport.js";
 import type { StoredEvent } from "../../src/domain/index.js";
-import { eventually, testDrainConfig } from "../e2e/drain-harness.js";
+import { testDrainConfig } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 

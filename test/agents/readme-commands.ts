@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "vitest";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
-import { eventually } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 

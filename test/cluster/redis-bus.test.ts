@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisBus } from "../../src/cluster/redis-bus.js";
-import { adminConnection, killClientsNamed, redisAvailable, redisUrl, startPrivateRedis, subscriberCount, until } from "./redis.js";
+import { adminConnection, killClientsNamed, redisAvailable, redisUrl, startPrivateRedis, subscriberCount } from "./redis.js";
+import { until } from "../support/poll.js";
 
 /** Messages received on one subscription, awaitable one by one. */
 function mailbox() {

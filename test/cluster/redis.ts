@@ -50,7 +50,6 @@ export async function subscriberCount(admin: Redis, channel: string): Promise<nu
 }
 
 import { until } from "../support/poll.js";
-export { until };
 
 /**
  * A Redis of the test's own (a real `redis-server` on a free port), so a test may stop and

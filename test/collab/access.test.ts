@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { createAuth } from "../../src/auth/tokens.js";
 import type { TestServer } from "../support/server.js";
-import { connect, converged, createThread, exec, yMessage, projection, rawConnect, startCollabServer, synced, until } from "./harness.js";
+import { connect, converged, createThread, exec, yMessage, projection, rawConnect, startCollabServer, synced } from "./harness.js";
+import { until } from "../support/poll.js";
 
 describe("who may open a thread's document", () => {
   let server: TestServer;

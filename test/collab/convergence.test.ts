@@ -2,7 +2,8 @@ import { generateKeyBetween } from "fractional-indexing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { TestServer } from "../support/server.js";
-import { addItem, connect, converged, createThread, exec, projection, startCollabServer, synced, until, type Device } from "./harness.js";
+import { addItem, connect, converged, createThread, exec, projection, startCollabServer, synced, type Device } from "./harness.js";
+import { until } from "../support/poll.js";
 
 const tick = () => new Promise((r) => setImmediate(r));
 

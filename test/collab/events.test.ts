@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../support/server.js";
-import { addItem, connect, converged, createThread, exec, startCollabServer, synced, until } from "./harness.js";
+import { addItem, connect, converged, createThread, exec, startCollabServer, synced } from "./harness.js";
+import { until } from "../support/poll.js";
 
 describe("every committed event shows in the document", () => {
   let server: TestServer;

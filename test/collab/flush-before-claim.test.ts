@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../support/server.js";
-import { connect, converged, createThread, exec, projection, startCollabServer, synced, until } from "./harness.js";
+import { connect, converged, createThread, exec, projection, startCollabServer, synced } from "./harness.js";
+import { until } from "../support/poll.js";
 
 describe("typed text is committed before its item is claimed or its document unloaded", () => {
   let server: TestServer;

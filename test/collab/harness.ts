@@ -72,7 +72,6 @@ export function connect(server: TestServer, threadId: string, token: string, opt
 }
 
 import { until } from "../support/poll.js";
-export { until };
 
 export const synced = (devices: Device[]) => until(() => devices.every((d) => d.provider.synced), () => devices.map((d) => d.provider.synced));
 

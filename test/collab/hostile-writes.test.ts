@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION } from "../../src/collab/protocol.js";
 import type { TestServer } from "../support/server.js";
-import { connect, converged, type Device, createThread, projection, rawConnect, startCollabServer, synced, until, yMessage } from "./harness.js";
+import { connect, converged, type Device, createThread, projection, rawConnect, startCollabServer, synced, yMessage } from "./harness.js";
+import { until } from "../support/poll.js";
 
 /**
  * Writes no y-websocket client makes but any connection can send: real y-protocols

@@ -5,7 +5,8 @@ import { deferred } from "../cluster/deferred.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import type { TestServer } from "../support/server.js";
-import { addItem, connect, converged, createThread, exec, startCollabServer, synced, until, type Device } from "./harness.js";
+import { addItem, connect, converged, createThread, exec, startCollabServer, synced, type Device } from "./harness.js";
+import { until } from "../support/poll.js";
 
 const hasRedis = await redisAvailable();
 

@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTransport, type Transport } from "../../client/transport.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { eventually } from "./drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../../client/agent.js";
 import type { StoredEvent } from "../../src/domain/index.js";
-import { claimsIn, databases, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { claimsIn, databases, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 const versionOf = (events: StoredEvent[], match: (e: StoredEvent) => boolean) => {
   const found = events.find(match);

@@ -171,7 +171,6 @@ export class ScriptedAgent {
   }
 }
 
-export { eventually } from "../support/poll.js";
 
 /** The claims (`queue.item-send-started`) in a thread's log, in order. */
 export const claimsIn = (events: StoredEvent[]) => events.filter((e) => e.type === "queue.item-send-started");

@@ -13,7 +13,8 @@ import { startTurnqueue, type Turnqueue } from "../../src/server.js";
 import type { Command } from "../../src/domain/index.js";
 import type { Config } from "../../src/config.js";
 import { openDatabase } from "../../src/store/database.js";
-import { claimsIn, eventually, ScriptedAgent, testDrainConfig } from "./drain-harness.js";
+import { claimsIn, ScriptedAgent, testDrainConfig } from "./drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 const SHORT_TIMEOUT: Partial<Config> = { drainPolicy: { ...testDrainConfig.drainPolicy!, dispatchTimeoutMs: 1_500 } };
 

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
-import { claimsIn, databases, eventually, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { claimsIn, databases, expectOneTurnAtATime, startDrainHarness, type DrainHarness } from "./drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 /** Version of the first event matching, or fails. */
 const versionOf = (events: StoredEvent[], match: (e: StoredEvent) => boolean) => {

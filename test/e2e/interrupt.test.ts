@@ -4,7 +4,8 @@ import { runAgent, type Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
 import { createTransport, type Transport } from "../../client/transport.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { eventually, testDrainConfig } from "./drain-harness.js";
+import { testDrainConfig } from "./drain-harness.js";
+import { eventually } from "../support/poll.js";
 
 describe("thread.interrupt: the user stops the running turn through the agent runtime", () => {
   let server: TestServer;

@@ -9,7 +9,7 @@ import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
 import { defaultDrainPolicy } from "../../src/domain/index.js";
 import { defaultLimits } from "../../src/config.js";
-import { eventually } from "../e2e/drain-harness.js";
+import { eventually } from "../support/poll.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config } from "../../src/config.js";
