@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
+import { ExitCode } from "../exit-codes.js";
 import { ConfigError, loadConfig, settings, type SettingName } from "../config.js";
-import { CommandFailure, EXIT } from "./remote.js";
+import { CommandFailure } from "./remote.js";
 
 /** The settings that say which database: the same flags and variables as `serve`. */
 const DATABASE_SETTINGS: SettingName[] = ["dataDir", "databaseUrl"];
@@ -13,7 +14,7 @@ const withDatabase = (command: Command) => {
 /** A database that cannot be opened or changed is one line for the operator, not a stack. */
 const oneLine = (error: unknown): never => {
   if (error instanceof ConfigError || error instanceof CommandFailure) throw error;
-  throw new CommandFailure((error as Error).message ?? String(error), EXIT.unavailable);
+  throw new CommandFailure((error as Error).message ?? String(error), ExitCode.unavailable);
 };
 
 async function openConfigured(options: Record<string, unknown>, onMigrated?: (names: string[]) => void) {

@@ -1,5 +1,6 @@
 import { Command } from "commander";
-import { CommandFailure, describeFailure, EXIT, withClient, withRemote, type RemoteOptions } from "./remote.js";
+import { ExitCode } from "../exit-codes.js";
+import { CommandFailure, describeFailure, withClient, withRemote, type RemoteOptions } from "./remote.js";
 
 /**
  * `turnqueue events <threadId>`: the thread's event log, oldest first; with --follow it
@@ -41,7 +42,7 @@ export function eventsCommand(): Command {
               subscription.unsubscribe();
               reject(describeFailure(error, options.url));
             },
-            onComplete: () => (options.follow && !stopped ? reject(new CommandFailure("the server ended the event stream", EXIT.unavailable)) : resolve()),
+            onComplete: () => (options.follow && !stopped ? reject(new CommandFailure("the server ended the event stream", ExitCode.unavailable)) : resolve()),
           },
         );
         process.once("SIGINT", stop);

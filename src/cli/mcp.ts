@@ -1,6 +1,7 @@
 import { Command } from "commander";
+import { ExitCode } from "../exit-codes.js";
 import { createTurnqueueClient } from "../../client/index.js";
-import { CommandFailure, EXIT, withRemote, type RemoteOptions } from "./remote.js";
+import { CommandFailure, withRemote, type RemoteOptions } from "./remote.js";
 import { packageVersion } from "./version.js";
 
 /**
@@ -9,7 +10,7 @@ import { packageVersion } from "./version.js";
  */
 export function mcpCommand(): Command {
   return withRemote(new Command("mcp").description("serve the queue tools over MCP on stdin/stdout (for agents)")).action(async (options: RemoteOptions) => {
-    if (!options.token) throw new CommandFailure("a token is required: --token or TURNQUEUE_TOKEN (turnqueue token --workspace W --role user)", EXIT.denied);
+    if (!options.token) throw new CommandFailure("a token is required: --token or TURNQUEUE_TOKEN (turnqueue token --workspace W --role user)", ExitCode.tokenRefused);
     const [{ StdioServerTransport }, { createQueueMcpServer }] = await Promise.all([
       import("@modelcontextprotocol/sdk/server/stdio.js"),
       import("../mcp/queue-tools.js"),

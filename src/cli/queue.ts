@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { ExitCode } from "../exit-codes.js";
 import { Command } from "commander";
 import type { TurnqueueClient } from "../../client/index.js";
-import { CommandFailure, EXIT, print, withClient, withRemote, type RemoteOptions } from "./remote.js";
+import { CommandFailure, print, withClient, withRemote, type RemoteOptions } from "./remote.js";
 
 type Snapshot = Awaited<ReturnType<TurnqueueClient["thread"]["get"]["query"]>>;
 
@@ -73,7 +74,7 @@ export function queueCommand(): Command {
       .option("--to-head", "to the head of the queue"),
   ).action((threadId: string, queueItemId: string, options: RemoteOptions & { after?: string; toHead?: boolean; commandId?: string }) =>
     withClient(options, async (client) => {
-      if ((options.after === undefined) === !options.toHead) throw new CommandFailure("say where: --after <queueItemId> or --to-head (one of them)", EXIT.badInput);
+      if ((options.after === undefined) === !options.toHead) throw new CommandFailure("say where: --after <queueItemId> or --to-head (one of them)", ExitCode.badSetting);
       const result = await client.queue.move.mutate({ threadId, queueItemId, afterId: options.after ?? null, commandId: options.commandId });
       print(options, result, () => [`moved ${queueItemId} ${options.after ? `after ${options.after}` : "to the head"} (thread v${result.version})`]);
     }),

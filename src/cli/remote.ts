@@ -24,26 +24,16 @@ export class CommandFailure extends Error {
  * Exit codes of the commands over a running server, by what the operator must do next:
  * fix the input, the token, the id, the queue's state, or wait for the server.
  */
-/** Operator commands end with the same exit codes as every other command (src/exit-codes.ts). */
-export const EXIT = {
-  failed: ExitCode.internal,
-  badInput: ExitCode.badSetting,
-  denied: ExitCode.tokenRefused,
-  notFound: ExitCode.notFound,
-  refused: ExitCode.refused,
-  unavailable: ExitCode.unavailable,
-} as const;
-
 const exitCodeOf: Record<string, number> = {
-  BAD_REQUEST: EXIT.badInput,
-  PARSE_ERROR: EXIT.badInput,
-  UNAUTHORIZED: EXIT.denied,
-  FORBIDDEN: EXIT.denied,
-  NOT_FOUND: EXIT.notFound,
-  CONFLICT: EXIT.refused,
-  PRECONDITION_FAILED: EXIT.refused,
-  SERVICE_UNAVAILABLE: EXIT.unavailable,
-  TIMEOUT: EXIT.unavailable,
+  BAD_REQUEST: ExitCode.badSetting,
+  PARSE_ERROR: ExitCode.badSetting,
+  UNAUTHORIZED: ExitCode.tokenRefused,
+  FORBIDDEN: ExitCode.tokenRefused,
+  NOT_FOUND: ExitCode.notFound,
+  CONFLICT: ExitCode.refused,
+  PRECONDITION_FAILED: ExitCode.refused,
+  SERVICE_UNAVAILABLE: ExitCode.unavailable,
+  TIMEOUT: ExitCode.unavailable,
 };
 
 /** `--url`, `--token` (or their environment variables) and `--json` on a command. */
@@ -62,11 +52,11 @@ export function describeFailure(error: unknown, url: string): CommandFailure {
     if (data?.code) {
       const fields = Object.entries(data.zodError?.fieldErrors ?? {}).map(([field, problems]) => `${field}: ${problems.join(", ")}`);
       const detail = fields.length > 0 ? fields.join("; ") : error.message;
-      return new CommandFailure(`${data.reason ?? data.code}: ${detail}`, exitCodeOf[data.code] ?? EXIT.failed);
+      return new CommandFailure(`${data.reason ?? data.code}: ${detail}`, exitCodeOf[data.code] ?? ExitCode.internal);
     }
-    return new CommandFailure(`cannot reach ${url}: ${(error.cause as Error | undefined)?.message ?? error.message}`, EXIT.unavailable);
+    return new CommandFailure(`cannot reach ${url}: ${(error.cause as Error | undefined)?.message ?? error.message}`, ExitCode.unavailable);
   }
-  return new CommandFailure((error as Error).message ?? String(error), EXIT.failed);
+  return new CommandFailure((error as Error).message ?? String(error), ExitCode.internal);
 }
 
 /**
@@ -74,12 +64,12 @@ export function describeFailure(error: unknown, url: string): CommandFailure {
  * closed afterwards, and any failure becomes a CommandFailure.
  */
 export async function withClient<T>(options: RemoteOptions, work: (client: TurnqueueClient) => Promise<T>): Promise<T> {
-  if (!options.token) throw new CommandFailure("a token is required: --token or TURNQUEUE_TOKEN (turnqueue token --workspace W --role user)", EXIT.denied);
+  if (!options.token) throw new CommandFailure("a token is required: --token or TURNQUEUE_TOKEN (turnqueue token --workspace W --role user)", ExitCode.tokenRefused);
   let url: URL;
   try {
     url = new URL(options.url);
   } catch {
-    throw new CommandFailure(`--url must be an http(s) URL (got "${options.url}")`, EXIT.badInput);
+    throw new CommandFailure(`--url must be an http(s) URL (got "${options.url}")`, ExitCode.badSetting);
   }
   const client = createTurnqueueClient({ url: url.href.replace(/\/$/, ""), token: options.token });
   try {
