@@ -5,7 +5,7 @@ import type { Agent } from "../client/agent.js";
 import { APPROVE_POLICIES, type ApprovePolicy } from "../client/agents/approval.js";
 import { createAuth } from "./auth/tokens.js";
 import { stopWithNpmParent } from "./startup/parent-watch.js";
-import { CommandFailure, registerOperatorCommands } from "./cli/index.js";
+import { registerOperatorCommands } from "./cli/index.js";
 import { reportFailure } from "./startup/report-failure.js";
 import { loadConfig, settings, type RawSettings, type SettingName } from "./config.js";
 import { Id, Role } from "./domain/index.js";
@@ -183,11 +183,4 @@ interface AgentCommandOptions {
 
 registerOperatorCommands(program);
 
-await program.parseAsync().catch((error: unknown) => {
-  // An operator command's failure already is one line with its exit code by kind.
-  if (error instanceof CommandFailure) {
-    process.stderr.write(`turnqueue: ${error.message}\n`);
-    process.exit(error.exitCode);
-  }
-  reportFailure(error);
-});
+await program.parseAsync().catch(reportFailure);

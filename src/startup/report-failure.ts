@@ -14,10 +14,14 @@ export function reportFailure(error: unknown, context: { argv?: string[]; env?: 
 }
 
 function describe(error: unknown): { code: number; text: string } {
-  if (error instanceof StartupError) return { code: error.exitCode, text: error.message };
+  // A start-up failure, or an operator command's (CommandFailure): one line, its own exit code.
+  if (error instanceof StartupError || hasExitCode(error)) return { code: error.exitCode, text: error.message };
   if (error instanceof ConfigError || error instanceof InvalidArgumentError) return { code: ExitCode.badSetting, text: (error as Error).message };
   return { code: ExitCode.internal, text: (error as Error)?.stack ?? String(error) };
 }
+
+const hasExitCode = (error: unknown): error is Error & { exitCode: number } =>
+  error instanceof Error && typeof (error as { exitCode?: unknown }).exitCode === "number";
 
 /** Values that must never be printed: the secret, and any token, from flags or environment. */
 function secretsIn(argv: string[], env: NodeJS.ProcessEnv): string[] {

@@ -171,9 +171,10 @@ describe("operator CLI against the database: migrate, rebuild-projections", { ti
     }
   });
 
-  it("a database it cannot open is one line and a non-zero exit", async () => {
-    const ran = await turnqueueOnce(["migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/none"], cleanEnv());
-    expect(ran.code).not.toBe(0);
+  it("a database it cannot open is one line and the unavailable exit code, without the URL's password", async () => {
+    const ran = await turnqueueOnce(["migrate", "--database-url", "postgresql://nobody:s3cr3t@127.0.0.1:1/none"], cleanEnv());
+    expect(ran.code).toBe(ExitCode.unavailable);
+    expect(ran.stderr).not.toContain("s3cr3t");
     expect(ran.stderr.trim().split("\n")).toHaveLength(1);
     expect(ran.stderr).toMatch(/^turnqueue: /);
   });

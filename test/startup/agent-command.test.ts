@@ -3,11 +3,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ExitCode } from "../../src/exit-codes.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { turnqueue } from "../server/process.js";
+import { until } from "../support/poll.js";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 120_000 });
 
 /** Resolves once `read()` matches. */
-const until = (read: () => string, pattern: RegExp) => vi.waitUntil(() => pattern.test(read()), { timeout: 120_000, interval: 100 });
+const printed = (read: () => string, pattern: RegExp) => until(() => pattern.test(read()), read, 120_000);
 
 describe("turnqueue agent --echo", () => {
   let server: TestServer;
@@ -46,7 +47,7 @@ describe("turnqueue agent --echo", () => {
     const url = `http://127.0.0.1:${port}`;
     const agent = turnqueue(["agent", "--echo", "--url", url, "--token", await server.token("agent")]);
     try {
-      await until(agent.stderr, /\(attempt 3\)/);
+      await printed(agent.stderr, /\(attempt 3\)/);
       expect(agent.stderr()).toMatch(
         new RegExp(`^(turnqueue agent: cannot reach ${url} \\(ECONNREFUSED\\); retrying with backoff \\(attempt \\d+\\)\\n)+$`),
       );
@@ -62,7 +63,7 @@ describe("turnqueue agent --echo", () => {
       });
       await new Promise<void>((resolve) => relay.listen(port, "127.0.0.1", resolve));
       try {
-        await until(agent.stdout, /connected/);
+        await printed(agent.stdout, /connected/);
         expect(agent.stdout()).toBe(`echo agent connected to ${url}; Ctrl-C to stop\n`);
       } finally {
         agent.child.kill("SIGTERM");

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { expect, it, vi } from "vitest";
+import { until } from "../support/poll.js";
 import { LOCK_FILE } from "../../src/startup/data-dir-lock.js";
 import { seedPglite } from "../support/server.js";
 import { cleanEnv, run } from "../server/process.js";
@@ -31,7 +32,7 @@ it("npm start under a supervisor: SIGTERM to the npm process (only) stops the se
     expect(serverPid).not.toBe(npm.child.pid);
     npm.child.kill("SIGTERM");
     await npm.exited;
-    await vi.waitUntil(() => !alive(serverPid), { timeout: 60_000, interval: 200 });
+    await until(() => !alive(serverPid), () => `server pid ${serverPid} still alive`, 60_000);
     // It stopped gracefully: the lock is released, not left stale.
     await expect(readFile(path.join(dataDir, LOCK_FILE))).rejects.toThrow(/ENOENT/);
   } finally {
