@@ -31,8 +31,6 @@ interface Review {
   fields: Map<string, Set<string>>;
   /** Items whose text a client typed into. */
   texts: Set<string>;
-  /** Items whose text a client put formatting or an embed into: only plain text is theirs. */
-  rich: Set<string>;
   actor: string;
 }
 
@@ -117,7 +115,8 @@ export class Bridge {
         const truth = state.items[id];
         if (!truth) continue;
         const text = items.get(id)?.get("text");
-        if (review.rich.has(id) && text instanceof Y.Text) keepPlainText(text, transaction);
+        // Formatting and embeds are not the log's to keep: gone before the text becomes an edit.
+        if (text instanceof Y.Text) keepPlainText(text, transaction);
         if (isFrozen(truth)) writeText(doc, id, truth.text);
         else this.scheduleEdit(id, review.actor);
       }
@@ -154,7 +153,7 @@ export class Bridge {
   }
 
   private reviewOf(client: Client): Review {
-    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), rich: new Set(), actor: client.actor };
+    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), actor: client.actor };
     this.review.actor = client.actor;
     return this.review;
   }
@@ -247,12 +246,6 @@ function collect(review: Review, event: Y.YEvent<Y.AbstractType<unknown>>, items
   }
   if (path.length === 2 && path[1] === "text" && event.target instanceof Y.Text) {
     review.texts.add(id);
-    for (let item = event.target._start; item !== null; item = item.right) {
-      if (!item.deleted && event.adds(item) && !(item.content instanceof Y.ContentString)) {
-        review.rich.add(id);
-        break;
-      }
-    }
     return;
   }
   // A change inside a nested value a client put under some field: that field is not theirs.

@@ -204,7 +204,8 @@ export function createEngine(options: EngineOptions): Engine {
   function publish(events: StoredEvent[], jobs: Job[]): void {
     // Before the feed carries them: what they trigger in this process (the reactor's claim, the
     // dispatch to the agent) continues the committing command's trace.
-    for (const job of jobs) afterCommit.put(events[0]!.threadId, job.trace);
+    // The last command of the chain is the one whose commit the thread's next claim follows.
+    afterCommit.put(events[0]!.threadId, jobs.at(-1)!.trace);
     for (const e of events) {
       if (e.type !== "queue.item-send-started") continue;
       const job = jobs.find((j) => j.commandId === e.commandId);
