@@ -235,7 +235,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
   });
   // A message over the limit closes the socket (1009) before it is buffered whole.
-  const rest = createRestHandler(contexts.http, logger);
+  const rest = createRestHandler(contexts.http, logger, limits.maxBodyBytes);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
     wss,

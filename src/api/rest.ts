@@ -11,7 +11,6 @@ import type { Context } from "./trpc.js";
 
 /** Where the REST door lives; every route below is under it. */
 export const REST_PREFIX = "/api/v1";
-const MAX_BODY_BYTES = 1 << 20;
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
@@ -93,12 +92,12 @@ function match(method: string, pathname: string): { route: Route; params: Record
 
 type Caller = Record<string, Record<string, (input: unknown) => Promise<unknown>>>;
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `the body is over ${MAX_BODY_BYTES} bytes` });
+    if (size > maxBytes) throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `the body is over ${maxBytes} bytes` });
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8").trim();
@@ -128,7 +127,8 @@ function sendError(res: ServerResponse, error: TRPCError) {
  * The REST door: plain JSON routes onto the same tRPC procedures (called in-process with the
  * request's context), so validation, authorization and errors are the procedures' own.
  */
-export function createRestHandler(createContext: (opts: { req: IncomingMessage }) => Promise<Context>, logger: Logger) {
+/** `maxBodyBytes`: the same --max-body-bytes limit as the tRPC door's. */
+export function createRestHandler(createContext: (opts: { req: IncomingMessage }) => Promise<Context>, logger: Logger, maxBodyBytes: number) {
   const document = openApiDocument();
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -141,7 +141,7 @@ export function createRestHandler(createContext: (opts: { req: IncomingMessage }
       let input: Record<string, unknown>;
       if (route.method === "GET") input = queryInput(url);
       else {
-        const body = await readJson(req);
+        const body = await readJson(req, maxBodyBytes);
         if (typeof body !== "object" || body === null || Array.isArray(body)) throw new TRPCError({ code: "BAD_REQUEST", message: "the body must be a JSON object" });
         if (route.body) {
           const parsed = route.body.schema.safeParse(body);
