@@ -182,10 +182,7 @@ export function runAgent(options: RunAgentOptions): Agent {
         remember(started, queueItemId);
         return (turnId = id);
       },
-      async session(runtimeSessionId) {
-        const status = turnId ? "running" : "ready";
-        await report(() => trpc.agent.session.mutate({ threadId, status, error: null, runtimeSessionId, commandId: randomUUID() }));
-      },
+      session: (runtimeSessionId) => session(threadId, turnId ? "running" : "ready", undefined, runtimeSessionId),
     };
     let end: { outcome: TurnOutcome; error?: string };
     try {
@@ -276,8 +273,10 @@ export function runAgent(options: RunAgentOptions): Agent {
     running.set(queueItemId, run);
   }
 
-  const session = async (threadId: string, status: SessionStatus, error?: string) => {
-    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, commandId: randomUUID() }));
+  const session = async (threadId: string, status: SessionStatus, error?: string, runtimeSessionId?: string) => {
+    // One id for every retry of this report: a report that landed but whose answer was lost counts once.
+    const commandId = randomUUID();
+    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, runtimeSessionId, commandId }));
   };
 
   /**

@@ -323,7 +323,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   private editable(id: string): Y.Map<unknown> {
     const item = this.items.get(id);
     if (!item) throw new Error(`item ${id} is not in the queue`);
-    if (isFrozen(entryOf(item))) throw new Error(`item ${id} is being sent and can no longer change`);
+    if (isFrozen({ status: item.get("status") as ItemStatus })) throw new Error(`item ${id} is being sent and can no longer change`);
     return item;
   }
 

@@ -149,7 +149,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
       if (first && "error" in first) throw startError(first.error);
       await turn.start();
       const { stopReason } = await prompt.catch((error: unknown) => {
-        throw Object.assign(new Error(messageOf(error)), { duringTurn: true });
+        throw new Error(messageOf(error));
       });
       if (stopReason === "cancelled" || turn.interrupt.aborted) return { outcome: "interrupted" };
       if (stopReason === "refusal") return { outcome: "failed", error: "the agent refused the prompt" };
