@@ -14,9 +14,10 @@ export function reportFailure(error: unknown, context: { argv?: string[]; env?: 
 }
 
 function describe(error: unknown): { code: number; text: string } {
+  // First: commander's InvalidArgumentError carries an exitCode of its own (1), but is a bad setting.
+  if (error instanceof ConfigError || error instanceof InvalidArgumentError) return { code: ExitCode.badSetting, text: (error as Error).message };
   // A start-up failure, or an operator command's (CommandFailure): one line, its own exit code.
   if (error instanceof StartupError || hasExitCode(error)) return { code: error.exitCode, text: error.message };
-  if (error instanceof ConfigError || error instanceof InvalidArgumentError) return { code: ExitCode.badSetting, text: (error as Error).message };
   return { code: ExitCode.internal, text: (error as Error)?.stack ?? String(error) };
 }
 
