@@ -17,8 +17,8 @@ export interface QueueItemState {
   notBefore: string | null;
   dispatchId: string | null;
   dispatchKind: DispatchKind | null;
-  /** Someone is typing into the item: it is not claimed before then (see `isEditLocked`). */
-  editLockedUntil: string | null;
+  /** Holder → until when someone typing through it keeps the item from being claimed (see `isEditLocked`). */
+  editLocks: Readonly<Record<string, string>>;
   createdAt: string;
   updatedAt: string;
 }
@@ -72,7 +72,7 @@ export const newQueueItem = (
   notBefore: null,
   dispatchId: null,
   dispatchKind: null,
-  editLockedUntil: null,
+  editLocks: {},
   createdAt: at,
   updatedAt: at,
 });
