@@ -13,6 +13,8 @@ import { isFrozen } from "../src/domain/state.js";
 import { WebSocketImpl } from "./transport.js";
 import { applyTextChange as applyDocText, itemsOf, metaOf, readItemFields, type DocItem, type DocMeta } from "../src/contract/document.js";
 import { MESSAGE_SYNC } from "../src/contract/y-protocol.js";
+import { EDITING } from "../src/contract/document.js";
+import { defaultOutbox, type OutboxEntry, type OutboxStore } from "./outbox.js";
 
 type Outputs = inferRouterOutputs<AppRouter>;
 type Snapshot = Outputs["thread"]["get"];
@@ -46,6 +48,8 @@ export interface ThreadQueueEvents {
   change: (queue: ThreadQueue) => void;
   status: (status: ConnectionStatus) => void;
   peers: (peers: Peer[]) => void;
+  /** A message from the outbox the server refused for good (an archived thread, …): it is dropped, and said so here. */
+  refused: (entry: OutboxEntry, error: unknown) => void;
 }
 
 type AddInput = inferRouterInputs<AppRouter>["queue"]["add"];
@@ -68,6 +72,8 @@ export interface ThreadQueueOptions {
   threadId: string;
   trpc: TRPCClient<AppRouter>;
   presence?: Partial<Presence>;
+  /** Where messages written while offline wait (default: IndexedDB in a browser, memory elsewhere). */
+  outbox?: OutboxStore;
   onClose?: () => void;
 }
 
@@ -91,11 +97,20 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   private connection: ConnectionStatus = "connecting";
   private closedBecause: string | null = null;
   private destroyed = false;
+  private readonly outboxStore: OutboxStore;
+  /** Messages not yet acknowledged by the server, in the order they were written. */
+  private waiting: OutboxEntry[] = [];
+  private readonly outboxLoaded: Promise<void>;
+  private sendingOutbox: Promise<void> | null = null;
+  /** The `add` calls of this session still waiting for their message's answer. */
+  private readonly answers = new Map<string, { resolve(added: Added): void; reject(error: unknown): void }>();
+  private readonly onOnline = () => void this.sendOutbox();
 
   constructor(options: ThreadQueueOptions) {
     super();
     this.threadId = options.threadId;
     this.trpc = options.trpc;
+    this.outboxStore = options.outbox ?? defaultOutbox();
     this.onClose = options.onClose;
     this.items = itemsOf(this.doc);
     this.meta = metaOf(this.doc);
@@ -120,6 +135,18 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       this.emit("change", [this]);
     });
     this.provider.on("status", ({ status }) => this.setStatus(status));
+    // What waits in the outbox (written offline, on this device, maybe before a reload) goes
+    // out whenever the server can be reached again.
+    this.outboxLoaded = this.outboxStore.list(this.threadId).then(
+      (entries) => {
+        const known = new Set(this.waiting.map((e) => e.messageId));
+        this.waiting = [...entries.filter((e) => !known.has(e.messageId)), ...this.waiting].sort((a, b) => a.seq - b.seq);
+        this.changed();
+      },
+      () => {},
+    );
+    this.on("status", (status) => status === "connected" && void this.sendOutbox());
+    globalThis.addEventListener?.("online", this.onOnline);
     // Renewed after every lost connection, before the provider's next attempt (it waits at
     // least 100 ms); a reconnect that still carries the old token is refused and retried.
     this.provider.on("connection-close", () => void tokens.get().catch(() => {}));
@@ -230,16 +257,89 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   /** Tell the others which item this device is editing (null: none). */
   setEditing(id: string | null): void {
-    this.provider.awareness.setLocalStateField("editing", id);
+    this.provider.awareness.setLocalStateField(EDITING, id);
   }
 
+  /**
+   * Queue a message; resolves with the server's answer. Its `messageId` is fixed here.
+   * While the server cannot be reached (or older messages still wait), it goes into the
+   * outbox (`outbox`, shown at once) and is sent, in the order written, once the connection
+   * is back; the promise resolves then. The server queues a message id once, so a send
+   * whose answer was lost is simply sent again, and a reload keeps the browser's outbox.
+   */
   async add(text: string, options: AddOptions = {}): Promise<Added> {
-    return this.trpc.queue.add.mutate({
+    const entry: OutboxEntry = {
       threadId: this.threadId,
-      message: { messageId: options.messageId ?? crypto.randomUUID(), text, attachments: options.attachments },
+      messageId: options.messageId ?? crypto.randomUUID(),
+      text,
+      attachments: options.attachments,
       options: options.options,
       sendNow: options.sendNow,
+      seq: Date.now() * 1000 + (nextSeq++ % 1000),
+      createdAt: new Date().toISOString(),
+    };
+    await this.outboxLoaded;
+    if (this.connection === "connected" && this.waiting.length === 0) {
+      try {
+        return await this.send(entry);
+      } catch (error) {
+        if (!unreachable(error)) throw error;
+      }
+    }
+    await this.outboxStore.put(entry);
+    const answer = new Promise<Added>((resolve, reject) => this.answers.set(entry.messageId, { resolve, reject }));
+    this.waiting.push(entry);
+    this.changed();
+    void this.sendOutbox();
+    return answer;
+  }
+
+  /** Messages written while offline, not yet acknowledged by the server, in the order they go. */
+  get outbox(): readonly OutboxEntry[] {
+    return this.waiting;
+  }
+
+  private send(entry: OutboxEntry): Promise<Added> {
+    return this.trpc.queue.add.mutate({
+      threadId: this.threadId,
+      message: { messageId: entry.messageId, text: entry.text, attachments: entry.attachments },
+      options: entry.options,
+      sendNow: entry.sendNow,
     });
+  }
+
+  /** Sends the outbox in order, one at a time; stops at the first failure to reach the server. */
+  private sendOutbox(): Promise<void> {
+    this.sendingOutbox ??= (async () => {
+      try {
+        await this.outboxLoaded;
+        while (this.waiting.length > 0 && !this.destroyed) {
+          const entry = this.waiting[0];
+          const answer = this.answers.get(entry.messageId);
+          let added: Added | null = null;
+          try {
+            added = await this.send(entry);
+          } catch (error) {
+            if (unreachable(error)) return;
+            this.emit("refused", [entry, error]);
+            answer?.reject(error);
+          }
+          await this.outboxStore.remove(entry.threadId, entry.messageId);
+          this.waiting.shift();
+          this.answers.delete(entry.messageId);
+          if (added) answer?.resolve(added);
+          this.changed();
+        }
+      } finally {
+        this.sendingOutbox = null;
+      }
+    })();
+    return this.sendingOutbox;
+  }
+
+  private changed(): void {
+    this.cache = null;
+    this.emit("change", [this]);
   }
 
   /**
@@ -313,6 +413,7 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   close(): void {
     this.destroyed = true;
+    globalThis.removeEventListener?.("online", this.onOnline);
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     this.doc.destroy();
@@ -346,6 +447,14 @@ function entryOf(item: Y.Map<unknown>): QueueEntry {
     attempts: (fields.attempts as number | undefined) ?? 0,
     createdAt: fields.createdAt as string,
   };
+}
+
+let nextSeq = 0;
+
+/** The server was not reached (no network, a failed fetch) or is unavailable for now: worth sending again later. */
+function unreachable(error: unknown): boolean {
+  const code = (error as { data?: { code?: string } } | null)?.data?.code;
+  return code === undefined || code === "SERVICE_UNAVAILABLE";
 }
 
 const isPresence = (state: unknown): state is Presence =>

@@ -22,6 +22,8 @@ export class Board {
   private readonly queue: ThreadQueue;
   private readonly rows = new Map<string, Row>();
   private readonly list = h("ol", { class: "queue", "aria-label": "Queue" });
+  /** Messages written while offline: on this device only until the connection is back. */
+  private readonly outbox = h("ol", { class: "queue outbox", "aria-label": "Waiting for connection", "data-testid": "outbox" });
   private readonly empty = h("p", { class: "empty" }, "Nothing queued. Messages you write while the agent is busy wait here.");
   private readonly error = h("p", { class: "error", role: "alert", hidden: true });
   private readonly title = h("h1", { class: "title" });
@@ -49,8 +51,13 @@ export class Board {
       act(async () => {
         const text = draft.value.trim();
         if (!text) return;
-        await this.queue.add(text, { sendNow });
+        // Offline, the message waits in the outbox (shown below the queue) until it is sent.
+        const sent = this.queue.add(text, { sendNow });
         draft.value = "";
+        await sent.catch((error: unknown) => {
+          draft.value ||= text;
+          throw error;
+        });
       });
     draft.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit(false)();
@@ -90,6 +97,7 @@ export class Board {
       composer,
       this.error,
       this.list,
+      this.outbox,
       this.empty,
     );
 
@@ -104,6 +112,7 @@ export class Board {
     this.queue.on("change", () => this.render());
     this.queue.on("peers", (peers) => this.renderPeers(peers));
     this.queue.on("status", () => this.renderConnection());
+    this.queue.on("refused", (entry, error) => report(new Error(`"${entry.text}" was not queued: ${(error as Error).message}`)));
     this.render();
     this.renderPeers(this.queue.peers);
     this.renderConnection();
@@ -144,7 +153,17 @@ export class Board {
       focused.focus();
       if (selection) (focused as HTMLTextAreaElement).setSelectionRange(...selection);
     }
-    this.empty.hidden = entries.length > 0;
+    const queued = new Set(entries.map((e) => e.messageId));
+    const waiting = this.queue.outbox.filter((e) => !queued.has(e.messageId));
+    this.outbox.replaceChildren(
+      ...waiting.map((e) =>
+        h("li", { class: "item outbox-item", "data-message": e.messageId },
+          h("p", { class: "outbox-text" }, e.text),
+          h("span", { class: "chip status", "data-status": "waiting" }, "waiting for connection"),
+        ),
+      ),
+    );
+    this.empty.hidden = entries.length > 0 || waiting.length > 0;
     this.renderPeers(this.queue.peers);
   }
 

@@ -87,11 +87,15 @@ async function signedIn(token: string): Promise<void> {
   try {
     await refresh();
   } catch (error) {
-    await client.close();
-    if (!isUnauthorized(error)) throw error;
-    signOut();
-    showSignIn("That token was refused. Check it was issued by this server and for role user or admin.");
-    return;
+    if (isUnauthorized(error)) {
+      await client.close();
+      signOut();
+      showSignIn("That token was refused. Check it was issued by this server and for role user or admin.");
+      return;
+    }
+    // Offline (or the server away): the board opens all the same, since what is written
+    // now waits in the outbox; the list comes back with the network.
+    reportTo(listError)(error);
   }
 
   const title = h("input", { name: "title", placeholder: "New thread title", "aria-label": "New thread title", maxlength: 512 });
@@ -140,6 +144,20 @@ async function signedIn(token: string): Promise<void> {
   window.onfocus = () => void refresh().catch(reportTo(listError));
   route();
 }
+
+/**
+ * The board loads offline too: the service worker answers from this cache what the network
+ * cannot. The files of this very load are put in it now, since the worker only sees the
+ * requests of the loads after it started.
+ */
+function keepForOffline(): void {
+  if (!("serviceWorker" in navigator) || typeof caches === "undefined") return;
+  navigator.serviceWorker.register("/sw.js").catch(() => {});
+  const files = [...document.querySelectorAll<HTMLScriptElement | HTMLLinkElement>("script[src], link[rel=stylesheet], link[rel=modulepreload]")]
+    .map((el) => ("src" in el ? el.src : el.href));
+  caches.open("turnqueue-board").then((cache) => cache.addAll(["/", ...files])).catch(() => {});
+}
+keepForOffline();
 
 start().catch((error) => {
   app.replaceChildren(h("p", { class: "error", role: "alert" }, `Turnqueue could not start: ${(error as Error).message}`));

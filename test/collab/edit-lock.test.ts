@@ -99,6 +99,11 @@ describe.runIf(hasPostgres && hasRedis)("the edit race on two instances (Postgre
       const typist = connect(a, threadId, await a.token("user", "local", "ann"));
       const watcher = connect(b, threadId, await b.token("user", "local", "bob"));
       await synced([typist, watcher]);
+      // Both instances wrote the item into their replica when they loaded it; typing starts
+      // once that has settled to one map everywhere (typing into the losing map is lost,
+      // which is the loading race, not this one).
+      const mapId = (d: typeof typist) => JSON.stringify((d.item(ids[0]) as unknown as { _item: { id: unknown } | null })._item?.id);
+      await until(() => mapId(typist) === mapId(watcher));
       const final = `draft, run ${run}: rename the module and update its imports`;
       typist.text(ids[0]).insert(5, final.slice(5));
       // Acknowledged: another device got it through the servers.
