@@ -104,7 +104,6 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
   private sendingOutbox: Promise<void> | null = null;
   /** The `add` calls of this session still waiting for their message's answer. */
   private readonly answers = new Map<string, { resolve(added: Added): void; reject(error: unknown): void }>();
-  private readonly onOnline = () => void this.sendOutbox();
 
   constructor(options: ThreadQueueOptions) {
     super();
@@ -146,7 +145,6 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       () => {},
     );
     this.on("status", (status) => status === "connected" && void this.sendOutbox());
-    globalThis.addEventListener?.("online", this.onOnline);
     // Renewed after every lost connection, before the provider's next attempt (it waits at
     // least 100 ms); a reconnect that still carries the old token is refused and retried.
     this.provider.on("connection-close", () => void tokens.get().catch(() => {}));
@@ -308,8 +306,12 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     });
   }
 
-  /** Sends the outbox in order, one at a time; stops at the first failure to reach the server. */
+  /**
+   * Sends the outbox in order, one at a time, while the live connection is up (the sign
+   * the server can be reached); stops at the first failure to reach it.
+   */
   private sendOutbox(): Promise<void> {
+    if (this.connection !== "connected") return Promise.resolve();
     this.sendingOutbox ??= (async () => {
       try {
         await this.outboxLoaded;
@@ -413,7 +415,6 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   close(): void {
     this.destroyed = true;
-    globalThis.removeEventListener?.("online", this.onOnline);
     this.provider.awareness.setLocalState(null);
     this.provider.destroy();
     this.doc.destroy();
