@@ -216,12 +216,13 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
   const contexts = createContextFactory(services);
   // A refused call (no token, a token we did not sign, the wrong role) is logged and counted:
   // a misconfigured agent shows up here. Never the token itself.
-  const onError: typeof contexts.onError = (opts) => {
+  const onErrorAt = (door: "trpc" | "rest" | "mcp"): typeof contexts.onError => (opts) => {
     contexts.onError(opts);
     if (opts.error.code !== "UNAUTHORIZED" && opts.error.code !== "FORBIDDEN") return;
-    metrics.refusals.inc({ door: "trpc", reason: opts.error.code });
-    logger.info({ door: "trpc", path: opts.path, reason: opts.error.code }, "call refused");
+    metrics.refusals.inc({ door, reason: opts.error.code });
+    logger.info({ door, path: opts.path, reason: opts.error.code }, "call refused");
   };
+  const onError = onErrorAt("trpc");
   const { limits } = config;
   const trpcHttp = createHTTPHandler({
     router: appRouter,
@@ -234,8 +235,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     // The rest of a refused body is not worth reading: the connection closes after the answer.
     responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
   });
+  const rest = createRestHandler({ createContext: contexts.http, onError: onErrorAt("rest"), maxBodyBytes: limits.maxBodyBytes });
   // A message over the limit closes the socket (1009) before it is buffered whole.
-  const rest = createRestHandler(contexts.http, logger, limits.maxBodyBytes);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
     wss,
