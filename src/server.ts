@@ -32,6 +32,7 @@ import { registerQueueGauges } from "./observability/queue-gauges.js";
 import { contextOf, inSpan } from "./tracing.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
+import { TokenConnections } from "./token-connections.js";
 import { named, withoutPassword } from "./config.js";
 import { lockDataDir } from "./startup/data-dir-lock.js";
 import { StartupError } from "./exit-codes.js";
@@ -48,6 +49,8 @@ export interface Services {
   lease: Lease;
   auth: Auth;
   metrics: Registry;
+  /** Long-lived connections per token, one budget across the doors that hold them. */
+  connections: TokenConnections;
   /** The only clock the service reads; tests may replace it (and must say so). */
   now: () => Date;
 }
@@ -120,6 +123,7 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
       lease,
       auth: createAuth(config.secret),
       metrics: metrics.registry,
+      connections: new TokenConnections(config.limits.maxConnectionsPerToken),
       now,
     };
 
@@ -213,7 +217,7 @@ function payloadTooLarge(res: ServerResponse, max: number): void {
 
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
-  const contexts = createContextFactory(services);
+  const contexts = createContextFactory(services, services.connections);
   // A refused call (no token, a token we did not sign, the wrong role) is logged and counted:
   // a misconfigured agent shows up here. Never the token itself.
   const onErrorAt = (door: "trpc" | "rest" | "mcp"): typeof contexts.onError => (opts) => {
