@@ -84,7 +84,10 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
+        editLockedUntil: null,
       }));
+    case "queue.item-edit-locked":
+      return withItem(s, e.payload.queueItemId, at, () => ({ editLockedUntil: e.payload.until }));
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",
