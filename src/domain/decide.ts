@@ -36,6 +36,8 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return state.archived ? [] : [{ type: "thread.archived", payload: {} }];
     case "thread.delete":
       return [{ type: "thread.deleted", payload: {} }];
+    case "thread.rename":
+      return state.title === command.title ? [] : [{ type: "thread.renamed", payload: { title: command.title } }];
     case "queue.add":
       return add(state, command, ctx);
     case "queue.edit":

@@ -40,6 +40,8 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
       return { ...s, exists: true, workspaceId: e.payload.workspaceId, title: e.payload.title, createdAt: at };
     case "thread.archived":
       return { ...s, archived: true };
+    case "thread.renamed":
+      return { ...s, title: e.payload.title };
     case "thread.deleted":
       return { ...s, deleted: true, items: {} };
     case "session.changed": {

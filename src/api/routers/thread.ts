@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
-import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt } from "../../domain/index.js";
+import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt, ThreadRename } from "../../domain/index.js";
 import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
+import { threadChanges } from "./thread-changes.js";
 import { router, userProcedure } from "../trpc.js";
 
 const MAX_PAGE = 200;
@@ -62,6 +63,21 @@ export const threadRouter = router({
   archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
     versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
   ),
+
+  rename: userProcedure.input(threadCommandInput(ThreadRename)).mutation(async ({ ctx, input }) =>
+    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.rename", title: input.title }, input.commandId)),
+  ),
+
+  /** The thread's sent messages, newest first, each with its turn's outcome; paged like `list`. */
+  history: userProcedure
+    .input(z.strictObject({ threadId: Id, cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(20) }))
+    .query(async ({ ctx, input }) => {
+      await authorizeThread(ctx.services, ctx.principal, input.threadId);
+      return ctx.services.store.readHistory(input.threadId, input.cursor ?? null, input.limit);
+    }),
+
+  /** The workspace's thread list, then every change to it, live (see thread-changes.ts). */
+  changes: userProcedure.subscription(({ ctx, signal }) => threadChanges(ctx.services, ctx.principal.workspaceId, signal)),
 
   delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
     versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
