@@ -22,6 +22,9 @@ class LosingBus implements Bus {
   async subscribe() {
     return async () => {};
   }
+  onReconnected() {
+    return () => {};
+  }
   async close(): Promise<void> {}
 }
 
