@@ -32,6 +32,7 @@ import { registerQueueGauges } from "./observability/queue-gauges.js";
 import { contextOf, inSpan } from "./tracing.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
+import { TokenConnections } from "./token-connections.js";
 import { named, withoutPassword } from "./config.js";
 import { lockDataDir } from "./startup/data-dir-lock.js";
 import { StartupError } from "./exit-codes.js";
@@ -48,6 +49,8 @@ export interface Services {
   lease: Lease;
   auth: Auth;
   metrics: Registry;
+  /** Long-lived connections per token, one budget across the doors that hold them. */
+  connections: TokenConnections;
   /** The only clock the service reads; tests may replace it (and must say so). */
   now: () => Date;
 }
@@ -120,6 +123,7 @@ export async function startTurnqueue(config: Config, options: { now?: () => Date
       lease,
       auth: createAuth(config.secret),
       metrics: metrics.registry,
+      connections: new TokenConnections(config.limits.maxConnectionsPerToken),
       now,
     };
 
@@ -213,15 +217,16 @@ function payloadTooLarge(res: ServerResponse, max: number): void {
 
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
-  const contexts = createContextFactory(services);
+  const contexts = createContextFactory(services, services.connections);
   // A refused call (no token, a token we did not sign, the wrong role) is logged and counted:
   // a misconfigured agent shows up here. Never the token itself.
-  const onError: typeof contexts.onError = (opts) => {
+  const onErrorAt = (door: "trpc" | "rest" | "mcp"): typeof contexts.onError => (opts) => {
     contexts.onError(opts);
     if (opts.error.code !== "UNAUTHORIZED" && opts.error.code !== "FORBIDDEN") return;
-    metrics.refusals.inc({ door: "trpc", reason: opts.error.code });
-    logger.info({ door: "trpc", path: opts.path, reason: opts.error.code }, "call refused");
+    metrics.refusals.inc({ door, reason: opts.error.code });
+    logger.info({ door, path: opts.path, reason: opts.error.code }, "call refused");
   };
+  const onError = onErrorAt("trpc");
   const { limits } = config;
   const trpcHttp = createHTTPHandler({
     router: appRouter,
@@ -234,8 +239,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     // The rest of a refused body is not worth reading: the connection closes after the answer.
     responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
   });
+  const rest = createRestHandler({ createContext: contexts.http, onError: onErrorAt("rest"), maxBodyBytes: limits.maxBodyBytes });
   // A message over the limit closes the socket (1009) before it is buffered whole.
-  const rest = createRestHandler(contexts.http, logger, limits.maxBodyBytes);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
     wss,

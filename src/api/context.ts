@@ -4,7 +4,8 @@ import type { TRPCRequestInfo } from "@trpc/server/http";
 import type { WebSocket } from "ws";
 import type { Principal } from "../auth/tokens.js";
 import { closeAtExpiry } from "../token-expiry.js";
-import { TokenConnections, type SocketBudget } from "./connection-limits.js";
+import type { TokenConnections } from "../token-connections.js";
+import { tooManyConnections, type SocketBudget } from "./connection-limits.js";
 import type { ApiServices, Context } from "./trpc.js";
 
 const bearer = (header: string | undefined): string | null => {
@@ -16,11 +17,10 @@ const bearer = (header: string | undefined): string | null => {
  * Contexts for both doors of /trpc. A missing or bad token is not an error here: the
  * procedure decides (UNAUTHORIZED), so one refused call never tears down a WebSocket.
  */
-export function createContextFactory(services: ApiServices) {
+export function createContextFactory(services: ApiServices, connections: TokenConnections) {
   const principalOf = async (token: string | null | undefined): Promise<Principal | null> =>
     token ? services.auth.verify(token).catch(() => null) : null;
   const { limits } = services.config;
-  const connections = new TokenConnections(limits.maxConnectionsPerToken);
 
   return {
     /** HTTP: `Authorization: Bearer <token>`. */
@@ -42,8 +42,10 @@ export function createContextFactory(services: ApiServices) {
       const token = info.connectionParams?.token;
       const principal = await principalOf(token);
       const socket: SocketBudget = { subscriptions: 0, maxSubscriptions: limits.maxSubscriptionsPerConnection, refusal: null };
-      if (principal && token) {
-        if (!connections.take(token, info.signal)) socket.refusal = connections.refusal();
+      if (principal && token && !info.signal.aborted) {
+        const release = connections.take(token);
+        if (release) info.signal.addEventListener("abort", release, { once: true });
+        else socket.refusal = tooManyConnections(connections);
         closeAtExpiry(res, principal.expiresAt);
       }
       return { services, principal, socket };

@@ -1,5 +1,4 @@
 import { initTRPC, TRPCError } from "@trpc/server";
-import { z, ZodError } from "zod";
 import type { Role } from "../domain/index.js";
 import type { Principal } from "../auth/tokens.js";
 import type { Logger } from "pino";
@@ -9,7 +8,7 @@ import type { Engine } from "../engine/types.js";
 import type { EventStore } from "../store/types.js";
 import { isExpired } from "../token-expiry.js";
 import { tooManySubscriptions, type SocketBudget } from "./connection-limits.js";
-import { reasonOf, toTRPCError } from "./errors.js";
+import { publicErrorData, toTRPCError } from "./errors.js";
 
 /** What the procedures use, wired once by the server. */
 export interface ApiServices {
@@ -28,24 +27,25 @@ export interface Context {
   socket: SocketBudget | null;
 }
 
+/**
+ * Which side of the protocol a procedure serves. Other doors read it from the router: the
+ * REST door derives a route for every user-side query and mutation, so a new procedure
+ * needs no second declaration there.
+ */
+export interface ProcedureMeta {
+  side: "user" | "agent";
+}
+
 // Plain JSON, no transformer: docs/contract.md promises clients in any language can call us.
-const t = initTRPC.context<Context>().create({
+const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
   // Subscriptions are served over WebSocket only (CONTRACT.md), where tokens, limits and
   // expiry are enforced per connection: one door for streams, not two.
   sse: { enabled: false },
   // Stack traces are for our logs, not for clients, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {
-    return {
-      ...shape,
-      // An unexpected failure's text may quote SQL or paths: clients get a plain word, our log the rest.
-      message: error.code === "INTERNAL_SERVER_ERROR" ? "internal error" : shape.message,
-      data: {
-        ...shape.data,
-        zodError: error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
-        reason: reasonOf(error),
-      },
-    };
+    const { message, reason, zodError } = publicErrorData(error);
+    return { ...shape, message, data: { ...shape.data, zodError, reason } };
   },
 });
 
@@ -64,15 +64,20 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-/** Which side of the protocol a procedure serves; also names the actor in the log. */
-const side = (name: "user" | "agent", roles: readonly Role[]) =>
-  t.middleware(({ ctx, next }) => {
+/**
+ * Which side of the protocol a procedure serves; also names the actor in the log. `readers`
+ * may call the side's queries and subscriptions but none of its mutations: read or write
+ * is told by the kind of procedure, so a query added later is open to them and a mutation
+ * is not, without a list to keep.
+ */
+const side = (name: "user" | "agent", roles: readonly Role[], readers: readonly Role[] = []) =>
+  t.middleware(({ ctx, type, next }) => {
     const { principal } = ctx;
     if (!principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid token is required" });
     // A WebSocket is closed when its token expires; this refuses what arrives in between.
     if (isExpired(principal)) throw new TRPCError({ code: "UNAUTHORIZED", message: "the token expired: reconnect with a fresh one" });
     if (ctx.socket?.refusal) throw ctx.socket.refusal;
-    if (!roles.includes(principal.role)) {
+    if (!roles.includes(principal.role) && !(type !== "mutation" && readers.includes(principal.role))) {
       throw new TRPCError({ code: "FORBIDDEN", message: `role ${principal.role} may not call this procedure` });
     }
     return next({ ctx: { principal, actor: `${name}:${principal.sub}` } });
@@ -114,7 +119,7 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
 
 const base = t.procedure.use(mapErrors);
 
-/** The queue's owners: UIs and the CLI. */
-export const userProcedure = base.use(side("user", ["user", "admin"])).use(budgeted);
+/** The queue's owners: UIs and the CLI; a `viewer` reads what they read and changes nothing. */
+export const userProcedure = base.use(side("user", ["user", "admin"], ["viewer"])).use(budgeted).meta({ side: "user" });
 /** Agent runtimes reporting sessions and turns. */
-export const agentProcedure = base.use(side("agent", ["agent", "admin"])).use(budgeted);
+export const agentProcedure = base.use(side("agent", ["agent", "admin"])).use(budgeted).meta({ side: "agent" });

@@ -40,6 +40,8 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
       return { ...s, exists: true, workspaceId: e.payload.workspaceId, title: e.payload.title, createdAt: at };
     case "thread.archived":
       return { ...s, archived: true };
+    case "thread.renamed":
+      return { ...s, title: e.payload.title };
     case "thread.deleted":
       return { ...s, deleted: true, items: {} };
     case "session.changed": {
@@ -84,7 +86,10 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
+        editLockedUntil: null,
       }));
+    case "queue.item-edit-locked":
+      return withItem(s, e.payload.queueItemId, at, () => ({ editLockedUntil: e.payload.until }));
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",

@@ -17,6 +17,8 @@ export interface QueueItemState {
   notBefore: string | null;
   dispatchId: string | null;
   dispatchKind: DispatchKind | null;
+  /** Someone is typing into the item: it is not claimed before then (see `isEditLocked`). */
+  editLockedUntil: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -70,6 +72,7 @@ export const newQueueItem = (
   notBefore: null,
   dispatchId: null,
   dispatchKind: null,
+  editLockedUntil: null,
   createdAt: at,
   updatedAt: at,
 });

@@ -19,8 +19,7 @@ describe.each(databases)("NUL and lone surrogates in any string are BAD_REQUEST 
     tokens.user = await server.token("user");
     tokens.agent = await server.token("agent");
     user = connect(server, tokens.user);
-    const threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
+    const threadId = (await user.thread.create.mutate({})).threadId;
     const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "m-1", text: "hello" } });
     target = { threadId, queueItemId };
   });

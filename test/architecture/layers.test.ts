@@ -18,6 +18,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/exit-codes.ts": [],
   "src/socket-errors.ts": [],
   "src/token-expiry.ts": [],
+  "src/token-connections.ts": [],
   "src/tracing.ts": [],
   "src/config.ts": ["src/domain", "src/exit-codes.ts"],
   "src/auth": ["src/domain"],
@@ -27,13 +28,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/observability": ["src/domain", "src/store", "src/engine", "src/tracing.ts"],
   // The doors and reactors stand side by side on the engine: none imports another.
   "src/reactors": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/lifecycle.ts", "src/tracing.ts"],
-  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts"],
-  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/tracing.ts"],
+  "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/token-connections.ts"],
+  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/token-connections.ts", "src/tracing.ts"],
   // Start-up and its failures: what server.ts and cli.ts run before and around the service.
   "src/startup": ["src/config.ts", "src/exit-codes.ts", "src/store", "client:type"],
   "src/server.ts": [
     "src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts",
-    "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/startup", "src/tracing.ts",
+    "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/token-connections.ts", "src/startup", "src/tracing.ts",
   ],
   // Operator commands and MCP tools: clients of a running server through the SDK, and the
   // database commands (migrate, rebuild-projections) on the store.
