@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt } from "../../domain/index.js";
-import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { authorizeThread, commandMutation } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { router, userProcedure } from "../trpc.js";
 
@@ -50,18 +50,12 @@ export const threadRouter = router({
     .input(z.strictObject({ cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
-  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
-  ),
+  archive: commandMutation(userProcedure, ThreadArchive),
 
-  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
-  ),
+  delete: commandMutation(userProcedure, ThreadDelete),
 
   /** Stop the running turn; the queue pauses (`interrupted`) once the agent reports it ended. */
-  interrupt: userProcedure.input(threadCommandInput(ThreadInterrupt)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.interrupt" }, input.commandId)),
-  ),
+  interrupt: commandMutation(userProcedure, ThreadInterrupt),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure
