@@ -5,7 +5,8 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;

@@ -1,5 +1,6 @@
 import type { DomainEvent } from "./events.js";
-import { newQueueItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { newQueueItem, textHash, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
