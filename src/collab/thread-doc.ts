@@ -19,7 +19,7 @@ import {
   awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
-import { editedText, reconcile, typedText, writeEvent, writeText } from "./schema.js";
+import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
 import type { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
@@ -216,11 +216,18 @@ export class ThreadDoc {
   }
 
   private applyClientUpdate(client: Client, update: Uint8Array): void {
+    // A viewer's write is applied, then undone by the server: the CRDT cannot forget it, only
+    // reverse it, and the reversal reaches the viewer too, so its replica converges.
+    const undo = client.readOnly
+      ? new Y.UndoManager([metaOf(this.doc), itemsOf(this.doc)], { trackedOrigins: new Set([client]), captureTimeout: 0 })
+      : null;
     try {
       Y.applyUpdate(this.doc, update, client);
+      if (undo) this.doc.transact(() => { while (undo.undoStack.length > 0) undo.undo(); }, SERVER);
     } catch (error) {
       throw new ProtocolViolation(CLOSE.malformed, `update could not be applied: ${(error as Error).message}`);
     } finally {
+      undo?.destroy();
       // Even a partly applied update is reviewed, so nothing illegal stays.
       this.bridge.settle();
     }
