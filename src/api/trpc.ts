@@ -70,15 +70,20 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-/** Which side of the protocol a procedure serves; also names the actor in the log. */
-const side = (name: "user" | "agent", roles: readonly Role[]) =>
-  t.middleware(({ ctx, next }) => {
+/**
+ * Which side of the protocol a procedure serves; also names the actor in the log. `readers`
+ * may call the side's queries and subscriptions but none of its mutations: read or write
+ * is told by the kind of procedure, so a query added later is open to them and a mutation
+ * is not, without a list to keep.
+ */
+const side = (name: "user" | "agent", roles: readonly Role[], readers: readonly Role[] = []) =>
+  t.middleware(({ ctx, type, next }) => {
     const { principal } = ctx;
     if (!principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "a valid token is required" });
     // A WebSocket is closed when its token expires; this refuses what arrives in between.
     if (isExpired(principal)) throw new TRPCError({ code: "UNAUTHORIZED", message: "the token expired: reconnect with a fresh one" });
     if (ctx.socket?.refusal) throw ctx.socket.refusal;
-    if (!roles.includes(principal.role)) {
+    if (!roles.includes(principal.role) && !(type !== "mutation" && readers.includes(principal.role))) {
       throw new TRPCError({ code: "FORBIDDEN", message: `role ${principal.role} may not call this procedure` });
     }
     return next({ ctx: { principal, actor: `${name}:${principal.sub}` } });
@@ -152,7 +157,7 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
 
 const base = t.procedure.use(mapErrors);
 
-/** The queue's owners: UIs and the CLI. */
-export const userProcedure = base.use(side("user", ["user", "admin"])).use(budgeted).meta({ side: "user" });
+/** The queue's owners: UIs and the CLI; a `viewer` reads what they read and changes nothing. */
+export const userProcedure = base.use(side("user", ["user", "admin"], ["viewer"])).use(budgeted).meta({ side: "user" });
 /** Agent runtimes reporting sessions and turns. */
 export const agentProcedure = base.use(side("agent", ["agent", "admin"])).use(budgeted).meta({ side: "agent" });

@@ -44,7 +44,7 @@ export interface Collab {
 export interface CollabDeps {
   config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "maxAwarenessBytes">;
   auth: Pick<Auth, "verify">;
-  store: Pick<EventStore, "workspaceOf">;
+  store: Pick<EventStore, "workspaceOf" | "readThread">;
   engine: Engine;
   bus: Bus;
   lease: Lease;
@@ -73,6 +73,7 @@ export function createCollab(deps: CollabDeps): Collab {
   const registry = new DocRegistry(
     {
       engine,
+      events: store,
       bus,
       lease: deps.lease,
       docStore,

@@ -35,7 +35,7 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
       title: "refactor",
       version: 1,
       archived: false,
-      session: { status: "unknown", activeTurnId: null, error: null },
+      session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null },
       queue: { paused: false, pauseReason: null, items: [] },
     });
     expect((await user.thread.get.query({ threadId: generated })).title).toBe("");
@@ -235,11 +235,11 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
 
     await agent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
     const running = await user.thread.get.query({ threadId });
-    expect(running.session).toEqual({ status: "running", activeTurnId: "turn-1", error: null });
+    expect(running.session).toEqual({ status: "running", activeTurnId: "turn-1", error: null, runtimeSessionId: null });
     expect(running.queue.items).toEqual([]);
 
     await agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" });
-    expect((await user.thread.get.query({ threadId })).session).toEqual({ status: "ready", activeTurnId: null, error: null });
+    expect((await user.thread.get.query({ threadId })).session).toEqual({ status: "ready", activeTurnId: null, error: null, runtimeSessionId: null });
     expect((await failure(agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" }))).data).toMatchObject({
       code: "CONFLICT",
       reason: "TURN_NOT_ACTIVE",

@@ -23,6 +23,9 @@ class LosingBus implements Bus {
   async subscribe() {
     return async () => {};
   }
+  onReconnected() {
+    return () => {};
+  }
   async close(): Promise<void> {}
 }
 

@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
-import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt } from "../../domain/index.js";
-import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt, ThreadRename } from "../../domain/index.js";
+import { authorizeThread, commandMutation } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
+import { threadChanges } from "./thread-changes.js";
 import { router, userProcedure } from "../trpc.js";
 
 const MAX_PAGE = 200;
@@ -59,18 +60,25 @@ export const threadRouter = router({
     .input(z.strictObject({ cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
-  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
-  ),
+  archive: commandMutation(userProcedure, ThreadArchive),
 
-  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
-  ),
+  rename: commandMutation(userProcedure, ThreadRename),
+
+  /** The thread's sent messages, newest first, each with its turn's outcome; paged like `list`. */
+  history: userProcedure
+    .input(z.strictObject({ threadId: Id, cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(20) }))
+    .query(async ({ ctx, input }) => {
+      await authorizeThread(ctx.services, ctx.principal, input.threadId);
+      return ctx.services.store.readHistory(input.threadId, input.cursor ?? null, input.limit);
+    }),
+
+  /** The workspace's thread list, then every change to it, live (see thread-changes.ts). */
+  changes: userProcedure.subscription(({ ctx, signal }) => threadChanges(ctx.services, ctx.principal.workspaceId, signal)),
+
+  delete: commandMutation(userProcedure, ThreadDelete),
 
   /** Stop the running turn; the queue pauses (`interrupted`) once the agent reports it ended. */
-  interrupt: userProcedure.input(threadCommandInput(ThreadInterrupt)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.interrupt" }, input.commandId)),
-  ),
+  interrupt: commandMutation(userProcedure, ThreadInterrupt),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure
