@@ -93,6 +93,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
   switch (event.type) {
     case "thread.created":
     case "thread.archived":
+    case "thread.renamed":
     case "session.changed":
     case "queue.paused":
     case "queue.resumed":

@@ -15,6 +15,8 @@ export const ThreadCreate = command("thread.create", {
 });
 export const ThreadArchive = command("thread.archive", {});
 export const ThreadDelete = command("thread.delete", {});
+/** A thread's title is the people's label for it, so it may change; its id never does. */
+export const ThreadRename = command("thread.rename", { title: storableString(512) });
 
 export const QueueAdd = command("queue.add", {
   /** Candidate id for a new item; ignored when `messageId` is already queued. */
@@ -74,7 +76,7 @@ export const DrainClaim = command("drain.claim", {});
 export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatchId: Id });
 
 export const Command = z.discriminatedUnion("type", [
-  ThreadCreate, ThreadArchive, ThreadDelete, ThreadInterrupt,
+  ThreadCreate, ThreadArchive, ThreadDelete, ThreadRename, ThreadInterrupt,
   QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume, QueueEditLock,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
   DrainClaim, DrainTimeout,

@@ -5,7 +5,8 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -36,6 +37,8 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return state.archived ? [] : [{ type: "thread.archived", payload: {} }];
     case "thread.delete":
       return [{ type: "thread.deleted", payload: {} }];
+    case "thread.rename":
+      return state.title === command.title ? [] : [{ type: "thread.renamed", payload: { title: command.title } }];
     case "queue.add":
       return add(state, command, ctx);
     case "queue.edit":

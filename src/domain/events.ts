@@ -25,6 +25,7 @@ export const DispatchPayload = {
 export const DomainEvent = z.discriminatedUnion("type", [
   event("thread.created", { workspaceId: Id, title: z.string().max(512) }),
   event("thread.archived", {}),
+  event("thread.renamed", { title: z.string().max(512) }),
   event("thread.deleted", {}),
   event("session.changed", {
     status: ReportedSessionStatus,

@@ -1,5 +1,6 @@
 import type { DomainEvent } from "./events.js";
-import { newQueueItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { newQueueItem, textHash, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -40,6 +41,8 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
       return { ...s, exists: true, workspaceId: e.payload.workspaceId, title: e.payload.title, createdAt: at };
     case "thread.archived":
       return { ...s, archived: true };
+    case "thread.renamed":
+      return { ...s, title: e.payload.title };
     case "thread.deleted":
       return { ...s, deleted: true, items: {} };
     case "session.changed": {

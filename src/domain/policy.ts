@@ -1,5 +1,6 @@
 import type { Command } from "./commands.js";
-import { endOfQueue, sendingItem, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { endOfQueue, sendingItem, type ThreadState } from "./state.js";
 
 /** The numbers of the drain policy; the server's config supplies them. */
 export interface DrainPolicy {
