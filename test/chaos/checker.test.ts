@@ -139,6 +139,12 @@ describe("the chaos checker", () => {
     expect(check(h)).toEqual([]);
   });
 
+  it("a steer whose start report came too late is delivered again, and only the resolved one counts as a run", () => {
+    const h = clean();
+    h.agent.unshift(rec({ kind: "steer", queueItemId: "b", dispatchId: "b.old", text: "b v0", at: 900 }));
+    expect(check(h)).toEqual([]);
+  });
+
   it("one-in-flight: a second claim while the first item is still sending, and overlapping turns at the agent", () => {
     const h = clean();
     h.log.set(T, logOf(added("a", "a v0", "a0"), added("b", "b v0", "a1"), ready, claim("a", "a v0"), claim("b", "b v0", "user:u"), ...started("a"), ...started("b"), ...ended("a")));

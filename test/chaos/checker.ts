@@ -100,9 +100,16 @@ export function check(run: RunHistory): Violation[] {
     if (count > 1) add({ check: "handler-twice", threadId: ctx.threadOf(id), queueItemId: id, message: `message.sent ${count} times` });
   }
 
+  /**
+   * The agent's runs the server counted: a turn whose start it acknowledged, or the steer
+   * the log resolved. (A steer reaches the running turn before its start is reported: one
+   * whose report the server refused after a timeout was delivered, and will be again.)
+   */
+  const counted = (r: AgentRecord) => r.kind === "started" || (r.kind === "steer" && resolvedClaim.get(r.queueItemId) === r.dispatchId);
+
   // handler-twice: a turn the server acknowledged as started runs once, across runtime restarts too.
   for (const [id, records] of agentByItem) {
-    const starts = records.filter((r) => r.kind === "started" || r.kind === "steer");
+    const starts = records.filter(counted);
     if (starts.length > 1) add({ check: "handler-twice", threadId: records[0]!.threadId, queueItemId: id, message: `the agent's turn ran ${starts.length} times` });
     // dispatch-after-remove: once a remove is acknowledged the item is never dispatched again.
     const removed = removedAt.get(id);
@@ -132,7 +139,7 @@ export function check(run: RunHistory): Violation[] {
     const resolved = (run.log.get(threadId) ?? []).flatMap((e) => (e.type === "queue.item-resolved" ? [e.payload.queueItemId] : []));
     const ranDispatches = new Set(records.filter((r) => r.kind === "started").map((r) => `${r.incarnation} ${r.dispatchId}`));
     const startedOrder = records
-      .filter((r) => r.kind === "steer" || (r.kind === "handler" && ranDispatches.has(`${r.incarnation} ${r.dispatchId}`)))
+      .filter((r) => (r.kind === "steer" && counted(r)) || (r.kind === "handler" && ranDispatches.has(`${r.incarnation} ${r.dispatchId}`)))
       .sort((a, b) => a.at - b.at)
       .map((r) => r.queueItemId);
     const common = resolved.filter((id) => startedOrder.includes(id));

@@ -336,15 +336,15 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       }),
     );
     cleanups.push(() => Promise.all(instances.map((i) => i.stop())));
-    // The first applies the migrations; the others start together.
-    await instances[0]!.start();
-    await Promise.all(instances.slice(1).map((i) => i.start()));
+    // Together: the migrations run under an advisory lock, so one applies them and the others wait.
+    await Promise.all(instances.map((i) => i.start()));
     say(`${options.nemesis} seed ${options.seed}: ${instanceCount} instance(s) serving`);
 
     const userToken = (sub: string) => auth.issue({ sub, workspaceId: "local", role: "user" });
     const admin = api(instances[0]!.url, await userToken("chaos-admin"));
-    const threads = Array.from({ length: options.threads }, (_, t) => `chaos-${options.seed}-t${t}`);
-    for (const threadId of threads) await surely(() => admin.thread.create.mutate({ threadId }).catch((e) => (classify(e).error.includes("THREAD_EXISTS") ? { threadId } : Promise.reject(e))));
+    // A key names the same thread on every retry; the server answers the id it stored it under.
+    const threads: string[] = [];
+    for (let t = 0; t < options.threads; t++) threads.push((await surely(() => admin.thread.create.mutate({ threadId: `chaos-t${t}` }))).threadId);
 
     const historyFile = path.join(dataDir, "agent.jsonl");
     // The runtime is on the last instance: the one SIGSTOP and SIGKILL nemeses prefer.
