@@ -266,7 +266,7 @@ export class ThreadDoc {
     this.doc.transact(() => {
       const typed = this.bridge.pending.text;
       for (const id of reconcile(this.doc, state, this.bridge.pending)) {
-        if (!typed.has(id)) writeText(this.doc, id, state.items[id].text);
+        if (!typed.has(id)) writeText(this.doc, id, state.items.get(id)!.text);
       }
     }, SERVER);
   }
@@ -285,7 +285,7 @@ export class ThreadDoc {
         const typed = this.bridge.pending.text;
         this.doc.transact(() => {
           for (const id of ids) {
-            const item = this.state.items[id];
+            const item = this.state.items.get(id);
             if (item && !typed.has(id)) writeText(this.doc, id, item.text);
           }
         }, SERVER);
