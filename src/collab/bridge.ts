@@ -88,14 +88,14 @@ export class Bridge {
     doc.transact((transaction) => {
       if (review.meta) writeMeta(doc, state);
       for (const id of review.members) {
-        const truth = state.items[id];
+        const truth = state.items.get(id);
         this.dropEdit(id);
         if (truth) writeNewItem(doc, truth);
         else if (items.has(id)) items.delete(id);
       }
       for (const [id, keys] of review.fields) {
         if (review.members.has(id)) continue;
-        const truth = state.items[id];
+        const truth = state.items.get(id);
         const map = items.get(id);
         if (!truth || !(map instanceof Y.Map)) {
           if (!truth && items.has(id)) items.delete(id);
@@ -116,7 +116,7 @@ export class Bridge {
       }
       for (const id of review.texts) {
         if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
-        const truth = state.items[id];
+        const truth = state.items.get(id);
         if (!truth) continue;
         const text = items.get(id)?.get("text");
         // Formatting and embeds are not the log's to keep: gone before the text becomes an edit.
@@ -141,7 +141,7 @@ export class Bridge {
    */
   follow(id: string, actor: string): void {
     if (this.edits.has(id)) return;
-    const truth = this.host.state().items[id];
+    const truth = this.host.state().items.get(id);
     const text = itemsOf(this.host.doc).get(id)?.get("text");
     if (!truth || isFrozen(truth) || !(text instanceof Y.Text) || text.toString() === truth.text) return;
     this.scheduleEdit(id, actor);

@@ -106,7 +106,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
       for (const key of [...itemsOf(doc).keys()]) itemsOf(doc).delete(key);
       break;
     case "queue.item-added": {
-      const item = after.items[event.payload.queueItemId];
+      const item = after.items.get(event.payload.queueItemId);
       if (item && !itemsOf(doc).has(item.queueItemId)) writeNewItem(doc, item);
       break;
     }
@@ -117,7 +117,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "queue.item-send-started":
     case "queue.item-send-failed":
     case "queue.item-requeued": {
-      const item = after.items[event.payload.queueItemId];
+      const item = after.items.get(event.payload.queueItemId);
       if (item) writeItemFields(doc, item);
       break;
     }
@@ -148,8 +148,8 @@ export const typedText = (event: StoredEvent): { id: string; actor: string } | n
 export function reconcile(doc: Y.Doc, state: ThreadState, keep: { position: ReadonlySet<string> }): string[] {
   const items = itemsOf(doc);
   const texts: string[] = [];
-  for (const key of [...items.keys()]) if (!state.items[key]) items.delete(key);
-  for (const item of Object.values(state.items)) {
+  for (const key of [...items.keys()]) if (!state.items.get(key)) items.delete(key);
+  for (const item of state.items.values()) {
     if (!(items.get(item.queueItemId) instanceof Y.Map)) {
       writeNewItem(doc, item);
       continue;

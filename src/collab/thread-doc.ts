@@ -378,7 +378,7 @@ export class ThreadDoc {
           const typed = this.bridge.pending.text;
           this.doc.transact(() => {
             for (const id of ids) {
-              const item = state.items[id];
+              const item = state.items.get(id);
               if (item && !typed.has(id)) writeText(this.doc, id, item.text);
             }
           }, SERVER);

@@ -94,7 +94,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return [claim(state, headPending(state)!, "turn", null, state.version + 1)];
     }
     case "drain.timeout": {
-      const item = state.items[command.queueItemId];
+      const item = state.items.get(command.queueItemId);
       if (!item || item.status !== "sending" || item.dispatchId !== command.dispatchId) return [];
       return fail(state, item, "timeout: the agent did not start the turn in time");
     }
@@ -111,7 +111,7 @@ function create(state: ThreadState, c: CommandOf<"thread.create">): Decision {
 
 function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext): Decision {
   // A retry of a message already accepted gets its item back, even once the thread is archived.
-  const known = state.messages[c.message.messageId];
+  const known = state.messages.get(c.message.messageId);
   if (known) {
     if (known.textHash !== textHash(c.message.text)) {
       return refuse("MESSAGE_ID_REUSED", `message ${c.message.messageId} was queued with another text`);
@@ -121,12 +121,12 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
   // An item id names one message for ever: reusing it would overwrite a queued item, or
   // make a sent one look queued again.
-  if (Object.values(state.messages).some((m) => m.queueItemId === c.queueItemId)) {
+  if (state.itemIds.has(c.queueItemId)) {
     return refuse("ITEM_EXISTS", `item id ${c.queueItemId} is already taken`);
   }
   const position = c.sendNow
-    ? keyBetween(null, endOfQueue(state, "first")?.position ?? null)
-    : keyBetween(endOfQueue(state, "last")?.position ?? null, null);
+    ? keyBetween(null, state.positions.first)
+    : keyBetween(state.positions.last, null);
   const added: EventOf<"queue.item-added"> = {
     type: "queue.item-added",
     payload: {
@@ -317,12 +317,12 @@ function dispatchIdOf(queueItemId: string, version: number): string {
 /** Retrying or removing the last failed item releases a failure hold. */
 function releaseFailureHold(state: ThreadState, item: QueueItemState): DomainEvent[] {
   if (item.status !== "failed" || !state.paused || state.pauseReason !== "failure") return [];
-  const otherFailed = Object.values(state.items).some((i) => i.status === "failed" && i.queueItemId !== item.queueItemId);
+  const otherFailed = state.items.some((i) => i.status === "failed" && i.queueItemId !== item.queueItemId);
   return otherFailed ? [] : [{ type: "queue.resumed", payload: {} }];
 }
 
 function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
-  const item = state.items[id];
+  const item = state.items.get(id);
   return item ? f(item) : refuse("ITEM_NOT_FOUND", `item ${id} is not in the queue`);
 }
 

@@ -1,9 +1,36 @@
+import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
 import type { QueueItemState } from "./queue-item.js";
-import { newQueueItem, textHash, type ThreadState } from "./state.js";
+import { isFrozen, newQueueItem, textHash, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
+
+export const initialState = (threadId: string): ThreadState => ({
+  threadId,
+  exists: false,
+  workspaceId: "",
+  title: "",
+  version: 0,
+  archived: false,
+  deleted: false,
+  session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null, interruptRequested: null },
+  paused: false,
+  pauseReason: null,
+  items: PersistentMap(),
+  messages: PersistentMap(),
+  itemIds: PersistentSet(),
+  sending: PersistentSet(),
+  positions: { first: null, last: null },
+  createdAt: "",
+  updatedAt: "",
+});
+
+/** The bounds of the keys ever given, widened to take `position` in. */
+const widen = (positions: ThreadState["positions"], position: string): ThreadState["positions"] => ({
+  first: positions.first === null || position < positions.first ? position : positions.first,
+  last: positions.last === null || position > positions.last ? position : positions.last,
+});
 
 const withItem = (
   state: ThreadState,
@@ -11,20 +38,26 @@ const withItem = (
   at: string,
   patch: (item: QueueItemState) => Partial<QueueItemState>,
 ): ThreadState => {
-  const item = state.items[id];
+  const item = state.items.get(id);
   if (!item) return state;
-  return { ...state, items: { ...state.items, [id]: { ...item, ...patch(item), updatedAt: at } } };
+  const next = { ...item, ...patch(item), updatedAt: at };
+  return {
+    ...state,
+    items: state.items.set(id, next),
+    sending: isFrozen(next) ? state.sending.add(id) : state.sending.delete(id),
+    positions: next.position === item.position ? state.positions : widen(state.positions, next.position),
+  };
 };
 
 const withoutItem = (state: ThreadState, id: string, fate: "sent" | "removed"): ThreadState => {
-  const item = state.items[id];
+  const item = state.items.get(id);
   if (!item) return state;
-  const { [id]: _gone, ...items } = state.items;
-  const known = state.messages[item.messageId];
+  const known = state.messages.get(item.messageId);
   return {
     ...state,
-    items,
-    messages: known ? { ...state.messages, [item.messageId]: { ...known, fate } } : state.messages,
+    items: state.items.delete(id),
+    sending: state.sending.delete(id),
+    messages: known ? state.messages.set(item.messageId, { ...known, fate }) : state.messages,
   };
 };
 
@@ -44,7 +77,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "thread.renamed":
       return { ...s, title: e.payload.title };
     case "thread.deleted":
-      return { ...s, deleted: true, items: {} };
+      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear() };
     case "session.changed": {
       const gone = e.payload.status === "stopped" || e.payload.status === "error";
       return {
@@ -64,14 +97,10 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
       const p = e.payload;
       return {
         ...s,
-        items: {
-          ...s.items,
-          [p.queueItemId]: newQueueItem(p, at),
-        },
-        messages: {
-          ...s.messages,
-          [p.messageId]: { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" },
-        },
+        items: s.items.set(p.queueItemId, newQueueItem(p, at)),
+        messages: s.messages.set(p.messageId, { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" }),
+        itemIds: s.itemIds.add(p.queueItemId),
+        positions: widen(s.positions, p.position),
       };
     }
     case "queue.item-edited":

@@ -1,4 +1,5 @@
 import type { PauseReason, SessionStatus } from "./primitives.js";
+import type { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import { compareOrder } from "./ordering.js";
 import type { QueueItemState } from "./queue-item.js";
 
@@ -28,8 +29,22 @@ export interface ThreadState {
   };
   paused: boolean;
   pauseReason: PauseReason | null;
-  items: Readonly<Record<string, QueueItemState>>;
-  messages: Readonly<Record<string, KnownMessage>>;
+  /**
+   * Persistent collections (immutable-js): evolve returns a new state sharing all but the
+   * changed path with the old one, so a command costs the same in a thread of ten items and
+   * of ten thousand, and the engine keeps the state before a chain to diff the projections.
+   */
+  items: PersistentMap<string, QueueItemState>;
+  messages: PersistentMap<string, KnownMessage>;
+  /** Every item id ever queued here: an id names one message for ever. */
+  itemIds: PersistentSet<string>;
+  /** Ids of the items being sent (at most one while the rules hold), so no check walks the queue for it. */
+  sending: PersistentSet<string>;
+  /**
+   * The lowest and highest position keys ever given in the thread. A new item goes past
+   * them (after the last, or before the first for send-now) without a walk over the queue.
+   */
+  positions: { first: string | null; last: string | null };
   createdAt: string;
   updatedAt: string;
 }
@@ -56,29 +71,12 @@ export const newQueueItem = (
   updatedAt: at,
 });
 
-export const initialState = (threadId: string): ThreadState => ({
-  threadId,
-  exists: false,
-  workspaceId: "",
-  title: "",
-  version: 0,
-  archived: false,
-  deleted: false,
-  session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null, interruptRequested: null },
-  paused: false,
-  pauseReason: null,
-  items: {},
-  messages: {},
-  createdAt: "",
-  updatedAt: "",
-});
-
 export const orderedItems = (state: ThreadState): QueueItemState[] =>
-  Object.values(state.items).sort(compareOrder);
+  [...state.items.values()].sort(compareOrder);
 
 /**
  * The first (or, with `last`, the final) item in queue order among those `keep` accepts.
- * A linear scan: enqueue and every drain check need only an end of the queue, not a sort.
+ * A linear scan: a claim needs only the head, not a sort.
  */
 export function endOfQueue(
   state: ThreadState,
@@ -87,7 +85,7 @@ export function endOfQueue(
 ): QueueItemState | undefined {
   const sign = end === "first" ? 1 : -1;
   let best: QueueItemState | undefined;
-  for (const item of Object.values(state.items)) {
+  for (const item of state.items.values()) {
     if (keep(item) && (!best || sign * compareOrder(item, best) < 0)) best = item;
   }
   return best;
@@ -100,7 +98,10 @@ export function endOfQueue(
  */
 export const isFrozen = (item: Pick<QueueItemState, "status">): boolean => item.status === "sending";
 
-export const sendingItem = (state: ThreadState): QueueItemState | undefined => Object.values(state.items).find(isFrozen);
+export const sendingItem = (state: ThreadState): QueueItemState | undefined => {
+  const id = state.sending.first();
+  return id === undefined ? undefined : state.items.get(id);
+};
 
 /** cyrb53: a small, pure, stable hash; enough to tell "same text" for idempotent enqueue. */
 export function textHash(text: string): string {

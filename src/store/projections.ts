@@ -73,20 +73,29 @@ const itemColumns = projectTo("row");
 export const queueItemRow = (threadId: string, item: QueueItemState): QueueItemRow => ({ ...itemColumns(item), threadId });
 
 /**
- * Thread and QueueItem rows follow the state (diffed: evolve replaces exactly the item
- * objects it changes); Turn and Message rows follow the events, since the state forgets
- * turns and sent messages.
+ * Thread and QueueItem rows follow the state; Turn and Message rows follow the events,
+ * since the state forgets turns and sent messages. Only the items the events name are
+ * compared, so the work is that of the events, not of the queue's length.
  */
 export function projectionChanges(before: ThreadState, after: ThreadState, events: readonly ProjectedEvent[]): ProjectionChanges {
   const threadId = after.threadId;
   const insertItems: QueueItemRow[] = [];
   const updateItems: QueueItemRow[] = [];
-  for (const [id, item] of Object.entries(after.items)) {
-    const old = before.items[id];
-    if (!old) insertItems.push(queueItemRow(threadId, item));
+  const deleteItems: string[] = [];
+  const named = new Set<string>();
+  for (const e of events) {
+    // A deleted thread's items are all gone, named or not.
+    if (e.type === "thread.deleted") for (const id of before.items.keys()) named.add(id);
+    else if ("queueItemId" in e.payload) named.add(e.payload.queueItemId);
+  }
+  for (const id of named) {
+    const old = before.items.get(id);
+    const item = after.items.get(id);
+    if (!item) {
+      if (old) deleteItems.push(id);
+    } else if (!old) insertItems.push(queueItemRow(threadId, item));
     else if (old !== item) updateItems.push(queueItemRow(threadId, item));
   }
-  const deleteItems = Object.keys(before.items).filter((id) => !(id in after.items));
 
   const started = new Map<string, TurnRow>();
   const endTurns: ProjectionChanges["endTurns"] = [];

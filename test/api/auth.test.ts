@@ -71,6 +71,7 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
     }
   });
 
+
   it("a token we signed but without valid claims (unknown role, no workspace) is UNAUTHORIZED", async () => {
     const key = new TextEncoder().encode(server.services.config.secret);
     const sign = (claims: Record<string, unknown>) =>
@@ -163,5 +164,16 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
   it("the owning workspace's agent may report on the thread", async () => {
     const before = await version();
     expect(await ownerAgent.agent.session.mutate({ threadId, status: "starting" })).toEqual({ version: before + 1 });
+  });
+});
+
+describe("verified tokens", () => {
+  it("a token accepted before is refused once it has expired: the server remembers a verified token only until its expiry", async () => {
+    const auth = createAuth("a secret of the test, long enough for HS256");
+    const token = await auth.issue({ sub: "alice", workspaceId: "acme", role: "user" }, { expiresIn: "2s" });
+    const { exp } = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { exp: number };
+    for (let i = 0; i < 3; i++) expect(await auth.verify(token)).toMatchObject({ sub: "alice", workspaceId: "acme", role: "user" });
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 50));
+    await expect(auth.verify(token)).rejects.toThrow(/invalid token/);
   });
 });

@@ -60,7 +60,7 @@ export function check(run: RunHistory): Violation[] {
         // Fencing: a timeout or a start acts on the item's current claim only, never on one it
         // lost (an instance that slept through its lease and woke with old news).
         const { queueItemId } = event.payload;
-        const item = state.items[queueItemId];
+        const item = state.items.get(queueItemId);
         const current = item?.status === "sending" ? item.dispatchId : null;
         const acted = event.type === "queue.item-send-failed" ? event.payload.dispatchId : current;
         if (current === null || acted !== current) {

@@ -214,7 +214,7 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
 
     // No instance hears of this item on the bus; only the periodic sweep can find it.
     const { state } = await addUnpublished(unpublishedWriter(), threadId, "found by the sweep");
-    const [queueItemId] = Object.keys(state.items);
+    const [queueItemId] = [...state.items.keys()];
     const dispatch = await dispatches.find((d) => d.queueItemId === queueItemId);
     expect(dispatch).toMatchObject({ threadId, message: { text: "found by the sweep" } });
     await agent.agent.turnStarted.mutate({ threadId, queueItemId: queueItemId!, turnId: "turn-1" });

@@ -58,7 +58,7 @@ describe("random concurrent sessions (property)", () => {
   });
 
   async function apply(step: Op, devices: Device[], threadId: string): Promise<void> {
-    const log = async () => Object.keys((await server.services.engine.load(threadId)).items);
+    const log = async () => [...(await server.services.engine.load(threadId)).items.keys()];
     switch (step.kind) {
       case "type": {
         const d = devices[step.device];

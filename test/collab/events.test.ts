@@ -58,7 +58,7 @@ describe("every committed event shows in the document", () => {
 
     // Resumed, the reactor claims the head; the agent starts it and the item leaves the queue.
     await exec(server, threadId, { type: "queue.resume" });
-    await until(async () => (await server.services.engine.load(threadId)).items[b]?.status === "sending");
+    await until(async () => (await server.services.engine.load(threadId)).items.get(b)!.status === "sending");
     await exec(server, threadId, { type: "agent.turnStarted", queueItemId: b, turnId: "turn-1" }, "agent:a");
     view = await converged(server, threadId, [device]);
     expect(view.items.map((i) => i.id)).toEqual([ids[0]]);

@@ -120,7 +120,7 @@ describe.runIf(hasPostgres && hasRedis)("one thread's document on two instances 
       onB.text(ids[0]!).insert(2, "b");
       await held.promise;
       onA.text(ids[0]!).insert(0, "a");
-      await until(async () => (await a.services.engine.load(threadId)).items[ids[0]!]!.text.startsWith("a<>"));
+      await until(async () => (await a.services.engine.load(threadId)).items.get(ids[0]!)!.text.startsWith("a<>"));
       release.resolve();
       await converged(a, threadId, [onA, onB]);
       const view = await converged(b, threadId, [onA, onB]);

@@ -157,7 +157,7 @@ describe("turn started", () => {
       { type: "message.sent", payload: { messageId: "m-a", queueItemId: "a", turnId: "turn1", text: "text of a", attachments: [] } },
     ]);
     expect(t.item("a")).toBeUndefined();
-    expect(t.state.messages["m-a"]?.fate).toBe("sent");
+    expect(t.state.messages.get("m-a")?.fate).toBe("sent");
     expect(snapshotOf(t.state).session).toEqual({ status: "running", activeTurnId: "turn1", error: null, runtimeSessionId: null });
   });
 

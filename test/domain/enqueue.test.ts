@@ -33,8 +33,8 @@ describe("enqueue", () => {
     const t = held();
     t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hello" } });
     expect(t.ok({ type: "queue.add", queueItemId: "q1-retry", message: { messageId: "m1", text: "hello" } })).toEqual([]);
-    expect(Object.keys(t.state.items)).toEqual(["q1"]);
-    expect(t.state.messages["m1"]).toMatchObject({ queueItemId: "q1", fate: "queued" });
+    expect([...t.state.items.keys()]).toEqual(["q1"]);
+    expect(t.state.messages.get("m1")).toMatchObject({ queueItemId: "q1", fate: "queued" });
   });
 
   it("refuses the same messageId with another text (MESSAGE_ID_REUSED)", () => {
@@ -50,9 +50,9 @@ describe("enqueue", () => {
     t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hello" } });
     t.claim();
     t.started("q1", "turn1");
-    expect(t.state.messages["m1"]?.fate).toBe("sent");
+    expect(t.state.messages.get("m1")?.fate).toBe("sent");
     expect(t.ok({ type: "queue.add", queueItemId: "q9", message: { messageId: "m1", text: "hello" } })).toEqual([]);
-    expect(t.state.items).toEqual({});
+    expect(t.state.items.size).toBe(0);
     expect(t.refused({ type: "queue.add", queueItemId: "q9", message: { messageId: "m1", text: "other" } })).toBe("MESSAGE_ID_REUSED");
   });
 
@@ -60,9 +60,9 @@ describe("enqueue", () => {
     const t = held();
     t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hello" } });
     t.ok({ type: "queue.remove", queueItemId: "q1" });
-    expect(t.state.messages["m1"]?.fate).toBe("removed");
+    expect(t.state.messages.get("m1")?.fate).toBe("removed");
     expect(t.ok({ type: "queue.add", queueItemId: "q9", message: { messageId: "m1", text: "hello" } })).toEqual([]);
-    expect(t.state.items).toEqual({});
+    expect(t.state.items.size).toBe(0);
     expect(t.refused({ type: "queue.add", queueItemId: "q9", message: { messageId: "m1", text: "other" } })).toBe("MESSAGE_ID_REUSED");
   });
 

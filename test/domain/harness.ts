@@ -59,12 +59,12 @@ export class Thread {
   }
 
   item(id: string) {
-    return this.state.items[id];
+    return this.state.items.get(id)!;
   }
 
   /** Queue item ids in queue order. */
   order(): string[] {
-    return Object.values(this.state.items)
+    return [...this.state.items.values()]
       .sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : a.queueItemId < b.queueItemId ? -1 : 1))
       .map((i) => i.queueItemId);
   }

@@ -97,18 +97,18 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 
 /** Turns a step into a command against the current state (null: nothing to do). */
 function resolve(s: Step, state: ThreadState, staleDispatchIds: string[]): CommandInput | null {
-  const sending = Object.values(state.items).find((i) => i.status === "sending");
+  const sending = [...state.items.values()].find((i) => i.status === "sending");
   switch (s.kind) {
     case "command":
       return s.command;
     case "add":
       return { type: "queue.add", queueItemId: s.id, message: { messageId: `m${s.message}`, text: s.text }, sendNow: s.sendNow };
     case "tie": {
-      const other = state.items[s.with];
+      const other = state.items.get(s.with);
       return other ? { type: "queue.move", queueItemId: s.id, to: { position: other.position } } : null;
     }
     case "between": {
-      const [a, b] = [state.items[s.a]?.position, state.items[s.b]?.position];
+      const [a, b] = [state.items.get(s.a)?.position, state.items.get(s.b)?.position];
       if (!a || !b || a === b) return null;
       return { type: "queue.move", queueItemId: s.id, to: { position: keyBetween(a < b ? a : b, a < b ? b : a) } };
     }
@@ -122,7 +122,7 @@ function resolve(s: Step, state: ThreadState, staleDispatchIds: string[]): Comma
     case "failSending":
       return sending ? { type: "agent.turnStartFailed", queueItemId: sending.queueItemId, reason: "agent said no", retryable: s.retryable } : null;
     case "onFailed": {
-      const failed = Object.values(state.items).find((i) => i.status === "failed");
+      const failed = [...state.items.values()].find((i) => i.status === "failed");
       return failed ? { type: s.action, queueItemId: failed.queueItemId } : null;
     }
     case "endActive":
@@ -148,7 +148,7 @@ function freeze<T>(value: T): T {
 
 function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState): void {
   const { state, log } = t;
-  const items = Object.values(state.items);
+  const items = [...state.items.values()];
 
   // At most one item is being sent, and it knows its dispatch. Its updatedAt is its claim's
   // time: the drain reactor times the dispatch out from it, so nothing else may touch it.
@@ -188,10 +188,10 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
     expect(count, `${id} added once`).toBe(1);
     const left = gone.get(id) ?? 0;
     if (state.deleted) expect(left).toBeLessThanOrEqual(1);
-    else expect(left, `${id} in the queue or gone exactly once`).toBe(state.items[id] ? 0 : 1);
+    else expect(left, `${id} in the queue or gone exactly once`).toBe(state.items.get(id) ? 0 : 1);
   }
   for (const id of gone.keys()) expect(added.has(id)).toBe(true);
-  for (const id of Object.keys(state.items)) expect(added.has(id)).toBe(true);
+  for (const id of [...state.items.keys()]) expect(added.has(id)).toBe(true);
 
   // A message reaches the transcript at most once, and dispatch ids never repeat.
   const sentMessages = log.filter((e) => e.type === "message.sent").map((e) => e.payload.messageId);
@@ -204,7 +204,7 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   for (const e of emitted) {
     if (e.type === "queue.item-send-started" && e.payload.kind === "turn") {
       expect(before.session.activeTurnId).toBeNull();
-      expect(Object.values(before.items).some((i) => i.status === "sending")).toBe(false);
+      expect([...before.items.values()].some((i) => i.status === "sending")).toBe(false);
     }
   }
 

@@ -1,3 +1,4 @@
+import { Map as PersistentMap } from "immutable";
 import { describe, expect, it } from "vitest";
 import {
   backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, endOfQueue, headPending, initialState, isFrozen,
@@ -63,7 +64,7 @@ describe("ends of the queue without sorting it", () => {
     ({ ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position }, "2026-01-01T00:00:00.000Z"), status });
   const state = (...items: ReturnType<typeof item>[]): ThreadState => ({
     ...initialState("t"),
-    items: Object.fromEntries(items.map((i) => [i.queueItemId, i])),
+    items: PersistentMap(items.map((i) => [i.queueItemId, i])),
   });
 
   it("the head and the tail are those of queue order, ties broken by id", () => {

@@ -108,7 +108,7 @@ describe("thread archive", () => {
     t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hello" } });
     t.ok({ type: "thread.archive" });
     expect(t.ok({ type: "queue.add", queueItemId: "q2", message: { messageId: "m1", text: "hello" } })).toEqual([]);
-    expect(t.state.messages["m1"]?.queueItemId).toBe("q1");
+    expect(t.state.messages.get("m1")?.queueItemId).toBe("q1");
     expect(t.refused({ type: "queue.add", queueItemId: "q2", message: { messageId: "m2", text: "hello" } })).toBe("THREAD_ARCHIVED");
   });
 
@@ -139,7 +139,7 @@ describe("thread delete", () => {
     t.add("q1");
     t.add("q2");
     expect(types(t.run({ type: "thread.delete" }))).toEqual(["thread.deleted"]);
-    expect(t.state.items).toEqual({});
+    expect(t.state.items.size).toBe(0);
     expect(snapshotOf(t.state).queue.items).toEqual([]);
   });
 

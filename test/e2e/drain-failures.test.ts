@@ -43,11 +43,11 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
       expect(turn.dispatch).toMatchObject({ queueItemId: a, attempt });
       turn.fail(`overloaded (${attempt})`, true);
     }
-    await eventually(async () => expect((await h.state(threadId)).items[a].status).toBe("failed"));
+    await eventually(async () => expect((await h.state(threadId)).items.get(a)!.status).toBe("failed"));
     const state = await h.state(threadId);
-    expect(state.items[a]).toMatchObject({ failureReason: "overloaded (3)", attempts: 3 });
+    expect(state.items.get(a)).toMatchObject({ failureReason: "overloaded (3)", attempts: 3 });
     expect(state).toMatchObject({ paused: true, pauseReason: "failure" });
-    expect(state.items[b].status).toBe("pending");
+    expect(state.items.get(b)!.status).toBe("pending");
 
     const events = await h.events(threadId);
     const failures = events.filter((e) => e.type === "queue.item-send-failed");
@@ -68,7 +68,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     (await h.agent.nextTurn(threadId)).fail("unknown model", false);
     await eventually(async () => expect((await h.state(threadId)).pauseReason).toBe("failure"));
     const held = await h.state(threadId);
-    expect(held.items[a]).toMatchObject({ status: "failed", failureReason: "unknown model" });
+    expect(held.items.get(a)).toMatchObject({ status: "failed", failureReason: "unknown model" });
     await h.reactorLooked();
     expect(claimsIn(await h.events(threadId))).toHaveLength(1);
 
@@ -128,7 +128,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     await eventually(async () => expect((await h.state(threadId)).session.status).toBe("ready"));
     await h.reactorLooked();
     expect(claimsIn(await h.events(threadId))).toHaveLength(1);
-    expect((await h.state(threadId)).items[a].status).toBe("pending");
+    expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
 
     // queue.add with sendNow: queued at the head and sent at once.
     const c = await h.add(threadId, "urgent", { sendNow: true });
@@ -147,7 +147,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     const steer = await h.agent.nextSteer(threadId);
     expect(steer.dispatch).toMatchObject({ queueItemId: b, kind: "steer", expectedTurnId: turnId });
     steer.accept();
-    await eventually(async () => expect((await h.state(threadId)).items[b]).toBeUndefined());
+    await eventually(async () => expect((await h.state(threadId)).items.get(b)).toBeUndefined());
     const events = await h.events(threadId);
     expect(events.filter((e) => e.type === "message.sent").map((e) => e.payload.queueItemId)).toContain(b);
     expect((await h.state(threadId)).session.activeTurnId).toBe(turnId);
@@ -161,10 +161,10 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     const c = await h.add(threadId, "steer me");
     const turn = await h.agent.nextTurn(threadId);
     await turn.start();
-    const before = (await h.state(threadId)).items[c].position;
+    const before = (await h.state(threadId)).items.get(c)!.position;
     await h.user.queue.sendNow.mutate({ threadId, queueItemId: c });
     (await h.agent.nextSteer(threadId)).reject("the turn is finishing");
-    await eventually(async () => expect((await h.state(threadId)).items[c].status).toBe("failed"));
+    await eventually(async () => expect((await h.state(threadId)).items.get(c)!.status).toBe("failed"));
     const snapshot = await h.user.thread.get.query({ threadId });
     expect(snapshot.queue.items.map((i) => [i.queueItemId, i.status])).toEqual([[b, "pending"], [c, "failed"]]);
     expect(snapshot.queue.items[1]).toMatchObject({ position: before, failureReason: "the turn is finishing" });
@@ -181,7 +181,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     expect(await refusal(h.user.queue.move.mutate({ threadId, queueItemId: a, afterId: b }))).toEqual({ code: "CONFLICT", reason: "ITEM_SENDING" });
     expect(await refusal(h.user.queue.remove.mutate({ threadId, queueItemId: a }))).toEqual({ code: "CONFLICT", reason: "ITEM_SENDING" });
     expect((await h.state(threadId)).version).toBe(version);
-    expect((await h.state(threadId)).items[a]).toMatchObject({ status: "sending", text: "in flight" });
+    expect((await h.state(threadId)).items.get(a)).toMatchObject({ status: "sending", text: "in flight" });
     await turn.start();
   });
 
@@ -196,7 +196,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     expect(await refusal(h.add(threadId, "too late"))).toEqual({ code: "CONFLICT", reason: "THREAD_ARCHIVED" });
     await h.reactorLooked();
     expect(claimsIn(await h.events(threadId))).toHaveLength(0);
-    expect((await h.state(threadId)).items[a].status).toBe("pending");
+    expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
   });
 
   it("a deleted thread's queue is never sent, and its dispatch in flight is never redelivered", async () => {

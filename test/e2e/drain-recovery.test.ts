@@ -142,7 +142,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     // The runtime goes away before starting the turn (its handler is aborted, nothing reported).
     await first.close();
     await node.restart();
-    expect((await node.load(threadId)).items[ids[0]].status).toBe("sending");
+    expect((await node.load(threadId)).items.get(ids[0])!.status).toBe("sending");
 
     const second = connect(node);
     const again = await second.nextTurn(threadId);
@@ -167,7 +167,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     held.end();
     await eventually(async () => expect((await node.load(threadId)).session).toMatchObject({ status: "ready", activeTurnId: null }));
     expect(agent.handled.filter((d) => d.threadId === threadId).map((d) => d.queueItemId)).toEqual([ids[0]]);
-    expect((await node.load(threadId)).items[ids[0]]).toBeUndefined();
+    expect((await node.load(threadId)).items.get(ids[0])).toBeUndefined();
   });
 
   it("a thread whose session was not ready at boot drains once the agent reports ready", async () => {
@@ -190,11 +190,11 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     await agent.session(threadId, "ready");
     const held = await agent.nextTurn(threadId);
 
-    await eventually(async () => expect((await node.load(threadId)).items[ids[0]].status).toBe("failed"));
+    await eventually(async () => expect((await node.load(threadId)).items.get(ids[0])!.status).toBe("failed"));
     const state = await node.load(threadId);
-    expect(state.items[ids[0]].failureReason).toMatch(/^timeout/);
+    expect(state.items.get(ids[0])!.failureReason).toMatch(/^timeout/);
     expect(state).toMatchObject({ paused: true, pauseReason: "failure" });
-    expect(state.items[ids[1]].status).toBe("pending");
+    expect(state.items.get(ids[1])!.status).toBe("pending");
     // The runtime that held it learns its start came too late.
     await expect(held.start()).rejects.toBeInstanceOf(ReportRefusedError);
     expect(claimsIn(await node.events(threadId))).toHaveLength(1);
@@ -210,9 +210,9 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     ]);
     await node.start(SHORT_TIMEOUT);
     cleanups.push(() => node.restart());
-    expect((await node.load(threadId)).items[ids[0]].status).toBe("sending");
-    await eventually(async () => expect((await node.load(threadId)).items[ids[0]].status).toBe("failed"));
-    expect((await node.load(threadId)).items[ids[0]].failureReason).toMatch(/^timeout/);
+    expect((await node.load(threadId)).items.get(ids[0])!.status).toBe("sending");
+    await eventually(async () => expect((await node.load(threadId)).items.get(ids[0])!.status).toBe("failed"));
+    expect((await node.load(threadId)).items.get(ids[0])!.failureReason).toMatch(/^timeout/);
   });
 
   it("agent.dispatches: a stream opened or resumed (lastEventId) gets every dispatch not yet acknowledged, then live ones", async () => {
@@ -226,7 +226,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     cleanups.push(() => agentApi.close());
     await agentApi.agent.session.mutate({ threadId: x.threadId, status: "ready" });
     await agentApi.agent.session.mutate({ threadId: y.threadId, status: "ready" });
-    await eventually(async () => expect((await node.load(y.threadId)).items[y.ids[0]].status).toBe("sending"));
+    await eventually(async () => expect((await node.load(y.threadId)).items.get(y.ids[0])!.status).toBe("sending"));
 
     const read = (input: { lastEventId?: string }, count: number) =>
       new Promise<{ id: string; data: Dispatch }[]>((resolve, reject) => {

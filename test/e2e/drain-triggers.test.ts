@@ -38,7 +38,7 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
     expect(turn.dispatch).toMatchObject({ threadId, queueItemId: a, kind: "turn", message: { text: "hello" } });
     const turnId = await turn.start();
     const state = await h.state(threadId);
-    expect(state.items[a]).toBeUndefined();
+    expect(state.items.get(a)).toBeUndefined();
     expect(state.session).toMatchObject({ status: "running", activeTurnId: turnId });
   });
 
@@ -46,7 +46,7 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
     const threadId = await readyThread(false);
     const a = await h.add(threadId, "one");
     await h.add(threadId, "two");
-    expect((await h.state(threadId)).items[a].status).toBe("pending");
+    expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
     await h.agent.session(threadId, "starting");
     await h.agent.session(threadId, "ready");
     const turn = await h.agent.nextTurn(threadId);
@@ -96,7 +96,7 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
     const threadId = await readyThread();
     const a = await h.add(threadId, "fails once");
     (await h.agent.nextTurn(threadId)).fail("model unavailable", false);
-    await eventually(async () => expect((await h.state(threadId)).items[a].status).toBe("failed"));
+    await eventually(async () => expect((await h.state(threadId)).items.get(a)!.status).toBe("failed"));
     await h.user.queue.retry.mutate({ threadId, queueItemId: a });
     const again = await h.agent.nextTurn(threadId);
     expect(again.dispatch.queueItemId).toBe(a);
@@ -123,7 +123,7 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
     const a = await h.add(threadId, "retry later");
     const b = await h.add(threadId, "next");
     (await h.agent.nextTurn(threadId)).fail("busy, try again", true);
-    await eventually(async () => expect((await h.state(threadId)).items[a].notBefore).not.toBeNull());
+    await eventually(async () => expect((await h.state(threadId)).items.get(a)!.notBefore).not.toBeNull());
     await h.user.queue.remove.mutate({ threadId, queueItemId: a });
     const turn = await h.agent.nextTurn(threadId);
     expect(turn.dispatch.queueItemId).toBe(b);
@@ -135,12 +135,12 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
     const a = await h.add(threadId, "retry later");
     const b = await h.add(threadId, "moved first");
     (await h.agent.nextTurn(threadId)).fail("busy, try again", true);
-    await eventually(async () => expect((await h.state(threadId)).items[a].notBefore).not.toBeNull());
+    await eventually(async () => expect((await h.state(threadId)).items.get(a)!.notBefore).not.toBeNull());
     await h.user.queue.move.mutate({ threadId, queueItemId: b, afterId: null });
     const turn = await h.agent.nextTurn(threadId);
     expect(turn.dispatch.queueItemId).toBe(b);
     await turn.start();
-    expect((await h.state(threadId)).items[a].status).toBe("pending");
+    expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
   });
 
   it("many triggers racing, across three more drain reactors on the same database: one claim, one dispatch", async () => {

@@ -152,7 +152,7 @@ describe.each(kinds)("engine (%s)", (kind) => {
     // On b's cached state the item does not exist; the log says it does.
     const edited = await b.execute(threadId, cmd({ type: "queue.edit", queueItemId: `item-${threadId}-seen`, text: "by b" }), user);
     expect(edited.version).toBe(3);
-    expect((await a.load(threadId)).items[`item-${threadId}-seen`]?.text).toBe("by b");
+    expect((await a.load(threadId)).items.get(`item-${threadId}-seen`)!.text).toBe("by b");
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -182,7 +182,7 @@ describe.each(kinds)("engine (%s)", (kind) => {
     expect(result.version).toBe(3);
     const state = await a.load(threadId);
     // b's item was placed after a's: decided again on the state that includes a's write.
-    const order = Object.values(state.items).sort((x, y) => (x.position < y.position ? -1 : 1)).map((i) => i.text);
+    const order = [...state.items.values()].sort((x, y) => (x.position < y.position ? -1 : 1)).map((i) => i.text);
     expect(order).toEqual(["a wins", "b retries"]);
     expect((await log(threadId)).map((e) => e.version)).toEqual([1, 2, 3]);
     await Promise.all([a.close(), b.close()]);
@@ -211,7 +211,7 @@ describe.each(kinds)("engine (%s)", (kind) => {
     expect(rows.map((r) => r.id).sort()).toEqual([...acknowledged].sort());
     // Each client's own messages kept the order it sent them in.
     const state = await engines[0]!.load(threadId);
-    const order = Object.values(state.items).sort((x, y) => (x.position < y.position ? -1 : x.position > y.position ? 1 : 0));
+    const order = [...state.items.values()].sort((x, y) => (x.position < y.position ? -1 : x.position > y.position ? 1 : 0));
     for (let client = 0; client < 20; client++) {
       const mine = order.filter((i) => i.queueItemId.includes(`-c${client}-`)).map((i) => i.queueItemId);
       expect(mine).toEqual(Array.from({ length: 8 }, (_, k) => `item-${threadId}-c${client}-${k}`));

@@ -37,7 +37,7 @@ describe.each(kinds)("one command the database refuses fails alone (%s)", (kind)
     expect(results.map((r) => r.status)).toEqual(Array.from({ length: 30 }, (_, i) => (i === 13 ? "rejected" : "fulfilled")));
     expect(await stored(threadId)).toBe(29);
     const state = await engine.load(threadId);
-    expect(Object.keys(state.items)).toHaveLength(29);
+    expect([...state.items.keys()]).toHaveLength(29);
     expect(state.version).toBe(30);
     await engine.close();
   });

@@ -97,10 +97,10 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
     await threadWithItem("paused", { paused: true });
     await threadWithItem("lost-trigger", { paused: false });
 
-    await eventually(async () => expect((await services.engine.load("lost-trigger")).items["lost-trigger-item"].status).toBe("sending"));
+    await eventually(async () => expect((await services.engine.load("lost-trigger")).items.get("lost-trigger-item")!.status).toBe("sending"));
     // The sweep that claimed it looked at both threads at once (they are scanned
     // concurrently); closing waits for every look in progress to finish.
     await reactor.close();
-    expect((await services.engine.load("paused")).items["paused-item"].status).toBe("pending");
+    expect((await services.engine.load("paused")).items.get("paused-item")!.status).toBe("pending");
   });
 });

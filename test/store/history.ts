@@ -28,7 +28,7 @@ export async function playMixedHistory(engine: Engine, advance: (ms: number) => 
   await run("A", cmd({ type: "agent.turnEnded", turnId: "turn-1", outcome: "completed" }));
   // Next head: a retryable start failure, backoff, then a permanent one holding the queue.
   await run("A", cmd({ type: "drain.claim" }));
-  const head = Object.values((await engine.load("A")).items).find((i) => i.status === "sending")!;
+  const head = [...(await engine.load("A")).items.values()].find((i) => i.status === "sending")!;
   await run("A", cmd({ type: "agent.turnStartFailed", queueItemId: head.queueItemId, reason: "agent busy", retryable: true }));
   advance(60_000);
   await run("A", cmd({ type: "drain.claim" }));
@@ -39,7 +39,7 @@ export async function playMixedHistory(engine: Engine, advance: (ms: number) => 
   await run("A", cmd({ type: "agent.turnEnded", turnId: "turn-2", outcome: "interrupted" }));
   await run("A", cmd({ type: "queue.resume" }));
   await run("A", cmd({ type: "drain.claim" }));
-  const next = Object.values((await engine.load("A")).items).find((i) => i.status === "sending")!;
+  const next = [...(await engine.load("A")).items.values()].find((i) => i.status === "sending")!;
   await run("A", cmd({ type: "drain.timeout", queueItemId: next.queueItemId, dispatchId: next.dispatchId! }));
   await run("A", cmd({ type: "queue.pause" }));
   await run("A", add("A7", "after the pause"));

@@ -67,7 +67,7 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
         const state = await engine.load(thread.id);
         expect(plain(thread)).toEqual(threadRow(state));
         const items = live.items.filter((i) => i.threadId === thread.id).map(plain);
-        expect(items).toEqual(Object.values(state.items).map((i) => queueItemRow(thread.id, i)).sort((a, b) => (a.id < b.id ? -1 : 1)));
+        expect(items).toEqual([...state.items.values()].map((i) => queueItemRow(thread.id, i)).sort((a, b) => (a.id < b.id ? -1 : 1)));
       }
     } finally {
       await engine.close();

@@ -26,8 +26,8 @@ const MoveInput = threadCommandInput(QueueMove.omit({ to: true }).extend(AfterId
  * the queue answers with its fate instead of queueing it twice.
  */
 function statusOf(state: ThreadState, messageId: string): { queueItemId: string; status: ItemStatus | "sent" | "removed" } {
-  const known = state.messages[messageId];
-  const item = state.items[known.queueItemId];
+  const known = state.messages.get(messageId)!;
+  const item = state.items.get(known.queueItemId);
   return { queueItemId: known.queueItemId, status: item ? item.status : known.fate === "sent" ? "sent" : "removed" };
 }
 
