@@ -70,7 +70,7 @@ export const settings = {
   maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB)" },
   maxBatchSize: { env: "TURNQUEUE_MAX_BATCH_SIZE", flag: "--max-batch-size <n>", help: "most calls in one tRPC batch, over HTTP or WebSocket (default 64)" },
   maxSubscriptionsPerConnection: { env: "TURNQUEUE_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "--max-subscriptions-per-connection <n>", help: "open subscriptions on one tRPC WebSocket; more are refused with TOO_MANY_REQUESTS (default 100)" },
-  maxConnectionsPerToken: { env: "TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN", flag: "--max-connections-per-token <n>", help: "tRPC WebSockets one token may use at once, per instance; calls on more are refused with TOO_MANY_REQUESTS (default 50)" },
+  maxConnectionsPerToken: { env: "TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN", flag: "--max-connections-per-token <n>", help: "connections one token may hold at once, per instance, across doors (tRPC WebSockets and event streams, /yjs sockets); one more is refused: TOO_MANY_REQUESTS, or 429 on /yjs (default 50)" },
   logLevel: { env: "TURNQUEUE_LOG_LEVEL", flag: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (default info)" },
   corsOrigin: { env: "TURNQUEUE_CORS_ORIGIN", flag: "--cors-origin <origins>", help: "comma-separated browser origins (https://app.example) allowed to call /trpc and /api/v1, or * (default: none)" },
 } as const;

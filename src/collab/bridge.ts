@@ -54,11 +54,12 @@ export class Bridge {
 
   constructor(private readonly host: BridgeHost) {
     const { doc } = host;
+    // A read-only client's writes are undone before they are settled: nothing of them is reviewed.
     doc.getMap("meta").observe((_event, tr) => {
-      if (tr.origin instanceof Client) this.reviewOf(tr.origin).meta = true;
+      if (tr.origin instanceof Client && !tr.origin.readOnly) this.reviewOf(tr.origin).meta = true;
     });
     itemsOf(doc).observeDeep((events, tr) => {
-      if (!(tr.origin instanceof Client)) return;
+      if (!(tr.origin instanceof Client) || tr.origin.readOnly) return;
       const review = this.reviewOf(tr.origin);
       for (const event of events) collect(review, event, itemsOf(doc));
     });

@@ -111,6 +111,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
       break;
     }
     case "queue.item-edited":
+    case "queue.item-edit-locked":
       break;
     case "queue.item-moved":
     case "queue.item-send-started":

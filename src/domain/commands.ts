@@ -38,6 +38,12 @@ export const QueueRemove = command("queue.remove", { queueItemId: Id });
 export const QueueRetry = command("queue.retry", { queueItemId: Id });
 export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
 export const QueuePause = command("queue.pause", {});
+/**
+ * Collab: someone is typing into the item, so it is not claimed for `forMs` from now;
+ * `forMs: 0` releases it. Issued by the document bridge from presence and keystrokes
+ * (docs/design.md, "Edit lock"); the API does not accept it.
+ */
+export const QueueEditLock = command("queue.editLock", { queueItemId: Id, forMs: z.number().int().min(0).max(60_000) });
 /** Stop the running turn: the runtime gets an `interrupt` dispatch and ends it `interrupted`. */
 export const ThreadInterrupt = command("thread.interrupt", {});
 export const QueueResume = command("queue.resume", {});
@@ -69,7 +75,7 @@ export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatch
 
 export const Command = z.discriminatedUnion("type", [
   ThreadCreate, ThreadArchive, ThreadDelete, ThreadRename, ThreadInterrupt,
-  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume,
+  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume, QueueEditLock,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
   DrainClaim, DrainTimeout,
 ]);

@@ -3,9 +3,10 @@ import { DomainError, refuse } from "./errors.js";
 import type { DomainEvent, EventOf } from "./events.js";
 import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
-import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
+import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -48,6 +49,14 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       );
     case "queue.move":
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
+    case "queue.editLock":
+      return withEditable(state, command.queueItemId, (item) => {
+        if (command.forMs > 0) {
+          const until = new Date(ctx.now.getTime() + command.forMs).toISOString();
+          return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until } }];
+        }
+        return item.editLockedUntil === null ? [] : [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until: null } }];
+      });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [
         { type: "queue.item-removed", payload: { queueItemId: item.queueItemId } },
@@ -60,7 +69,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         return [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } }, ...releaseFailureHold(state, item)];
       });
     case "queue.sendNow":
-      return withItem(state, command.queueItemId, (item) => sendNow(state, item));
+      return withItem(state, command.queueItemId, (item) => sendNow(state, item, ctx.now));
     case "queue.pause":
       return state.paused && state.pauseReason === "user" ? [] : [{ type: "queue.paused", payload: { reason: "user" } }];
     case "queue.resume":
@@ -133,7 +142,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (!c.sendNow) return [added];
   // A send-now message the agent cannot take yet simply waits at the head.
   const item = newQueueItem(added.payload, ctx.now.toISOString());
-  const now = sendNow(state, item, 1);
+  const now = sendNow(state, item, ctx.now, 1);
   return now instanceof DomainError ? [added] : [added, ...now];
 }
 
@@ -195,9 +204,10 @@ const moved = (item: QueueItemState, position: string): DomainEvent => ({
 });
 
 /** `preceding`: events the caller emits before these (the claim's version depends on it). */
-function sendNow(state: ThreadState, item: QueueItemState, preceding = 0): Decision {
+function sendNow(state: ThreadState, item: QueueItemState, now: Date, preceding = 0): Decision {
   if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
   if (item.status === "sending") return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
+  if (isEditLocked(item, now)) return refuse("ITEM_EDIT_LOCKED", `someone is typing into item ${item.queueItemId}; it goes once they stop`);
   if (sendingItem(state)) return refuse("DISPATCH_IN_FLIGHT", "another item is being sent; wait for its turn to start");
   const { status, activeTurnId } = state.session;
   const kind = activeTurnId ? "steer" : status === "ready" ? "turn" : null;

@@ -1,5 +1,6 @@
 import type { DomainEvent } from "./events.js";
-import { newQueueItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { newQueueItem, textHash, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -86,7 +87,10 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
+        editLockedUntil: null,
       }));
+    case "queue.item-edit-locked":
+      return withItem(s, e.payload.queueItemId, at, () => ({ editLockedUntil: e.payload.until }));
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",

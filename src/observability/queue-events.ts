@@ -97,6 +97,7 @@ export function createQueueEventObserver(metrics: Metrics, logger: Logger) {
         case "thread.deleted":
         case "queue.item-edited":
         case "queue.item-moved":
+        case "queue.item-edit-locked":
         case "message.sent":
           break;
         default:

@@ -23,9 +23,10 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     user.queue.add.mutate({ threadId, message: { messageId: uid("m"), text } });
   const order = async (threadId: string) => (await user.thread.get.query({ threadId })).queue.items.map((i) => i.text);
 
-  it("thread.create names a new thread, with or without a chosen id, and thread.get shows it", async () => {
-    const chosen = uid("t");
-    expect(await user.thread.create.mutate({ threadId: chosen, title: "refactor" })).toEqual({ threadId: chosen });
+  it("thread.create names a new thread, with or without a key, and thread.get shows it", async () => {
+    // A key names a thread inside the workspace: the id to use is the one returned.
+    const { threadId: chosen } = await user.thread.create.mutate({ threadId: uid("t"), title: "refactor" });
+    expect(chosen).toMatch(/^th_/);
     const { threadId: generated } = await user.thread.create.mutate({});
     expect(generated).not.toBe(chosen);
 
@@ -52,9 +53,10 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     }
   });
 
-  it("thread.create is idempotent by thread id", async () => {
-    const threadId = await newThread();
-    await user.thread.create.mutate({ threadId, title: "a thread" });
+  it("thread.create is idempotent by key: the same key names the same thread", async () => {
+    const key = uid("t");
+    const { threadId } = await user.thread.create.mutate({ threadId: key, title: "a thread" });
+    expect(await user.thread.create.mutate({ threadId: key, title: "a thread" })).toEqual({ threadId });
     expect((await user.thread.get.query({ threadId })).version).toBe(1);
   });
 

@@ -65,7 +65,7 @@ describe("events", () => {
         "queue.item-added", "queue.item-edited", "queue.item-moved", "queue.item-removed",
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
-        "message.sent", "thread.interrupt-requested", "thread.renamed",
+        "message.sent", "thread.interrupt-requested", "queue.item-edit-locked", "thread.renamed",
       ].sort(),
     );
   });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt, ThreadRename } from "../../domain/index.js";
-import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { authorizeThread, commandMutation } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { threadChanges } from "./thread-changes.js";
 import { router, userProcedure } from "../trpc.js";
@@ -21,19 +21,28 @@ const CreateInput = ThreadCreate.omit({ type: true, workspaceId: true }).extend(
   commandId: Id.optional(),
 }).strict();
 
+const derivedId = (...parts: string[]) => `th_${createHash("sha256").update(parts.join("\0")).digest("base64url").slice(0, 27)}`;
+
 /**
- * A create retried with the same commandId must name the same thread (the engine remembers
- * command ids per thread), so without a chosen id the key decides it.
+ * The id a new thread is stored under. Ids are global (the log, the caches, the document
+ * rooms and the bus channels all key on them), so an id the caller picks is a key inside its
+ * workspace, never the stored id itself: taking the id verbatim would let `thread.create`
+ * tell whether another workspace holds it (THREAD_EXISTS against success). Derived from the
+ * workspace and the key, the same key names the same thread in one workspace, and no key
+ * can reach an id of another. Without a key a create retried with the same commandId must
+ * name the same thread (the engine remembers command ids per thread), so the commandId
+ * decides it; with neither, any fresh id does.
  */
-const threadIdFor = (workspaceId: string, commandId: string | undefined) =>
-  commandId === undefined
-    ? randomUUID()
-    : `th_${createHash("sha256").update(`${workspaceId}\0${commandId}`).digest("base64url").slice(0, 27)}`;
+function threadIdFor(workspaceId: string, key: string | undefined, commandId: string | undefined): string {
+  if (key !== undefined) return derivedId("thread", workspaceId, key);
+  return commandId === undefined ? randomUUID() : derivedId(workspaceId, commandId);
+}
 
 export const threadRouter = router({
   create: userProcedure.input(CreateInput).mutation(async ({ ctx, input }) => {
-    const threadId = input.threadId ?? threadIdFor(ctx.principal.workspaceId, input.commandId);
-    // No authorization step: the decider refuses an id taken in any workspace (THREAD_EXISTS).
+    const threadId = threadIdFor(ctx.principal.workspaceId, input.threadId, input.commandId);
+    // No authorization step: the id is in the caller's workspace by construction; the decider
+    // answers a repeat with nothing to do, and a deleted thread's key with THREAD_EXISTS.
     await ctx.services.engine.execute(
       threadId,
       { type: "thread.create", workspaceId: ctx.principal.workspaceId, title: input.title },
@@ -51,13 +60,9 @@ export const threadRouter = router({
     .input(z.strictObject({ cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
-  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
-  ),
+  archive: commandMutation(userProcedure, ThreadArchive),
 
-  rename: userProcedure.input(threadCommandInput(ThreadRename)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.rename", title: input.title }, input.commandId)),
-  ),
+  rename: commandMutation(userProcedure, ThreadRename),
 
   /** The thread's sent messages, newest first, each with its turn's outcome; paged like `list`. */
   history: userProcedure
@@ -70,14 +75,10 @@ export const threadRouter = router({
   /** The workspace's thread list, then every change to it, live (see thread-changes.ts). */
   changes: userProcedure.subscription(({ ctx, signal }) => threadChanges(ctx.services, ctx.principal.workspaceId, signal)),
 
-  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
-  ),
+  delete: commandMutation(userProcedure, ThreadDelete),
 
   /** Stop the running turn; the queue pauses (`interrupted`) once the agent reports it ended. */
-  interrupt: userProcedure.input(threadCommandInput(ThreadInterrupt)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.interrupt" }, input.commandId)),
-  ),
+  interrupt: commandMutation(userProcedure, ThreadInterrupt),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure
