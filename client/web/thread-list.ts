@@ -85,6 +85,8 @@ export class ThreadList {
     const all = [...this.threads.values()].sort(
       (a, b) => Number(a.archived) - Number(b.archived) || b.createdAt.localeCompare(a.createdAt) || b.threadId.localeCompare(a.threadId),
     );
+    // A re-render must not take the focus from someone moving through the list by keyboard.
+    const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("a[data-thread]")?.dataset.thread;
     const titles = new Map<string, number>();
     for (const t of all) titles.set(label(t), (titles.get(label(t)) ?? 0) + 1);
     this.element.replaceChildren(
@@ -111,6 +113,9 @@ export class ThreadList {
       }),
     );
     if (all.length === 0) this.element.append(h("li", { class: "placeholder" }, "No threads yet."));
+    if (focused && this.element.isConnected) {
+      this.element.querySelector<HTMLElement>(`a[data-thread="${CSS.escape(focused)}"]`)?.focus();
+    }
   }
 }
 

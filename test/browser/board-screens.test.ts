@@ -241,8 +241,11 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     const agent = await agentFor(ws);
     for (let i = 1; i <= 21; i++) await me.queue.add.mutate({ threadId, message: { messageId: `m${i}`, text: `Step ${i}` } });
     await me.queue.add.mutate({ threadId, message: { messageId: "crash", text: "Crash while reading the grammar" } });
-    await expect.poll(async () => (await me.thread.history.query({ threadId, limit: 30 })).items.length, { timeout: 60_000 }).toBe(22);
-    await me.queue.resume.mutate({ threadId }); // a failed turn holds the queue
+    await expect.poll(async () => (await me.thread.history.query({ threadId, limit: 30 })).items.map((e) => e.outcome).join(), { timeout: 60_000 })
+      .toBe(["failed", ...Array(21).fill("completed")].join());
+    // A failed turn holds the queue.
+    await expect.poll(async () => (await me.thread.get.query({ threadId })).queue.pauseReason, LONG).toBe("failure");
+    await me.queue.resume.mutate({ threadId });
 
     const page = await openThread(ws, "jun", threadId);
     await expect.poll(() => page.locator("li.sent").count(), LONG).toBe(20);
@@ -260,10 +263,7 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await recordAnnouncements(page);
     await page.getByLabel("New message").fill("Hold on and profile the tokenizer");
     await page.getByRole("button", { name: "Queue", exact: true }).click();
-    await expect.poll(() => page.getByTestId("now").isVisible(), LONG).toBe(true).catch(async (e) => {
-      console.log("DIAG", await said(page), await page.locator("li.sent .sent-text").first().textContent(), await page.getByTestId("now").evaluate((n) => n.outerHTML), await page.getByTestId("session").textContent(), JSON.stringify((await me.thread.history.query({ threadId, limit: 1 })).items));
-      throw e;
-    });
+    await expect.poll(() => page.getByTestId("now").isVisible(), LONG).toBe(true);
     expect(await page.getByTestId("now").locator(".sent-text").textContent()).toBe("Hold on and profile the tokenizer");
     await expect.poll(() => page.getByTestId("now").locator(".now-session code").textContent(), LONG).toBe("codex-thread-0193a7");
     expect(await page.getByTestId("now").locator(".now-since").textContent()).toMatch(/^since .+ \(\d+ s\)$/);
