@@ -42,7 +42,7 @@ export interface Collab {
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "maxAwarenessBytes">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes">;
   auth: Pick<Auth, "verify">;
   store: Pick<EventStore, "workspaceOf" | "readThread">;
   engine: Engine;
@@ -80,6 +80,7 @@ export function createCollab(deps: CollabDeps): Collab {
       writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
+      editLockMs: config.editLockMs,
       maxAwarenessBytes: config.maxAwarenessBytes,
       instanceId: randomUUID(),
     },

@@ -20,6 +20,8 @@ import {
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
 import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
+import { editingItemOf } from "../contract/document.js";
+import { EditLocks } from "./edit-locks.js";
 import type { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
@@ -52,6 +54,7 @@ export interface ThreadDocDeps {
   writer: WriteBehind;
   logger: Logger;
   editCoalesceMs: number;
+  editLockMs: number;
   /** Largest awareness state one client may share, in bytes of JSON. */
   maxAwarenessBytes: number;
   /** This instance's id on the bus, so it ignores its own messages. */
@@ -75,6 +78,10 @@ export class ThreadDoc {
   private readonly remoteAwareness = new Set<number>();
   state!: ThreadState;
   private readonly bridge: Bridge;
+  private readonly locks: EditLocks;
+  /** While above zero, this replica's own updates wait in `outbox` instead of going out (see `hold`). */
+  private relayHold = 0;
+  private readonly outbox: { update: Uint8Array; origin: unknown }[] = [];
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
@@ -99,6 +106,16 @@ export class ThreadDoc {
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       persisted: () => deps.writer.flushed(),
       resync: () => this.resync(),
+    });
+    this.locks = new EditLocks({
+      threadId,
+      holder: `collab-${deps.instanceId}`,
+      logger: deps.logger,
+      editLockMs: deps.editLockMs,
+      editCoalesceMs: deps.editCoalesceMs,
+      execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
+      names: (client, itemId) => [...client.awarenessIds].some((id) => editingItemOf(this.awareness.getStates().get(id)) === itemId),
+      commit: () => this.bridge.flush(),
     });
     this.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin));
     this.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(change, origin));
@@ -221,6 +238,9 @@ export class ThreadDoc {
     const undo = client.readOnly
       ? new Y.UndoManager([metaOf(this.doc), itemsOf(this.doc)], { trackedOrigins: new Set([client]), captureTimeout: 0 })
       : null;
+    // Nothing of the update goes out before it is reviewed: an undone write then goes out
+    // merged with its undoing (no one sees it), a keystroke only once its item is locked.
+    this.relayHold++;
     try {
       Y.applyUpdate(this.doc, update, client);
       if (undo) this.doc.transact(() => { while (undo.undoStack.length > 0) undo.undo(); }, SERVER);
@@ -229,7 +249,10 @@ export class ThreadDoc {
     } finally {
       undo?.destroy();
       // Even a partly applied update is reviewed, so nothing illegal stays.
-      this.bridge.settle();
+      const typed = this.bridge.settle();
+      const locked = typed && this.locks.typed(typed.client, typed.typed);
+      if (locked) void locked.finally(() => this.releaseRelay());
+      else this.releaseRelay();
     }
   }
 
@@ -398,6 +421,7 @@ export class ThreadDoc {
 
   private async destroy(): Promise<void> {
     this.closed = true;
+    this.locks.close();
     await Promise.all(this.unsubscribe.map((u) => u().catch(() => {})));
     this.unsubscribe = [];
     this.awareness.destroy();
@@ -406,11 +430,26 @@ export class ThreadDoc {
 
   private onUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === STORED) return;
+    if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
+    // Another instance's updates cannot depend on ours still held: they pass.
+    if (this.relayHold > 0 && origin !== REMOTE) return void this.outbox.push({ update, origin });
+    this.relay(update, origin);
+  }
+
+  /** To this instance's clients (but the one it came from), and to the other instances unless it came from them. */
+  private relay(update: Uint8Array, origin: unknown): void {
     const message = updateMessage(update);
     for (const client of this.clients) if (client !== origin) client.send(message);
     if (origin === REMOTE) return;
-    this.deps.writer.push(this.threadId, update);
     this.publishDoc((e) => syncProtocol.writeUpdate(e, update));
+  }
+
+  /** The held updates go out, in order, as one update once no hold is left. */
+  private releaseRelay(): void {
+    if (--this.relayHold > 0 || this.outbox.length === 0 || this.closed) return;
+    const held = this.outbox.splice(0);
+    if (held.length === 1) return this.relay(held[0].update, held[0].origin);
+    this.relay(Y.mergeUpdates(held.map((h) => h.update)), null);
   }
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {

@@ -51,11 +51,10 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
     case "queue.editLock":
       return withEditable(state, command.queueItemId, (item) => {
-        if (command.forMs > 0) {
-          const until = new Date(ctx.now.getTime() + command.forMs).toISOString();
-          return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until } }];
-        }
-        return item.editLockedUntil === null ? [] : [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until: null } }];
+        const { holder, forMs } = command;
+        if (forMs === 0 && !(holder in item.editLocks)) return [];
+        const until = forMs === 0 ? null : new Date(ctx.now.getTime() + forMs).toISOString();
+        return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, holder, until } }];
       });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [

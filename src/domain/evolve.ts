@@ -87,10 +87,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
-        editLockedUntil: null,
+        editLocks: {},
       }));
     case "queue.item-edit-locked":
-      return withItem(s, e.payload.queueItemId, at, () => ({ editLockedUntil: e.payload.until }));
+      return withItem(s, e.payload.queueItemId, at, (item) => {
+        const { [e.payload.holder]: _ended, ...others } = item.editLocks;
+        return { editLocks: e.payload.until === null ? others : { ...others, [e.payload.holder]: e.payload.until } };
+      });
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",

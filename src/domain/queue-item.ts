@@ -41,8 +41,8 @@ export const QUEUE_ITEM_FIELDS = {
   notBefore: field<string | null>()(stored),
   dispatchId: field<string | null>()(stored),
   dispatchKind: field<DispatchKind | null>()(stateOnly),
-  /** Someone is typing into the item: it is not claimed before then (see `isEditLocked`). */
-  editLockedUntil: field<string | null>()(stateOnly),
+  /** Holder → until when someone typing through it keeps the item from being claimed (see `isEditLocked`). */
+  editLocks: field<Readonly<Record<string, string>>>()(stateOnly),
   createdAt: field<string>()(everywhere),
   updatedAt: field<string>()(storedAndShown),
 };

@@ -51,7 +51,7 @@ export const newQueueItem = (
   notBefore: null,
   dispatchId: null,
   dispatchKind: null,
-  editLockedUntil: null,
+  editLocks: {},
   createdAt: at,
   updatedAt: at,
 });

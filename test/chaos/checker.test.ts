@@ -126,6 +126,19 @@ describe("the chaos checker", () => {
     expect(check(h)).toEqual([]);
   });
 
+  it("a steer that reaches the agent before the answer to the running turn's start is not out of order", () => {
+    const h = clean();
+    const steer: [string, Record<string, unknown>, string] = ["queue.item-send-started", { ...claim("b", "b v0", "user:u")[1], kind: "steer", expectedTurnId: "turn-a" }, "user:u"];
+    h.log.set(T, logOf(added("a", "a v0", "a0"), added("b", "b v0", "a1"), ready, claim("a", "a v0"), ...started("a"), steer, ...started("b").slice(1), ...ended("a")));
+    h.agent = [
+      rec({ kind: "handler", queueItemId: "a", text: "a v0", at: 1_000 }),
+      rec({ kind: "steer", queueItemId: "b", text: "b v0", at: 1_005 }),
+      rec({ kind: "started", queueItemId: "a", at: 1_010 }),
+      rec({ kind: "returned", queueItemId: "a", at: 1_100 }),
+    ];
+    expect(check(h)).toEqual([]);
+  });
+
   it("one-in-flight: a second claim while the first item is still sending, and overlapping turns at the agent", () => {
     const h = clean();
     h.log.set(T, logOf(added("a", "a v0", "a0"), added("b", "b v0", "a1"), ready, claim("a", "a v0"), claim("b", "b v0", "user:u"), ...started("a"), ...started("b"), ...ended("a")));
@@ -162,6 +175,21 @@ describe("the chaos checker", () => {
     const h = clean();
     h.ops.push(op({ type: "edit", queueItemId: "b", text: "b v1", version: 99, invokeAt: 300 }));
     expect(check(h)).toEqual([]);
+  });
+
+  it("fencing: a timeout for a claim the item no longer has, and the agent starting a stale dispatch", () => {
+    const h = clean();
+    const failed = (dispatchId: string): [string, Record<string, unknown>, string] =>
+      ["queue.item-send-failed", { queueItemId: "a", dispatchId, reason: "timeout", final: true, retryAt: null }, "reactor:drain"];
+    const reclaim: [string, Record<string, unknown>, string] = ["queue.item-send-started", { ...claim("a", "a v0")[1], dispatchId: "a.d2", attempt: 2 }, "reactor:drain"];
+    h.log.set(T, logOf(added("a", "a v0", "a0"), ready, claim("a", "a v0"), failed("a.d"), ["queue.item-requeued", { queueItemId: "a" }], reclaim, failed("a.d"), reclaim, ...started("a"), ...ended("a")));
+    h.ops = [addOp("a", "a v0", 0)];
+    h.agent = ran("a", "a v0", 1_000);
+    const found = check(h).filter((v) => v.check === "fencing").map((v) => v.message);
+    expect(found).toEqual([
+      expect.stringContaining("acted on a.d while the item's current claim was a.d2"),
+      "the agent started stale dispatch a.d; the log resolved a.d2",
+    ]);
   });
 
   it("projections and documents: any difference from the log", () => {

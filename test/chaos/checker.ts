@@ -13,6 +13,7 @@ export const CHECKS = [
   "claim-order",
   "one-in-flight",
   "dispatched-text",
+  "fencing",
   "projections",
   "documents",
 ] as const;
@@ -36,6 +37,8 @@ export function check(run: RunHistory): Violation[] {
 
   // Replay each thread's log once, collecting what the log-side checks need.
   const claims: Claim[] = [];
+  /** queueItemId → the dispatch whose start resolved it. */
+  const resolvedClaim = new Map<string, string>();
   for (const [threadId, events] of run.log) {
     let state: ThreadState = initialState(threadId);
     for (const event of events) {
@@ -53,7 +56,27 @@ export function check(run: RunHistory): Violation[] {
           }
         }
       }
+      if (event.type === "queue.item-send-failed" || event.type === "queue.item-resolved") {
+        // Fencing: a timeout or a start acts on the item's current claim only, never on one it
+        // lost (an instance that slept through its lease and woke with old news).
+        const { queueItemId } = event.payload;
+        const item = state.items[queueItemId];
+        const current = item?.status === "sending" ? item.dispatchId : null;
+        const acted = event.type === "queue.item-send-failed" ? event.payload.dispatchId : current;
+        if (current === null || acted !== current) {
+          add({ check: "fencing", threadId, queueItemId, message: `${event.type} (version ${event.version}) acted on ${acted ?? "a claim"} while the item's current claim was ${current ?? "none"}` });
+        }
+        if (event.type === "queue.item-resolved" && current) resolvedClaim.set(queueItemId, current);
+      }
       state = evolve(state, event);
+    }
+  }
+  // Fencing, agent side: only the claim the log resolved had its turn started by the agent.
+  for (const r of run.agent) {
+    if (r.kind !== "started") continue;
+    const resolvedBy = resolvedClaim.get(r.queueItemId);
+    if (resolvedBy !== undefined && resolvedBy !== r.dispatchId) {
+      add({ check: "fencing", threadId: r.threadId, queueItemId: r.queueItemId, message: `the agent started stale dispatch ${r.dispatchId}; the log resolved ${resolvedBy}` });
     }
   }
 
@@ -104,9 +127,14 @@ export function check(run: RunHistory): Violation[] {
         add({ check: "one-in-flight", threadId, queueItemId: turns[i]!.id, message: `its turn started while ${turns[i - 1]!.id}'s was still running` });
       }
     }
-    // claim-order, agent side: the agent started turns in the order the log resolved them.
+    // claim-order, agent side: the agent received the turns it ran in the order the log
+    // resolved them (by when each reached the handler: the answer to a start may come late).
     const resolved = (run.log.get(threadId) ?? []).flatMap((e) => (e.type === "queue.item-resolved" ? [e.payload.queueItemId] : []));
-    const startedOrder = records.filter((r) => r.kind === "started" || r.kind === "steer").sort((a, b) => a.at - b.at).map((r) => r.queueItemId);
+    const ranDispatches = new Set(records.filter((r) => r.kind === "started").map((r) => `${r.incarnation} ${r.dispatchId}`));
+    const startedOrder = records
+      .filter((r) => r.kind === "steer" || (r.kind === "handler" && ranDispatches.has(`${r.incarnation} ${r.dispatchId}`)))
+      .sort((a, b) => a.at - b.at)
+      .map((r) => r.queueItemId);
     const common = resolved.filter((id) => startedOrder.includes(id));
     const agentCommon = startedOrder.filter((id) => common.includes(id));
     if (!isDeepStrictEqual(common, agentCommon)) {

@@ -53,6 +53,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       sweepIntervalMs: 150,
       docIdleMs: 60_000,
       editCoalesceMs: 50,
+      editLockMs: 3_000,
       maxAwarenessBytes: 16_384,
       limits: defaultLimits,
       logLevel: "silent",
