@@ -1,7 +1,12 @@
 import { isFrozen, type Peer, type QueueEntry, type SessionStatus, type ThreadQueue, type TurnqueueClient } from "../index.js";
 import type * as Y from "yjs";
+import { announce } from "./announce.js";
+import { ask } from "./dialog.js";
 import { h, reportTo } from "./dom.js";
+import { History, NowCard, type HistoryEntry } from "./history.js";
 import { bindTextarea } from "./text-binding.js";
+import type { ThreadSummary } from "./thread-list.js";
+import { touchDrag } from "./touch-drag.js";
 
 const STATUS_LABEL: Record<QueueEntry["status"], string> = { pending: "queued", sending: "sending", failed: "failed" };
 const SESSION_LABEL: Record<SessionStatus, string> = {
@@ -29,18 +34,28 @@ export class Board {
   private readonly title = h("h1", { class: "title" });
   private readonly session = h("span", { class: "chip session", "data-testid": "session" });
   private readonly paused = h("span", { class: "chip paused", "data-testid": "paused", hidden: true });
+  private readonly archived = h("span", { class: "chip archived", "data-testid": "archived", hidden: true }, "archived");
+  private readonly archiveButton = h("button", { type: "button", class: "secondary small", "data-action": "archive" }, "Archive");
   private readonly pauseButton = h("button", { type: "button", class: "secondary", "data-action": "pause" });
   /** Shown while the agent works on a turn: stops it (the turn ends interrupted, the queue holds). */
   private readonly stopButton = h("button", { type: "button", class: "secondary", "data-action": "stop", hidden: true }, "Stop");
   private readonly connection = h("span", { class: "connection", "data-testid": "connection" });
   private readonly peers = h("ul", { class: "peers", "data-testid": "peers", "aria-label": "Also here" });
+  private readonly now = new NowCard();
+  private readonly history: History;
+  private runtimeSessionId: string | null = null;
+  private running: HistoryEntry | null = null;
+  /** What was last announced about the thread, so only changes are read out. */
+  private spoken: { session?: SessionStatus; paused?: string; statuses: Map<string, string> } = { statuses: new Map() };
+  private lastVersion = -1;
   private dragged: string | null = null;
   /** Wraps a user action: its failure (a refused move, a lost connection) shows on the board. */
   private readonly act: (f: () => Promise<unknown> | void) => () => void;
 
-  constructor(client: TurnqueueClient, threadId: string, me: string) {
+  constructor(private readonly client: TurnqueueClient, private readonly threadId: string, me: string) {
     this.queue = client.openThreadQueue(threadId, { presence: { name: me } });
     const report = reportTo(this.error);
+    this.history = new History(client, threadId, (entries) => this.showRunning(entries), report);
     const act = (this.act = (f) => () => {
       this.error.hidden = true;
       Promise.resolve().then(f).catch(report);
@@ -76,7 +91,11 @@ export class Board {
 
     this.title.textContent = threadId;
     client.thread.get.query({ threadId }).then(
-      (t) => (this.title.textContent = t.title || t.threadId),
+      (t) => {
+        this.title.textContent = t.title || "Untitled thread";
+        this.runtimeSessionId = t.session.runtimeSessionId;
+        void this.history.refresh();
+      },
       (error: unknown) => {
         report(error);
         // Missing, deleted or another workspace's (the server does not say which): nothing to show.
@@ -87,18 +106,28 @@ export class Board {
       },
     );
 
+    this.archiveButton.addEventListener("click", act(() => this.archive()));
+    const threadActions = h("div", { class: "thread-actions", role: "group", "aria-label": "Thread" },
+      h("button", { type: "button", class: "secondary small", "data-action": "rename", onclick: act(() => this.rename()) }, "Rename"),
+      this.archiveButton,
+      h("button", { type: "button", class: "danger small", "data-action": "delete", onclick: act(() => this.delete()) }, "Delete"),
+    );
     this.element = h(
       "section",
       { class: "board", "data-thread": threadId },
       h("header", { class: "board-head" },
         h("div", { class: "board-title" }, this.title, this.connection),
-        h("div", { class: "board-meta" }, this.session, this.paused, this.pauseButton, this.stopButton, this.peers),
+        threadActions,
+        h("div", { class: "board-meta" }, this.session, this.archived, this.paused, this.pauseButton, this.stopButton, this.peers),
       ),
       composer,
       this.error,
+      this.now.element,
+      h("h2", { class: "visually-hidden" }, "Queue"),
       this.list,
       this.outbox,
       this.empty,
+      this.history.element,
     );
 
     this.list.addEventListener("dragover", (e) => this.dragOver(e));
@@ -121,6 +150,70 @@ export class Board {
   destroy(): void {
     for (const row of this.rows.values()) row.unbind();
     this.queue.close();
+    this.history.close();
+    this.now.close();
+  }
+
+  /** The thread's summary changed (thread.changes): title, and whatever was sent or ended since. */
+  threadChanged(summary: ThreadSummary): void {
+    this.title.textContent = summary.title || "Untitled thread";
+    this.archived.hidden = !summary.archived;
+    this.archiveButton.hidden = summary.archived;
+    if (summary.version === this.lastVersion) return;
+    this.lastVersion = summary.version;
+    void this.history.refresh();
+    if (summary.sessionStatus !== "unknown") {
+      void this.client.thread.get.query({ threadId: this.threadId }).then((t) => {
+        if (t.session.runtimeSessionId === this.runtimeSessionId) return;
+        this.runtimeSessionId = t.session.runtimeSessionId;
+        this.now.show(this.running, this.runtimeSessionId);
+      }, () => undefined);
+    }
+  }
+
+  private showRunning(entries: HistoryEntry[]): void {
+    this.running = entries.find((e) => e.outcome === "running") ?? null;
+    this.now.show(this.running, this.runtimeSessionId);
+  }
+
+  private async rename(): Promise<void> {
+    const title = await ask({ title: "Rename thread", confirm: "Rename", field: { label: "Thread title", value: this.title.textContent ?? "", maxlength: 512 } });
+    if (title === null || !title.trim()) return;
+    await this.client.thread.rename.mutate({ threadId: this.threadId, title: title.trim() });
+    this.title.textContent = title.trim();
+    announce(`Thread renamed to ${title.trim()}`);
+  }
+
+  private async archive(): Promise<void> {
+    const ok = await ask({ title: "Archive this thread?", body: "It stays readable, but nothing more can be queued on it. This cannot be undone.", confirm: "Archive" });
+    if (!ok) return;
+    await this.client.thread.archive.mutate({ threadId: this.threadId });
+    announce("Thread archived");
+  }
+
+  private async delete(): Promise<void> {
+    const ok = await ask({ title: "Delete this thread?", body: "Its queue and history are gone for everyone, and nothing queued is sent. This cannot be undone.", confirm: "Delete", danger: true });
+    if (!ok) return;
+    await this.client.thread.delete.mutate({ threadId: this.threadId });
+    announce("Thread deleted");
+    location.hash = "";
+  }
+
+  /** Reads out what changed: the agent starting or ending work, a pause, an item failing or leaving. */
+  private speak(): void {
+    const { session, paused, pauseReason } = this.queue.state;
+    const said: string[] = [];
+    if (this.spoken.session !== undefined && this.spoken.session !== session) said.push(SESSION_LABEL[session]);
+    const pause = paused ? `queue paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}` : "queue running";
+    if (this.spoken.paused !== undefined && this.spoken.paused !== pause) said.push(pause);
+    const statuses = new Map(this.queue.entries.map((e) => [e.id, e.status] as const));
+    for (const e of this.queue.entries) {
+      const was = this.spoken.statuses.get(e.id);
+      if (was !== undefined && was !== e.status) said.push(e.status === "failed" ? `item failed: ${e.failureReason ?? "no reason given"}` : `item ${STATUS_LABEL[e.status]}`);
+    }
+    for (const [id, was] of this.spoken.statuses) if (!statuses.has(id) && was === "sending") said.push("item sent");
+    this.spoken = { session, paused: pause, statuses };
+    if (said.length > 0) announce(said.join(". "));
   }
 
   private render(): void {
@@ -132,6 +225,7 @@ export class Board {
     this.pauseButton.textContent = paused ? "Resume" : "Pause";
     this.pauseButton.dataset.action = paused ? "resume" : "pause";
     this.stopButton.hidden = session !== "running";
+    this.speak();
 
     const entries = this.queue.entries;
     const live = new Set(entries.map((e) => e.id));
@@ -168,7 +262,13 @@ export class Board {
   }
 
   private createRow(entry: QueueEntry): Row {
-    const row = new Row(entry, this.queue, this.act, (id) => (this.dragged = id));
+    const row = new Row(entry, this.queue, this.act, (id) => (this.dragged = id), {
+      move: (x, y) => this.markDrop(document.elementFromPoint(x, y), y),
+      drop: (x, y) => {
+        const move = this.placeAt(document.elementFromPoint(x, y), y);
+        if (move) this.act(() => this.queue.move(move.id, move.afterId))();
+      },
+    });
     this.rows.set(entry.id, row);
     return row;
   }
@@ -189,33 +289,42 @@ export class Board {
   }
 
   private dragOver(e: DragEvent): void {
-    const target = this.rowAt(e);
-    if (!this.dragged || !target) return;
-    e.preventDefault();
+    if (this.markDrop(e.target as Element | null, e.clientY)) e.preventDefault();
+  }
+
+  /** Marks where the dragged item would land over `over`; false when it would land nowhere. */
+  private markDrop(over: Element | null, clientY: number): boolean {
+    const target = this.rowAt(over);
+    if (!this.dragged || !target) return false;
     this.clearDropMarks();
-    target.element.classList.add(this.isUpperHalf(e, target) ? "drop-before" : "drop-after");
+    target.element.classList.add(this.isUpperHalf(clientY, target) ? "drop-before" : "drop-after");
+    return true;
   }
 
   /** Which item was dropped and after which item it goes (null: the head). */
   private dropped(e: DragEvent): { id: string; afterId: string | null } | null {
+    return this.placeAt(e.target as Element | null, e.clientY);
+  }
+
+  private placeAt(over: Element | null, clientY: number): { id: string; afterId: string | null } | null {
     this.clearDropMarks();
-    const target = this.rowAt(e);
+    const target = this.rowAt(over);
     const id = this.dragged;
     this.dragged = null;
     if (!id || !target || target.id === id) return null;
     const others = this.queue.entries.filter((x) => x.id !== id);
     const index = others.findIndex((x) => x.id === target.id);
-    return { id, afterId: this.isUpperHalf(e, target) ? (others[index - 1]?.id ?? null) : target.id };
+    return { id, afterId: this.isUpperHalf(clientY, target) ? (others[index - 1]?.id ?? null) : target.id };
   }
 
-  private rowAt(e: DragEvent): Row | undefined {
-    const li = (e.target as Element | null)?.closest<HTMLElement>("li.item");
+  private rowAt(over: Element | null): Row | undefined {
+    const li = over?.closest<HTMLElement>("li.item");
     return li ? this.rows.get(li.dataset.id!) : undefined;
   }
 
-  private isUpperHalf(e: DragEvent, row: Row): boolean {
+  private isUpperHalf(clientY: number, row: Row): boolean {
     const box = row.element.getBoundingClientRect();
-    return e.clientY < box.top + box.height / 2;
+    return clientY < box.top + box.height / 2;
   }
 
   private clearDropMarks(): void {
@@ -229,6 +338,7 @@ class Row {
   private readonly chip = h("span", { class: "chip status" });
   private readonly text = h("textarea", { class: "text", rows: 1, "aria-label": "Message text" });
   private readonly reason = h("p", { class: "reason", hidden: true });
+  private readonly attempts = h("p", { class: "attempts", hidden: true });
   private readonly editors = h("span", { class: "editors" });
   private readonly retry: HTMLButtonElement;
   private readonly sendNow: HTMLButtonElement;
@@ -240,6 +350,7 @@ class Row {
     private readonly queue: ThreadQueue,
     act: (f: () => Promise<unknown> | void) => () => void,
     onDrag: (id: string | null) => void,
+    touch: { move: (x: number, y: number) => void; drop: (x: number, y: number) => void },
   ) {
     const id = entry.id;
     // A span, not a button: some browsers never start a drag from a button.
@@ -254,6 +365,21 @@ class Row {
     handle.addEventListener("dragend", () => {
       onDrag(null);
       this.element.classList.remove("dragging");
+    });
+    touchDrag(handle, {
+      start: () => {
+        onDrag(id);
+        this.element.classList.add("dragging");
+      },
+      move: touch.move,
+      drop: (x, y) => {
+        this.element.classList.remove("dragging");
+        touch.drop(x, y);
+      },
+      cancel: () => {
+        onDrag(null);
+        this.element.classList.remove("dragging");
+      },
     });
     handle.addEventListener("keydown", (e) => {
       if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
@@ -273,7 +399,7 @@ class Row {
       { class: "item", "data-id": id },
       handle,
       this.chip,
-      h("div", { class: "item-body" }, this.text, this.reason, this.editors),
+      h("div", { class: "item-body" }, this.text, this.reason, this.attempts, this.editors),
       h("div", { class: "item-actions" }, this.retry, this.sendNow, this.remove),
     );
     this.update(entry);
@@ -301,6 +427,8 @@ class Row {
     this.chip.dataset.status = entry.status;
     this.reason.hidden = entry.status !== "failed" || !entry.failureReason;
     this.reason.textContent = entry.failureReason ?? "";
+    this.attempts.hidden = entry.status !== "failed" || entry.attempts < 1;
+    this.attempts.textContent = `after ${entry.attempts} attempt${entry.attempts === 1 ? "" : "s"}`;
     // A frozen item is on its way to the agent: nothing about it can change any more.
     const frozen = isFrozen(entry);
     this.text.readOnly = frozen;

@@ -1,10 +1,11 @@
 import { createTurnqueueClient, type TurnqueueClient } from "../index.js";
 import { Board } from "./board.js";
+import { liveRegion } from "./announce.js";
 import { h, reportTo } from "./dom.js";
 import { identityOf, initialToken, localToken, saveToken, signOut } from "./session.js";
+import { ThreadList } from "./thread-list.js";
 
 const app = document.getElementById("app")!;
-const LIST_REFRESH_MS = 10_000;
 
 /** `#/thread/<id>` names the open thread, so a link or a reload lands on the same board. */
 const threadInUrl = (): string | null => {
@@ -50,42 +51,13 @@ function showSignIn(problem: string | null): void {
 async function signedIn(token: string): Promise<void> {
   const identity = identityOf(token);
   const client = createTurnqueueClient({ url: location.origin, token });
-  const list = h("ul", { class: "thread-list", "aria-label": "Threads" });
   const listError = h("p", { class: "error", role: "alert", hidden: true });
-  const main = h("main", { class: "content" });
+  const main = h("main", { class: "content", id: "content", tabindex: -1 });
   let board: Board | null = null;
 
-  const refresh = async () => {
-    const { items } = await client.thread.list.query({ limit: 100 });
-    const open = threadInUrl();
-    list.replaceChildren(
-      ...items.map((t) =>
-        h("li", {},
-          h("a", { href: `#/thread/${encodeURIComponent(t.threadId)}`, class: t.threadId === open ? "active" : null, "data-thread": t.threadId },
-            h("span", { class: "thread-title" }, t.title || t.threadId),
-            t.queueLength > 0 && h("span", { class: "count", title: `${t.queueLength} queued` }, String(t.queueLength)),
-          ),
-        ),
-      ),
-    );
-    return items;
-  };
-
-  const route = () => {
-    board?.destroy();
-    board = null;
-    const threadId = threadInUrl();
-    for (const a of list.querySelectorAll<HTMLAnchorElement>("a")) a.classList.toggle("active", a.dataset.thread === threadId);
-    if (!threadId) {
-      main.replaceChildren(h("p", { class: "placeholder" }, "Pick a thread, or start a new one."));
-      return;
-    }
-    board = new Board(client, threadId, identity?.sub ?? "someone");
-    main.replaceChildren(board.element);
-  };
-
   try {
-    await refresh();
+    // The token is checked once here, so a refused one leads back to the sign-in page.
+    await client.thread.list.query({ limit: 1 });
   } catch (error) {
     if (isUnauthorized(error)) {
       await client.close();
@@ -97,6 +69,36 @@ async function signedIn(token: string): Promise<void> {
     // now waits in the outbox; the list comes back with the network.
     reportTo(listError)(error);
   }
+  const threads = new ThreadList(client, reportTo(listError));
+  threads.onChange((summary, threadId) => {
+    if (!board || threadId !== threadInUrl()) return;
+    if (summary) board.threadChanged(summary);
+  });
+
+  // On a phone the thread list folds away behind one button while a thread is open.
+  const toggle = h("button", { type: "button", class: "secondary threads-toggle", "aria-expanded": "false", "aria-controls": "sidebar" }, "Threads");
+  const sidebar = h("aside", { class: "sidebar", id: "sidebar", "aria-label": "Threads" });
+  const showThreads = (open: boolean) => {
+    sidebar.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  };
+  toggle.addEventListener("click", () => showThreads(!sidebar.classList.contains("open")));
+
+  const route = () => {
+    board?.destroy();
+    board = null;
+    const threadId = threadInUrl();
+    threads.setActive(threadId);
+    showThreads(!threadId);
+    if (!threadId) {
+      main.replaceChildren(h("p", { class: "placeholder" }, "Pick a thread, or start a new one."));
+      return;
+    }
+    board = new Board(client, threadId, identity?.sub ?? "someone");
+    const known = threads.get(threadId);
+    if (known) board.threadChanged(known);
+    main.replaceChildren(board.element);
+  };
 
   const title = h("input", { name: "title", placeholder: "New thread title", "aria-label": "New thread title", maxlength: 512 });
   const create = h(
@@ -108,9 +110,8 @@ async function signedIn(token: string): Promise<void> {
         listError.hidden = true;
         client.thread.create
           .mutate({ title: title.value.trim() || undefined })
-          .then(async ({ threadId }) => {
+          .then(({ threadId }) => {
             title.value = "";
-            await refresh();
             location.hash = `#/thread/${encodeURIComponent(threadId)}`;
           })
           .catch(reportTo(listError));
@@ -121,27 +122,28 @@ async function signedIn(token: string): Promise<void> {
   );
   const leave = () => {
     window.onhashchange = null;
-    window.onfocus = null;
-    clearInterval(poll);
     board?.destroy();
+    threads.close();
     void client.close();
     signOut();
     location.hash = "";
     showSignIn(null);
   };
 
+  sidebar.append(create, listError, threads.element);
   app.replaceChildren(
+    // Not a fragment link: the fragment names the open thread.
+    h("a", { class: "skip", href: "#content", onclick: (e: Event) => (e.preventDefault(), main.focus()) }, "Skip to the board"),
     h("header", { class: "topbar" },
       h("span", { class: "brand" }, "Turnqueue"),
+      toggle,
       h("span", { class: "who", "data-testid": "who" }, identity ? `${identity.sub} · ${identity.workspace}` : "signed in"),
       h("button", { type: "button", class: "link", onclick: leave }, "Sign out"),
     ),
-    h("div", { class: "layout" }, h("aside", { class: "sidebar" }, create, listError, list), main),
+    h("div", { class: "layout" }, sidebar, main),
+    liveRegion,
   );
   window.onhashchange = route;
-  // Threads others create, and queue lengths, without a subscription per thread.
-  const poll = setInterval(() => document.visibilityState === "visible" && void refresh().catch(reportTo(listError)), LIST_REFRESH_MS);
-  window.onfocus = () => void refresh().catch(reportTo(listError));
   route();
 }
 

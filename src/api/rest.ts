@@ -76,6 +76,8 @@ const SUMMARIES: Record<string, string> = {
   "thread.list": "the workspace's threads, newest first (query: limit, cursor)",
   "thread.create": "create a thread",
   "thread.get": "a thread with its queue and agent session",
+  "thread.rename": "give a thread another title",
+  "thread.history": "the thread's sent messages, newest first, with their turns' outcomes (query: limit, cursor)",
   "queue.add": "queue a message (messageId is generated when absent)",
   "queue.edit": "replace an item's text",
   "queue.move": "move an item after another (afterId), or to the head (afterId: null)",

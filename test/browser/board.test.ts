@@ -73,7 +73,7 @@ describe.skipIf(!CHROMIUM)("the web queue board in Chromium (real server, real b
     await page.getByLabel("New thread title").fill("Port the parser to Rust");
     await page.getByRole("button", { name: "New" }).click();
     await expect.poll(() => page.locator("h1.title").textContent(), LONG).toBe("Port the parser to Rust");
-    await expect.poll(() => page.locator(".thread-list a.active").textContent()).toBe("Port the parser to Rust");
+    await expect.poll(() => page.locator(".thread-list a.active .thread-title").textContent()).toBe("Port the parser to Rust");
 
     await page.getByLabel("New message").fill("Start with the tokenizer");
     await page.getByRole("button", { name: "Queue", exact: true }).click();
