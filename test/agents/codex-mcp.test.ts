@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { appendFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,10 +8,31 @@ import { CODEX_BIN, codexEnv, workDir } from "../support/agents.js";
 import { startModelServer, type ModelRequest, type ModelServer } from "../support/model-server.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { connect, type Client } from "../api/harness.js";
+import { repoRoot } from "../server/process.js";
 
-/** The names of the tools a request offered the model (Codex qualifies MCP tools by server). */
-const toolNames = (request: ModelRequest): string[] =>
-  ((request.body.tools as { name?: string; type?: string }[] | undefined) ?? []).map((t) => t.name ?? t.type ?? "");
+/** The Codex configuration README.md's "Let agents reach the queue" section shows for /mcp. */
+async function readmeTable(): Promise<string> {
+  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+  const start = readme.indexOf("## Let agents reach the queue (MCP)");
+  const [, block] = /```toml\n([\s\S]*?)```/.exec(readme.slice(start, readme.indexOf("\n## ", start + 1))) ?? [];
+  if (!block) throw new Error("README.md has no toml block under \"Let agents reach the queue (MCP)\"");
+  return block;
+}
+
+interface OfferedTool {
+  type?: string;
+  name?: string;
+  tools?: OfferedTool[];
+}
+
+/**
+ * The tools a request offered the model, as `[namespace, name]`: Codex offers an MCP
+ * server's tools in a namespace of their own (`mcp__<server>`).
+ */
+const toolsOf = (request: ModelRequest): [string | undefined, string][] =>
+  ((request.body.tools as OfferedTool[] | undefined) ?? []).flatMap((t): [string | undefined, string][] =>
+    t.type === "namespace" ? (t.tools ?? []).map((inner) => [t.name, inner.name ?? ""]) : [[undefined, t.name ?? t.type ?? ""]],
+  );
 
 /**
  * The real Codex CLI with Turnqueue as its MCP server over streamable HTTP (`/mcp`, the
@@ -40,17 +62,22 @@ describe("Codex CLI (real, scripted model) reaches the queue through Turnqueue's
     model.script((request) => {
       // After the tool ran, Codex sends its output back: the turn ends with a text.
       if (JSON.stringify(request.body.input ?? "").includes("function_call_output")) return { kind: "text", text: "queued it" };
-      offered = toolNames(request);
-      const tool = offered.find((name) => name.endsWith("add_to_queue"));
-      if (!tool) return { kind: "text", text: `no add_to_queue among ${offered.join(", ")}` };
-      return { kind: "tool", name: tool, arguments: { threadId, text: "Write the release notes", idempotencyKey: "codex-1" } };
+      const tools = toolsOf(request);
+      offered = tools.map(([namespace, name]) => (namespace ? `${namespace}.${name}` : name));
+      const add = tools.find(([namespace, name]) => namespace === "mcp__turnqueue" && name === "add_to_queue");
+      if (!add) return { kind: "text", text: `no add_to_queue among ${offered.join(", ")}` };
+      return { kind: "tool", namespace: add[0], name: add[1], arguments: { threadId, text: "Write the release notes", idempotencyKey: "codex-1" } };
     });
 
+    // README's table, as written, but for the test server's port.
+    const table = await readmeTable();
+    expect(table).toContain('url = "http://127.0.0.1:4780/mcp"');
     const env = codexEnv(model.url);
-    appendFileSync(
-      path.join(env.CODEX_HOME!, "config.toml"),
-      ["", "[mcp_servers.turnqueue]", `url = "${server.url}/mcp"`, `bearer_token_env_var = "TURNQUEUE_TOKEN"`, ""].join("\n"),
-    );
+    // Codex offers no tool of a server that has not answered by its startup timeout (10 s by
+    // default), and a loaded test machine can take longer than that; `codex exec` has nobody
+    // to approve a tool call, so this server's tools are approved beforehand.
+    const extra = ["startup_timeout_sec = 120", "tool_timeout_sec = 120", 'default_tools_approval_mode = "approve"', ""].join("\n");
+    appendFileSync(path.join(env.CODEX_HOME!, "config.toml"), `\n${table.replace("http://127.0.0.1:4780", server.url)}${extra}`);
     const running = promisify(execFile)(
       CODEX_BIN,
       ["exec", "--skip-git-repo-check", "--sandbox", "read-only", "--cd", workDir(), "Queue a follow-up: write the release notes"],
@@ -62,6 +89,6 @@ describe("Codex CLI (real, scripted model) reaches the queue through Turnqueue's
 
     const snapshot = await user.thread.get.query({ threadId });
     expect(snapshot.queue.items.map((i) => i.text), `offered: ${offered.join(", ")}\n${run.stderr}\n${run.stdout}`).toEqual(["Write the release notes"]);
-    expect(offered.some((name) => name.endsWith("show_queue"))).toBe(true);
+    expect(offered).toContain("mcp__turnqueue.show_queue");
   });
 });

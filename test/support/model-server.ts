@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 export type Reply =
   | { kind: "text"; text: string }
   /** A function/tool call the agent should run, then (on its next request) a text. */
-  | { kind: "tool"; name: string; arguments: Record<string, unknown>; callId?: string }
+  | { kind: "tool"; name: string; arguments: Record<string, unknown>; callId?: string; /** Responses API: the tool namespace (Codex groups an MCP server's tools in one). */ namespace?: string }
   | { kind: "error"; status: number; message: string; retryAfterSeconds?: number }
   /** Starts streaming, then holds the stream open until the agent hangs up (or `ms` passes). */
   | { kind: "slow"; text: string; ms?: number; until?: Promise<unknown> };
@@ -130,7 +130,7 @@ async function streamResponses(reply: Exclude<Reply, { kind: "error" }>, send: S
   }
   const item =
     reply.kind === "tool"
-      ? { type: "function_call", id: id("fc"), call_id: reply.callId ?? id("call"), name: reply.name, arguments: JSON.stringify(reply.arguments) }
+      ? { type: "function_call", id: id("fc"), call_id: reply.callId ?? id("call"), name: reply.name, ...(reply.namespace ? { namespace: reply.namespace } : {}), arguments: JSON.stringify(reply.arguments) }
       : { type: "message", role: "assistant", id: id("msg"), content: [{ type: "output_text", text: reply.text, annotations: [] }] };
   send("response.output_item.done", { type: "response.output_item.done", output_index: 0, item });
   send("response.completed", {
