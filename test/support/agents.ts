@@ -12,13 +12,16 @@ export const UNKNOWN_MODEL = "no-such-model";
 /**
  * The environment of a real Codex whose model is the scripted server: its own CODEX_HOME
  * with a `mock` provider on loopback (no retries of its own: Turnqueue's are under test).
+ * The model is one Codex knows, as a user's would be: for a name it does not know, Codex
+ * warns about missing model metadata, and codex-acp sends that warning as agent text before
+ * the model is even asked, so the turn would look started early.
  */
 export function codexEnv(modelUrl: string): NodeJS.ProcessEnv {
   const home = mkdtempSync(path.join(tmpdir(), "turnqueue-codex-"));
   writeFileSync(
     path.join(home, "config.toml"),
     [
-      `model = "scripted-model"`,
+      `model = "gpt-5.5"`,
       `model_provider = "mock"`,
       ``,
       `[model_providers.mock]`,
