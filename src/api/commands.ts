@@ -3,14 +3,16 @@ import { Id, type Command } from "../domain/index.js";
 import type { ExecuteResult } from "../engine/types.js";
 import type { Principal } from "../auth/tokens.js";
 import { threadNotFound } from "./errors.js";
-import type { ApiServices } from "./trpc.js";
+import type { ApiServices, userProcedure } from "./trpc.js";
+
+type CommandShape = { type: z.ZodLiteral<Command["type"]> } & z.ZodRawShape;
 
 /**
  * The tRPC input of a thread command, derived from the domain's command schema: the
  * command's own fields, the target thread, and an optional idempotency key. Strict, so a
  * misspelt field is an error instead of a silently dropped option.
  */
-export function threadCommandInput<S extends { type: z.ZodType } & z.ZodRawShape>(command: z.ZodObject<S>) {
+export function threadCommandInput<S extends CommandShape>(command: z.ZodObject<S>) {
   const { type: _type, ...fields } = command.shape;
   return z.strictObject({ ...(fields as Omit<S, "type">), threadId: Id, commandId: Id.optional() });
 }
@@ -40,3 +42,17 @@ export async function executeOnThread(
 
 /** What most mutations answer: the thread's version after the command. */
 export const versionOf = ({ version }: ExecuteResult) => ({ version });
+
+/**
+ * The usual mutation: one domain command on one thread, taking the command's own fields and
+ * answering the thread's version. The command's type is read off its schema, so a procedure
+ * names its command once.
+ */
+export function commandMutation<S extends CommandShape>(procedure: typeof userProcedure, command: z.ZodObject<S>) {
+  const type = command.shape.type.value;
+  return procedure.input(threadCommandInput(command)).mutation(async ({ ctx, input }) => {
+    // The input is the command's schema less its type: put back, it is that command.
+    const { threadId, commandId, ...fields } = input as { threadId: string; commandId?: string };
+    return versionOf(await executeOnThread(ctx, threadId, { ...fields, type } as Command, commandId));
+  });
+}
