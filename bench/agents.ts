@@ -37,6 +37,12 @@ import { createTransport } from "../client/transport.js";
 import { startServer } from "./door/turnqueue.js";
 import { CODEX_ACP_BIN, CODEX_BIN, codexEnv, workDir } from "../test/support/agents.js";
 
+/**
+ * A model Codex knows, as a user's would be: with an unknown name codex-acp sends Codex's
+ * missing-metadata warning as agent text before the model is asked, so the runtime would
+ * report the turn started (and the server record it) while the agent is still working.
+ */
+const MODEL = "gpt-5.5";
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
 const now = () => performance.timeOrigin + performance.now();
 const percentile = (samples: number[], p: number) => {
@@ -154,7 +160,7 @@ async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> 
 const codexThread = (cwd: string): ThreadStartParams => ({ cwd, approvalPolicy: "on-request", sandbox: "read-only" });
 
 async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
-  const child = spawn(CODEX_BIN, ["app-server"], { cwd, env: codexEnv(modelUrl), stdio: ["pipe", "pipe", "ignore"] });
+  const child = spawn(CODEX_BIN, ["app-server"], { cwd, env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"] });
   const completed = new Map<string, () => void>();
   // A turn's completion may be announced before turn/start's answer: recorded either way.
   const done = new Set<string>();
@@ -190,7 +196,7 @@ async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
 }
 
 async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
-  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl), stdio: ["pipe", "pipe", "ignore"] });
+  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"] });
   const connection = acp
     .client({ name: "bench" })
     .onRequest(acp.methods.client.session.requestPermission, () => ({ outcome: { outcome: "cancelled" } }))
@@ -216,14 +222,14 @@ try {
   const rows: [string, Awaited<ReturnType<typeof compare>>][] = [];
   {
     const cwd = workDir();
-    const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url) }));
+    const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url, MODEL) }));
     const direct = await codexDirect(model.url, cwd);
     rows.push(["Codex (codex app-server)", await compare(model, via, direct)]);
     await Promise.all([via.close(), direct.close()]);
   }
   {
     const cwd = workDir();
-    const via = await viaTurnqueue("acp via turnqueue", acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url) }));
+    const via = await viaTurnqueue("acp via turnqueue", acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url, MODEL) }));
     const direct = await acpDirect(model.url, cwd);
     rows.push(["ACP (codex-acp)", await compare(model, via, direct)]);
     await Promise.all([via.close(), direct.close()]);
