@@ -12,6 +12,9 @@
  * - direct: from writing the same `turn/start` (`session/prompt`) to the agent, with no
  *   Turnqueue, to the model receiving the request.
  *
+ * Turnqueue is measured as a user runs it: `turnqueue serve` (the compiled server, on its
+ * embedded database: run `npm run build` first) in its own process; the user's client and
+ * the agent runtime (`runAgent` with the Codex or ACP adapter) run in the bench's process.
  * Both start from a warm agent: its process running and its Codex thread (ACP session) open
  * with one turn done (the first sample of each side is a warm-up, not counted), and both use
  * the same thread settings and messages, so the difference is Turnqueue's path alone. Each
@@ -31,10 +34,15 @@ import { codexAdapter } from "../client/agents/codex.js";
 import { JsonlRpc } from "../client/agents/jsonl-rpc.js";
 import type { ThreadStartParams } from "../client/agents/codex-protocol/v2/ThreadStartParams.js";
 import { createTransport } from "../client/transport.js";
-import { loadConfig } from "../src/config.js";
-import { startTurnqueue } from "../src/server.js";
+import { startServer } from "./door/turnqueue.js";
 import { CODEX_ACP_BIN, CODEX_BIN, codexEnv, workDir } from "../test/support/agents.js";
 
+/**
+ * A model Codex knows, as a user's would be: with an unknown name codex-acp sends Codex's
+ * missing-metadata warning as agent text before the model is asked, so the runtime would
+ * report the turn started (and the server record it) while the agent is still working.
+ */
+const MODEL = "gpt-5.5";
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
 const now = () => performance.timeOrigin + performance.now();
 const percentile = (samples: number[], p: number) => {
@@ -72,8 +80,12 @@ async function startModel(): Promise<Model> {
   };
 }
 
-/** One way to send a message to the agent: resolves once it is sent, with a promise of the turn's end. */
-type Send = (text: string) => Promise<{ ended: () => Promise<unknown> }>;
+/**
+ * One way to send a message to the agent: resolves once it is sent, with when the message
+ * reached the code that writes it to the agent (the runtime's turn handler; the bench itself
+ * when direct) and a promise of the turn's end.
+ */
+type Send = (text: string) => Promise<{ handed: Promise<number>; ended: () => Promise<unknown> }>;
 
 interface Side {
   name: string;
@@ -81,54 +93,64 @@ interface Side {
   close(): Promise<void>;
 }
 
-/** One sample: the time from sending to the model receiving the request, in ms. */
-async function sample(model: Model, side: Side, i: number): Promise<number> {
+/** One sample, in ms: sending → the model receives the request, and the part before the agent got it. */
+async function sample(model: Model, side: Side, i: number): Promise<{ total: number; before: number }> {
   const text = `${side.name} sample ${i} ${Math.random()}`;
   const arrival = model.arrival(text);
   const t0 = now();
-  const { ended } = await side.send(text);
-  const ms = (await arrival) - t0;
+  const { handed, ended } = await side.send(text);
+  const [at, handedAt] = await Promise.all([arrival, handed]);
   await ended();
   // Let what the turn's end set off (reports, the drain reactor's look) finish before the next sample.
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return ms;
+  return { total: at - t0, before: handedAt - t0 };
 }
 
 /** Samples both sides in turns (alternating which goes first); the first sample of each is a warm-up. */
 async function compare(model: Model, via: Side, direct: Side) {
-  const samples = { via: [] as number[], direct: [] as number[] };
+  const samples = { via: [] as number[], direct: [] as number[], turnqueue: [] as number[], viaAgent: [] as number[] };
   for (let i = 0; i <= SAMPLES; i++) {
     const order = i % 2 === 0 ? (["via", "direct"] as const) : (["direct", "via"] as const);
     for (const which of order) {
-      const ms = await sample(model, which === "via" ? via : direct, i);
-      if (process.env.BENCH_DEBUG) console.error(`${which === "via" ? via.name : direct.name} ${i} ${ms.toFixed(1)} ms`);
-      if (i > 0) samples[which].push(ms);
+      const { total, before } = await sample(model, which === "via" ? via : direct, i);
+      if (process.env.BENCH_DEBUG) console.error(`${which === "via" ? via.name : direct.name} ${i} ${total.toFixed(1)} ms (${before.toFixed(1)} ms before the agent)`);
+      if (i === 0) continue;
+      samples[which].push(total);
+      if (which === "via") samples.turnqueue.push(before), samples.viaAgent.push(total - before);
     }
   }
   return samples;
 }
 
-/** A Turnqueue server (embedded database) and an agent runtime with `adapter`, on one thread. */
+/** `turnqueue serve` (embedded database) and an agent runtime with `adapter`, on one thread. */
 async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-bench-agents-"));
-  const config = await loadConfig({ env: process.env, flags: { dataDir, port: "0", logLevel: "warn" } });
-  const app = await startTurnqueue(config);
-  const token = (role: "user" | "agent") => app.services.auth.issue({ sub: `bench-${role}`, workspaceId: "bench", role });
-  const user = createTransport({ url: app.url, token: await token("user") });
-  const agent = runAgent({ url: app.url, token: await token("agent"), ...adapter });
+  const server = await startServer({ dataDir, databaseUrl: null });
+  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const handed = new Map<string, (at: number) => void>();
+  const agent = runAgent({
+    url: server.url,
+    token: await server.token("agent"),
+    ...adapter,
+    onTurn: (turn) => {
+      handed.get(turn.dispatch.message.text)?.(now());
+      return adapter.onTurn(turn);
+    },
+  });
   const { threadId } = await user.thread.create.mutate({});
   let n = 0;
   return {
     name,
     async send(text) {
+      const reached = new Promise<number>((resolve) => handed.set(text, resolve));
       await user.queue.add.mutate({ threadId, message: { messageId: `m${n++}`, text } });
       // The runtime reports the turn's end and is idle once the server has taken the report.
-      return { ended: () => agent.idle() };
+      return { handed: reached, ended: () => agent.idle() };
     },
     async close() {
       await agent.close();
       await user.close();
-      await app.close();
+      await server.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -138,7 +160,7 @@ async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> 
 const codexThread = (cwd: string): ThreadStartParams => ({ cwd, approvalPolicy: "on-request", sandbox: "read-only" });
 
 async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
-  const child = spawn(CODEX_BIN, ["app-server"], { cwd, env: codexEnv(modelUrl), stdio: ["pipe", "pipe", "ignore"] });
+  const child = spawn(CODEX_BIN, ["app-server"], { cwd, env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"] });
   const completed = new Map<string, () => void>();
   // A turn's completion may be announced before turn/start's answer: recorded either way.
   const done = new Set<string>();
@@ -159,12 +181,13 @@ async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
   return {
     name: "codex direct",
     async send(text) {
+      const handed = Promise.resolve(now());
       const { turn } = await rpc.request<{ turn: { id: string } }>("turn/start", {
         threadId: thread.id,
         clientUserMessageId: `d${n++}`,
         input: [{ type: "text", text, text_elements: [] }],
       });
-      return { ended: () => turnCompleted(turn.id) };
+      return { handed, ended: () => turnCompleted(turn.id) };
     },
     async close() {
       child.kill("SIGTERM");
@@ -173,7 +196,7 @@ async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
 }
 
 async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
-  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl), stdio: ["pipe", "pipe", "ignore"] });
+  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"] });
   const connection = acp
     .client({ name: "bench" })
     .onRequest(acp.methods.client.session.requestPermission, () => ({ outcome: { outcome: "cancelled" } }))
@@ -183,8 +206,9 @@ async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
   return {
     name: "acp direct",
     async send(text) {
+      const handed = Promise.resolve(now());
       const prompt = connection.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [{ type: "text", text }] });
-      return { ended: () => prompt };
+      return { handed, ended: () => prompt };
     },
     async close() {
       connection.close();
@@ -195,27 +219,31 @@ async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
 
 const model = await startModel();
 try {
-  const rows: [string, { via: number[]; direct: number[] }][] = [];
+  const rows: [string, Awaited<ReturnType<typeof compare>>][] = [];
   {
     const cwd = workDir();
-    const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url) }));
+    const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url, MODEL) }));
     const direct = await codexDirect(model.url, cwd);
     rows.push(["Codex (codex app-server)", await compare(model, via, direct)]);
     await Promise.all([via.close(), direct.close()]);
   }
   {
     const cwd = workDir();
-    const via = await viaTurnqueue("acp via turnqueue", acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url) }));
+    const via = await viaTurnqueue("acp via turnqueue", acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url, MODEL) }));
     const direct = await acpDirect(model.url, cwd);
     rows.push(["ACP (codex-acp)", await compare(model, via, direct)]);
     await Promise.all([via.close(), direct.close()]);
   }
 
   console.log(`queue.add on an idle thread → the model receives the agent's request (${SAMPLES} samples each, interleaved, warm agents)`);
-  for (const [name, { via, direct }] of rows) {
+  const f = (ms: number) => `${ms.toFixed(1)} ms`;
+  for (const [name, { via, direct, turnqueue, viaAgent }] of rows) {
     const [v50, v99, d50, d99] = [percentile(via, 50), percentile(via, 99), percentile(direct, 50), percentile(direct, 99)];
     console.log(
-      `${name.padEnd(26)} via Turnqueue p50 ${v50.toFixed(1)} ms p99 ${v99.toFixed(1)} ms | direct p50 ${d50.toFixed(1)} ms p99 ${d99.toFixed(1)} ms | ratio p50 ${(v50 / d50).toFixed(2)}x, added ${(v50 - d50).toFixed(1)} ms`,
+      `${name.padEnd(26)} via Turnqueue p50 ${f(v50)} p99 ${f(v99)} | direct p50 ${f(d50)} p99 ${f(d99)} | ratio p50 ${(v50 / d50).toFixed(2)}x, added ${f(v50 - d50)}`,
+    );
+    console.log(
+      `${"".padEnd(26)} of which queue.add → the runtime's turn handler p50 ${f(percentile(turnqueue, 50))} p99 ${f(percentile(turnqueue, 99))}; the agent's own part p50 ${f(percentile(viaAgent, 50))} via Turnqueue, ${f(d50)} direct`,
     );
   }
 } finally {

@@ -12,13 +12,16 @@ export const UNKNOWN_MODEL = "no-such-model";
 /**
  * The environment of a real Codex whose model is the scripted server: its own CODEX_HOME
  * with a `mock` provider on loopback (no retries of its own: Turnqueue's are under test).
+ * `model` names the model Codex asks for. For a name Codex does not know it warns about
+ * missing model metadata (codex-acp sends that as agent text before the model is asked); for
+ * one it knows it offers MCP tools through `tool_search` instead of by name.
  */
-export function codexEnv(modelUrl: string): NodeJS.ProcessEnv {
+export function codexEnv(modelUrl: string, model = "scripted-model"): NodeJS.ProcessEnv {
   const home = mkdtempSync(path.join(tmpdir(), "turnqueue-codex-"));
   writeFileSync(
     path.join(home, "config.toml"),
     [
-      `model = "scripted-model"`,
+      `model = "${model}"`,
       `model_provider = "mock"`,
       ``,
       `[model_providers.mock]`,
