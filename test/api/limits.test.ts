@@ -2,7 +2,7 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
-import { connect, uid, type Client } from "./harness.js";
+import { connect, uid, type Client } from "../support/clients.js";
 
 const limits = { maxBodyBytes: 64 * 1024, maxBatchSize: 4, maxSubscriptionsPerConnection: 3, maxConnectionsPerToken: 2 };
 
