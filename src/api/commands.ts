@@ -25,14 +25,18 @@ export async function authorizeThread(services: ApiServices, principal: Principa
   if ((await services.store.workspaceOf(threadId)) !== principal.workspaceId) throw threadNotFound(threadId);
 }
 
-/** Authorize, then run one command through the engine (which throws refusals as DomainError). */
+/**
+ * Authorize, then run one command through the engine (which throws refusals as DomainError).
+ * Only the thread's owner is checked here, which is remembered (no round trip): a deleted
+ * thread of the caller's workspace is refused by the engine with the same THREAD_NOT_FOUND.
+ */
 export async function executeOnThread(
   ctx: { services: ApiServices; principal: Principal; actor: string },
   threadId: string,
   command: Command,
   commandId: string | undefined,
 ): Promise<ExecuteResult> {
-  await authorizeThread(ctx.services, ctx.principal, threadId);
+  if ((await ctx.services.store.ownerOf(threadId)) !== ctx.principal.workspaceId) throw threadNotFound(threadId);
   return ctx.services.engine.execute(threadId, command, { commandId, actor: ctx.actor });
 }
 

@@ -1,4 +1,5 @@
 import { TRPCError } from "@trpc/server";
+import { z, ZodError } from "zod";
 import { DomainError, refuse } from "../domain/index.js";
 import { CommandIdReusedError, EngineClosedError } from "../engine/index.js";
 import { InvalidCursorError } from "../store/event-store.js";
@@ -28,6 +29,21 @@ export function toTRPCError(error: unknown): TRPCError | null {
 /** The stable code clients branch on (`data.reason`), when the error has one. */
 export const reasonOf = (error: TRPCError): string | null =>
   error.cause instanceof DomainError || error.cause instanceof CommandIdReusedError ? error.cause.reason : null;
+
+/**
+ * What a client learns of a failure, on every door (tRPC's `data`, REST's and MCP's error
+ * bodies): the code, a message safe to show (an unexpected failure's text may quote SQL or
+ * paths, so it becomes a plain word; our log keeps the rest), the stable `reason` of a
+ * refusal and the invalid fields of bad input.
+ */
+export function publicErrorData(error: TRPCError) {
+  return {
+    code: error.code,
+    message: error.code === "INTERNAL_SERVER_ERROR" ? "internal error" : error.message,
+    reason: reasonOf(error),
+    zodError: error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? z.flattenError(error.cause) : null,
+  };
+}
 
 /**
  * A thread the caller may not see. Another workspace's thread is answered exactly like a

@@ -2,12 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import { z, ZodError } from "zod";
+import { z } from "zod";
 import { Attachments, Id, Text, TurnOptions } from "../domain/index.js";
-import type { Logger } from "pino";
-import { reasonOf, toTRPCError } from "./errors.js";
+import { publicErrorData, toTRPCError } from "./errors.js";
+import { readJson } from "./json-body.js";
 import { appRouter } from "./router.js";
-import type { Context } from "./trpc.js";
+import type { Context, ProcedureMeta } from "./trpc.js";
 
 /** Where the REST door lives; every route below is under it. */
 export const REST_PREFIX = "/api/v1";
@@ -20,9 +20,18 @@ interface Route {
   path: string;
   /** The tRPC procedure it calls: same input validation, same errors. */
   procedure: string;
-  summary: string;
+  /** The procedure's input as JSON Schema (what the body or the query string carries). */
+  input: JsonSchema;
   /** A body that is not the procedure's own input (minus path parameters), and how it maps. */
   body?: { schema: z.ZodType; toInput(body: never): Record<string, unknown> };
+}
+
+interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  anyOf?: JsonSchema[];
+  [key: string]: unknown;
 }
 
 /**
@@ -38,17 +47,18 @@ const AddBody = z.strictObject({
   commandId: Id.optional(),
 });
 
-const ROUTES: Route[] = [
-  { method: "GET", path: "/threads", procedure: "thread.list", summary: "List the workspace's threads (query: limit, cursor)" },
-  { method: "POST", path: "/threads", procedure: "thread.create", summary: "Create a thread" },
-  { method: "GET", path: "/threads/{threadId}", procedure: "thread.get", summary: "A thread with its queue and agent session" },
-  { method: "POST", path: "/threads/{threadId}/archive", procedure: "thread.archive", summary: "Archive a thread" },
-  { method: "DELETE", path: "/threads/{threadId}", procedure: "thread.delete", summary: "Delete a thread" },
-  {
+/**
+ * The procedures that are plain verbs on a resource. Every other user-side procedure is an
+ * action on its resource: `POST` for a mutation, `GET` for a query, at `<resource>/<name>`.
+ */
+const VERBS: Record<string, { method: Method; suffix?: string; body?: Route["body"] }> = {
+  "thread.list": { method: "GET" },
+  "thread.create": { method: "POST" },
+  "thread.get": { method: "GET" },
+  "thread.delete": { method: "DELETE" },
+  "queue.add": {
     method: "POST",
-    path: "/threads/{threadId}/queue",
-    procedure: "queue.add",
-    summary: "Queue a message (messageId is generated when absent)",
+    suffix: "/queue",
     body: {
       schema: AddBody,
       toInput: ({ text, messageId, attachments, ...rest }: z.infer<typeof AddBody>) => ({
@@ -57,14 +67,53 @@ const ROUTES: Route[] = [
       }),
     },
   },
-  { method: "PATCH", path: "/threads/{threadId}/queue/{queueItemId}", procedure: "queue.edit", summary: "Replace an item's text" },
-  { method: "POST", path: "/threads/{threadId}/queue/{queueItemId}/move", procedure: "queue.move", summary: "Move an item after another (afterId), or to the head (afterId: null)" },
-  { method: "DELETE", path: "/threads/{threadId}/queue/{queueItemId}", procedure: "queue.remove", summary: "Remove an item" },
-  { method: "POST", path: "/threads/{threadId}/queue/{queueItemId}/retry", procedure: "queue.retry", summary: "Queue a failed item again" },
-  { method: "POST", path: "/threads/{threadId}/queue/{queueItemId}/send-now", procedure: "queue.sendNow", summary: "Send an item next" },
-  { method: "POST", path: "/threads/{threadId}/pause", procedure: "queue.pause", summary: "Hold the queue" },
-  { method: "POST", path: "/threads/{threadId}/resume", procedure: "queue.resume", summary: "Let the queue drain again" },
-];
+  "queue.edit": { method: "PATCH" },
+  "queue.remove": { method: "DELETE" },
+};
+
+/** What a route does, for readers of the OpenAPI document (a new procedure is listed without one). */
+const SUMMARIES: Record<string, string> = {
+  "thread.list": "the workspace's threads, newest first (query: limit, cursor)",
+  "thread.create": "create a thread",
+  "thread.get": "a thread with its queue and agent session",
+  "queue.add": "queue a message (messageId is generated when absent)",
+  "queue.edit": "replace an item's text",
+  "queue.move": "move an item after another (afterId), or to the head (afterId: null)",
+  "queue.sendNow": "send an item next",
+  "queue.pause": "hold the queue",
+  "queue.resume": "let the queue drain again",
+};
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+interface ProcedureDef {
+  _def: { type: "query" | "mutation" | "subscription"; meta?: ProcedureMeta; inputs: z.ZodType[] };
+}
+
+/**
+ * One route per user-side query and mutation of the router, derived from its name and its
+ * input: the thread and the item a procedure requires are path segments
+ * (`/threads/{threadId}/queue/{queueItemId}`), the rest is the body or the query string.
+ * Subscriptions stream at `/trpc/<procedure>` (server-sent events), not here.
+ */
+function deriveRoutes(): Route[] {
+  // tRPC keeps a flat map of its procedures by dotted path beside the nested record.
+  const procedures = appRouter._def.procedures as unknown as Record<string, ProcedureDef>;
+  return Object.entries(procedures)
+    .filter(([, p]) => p._def.meta?.side === "user" && p._def.type !== "subscription")
+    .map(([procedure, p]) => {
+      const schema = p._def.inputs[0];
+      const input = (schema ? z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) : { type: "object" }) as JsonSchema;
+      const required = new Set(input.required ?? []);
+      const resource = `/threads${required.has("threadId") ? "/{threadId}" : ""}${required.has("queueItemId") ? "/queue/{queueItemId}" : ""}`;
+      const verb = VERBS[procedure];
+      const name = procedure.split(".")[1];
+      const method = verb?.method ?? (p._def.type === "query" ? "GET" : "POST");
+      return { method, path: verb ? `${resource}${verb.suffix ?? ""}` : `${resource}/${kebab(name)}`, procedure, input, body: verb?.body };
+    });
+}
+
+const ROUTES = deriveRoutes();
 
 const paramsOf = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
 
@@ -92,54 +141,62 @@ function match(method: string, pathname: string): { route: Route; params: Record
 
 type Caller = Record<string, Record<string, (input: unknown) => Promise<unknown>>>;
 
-async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `the body is over ${maxBytes} bytes` });
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8").trim();
-  if (!text) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new TRPCError({ code: "PARSE_ERROR", message: "the body is not JSON" });
-  }
-}
+/** The JSON types a property of an input schema allows. */
+const typesOf = (schema: JsonSchema | undefined): string[] =>
+  !schema ? [] : [...[schema.type ?? []].flat(), ...(schema.anyOf ?? []).flatMap(typesOf)];
 
-/** A query string as an input object: numbers where the text is a number. */
-const queryInput = (url: URL) =>
-  Object.fromEntries([...url.searchParams].map(([k, v]) => [k, /^\d+$/.test(v) && k !== "cursor" ? Number(v) : v]));
+/** A query string as the procedure's input: a number or a boolean where its schema says so, else text. */
+function queryInput(url: URL, input: JsonSchema): Record<string, unknown> {
+  return Object.fromEntries(
+    [...url.searchParams].map(([key, text]) => {
+      const types = typesOf(input.properties?.[key]);
+      if (types.includes("string")) return [key, text];
+      if ((types.includes("integer") || types.includes("number")) && /^-?\d+(\.\d+)?$/.test(text)) return [key, Number(text)];
+      if (types.includes("boolean") && (text === "true" || text === "false")) return [key, text === "true"];
+      return [key, text];
+    }),
+  );
+}
 
 const send = (res: ServerResponse, status: number, body: unknown) =>
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 
-/** The tRPC error shape, as plain JSON: `code`, `message`, the stable `reason`, field `issues`. */
+/** An error as plain JSON: the code, the message, the stable `reason` and the invalid fields (`issues`). */
 function sendError(res: ServerResponse, error: TRPCError) {
-  const issues = error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? z.flattenError(error.cause) : null;
-  const message = error.code === "INTERNAL_SERVER_ERROR" ? "internal error" : error.message;
-  send(res, getHTTPStatusCodeFromError(error), { error: { code: error.code, message, reason: reasonOf(error), issues } });
+  const { code, message, reason, zodError } = publicErrorData(error);
+  send(res, getHTTPStatusCodeFromError(error), { error: { code, message, reason, issues: zodError } });
+}
+
+export interface RestOptions {
+  createContext: (opts: { req: IncomingMessage }) => Promise<Context>;
+  /** Every failed call: the same logging and refusal metrics as the tRPC door's. */
+  onError: (opts: { error: TRPCError; path?: string }) => void;
+  /** The same --max-body-bytes limit as the tRPC door's. */
+  maxBodyBytes: number;
 }
 
 /**
  * The REST door: plain JSON routes onto the same tRPC procedures (called in-process with the
  * request's context), so validation, authorization and errors are the procedures' own.
  */
-/** `maxBodyBytes`: the same --max-body-bytes limit as the tRPC door's. */
-export function createRestHandler(createContext: (opts: { req: IncomingMessage }) => Promise<Context>, logger: Logger, maxBodyBytes: number) {
+export function createRestHandler({ createContext, onError, maxBodyBytes }: RestOptions) {
   const document = openApiDocument();
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === `${REST_PREFIX}/openapi.json` && req.method === "GET") return void send(res, 200, document);
-    const found = match(req.method ?? "GET", url.pathname);
+    let found: ReturnType<typeof match>;
+    try {
+      found = match(req.method ?? "GET", url.pathname);
+    } catch {
+      return void send(res, 400, { error: { code: "BAD_REQUEST", message: "the path is not valid percent-encoding", reason: null, issues: null } });
+    }
     if (found === null) return void send(res, 404, { error: { code: "NOT_FOUND", message: `no route ${url.pathname}`, reason: null, issues: null } });
     if (found === "method") return void send(res, 405, { error: { code: "METHOD_NOT_SUPPORTED", message: `${req.method} is not allowed here`, reason: null, issues: null } });
     const { route, params } = found;
+    let called = false;
     try {
       let input: Record<string, unknown>;
-      if (route.method === "GET") input = queryInput(url);
+      if (route.method === "GET") input = queryInput(url, route.input);
       else {
         const body = await readJson(req, maxBodyBytes);
         if (typeof body !== "object" || body === null || Array.isArray(body)) throw new TRPCError({ code: "BAD_REQUEST", message: "the body must be a JSON object" });
@@ -152,12 +209,13 @@ export function createRestHandler(createContext: (opts: { req: IncomingMessage }
       // Path parameters win: a body cannot redirect a call to another thread or item.
       Object.assign(input, params);
       const [group, name] = route.procedure.split(".");
-      const caller = appRouter.createCaller(await createContext({ req })) as unknown as Caller;
-      const result = await caller[group][name](input);
-      send(res, 200, result);
+      const caller = appRouter.createCaller(await createContext({ req }), { onError }) as unknown as Caller;
+      called = true;
+      send(res, 200, await caller[group][name](input));
     } catch (error) {
       const trpcError = toTRPCError(error) ?? new TRPCError({ code: "INTERNAL_SERVER_ERROR", cause: error });
-      if (trpcError.code === "INTERNAL_SERVER_ERROR") logger.error({ err: trpcError.cause ?? trpcError, route: route.procedure }, "REST call failed");
+      // The caller has reported its own failures; these failed before it (body, context).
+      if (!called) onError({ error: trpcError, path: route.procedure });
       sendError(res, trpcError);
     }
   };
@@ -182,24 +240,17 @@ export function openApiDocument() {
     },
   };
   const paths: Record<string, Record<string, unknown>> = {};
-  // tRPC keeps a flat map of its procedures by dotted path beside the nested record.
-  const procedures = appRouter._def.procedures as unknown as Record<string, { _def: { inputs: z.ZodType[] } }>;
   for (const route of ROUTES) {
     const params = paramsOf(route.path);
-    const schema = route.body?.schema ?? procedures[route.procedure]._def.inputs[0];
-    const json = (schema ? z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) : { type: "object" }) as {
-      properties?: Record<string, unknown>;
-      required?: string[];
-      [key: string]: unknown;
-    };
-    const { $schema: _schema, ...bodySchema } = json;
+    const json = route.body ? (z.toJSONSchema(route.body.schema, { io: "input" }) as JsonSchema) : route.input;
+    const { $schema: _schema, ...bodySchema } = structuredClone(json);
     if (bodySchema.properties) {
       for (const p of params) delete bodySchema.properties[p];
       bodySchema.required = bodySchema.required?.filter((r) => !params.includes(r));
     }
     const operation: Record<string, unknown> = {
       operationId: route.procedure.replace(".", "_"),
-      summary: route.summary,
+      summary: `${route.procedure}${SUMMARIES[route.procedure] ? `: ${SUMMARIES[route.procedure]}` : ""}`,
       parameters: [
         ...params.map((name) => ({ name, in: "path", required: true, schema: { type: "string", minLength: 1, maxLength: 128 } })),
         ...(route.method === "GET"

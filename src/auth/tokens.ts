@@ -1,4 +1,5 @@
 import { jwtVerify, SignJWT } from "jose";
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import { Id, Role } from "../domain/index.js";
 
@@ -21,6 +22,8 @@ export interface Auth {
 }
 
 const ALGORITHM = "HS256";
+/** Tokens remembered as verified: a client sends the same one with every call. */
+const VERIFIED_REMEMBERED = 10_000;
 
 /** The claims docs/contract.md defines; anything else in a token is ignored. */
 const Claims = z.object({ sub: Id, ws: Id, role: Role });
@@ -36,26 +39,37 @@ export class AuthError extends Error {
 /** HS256 tokens signed with the server's secret, scoped to one workspace and one role. */
 export function createAuth(secret: string): Auth {
   if (secret.length === 0) throw new Error("the token secret must not be empty");
-  const key = new TextEncoder().encode(secret);
+  // Imported once: given the raw bytes, jose would import them again for every token.
+  const key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  /**
+   * A token's signature and claims never change, so one verified is taken again without the
+   * crypto (on every call of a busy client it is most of the work). Its expiry still counts:
+   * an expired one is verified again, and refused.
+   */
+  const verified = new LRUCache<string, Principal>({ max: VERIFIED_REMEMBERED });
 
   return {
     async verify(token) {
       if (!token) throw new AuthError("no token: send one as `Authorization: Bearer …` or connectionParams.token");
+      const known = verified.get(token);
+      if (known && (known.expiresAt == null || Date.now() < known.expiresAt)) return { ...known };
       let payload: unknown;
       try {
-        ({ payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM] }));
+        ({ payload } = await jwtVerify(token, await key, { algorithms: [ALGORITHM] }));
       } catch (error) {
         throw new AuthError(`invalid token: ${(error as Error).message}`, { cause: error });
       }
       const claims = Claims.safeParse(payload);
       if (!claims.success) throw new AuthError("invalid token: the claims sub, ws and role are required");
       const exp = (payload as { exp?: unknown }).exp;
-      return {
+      const principal: Principal = {
         sub: claims.data.sub,
         workspaceId: claims.data.ws,
         role: claims.data.role,
         expiresAt: typeof exp === "number" ? exp * 1000 : null,
       };
+      verified.set(token, principal);
+      return { ...principal };
     },
 
     async issue(principal: Principal, options?: { expiresIn?: string }) {
@@ -64,7 +78,7 @@ export function createAuth(secret: string): Auth {
         .setSubject(principal.sub)
         .setIssuedAt();
       if (options?.expiresIn) jwt.setExpirationTime(options.expiresIn);
-      return jwt.sign(key);
+      return jwt.sign(await key);
     },
   };
 }

@@ -14,6 +14,11 @@ export class Client {
   /** Awareness client ids this connection announced, removed for everyone when it closes. */
   readonly awarenessIds = new Set<number>();
   readonly actor: string;
+  /**
+   * A `viewer`: its document writes are undone as they arrive (the connection stays open:
+   * a provider would only resend them on reconnect). Its presence is relayed like anyone's.
+   */
+  readonly readOnly: boolean;
   private alive = true;
   private readonly pinger: NodeJS.Timeout;
 
@@ -22,6 +27,7 @@ export class Client {
     readonly principal: Principal,
   ) {
     this.actor = `collab:${principal.sub}`;
+    this.readOnly = principal.role === "viewer";
     ws.on("pong", () => (this.alive = true));
     this.pinger = setInterval(() => {
       if (!this.alive) return void ws.terminate();

@@ -15,6 +15,7 @@ import type { Engine } from "../engine/types.js";
 import type { Database } from "../store/database.js";
 import type { EventStore } from "../store/types.js";
 import { closeAtExpiry } from "../token-expiry.js";
+import type { TokenConnections } from "../token-connections.js";
 import { createDocStore } from "../store/doc-store.js";
 import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -41,9 +42,9 @@ export interface Collab {
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "maxAwarenessBytes">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes">;
   auth: Pick<Auth, "verify">;
-  store: Pick<EventStore, "workspaceOf">;
+  store: Pick<EventStore, "workspaceOf" | "readThread">;
   engine: Engine;
   bus: Bus;
   lease: Lease;
@@ -51,6 +52,8 @@ export interface CollabDeps {
   db: Pick<Database, "sql">;
   logger: Logger;
   metrics: Registry;
+  /** The per-token connection budget this door shares with the tRPC door. */
+  connections: TokenConnections;
 }
 
 export function createCollab(deps: CollabDeps): Collab {
@@ -70,12 +73,14 @@ export function createCollab(deps: CollabDeps): Collab {
   const registry = new DocRegistry(
     {
       engine,
+      events: store,
       bus,
       lease: deps.lease,
       docStore,
       writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
+      editLockMs: config.editLockMs,
       maxAwarenessBytes: config.maxAwarenessBytes,
       instanceId: randomUUID(),
     },
@@ -121,7 +126,7 @@ export function createCollab(deps: CollabDeps): Collab {
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES * 4 });
 
-  async function admit(req: IncomingMessage): Promise<{ threadId: string; principal: Principal } | { status: number; message: string }> {
+  async function admit(req: IncomingMessage): Promise<{ threadId: string; principal: Principal; token: string } | { status: number; message: string }> {
     const url = new URL(req.url ?? "/", "http://localhost");
     let threadId: string;
     try {
@@ -130,9 +135,10 @@ export function createCollab(deps: CollabDeps): Collab {
       return { status: 400, message: "Bad Request" };
     }
     if (!Id.safeParse(threadId).success) return { status: 400, message: "Bad Request" };
+    const token = url.searchParams.get("token");
     let principal: Principal;
     try {
-      principal = await auth.verify(url.searchParams.get("token"));
+      principal = await auth.verify(token);
     } catch {
       return { status: 401, message: "Unauthorized" };
     }
@@ -140,7 +146,7 @@ export function createCollab(deps: CollabDeps): Collab {
     // Another workspace's thread answers exactly like a missing one: its existence is not ours to tell.
     const workspace = await store.workspaceOf(threadId);
     if (workspace === null || workspace !== principal.workspaceId) return { status: 404, message: "Not Found" };
-    return { threadId, principal };
+    return { threadId, principal, token: token! };
   }
 
   async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
@@ -196,6 +202,11 @@ export function createCollab(deps: CollabDeps): Collab {
         if (closing) return refuse(503, "Service Unavailable");
         const admitted = await admit(req);
         if ("status" in admitted) return refuse(admitted.status, admitted.message);
+        if (socket.destroyed) return;
+        // The token's slot is held as long as the TCP socket under the WebSocket lives.
+        const release = deps.connections.take(admitted.token);
+        if (!release) return refuse(429, "Too Many Requests");
+        socket.once("close", release);
         wss.handleUpgrade(req, socket, head, (ws) => {
           guardWebSocket(ws, logger, "yjs");
           void serve(ws, admitted.threadId, admitted.principal);

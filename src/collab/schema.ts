@@ -93,6 +93,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
   switch (event.type) {
     case "thread.created":
     case "thread.archived":
+    case "thread.renamed":
     case "session.changed":
     case "queue.paused":
     case "queue.resumed":
@@ -110,6 +111,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
       break;
     }
     case "queue.item-edited":
+    case "queue.item-edit-locked":
       break;
     case "queue.item-moved":
     case "queue.item-send-started":

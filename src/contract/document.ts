@@ -81,3 +81,17 @@ export function applyTextChange(shared: Y.Text, next: string): void {
   const inserted = next.slice(start, next.length - end);
   if (inserted) shared.insert(start, inserted);
 }
+
+/**
+ * The awareness (presence) field in which a device names the item it is typing in:
+ * `awareness.setLocalStateField(EDITING, queueItemId)`, null or absent when none. While it
+ * names an item and that device's keystrokes keep coming, the item is not sent to the agent
+ * (the edit lock: docs/design.md).
+ */
+export const EDITING = "editing";
+
+/** The item a presence state names as being edited, if any. */
+export function editingItemOf(state: unknown): string | null {
+  const value = typeof state === "object" && state !== null ? (state as Record<string, unknown>)[EDITING] : null;
+  return typeof value === "string" ? value : null;
+}

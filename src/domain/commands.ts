@@ -15,6 +15,8 @@ export const ThreadCreate = command("thread.create", {
 });
 export const ThreadArchive = command("thread.archive", {});
 export const ThreadDelete = command("thread.delete", {});
+/** A thread's title is the people's label for it, so it may change; its id never does. */
+export const ThreadRename = command("thread.rename", { title: storableString(512) });
 
 export const QueueAdd = command("queue.add", {
   /** Candidate id for a new item; ignored when `messageId` is already queued. */
@@ -36,6 +38,14 @@ export const QueueRemove = command("queue.remove", { queueItemId: Id });
 export const QueueRetry = command("queue.retry", { queueItemId: Id });
 export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
 export const QueuePause = command("queue.pause", {});
+/**
+ * Collab: someone is typing into the item through `holder` (a server instance), so it is
+ * not claimed for `forMs` from now; `forMs: 0` ends that holder's lock, never another's.
+ * A lock also lapses by itself, so an instance that vanishes holds nothing. Issued by the
+ * collab layer from presence and keystrokes (docs/design.md, "Edit lock"); the API does
+ * not accept it.
+ */
+export const QueueEditLock = command("queue.editLock", { queueItemId: Id, holder: Id, forMs: z.number().int().min(0).max(60_000) });
 /** Stop the running turn: the runtime gets an `interrupt` dispatch and ends it `interrupted`. */
 export const ThreadInterrupt = command("thread.interrupt", {});
 export const QueueResume = command("queue.resume", {});
@@ -66,8 +76,8 @@ export const DrainClaim = command("drain.claim", {});
 export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatchId: Id });
 
 export const Command = z.discriminatedUnion("type", [
-  ThreadCreate, ThreadArchive, ThreadDelete, ThreadInterrupt,
-  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume,
+  ThreadCreate, ThreadArchive, ThreadDelete, ThreadRename, ThreadInterrupt,
+  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume, QueueEditLock,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
   DrainClaim, DrainTimeout,
 ]);

@@ -3,7 +3,7 @@ import { DomainError, refuse } from "./errors.js";
 import type { DomainEvent, EventOf } from "./events.js";
 import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
-import { backoffMs, drainBlocker, headPending, type DrainPolicy } from "./policy.js";
+import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
 import type { QueueItemState } from "./queue-item.js";
 import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
@@ -37,6 +37,8 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return state.archived ? [] : [{ type: "thread.archived", payload: {} }];
     case "thread.delete":
       return [{ type: "thread.deleted", payload: {} }];
+    case "thread.rename":
+      return state.title === command.title ? [] : [{ type: "thread.renamed", payload: { title: command.title } }];
     case "queue.add":
       return add(state, command, ctx);
     case "queue.edit":
@@ -47,6 +49,13 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       );
     case "queue.move":
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
+    case "queue.editLock":
+      return withEditable(state, command.queueItemId, (item) => {
+        const { holder, forMs } = command;
+        if (forMs === 0 && !(holder in item.editLocks)) return [];
+        const until = forMs === 0 ? null : new Date(ctx.now.getTime() + forMs).toISOString();
+        return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, holder, until } }];
+      });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [
         { type: "queue.item-removed", payload: { queueItemId: item.queueItemId } },
@@ -59,7 +68,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         return [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } }, ...releaseFailureHold(state, item)];
       });
     case "queue.sendNow":
-      return withItem(state, command.queueItemId, (item) => sendNow(state, item));
+      return withItem(state, command.queueItemId, (item) => sendNow(state, item, ctx.now));
     case "queue.pause":
       return state.paused && state.pauseReason === "user" ? [] : [{ type: "queue.paused", payload: { reason: "user" } }];
     case "queue.resume":
@@ -132,7 +141,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (!c.sendNow) return [added];
   // A send-now message the agent cannot take yet simply waits at the head.
   const item = newQueueItem(added.payload, ctx.now.toISOString());
-  const now = sendNow(state, item, 1);
+  const now = sendNow(state, item, ctx.now, 1);
   return now instanceof DomainError ? [added] : [added, ...now];
 }
 
@@ -194,9 +203,10 @@ const moved = (item: QueueItemState, position: string): DomainEvent => ({
 });
 
 /** `preceding`: events the caller emits before these (the claim's version depends on it). */
-function sendNow(state: ThreadState, item: QueueItemState, preceding = 0): Decision {
+function sendNow(state: ThreadState, item: QueueItemState, now: Date, preceding = 0): Decision {
   if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
   if (item.status === "sending") return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
+  if (isEditLocked(item, now)) return refuse("ITEM_EDIT_LOCKED", `someone is typing into item ${item.queueItemId}; it goes once they stop`);
   if (sendingItem(state)) return refuse("DISPATCH_IN_FLIGHT", "another item is being sent; wait for its turn to start");
   const { status, activeTurnId } = state.session;
   const kind = activeTurnId ? "steer" : status === "ready" ? "turn" : null;

@@ -41,6 +41,8 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
       return { ...s, exists: true, workspaceId: e.payload.workspaceId, title: e.payload.title, createdAt: at };
     case "thread.archived":
       return { ...s, archived: true };
+    case "thread.renamed":
+      return { ...s, title: e.payload.title };
     case "thread.deleted":
       return { ...s, deleted: true, items: {} };
     case "session.changed": {
@@ -85,7 +87,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
+        editLocks: {},
       }));
+    case "queue.item-edit-locked":
+      return withItem(s, e.payload.queueItemId, at, (item) => {
+        const { [e.payload.holder]: _ended, ...others } = item.editLocks;
+        return { editLocks: e.payload.until === null ? others : { ...others, [e.payload.holder]: e.payload.until } };
+      });
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",

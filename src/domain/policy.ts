@@ -22,6 +22,17 @@ export const backoffMs = (attempt: number, policy: DrainPolicy): number =>
 export const headPending = (state: ThreadState): QueueItemState | undefined =>
   endOfQueue(state, "first", (i) => i.status === "pending");
 
+/**
+ * Someone is typing into the item (a connected device's presence names it and its
+ * keystrokes keep coming): it is not claimed, so the agent gets the text as finished.
+ * Each lock lapses by itself, so a device or an instance that vanishes holds nothing.
+ */
+export const editLockedUntil = (item: Pick<QueueItemState, "editLocks">, now: Date): Date | null => {
+  const last = Math.max(0, ...Object.values(item.editLocks).map(Date.parse));
+  return last > now.getTime() ? new Date(last) : null;
+};
+export const isEditLocked = (item: Pick<QueueItemState, "editLocks">, now: Date): boolean => editLockedUntil(item, now) !== null;
+
 /** Why a thread cannot drain right now, or null when it can (the rule in one place). */
 export function drainBlocker(state: ThreadState, now: Date): string | null {
   if (!state.exists || state.deleted) return "no thread";
@@ -33,17 +44,20 @@ export function drainBlocker(state: ThreadState, now: Date): string | null {
   const head = headPending(state);
   if (!head) return "queue empty";
   if (head.notBefore && Date.parse(head.notBefore) > now.getTime()) return "head waits for its retry";
+  // The queue waits at the item being edited: the next one does not go first (order holds).
+  if (isEditLocked(head, now)) return "head is being edited";
   return null;
 }
 
 export const isEligible = (state: ThreadState, now: Date): boolean => drainBlocker(state, now) === null;
 
-/** When a thread blocked only by a retry backoff becomes eligible; null otherwise. */
+/** When a thread blocked only by its head's retry backoff or edit lock becomes eligible; null otherwise. */
 export function nextWakeAt(state: ThreadState, now: Date): Date | null {
   const head = headPending(state);
-  if (!head?.notBefore) return null;
-  const at = new Date(head.notBefore);
-  if (at.getTime() <= now.getTime()) return null;
+  if (!head) return null;
+  const waits = [head.notBefore ? Date.parse(head.notBefore) : 0, editLockedUntil(head, now)?.getTime() ?? 0].filter((t) => t > now.getTime());
+  if (waits.length === 0) return null;
+  const at = new Date(Math.max(...waits));
   return drainBlocker(state, at) === null ? at : null;
 }
 
@@ -69,7 +83,7 @@ export function drainCommandDue(state: ThreadState, now: Date, policy: DrainPoli
   return isEligible(state, now) ? { type: "drain.claim" } : null;
 }
 
-/** When the thread should be looked at again: its dispatch deadline, or the end of its head's backoff. */
+/** When the thread should be looked at again: its dispatch deadline, or the end of its head's backoff or edit lock. */
 export function drainWakeAt(state: ThreadState, now: Date, policy: DrainPolicy, clockStart: number): Date | null {
   const sending = sendingItem(state);
   if (sending) return dispatchDeadline(sending, policy, clockStart);

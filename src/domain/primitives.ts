@@ -82,5 +82,5 @@ export type DispatchKind = z.infer<typeof DispatchKind>;
 export const EditVia = z.enum(["document"]);
 export type EditVia = z.infer<typeof EditVia>;
 
-export const Role = z.enum(["user", "agent", "admin"]);
+export const Role = z.enum(["user", "agent", "admin", "viewer"]);
 export type Role = z.infer<typeof Role>;

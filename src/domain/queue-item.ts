@@ -41,6 +41,8 @@ export const QUEUE_ITEM_FIELDS = {
   notBefore: field<string | null>()(stored),
   dispatchId: field<string | null>()(stored),
   dispatchKind: field<DispatchKind | null>()(stateOnly),
+  /** Holder → until when someone typing through it keeps the item from being claimed (see `isEditLocked`). */
+  editLocks: field<Readonly<Record<string, string>>>()(stateOnly),
   createdAt: field<string>()(everywhere),
   updatedAt: field<string>()(storedAndShown),
 };

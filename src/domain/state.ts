@@ -51,6 +51,7 @@ export const newQueueItem = (
   notBefore: null,
   dispatchId: null,
   dispatchKind: null,
+  editLocks: {},
   createdAt: at,
   updatedAt: at,
 });

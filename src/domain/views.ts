@@ -7,7 +7,7 @@ export interface ThreadSnapshot {
   title: string;
   version: number;
   archived: boolean;
-  session: Pick<ThreadState["session"], "status" | "activeTurnId" | "error">;
+  session: Pick<ThreadState["session"], "status" | "activeTurnId" | "error" | "runtimeSessionId">;
   queue: { paused: boolean; pauseReason: ThreadState["pauseReason"]; items: QueueItemView[] };
 }
 
@@ -19,6 +19,6 @@ export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
   title: s.title,
   version: s.version,
   archived: s.archived,
-  session: { status: s.session.status, activeTurnId: s.session.activeTurnId, error: s.session.error },
+  session: { status: s.session.status, activeTurnId: s.session.activeTurnId, error: s.session.error, runtimeSessionId: s.session.runtimeSessionId },
   queue: { paused: s.paused, pauseReason: s.pauseReason, items: orderedItems(s).map(itemView) },
 });

@@ -240,8 +240,11 @@ export function createEngine(options: EngineOptions): Engine {
       });
     },
 
-    load(threadId) {
-      return lanes.run(threadId, () => current(threadId));
+    load(threadId, seen) {
+      return lanes.run(threadId, async () => {
+        const cached = seen === undefined ? undefined : cache.get(threadId);
+        return cached && cached.version >= seen! ? cached : current(threadId);
+      });
     },
 
     addPreClaimBarrier(barrier) {

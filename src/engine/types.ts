@@ -35,8 +35,12 @@ export interface Engine {
   /** Every committed event, from this instance and the others: what reactors and streams read. */
   readonly feed: EventFeed;
   execute(threadId: string, command: Command, options: ExecuteOptions): Promise<ExecuteResult>;
-  /** Current state of a thread (from cache, caught up with the log). */
-  load(threadId: string): Promise<ThreadState>;
+  /**
+   * Current state of a thread (from cache, caught up with the log). With `seen`, the
+   * version of a commit the caller read on the feed: a cached state at least that new is
+   * enough, and the log is not read (what committed after it is on its way on the feed).
+   */
+  load(threadId: string, seen?: number): Promise<ThreadState>;
   /**
    * Adds a barrier every command that may claim (the domain's `mayClaim`) waits for before
    * it is decided. Returns its removal.

@@ -40,7 +40,7 @@ export function instrumentEngine(engine: Engine, metrics: Metrics, logger: Logge
           stopTimer();
         }
       }),
-    load: (threadId) => engine.load(threadId),
+    load: (threadId, seen) => engine.load(threadId, seen),
     addPreClaimBarrier: (barrier) => engine.addPreClaimBarrier(barrier),
     close: () => engine.close(),
   };

@@ -93,9 +93,11 @@ export function createQueueEventObserver(metrics: Metrics, logger: Logger) {
           break;
         case "thread.created":
         case "thread.archived":
+        case "thread.renamed":
         case "thread.deleted":
         case "queue.item-edited":
         case "queue.item-moved":
+        case "queue.item-edit-locked":
         case "message.sent":
           break;
         default:

@@ -62,6 +62,12 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
     }
   };
   const serial = new SerialPerKey(reconcile);
+  /**
+   * threadId → the newest version the feed announced that no look at the thread has taken
+   * yet. A look that knows it starts from the engine's cached state when that is as new,
+   * instead of reading the log: a claim follows a commit without a round trip to the database.
+   */
+  const announced = new Map<string, number>();
   const timers = new KeyedTimers(deps.now, (threadId) => {
     lease
       .tryWith(`drain:thread:${threadId}`, () => serial.request(threadId))
@@ -70,7 +76,9 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
 
   /** Brings one thread to rest: issue what is due now, then arm a timer for what is due later. */
   async function settle(threadId: string): Promise<void> {
-    let state = await engine.load(threadId);
+    const seen = announced.get(threadId);
+    announced.delete(threadId);
+    let state = await engine.load(threadId, seen);
     let command = drainCommandDue(state, deps.now(), config.drainPolicy, bootedAt);
     while (command !== null && !closed) {
       const result = await issue(threadId, command);
@@ -112,6 +120,7 @@ export async function startDrainReactor(deps: DrainDeps): Promise<DrainReactor> 
   // Subscribe first, then scan: a command committed between the two is seen by at least one.
   const unsubscribe = await engine.feed.subscribe((events) => {
     if (closed) return;
+    for (const e of events) announced.set(e.threadId, Math.max(e.version, announced.get(e.threadId) ?? 0));
     for (const threadId of new Set(events.map((e) => e.threadId))) void serial.request(threadId);
   });
 

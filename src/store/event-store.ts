@@ -1,10 +1,11 @@
+import { LRUCache } from "lru-cache";
 import { Id, type StoredEvent } from "../domain/index.js";
 import { AppendBatcher } from "./append-batcher.js";
 import { guarded } from "./errors.js";
 import type { PrismaClient } from "./generated/client.js";
 import { readMigrations } from "./migrate.js";
 import type { SqlClient } from "./sql.js";
-import type { AppendRequest, EventStore, RememberedCommand, ThreadSummary } from "./types.js";
+import type { AppendRequest, EventStore, HistoryEntry, RememberedCommand, ThreadSummary } from "./types.js";
 
 export interface EventRow {
   seq: string;
@@ -33,10 +34,14 @@ export const storedEvent = (r: EventRow): StoredEvent =>
     createdAt: r.createdAt.toISOString(),
   }) as StoredEvent;
 
+/** Thread owners kept in memory (a few MB at most). */
+const OWNERS_REMEMBERED = 100_000;
+
 /** The event log and its projections on Prisma's schema, for PGlite and PostgreSQL alike. */
 export class PrismaEventStore implements EventStore {
   private readonly batcher: AppendBatcher;
   private expectedMigrations: Promise<number> | null = null;
+  private readonly owners = new LRUCache<string, string>({ max: OWNERS_REMEMBERED });
 
   constructor(
     private readonly db: { prisma: PrismaClient; sql: SqlClient },
@@ -89,9 +94,7 @@ export class PrismaEventStore implements EventStore {
       const after = cursor ? decodeCursor(cursor) : null;
       // Newest first; the cursor is the (createdAt, id) of the last thread of the page.
       const rows = await this.db.sql.query<ThreadListRow>(
-        `select t.id, t.title, t.archived, t."sessionStatus", t.paused, t.version, t."createdAt", t."updatedAt",
-                (select count(*)::int from "QueueItem" q where q."threadId" = t.id) as "queueLength"
-         from "Thread" t
+        `${SUMMARY_SELECT}
          where t."workspaceId" = $1 and not t.deleted
            and ($2::timestamptz is null or (t."createdAt", t.id) < ($2::timestamptz, $3::text))
          order by t."createdAt" desc, t.id desc
@@ -100,18 +103,49 @@ export class PrismaEventStore implements EventStore {
       );
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      const items: ThreadSummary[] = page.map((r) => ({
-        threadId: r.id,
-        title: r.title,
-        archived: r.archived,
-        sessionStatus: r.sessionStatus,
-        paused: r.paused,
-        queueLength: r.queueLength,
-        version: r.version,
-        createdAt: r.createdAt.toISOString(),
-        updatedAt: r.updatedAt.toISOString(),
+      return { items: page.map(summaryOf), nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+    });
+  }
+
+  threadSummaries(workspaceId: string, threadIds: readonly string[]): Promise<ThreadSummary[]> {
+    return guarded(async () => {
+      if (threadIds.length === 0) return [];
+      const rows = await this.db.sql.query<ThreadListRow>(
+        `${SUMMARY_SELECT} where t."workspaceId" = $1 and not t.deleted and t.id = any($2::text[])`,
+        [workspaceId, [...threadIds]],
+      );
+      return rows.map(summaryOf);
+    });
+  }
+
+  readHistory(threadId: string, cursor: string | null, limit: number) {
+    return guarded(async () => {
+      const after = cursor ? decodeCursor(cursor) : null;
+      const rows = await this.db.sql.query<HistoryRow>(
+        `select m."messageId", m."queueItemId", m.text, m."sentAt", m."turnId",
+                coalesce(t.status, 'running') as outcome, t.error, t."startedAt", t."endedAt"
+         from "Message" m
+         left join "Turn" t on t."threadId" = m."threadId" and t."turnId" = m."turnId"
+         where m."threadId" = $1
+           and ($2::timestamptz is null or (m."sentAt", m."messageId") < ($2::timestamptz, $3::text))
+         order by m."sentAt" desc, m."messageId" desc
+         limit $4`,
+        [threadId, after?.createdAt ?? null, after?.id ?? null, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      const items: HistoryEntry[] = page.map((r) => ({
+        messageId: r.messageId,
+        queueItemId: r.queueItemId,
+        text: r.text,
+        sentAt: r.sentAt.toISOString(),
+        turnId: r.turnId,
+        outcome: r.outcome,
+        error: r.error,
+        startedAt: r.startedAt?.toISOString() ?? null,
+        endedAt: r.endedAt?.toISOString() ?? null,
       }));
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+      return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.sentAt, last.messageId) : null };
     });
   }
 
@@ -154,6 +188,16 @@ export class PrismaEventStore implements EventStore {
     });
   }
 
+  ownerOf(threadId: string): Promise<string | null> {
+    const known = this.owners.get(threadId);
+    if (known !== undefined) return Promise.resolve(known);
+    return guarded(async () => {
+      const [row] = await this.db.sql.query<{ workspaceId: string }>(`select "workspaceId" from "Thread" where id = $1`, [threadId]);
+      if (row) this.owners.set(threadId, row.workspaceId);
+      return row?.workspaceId ?? null;
+    });
+  }
+
   ping(): Promise<void> {
     return guarded(async () => {
       this.expectedMigrations ??= readMigrations().then((m) => m.length);
@@ -177,13 +221,47 @@ interface ThreadListRow {
   archived: boolean;
   sessionStatus: string;
   paused: boolean;
+  pauseReason: string | null;
   version: number;
   queueLength: number;
+  failedCount: number;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const encodeCursor = (r: ThreadListRow) => Buffer.from(JSON.stringify([r.createdAt.toISOString(), r.id])).toString("base64url");
+const SUMMARY_SELECT = `select t.id, t.title, t.archived, t."sessionStatus", t.paused, t."pauseReason", t.version, t."createdAt", t."updatedAt",
+         (select count(*)::int from "QueueItem" q where q."threadId" = t.id) as "queueLength",
+         (select count(*)::int from "QueueItem" q where q."threadId" = t.id and q.status = 'failed') as "failedCount"
+  from "Thread" t`;
+
+const summaryOf = (r: ThreadListRow): ThreadSummary => ({
+  threadId: r.id,
+  title: r.title,
+  archived: r.archived,
+  sessionStatus: r.sessionStatus,
+  paused: r.paused,
+  pauseReason: r.pauseReason,
+  queueLength: r.queueLength,
+  failedCount: r.failedCount,
+  version: r.version,
+  createdAt: r.createdAt.toISOString(),
+  updatedAt: r.updatedAt.toISOString(),
+});
+
+interface HistoryRow {
+  messageId: string;
+  queueItemId: string;
+  text: string;
+  sentAt: Date;
+  turnId: string;
+  outcome: HistoryEntry["outcome"];
+  error: string | null;
+  startedAt: Date | null;
+  endedAt: Date | null;
+}
+
+/** A page's last row, as (time, id): `thread.list` and `thread.history` page the same way. */
+const encodeCursor = (at: Date, id: string) => Buffer.from(JSON.stringify([at.toISOString(), id])).toString("base64url");
 
 /** What encodeCursor writes: `Date.toISOString()` of a year 1..9999 (PostgreSQL has no year 0), nothing looser. */
 const ISO_INSTANT = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

@@ -45,10 +45,28 @@ export interface ThreadSummary {
   archived: boolean;
   sessionStatus: string;
   paused: boolean;
+  /** Why the queue holds, when it does (`user`, `failure`, `interrupted`, …). */
+  pauseReason: string | null;
   queueLength: number;
+  /** Items that failed and wait for a person (Retry or Remove). */
+  failedCount: number;
   version: number;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A message that left the queue, with what became of the turn that took it. */
+export interface HistoryEntry {
+  messageId: string;
+  queueItemId: string;
+  text: string;
+  sentAt: string;
+  turnId: string;
+  /** `running` while the turn goes on; then how it ended. */
+  outcome: "running" | "completed" | "interrupted" | "failed";
+  error: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
 }
 
 /** The event log and its projections. One implementation, on Prisma, for PGlite and PostgreSQL. */
@@ -66,6 +84,10 @@ export interface EventStore {
   appendChain(requests: AppendRequest[]): Promise<StoredEvent[][]>;
   findCommand(threadId: string, commandId: string): Promise<RememberedCommand | null>;
   listThreads(workspaceId: string, cursor: string | null, limit: number): Promise<{ items: ThreadSummary[]; nextCursor: string | null }>;
+  /** The summaries of these threads of the workspace; a deleted or unknown one is absent. */
+  threadSummaries(workspaceId: string, threadIds: readonly string[]): Promise<ThreadSummary[]>;
+  /** A thread's sent messages, newest first, paged like `listThreads`. */
+  readHistory(threadId: string, cursor: string | null, limit: number): Promise<{ items: HistoryEntry[]; nextCursor: string | null }>;
   /**
    * Dispatches not yet acknowledged in a workspace: the claim events of every item still
    * `sending`, and the interrupt requests of turns still running.
@@ -75,6 +97,11 @@ export interface EventStore {
   threadsWithWork(): Promise<string[]>;
   /** Workspace of a thread (for authorization), null when unknown or deleted. */
   workspaceOf(threadId: string): Promise<string | null>;
+  /**
+   * Workspace a thread was created in, deleted or not; null when there is no such thread.
+   * A thread never changes workspace, so a found owner is remembered and costs no round trip.
+   */
+  ownerOf(threadId: string): Promise<string | null>;
   /** Cheap round trip: is the database reachable and migrated? */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,10 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SignJWT } from "jose";
 import { createAuth } from "../../src/auth/tokens.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
 import { connect, failure, uid, watchEvents, type Client } from "../support/clients.js";
 import { databases } from "../support/database.js";
+
+describe("token verification", () => {
+  it("a token that was accepted is refused once it expires (clock scripted): remembering it never extends it", async () => {
+    const auth = createAuth("the secret");
+    const token = await auth.issue({ sub: "alice", workspaceId: "acme", role: "user" }, { expiresIn: "1h" });
+    expect((await auth.verify(token)).workspaceId).toBe("acme");
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 61 * 60_000);
+      await expect(auth.verify(token)).rejects.toThrow(/invalid token: "exp" claim timestamp check failed/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
 
 describe.each(databases)("authentication and authorization (%s)", (database) => {
   let server: TestServer;
@@ -21,8 +36,7 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
     ownerAgent = connect(server, await server.token("agent", "acme", "runner"));
     stranger = connect(server, await server.token("user", "globex", "mallory"));
     strangerAgent = connect(server, await server.token("agent", "globex", "runner"));
-    threadId = uid("secret");
-    await owner.thread.create.mutate({ threadId, title: "acme's plans" });
+    ({ threadId } = await owner.thread.create.mutate({ threadId: uid("secret"), title: "acme's plans" }));
     ({ queueItemId } = await owner.queue.add.mutate({ threadId, message: { messageId: "m", text: "confidential" } }));
   });
   afterAll(async () => {
@@ -115,10 +129,18 @@ describe.each(databases)("authentication and authorization (%s)", (database) => 
     expect((await owner.thread.get.query({ threadId })).queue.items.map((i) => i.text)).toEqual(["confidential"]);
   });
 
-  it("thread.create cannot take over another workspace's thread id", async () => {
-    const error = await failure(stranger.thread.create.mutate({ threadId, title: "mine now" }));
-    expect(error.data?.code).toBe("CONFLICT");
+  it("thread.create cannot probe another workspace's ids: an id taken there is a fresh key here, answered like an unused one", async () => {
+    // Before ids were scoped, this answered CONFLICT THREAD_EXISTS while an unused id succeeded.
+    const taken = await stranger.thread.create.mutate({ threadId, title: "mine now" });
+    const unused = await stranger.thread.create.mutate({ threadId: uid("unused"), title: "mine too" });
+    expect(taken.threadId).not.toBe(threadId);
+    for (const created of [taken, unused]) expect((await stranger.thread.get.query(created)).version).toBe(1);
+    // The owner's thread is untouched, and the stranger's key names its own thread only.
     expect((await owner.thread.get.query({ threadId })).title).toBe("acme's plans");
+    expect((await stranger.thread.get.query(taken)).title).toBe("mine now");
+    expect((await failure(stranger.thread.get.query({ threadId }))).data?.code).toBe("NOT_FOUND");
+    // Nor can the stored id be named back: a key is always derived again, inside the caller's workspace.
+    expect((await stranger.thread.create.mutate({ threadId: taken.threadId })).threadId).not.toBe(taken.threadId);
   });
 
   it("a user token on agent procedures, and an agent token on user procedures, is FORBIDDEN", async () => {

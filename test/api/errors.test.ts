@@ -21,8 +21,7 @@ describe.each(databases)("errors as docs/contract.md says, and bad input changes
 
   /** A thread with one pending item, and a probe that its version did not move. */
   async function fixture() {
-    const threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
+    const threadId = (await user.thread.create.mutate({})).threadId;
     const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "m-1", text: "hello" } });
     const { version } = await user.thread.get.query({ threadId });
     const unchanged = async () => expect((await user.thread.get.query({ threadId })).version).toBe(version);

@@ -38,8 +38,7 @@ describe.each(databases)("thread.events when the bus loses messages (%s)", (data
   it("fills the gap a lost message left as soon as the next event arrives (fault injected: one publish dropped)", async () => {
     const drop = dropEventMessages(quiet);
     const user = connect(quiet, await quiet.token("user"));
-    const threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
+    const threadId = (await user.thread.create.mutate({})).threadId;
     const events = watchEvents(user, { threadId });
     try {
       await events.count(1);
@@ -58,8 +57,7 @@ describe.each(databases)("thread.events when the bus loses messages (%s)", (data
   it("delivers a lost last event at the next sweep (fault injected: one publish dropped)", async () => {
     const drop = dropEventMessages(sweeping);
     const user = connect(sweeping, await sweeping.token("user"));
-    const threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
+    const threadId = (await user.thread.create.mutate({})).threadId;
     const events = watchEvents(user, { threadId });
     try {
       await events.count(1);
@@ -77,8 +75,7 @@ describe.each(databases)("thread.events when the bus loses messages (%s)", (data
   it("with the database gone, queries and mutations answer SERVICE_UNAVAILABLE (fault injected: database closed under the server)", async () => {
     const user = connect(quiet, await quiet.token("user"));
     try {
-      const threadId = uid("t");
-      await user.thread.create.mutate({ threadId });
+      const threadId = (await user.thread.create.mutate({})).threadId;
       await quiet.services.db.close();
       for (const call of [
         () => user.thread.get.query({ threadId }),

@@ -2,6 +2,7 @@ import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
+import { rawConnect } from "../collab/harness.js";
 import { connect, uid, type Client } from "../support/clients.js";
 
 const limits = { maxBodyBytes: 64 * 1024, maxBatchSize: 4, maxSubscriptionsPerConnection: 3, maxConnectionsPerToken: 2 };
@@ -25,8 +26,7 @@ describe("limits per body, batch, connection and token, each refused with a clea
     server = await startTestServer({ config: { limits } });
     token = await server.token("user", "local", "alice");
     user = connect(server, token);
-    threadId = uid("t");
-    await user.thread.create.mutate({ threadId });
+    threadId = (await user.thread.create.mutate({})).threadId;
   });
   afterAll(async () => {
     user?.close();
@@ -161,6 +161,41 @@ describe("limits per body, batch, connection and token, each refused with a clea
       expect(answer.error).toBeNull();
     } finally {
       for (const socket of sockets) socket.close();
+    }
+  });
+
+  it(`/yjs shares the token's budget of ${limits.maxConnectionsPerToken} connections with /trpc: one more document socket is refused (429) before any byte, and closing a socket frees its slot`, async () => {
+    const token = await server.token("user", "local", "dave");
+    const trpc = await RawSocket.open(server.wsUrl, token);
+    expect((await trpc.call("query", "thread.get", { threadId })).error).toBeNull();
+    const doc = rawConnect(server, threadId, token);
+    const extra = rawConnect(server, threadId, token);
+    try {
+      expect(await doc.outcome).toEqual({ opened: true });
+      expect(await extra.outcome).toEqual({ refused: 429 });
+      // The tRPC door counts the /yjs socket too: a second tRPC socket is one too many.
+      const second = await RawSocket.open(server.wsUrl, token);
+      expect((await second.call("query", "thread.get", { threadId })).error?.data?.code).toBe("TOO_MANY_REQUESTS");
+      second.close();
+      await second.whenClosed();
+
+      doc.ws.close();
+      await doc.closed;
+      const next = await eventually(
+        async () => {
+          const attempt = rawConnect(server, threadId, token);
+          const outcome = await attempt.outcome;
+          if ("refused" in outcome) attempt.ws.terminate();
+          else attempt.ws.close();
+          return outcome;
+        },
+        (outcome) => "opened" in outcome,
+      );
+      expect(next).toEqual({ opened: true });
+    } finally {
+      trpc.close();
+      doc.ws.terminate();
+      extra.ws.terminate();
     }
   });
 

@@ -24,9 +24,10 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     user.queue.add.mutate({ threadId, message: { messageId: uid("m"), text } });
   const order = async (threadId: string) => (await user.thread.get.query({ threadId })).queue.items.map((i) => i.text);
 
-  it("thread.create names a new thread, with or without a chosen id, and thread.get shows it", async () => {
-    const chosen = uid("t");
-    expect(await user.thread.create.mutate({ threadId: chosen, title: "refactor" })).toEqual({ threadId: chosen });
+  it("thread.create names a new thread, with or without a key, and thread.get shows it", async () => {
+    // A key names a thread inside the workspace: the id to use is the one returned.
+    const { threadId: chosen } = await user.thread.create.mutate({ threadId: uid("t"), title: "refactor" });
+    expect(chosen).toMatch(/^th_/);
     const { threadId: generated } = await user.thread.create.mutate({});
     expect(generated).not.toBe(chosen);
 
@@ -35,7 +36,7 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
       title: "refactor",
       version: 1,
       archived: false,
-      session: { status: "unknown", activeTurnId: null, error: null },
+      session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null },
       queue: { paused: false, pauseReason: null, items: [] },
     });
     expect((await user.thread.get.query({ threadId: generated })).title).toBe("");
@@ -53,9 +54,10 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     }
   });
 
-  it("thread.create is idempotent by thread id", async () => {
-    const threadId = await newThread();
-    await user.thread.create.mutate({ threadId, title: "a thread" });
+  it("thread.create is idempotent by key: the same key names the same thread", async () => {
+    const key = uid("t");
+    const { threadId } = await user.thread.create.mutate({ threadId: key, title: "a thread" });
+    expect(await user.thread.create.mutate({ threadId: key, title: "a thread" })).toEqual({ threadId });
     expect((await user.thread.get.query({ threadId })).version).toBe(1);
   });
 
@@ -234,11 +236,11 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
 
     await agent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
     const running = await user.thread.get.query({ threadId });
-    expect(running.session).toEqual({ status: "running", activeTurnId: "turn-1", error: null });
+    expect(running.session).toEqual({ status: "running", activeTurnId: "turn-1", error: null, runtimeSessionId: null });
     expect(running.queue.items).toEqual([]);
 
     await agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" });
-    expect((await user.thread.get.query({ threadId })).session).toEqual({ status: "ready", activeTurnId: null, error: null });
+    expect((await user.thread.get.query({ threadId })).session).toEqual({ status: "ready", activeTurnId: null, error: null, runtimeSessionId: null });
     expect((await failure(agent.agent.turnEnded.mutate({ threadId, turnId: "turn-1", outcome: "completed" }))).data).toMatchObject({
       code: "CONFLICT",
       reason: "TURN_NOT_ACTIVE",

@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { catalogue } from "./catalogue.js";
 import { cleanEnv, repoRoot } from "../server/process.js";
 import { readmeBlocks } from "../support/readme.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -73,6 +74,38 @@ describe("REST door /api/v1 (plain JSON onto the tRPC procedures) and its OpenAP
 
     const listed = (await (await api("/threads?limit=10")).json()) as { items: { threadId: string }[] };
     expect(listed.items.map((t) => t.threadId)).toEqual([threadId]);
+  });
+
+  it("every user-side query and mutation of the router has a route, derived from the router (a new procedure needs no REST code)", async () => {
+    const document = (await (await fetch(`${server.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
+    const operations = Object.values(document.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId.replace("_", ".")));
+    const userSide = catalogue.filter((p) => p.role === "user" && p.kind !== "subscription").map((p) => p.path);
+    expect(operations.sort()).toEqual(userSide.sort());
+    expect(document.paths["/threads/{threadId}/interrupt"]?.post?.operationId).toBe("thread_interrupt");
+  });
+
+  it("thread.interrupt and thread.archive over REST; a query's numbers come from its query string by the input schema", async () => {
+    const { threadId } = (await (await api("/threads", { method: "POST", body: { title: "interrupt me" } })).json()) as { threadId: string };
+    // No turn runs: the refusal carries its stable reason, as on /trpc.
+    const interrupted = await api(`/threads/${threadId}/interrupt`, { method: "POST" });
+    expect(interrupted.status, await interrupted.clone().text()).toBe(409);
+    expect(((await interrupted.json()) as ErrorBody).error.reason).toMatch(/^[A-Z_]+$/);
+    expect(await (await api(`/threads/${threadId}/archive`, { method: "POST", body: { commandId: "archive-1" } })).json()).toEqual({ version: 2 });
+    const badLimit = await api("/threads?limit=many");
+    expect(badLimit.status).toBe(400);
+    expect(Object.keys(((await badLimit.json()) as ErrorBody).error.issues?.fieldErrors ?? {})).toEqual(["limit"]);
+    expect(((await (await api("/threads?limit=1")).json()) as { items: unknown[] }).items).toHaveLength(1);
+    expect((await api("/threads/%E0%A4%A")).status).toBe(400);
+  });
+
+  it("a refused REST call is counted in turnqueue_refusals_total{door=\"rest\"}, as the tRPC door's are", async () => {
+    const count = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/turnqueue_refusals_total\{door="rest",reason="UNAUTHORIZED"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await count();
+    expect((await api("/threads", { token: "not-a-token" })).status).toBe(401);
+    expect(await count()).toBe(before + 1);
   });
 
   it("errors are readable JSON with the HTTP status of their kind, and change nothing", async () => {

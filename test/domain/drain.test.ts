@@ -158,7 +158,7 @@ describe("turn started", () => {
     ]);
     expect(t.item("a")).toBeUndefined();
     expect(t.state.messages["m-a"]?.fate).toBe("sent");
-    expect(snapshotOf(t.state).session).toEqual({ status: "running", activeTurnId: "turn1", error: null });
+    expect(snapshotOf(t.state).session).toEqual({ status: "running", activeTurnId: "turn1", error: null, runtimeSessionId: null });
   });
 
   it("puts nothing in the transcript at enqueue, only when the turn starts", () => {

@@ -65,7 +65,7 @@ describe("events", () => {
         "queue.item-added", "queue.item-edited", "queue.item-moved", "queue.item-removed",
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
-        "message.sent", "thread.interrupt-requested",
+        "message.sent", "thread.interrupt-requested", "queue.item-edit-locked", "thread.renamed",
       ].sort(),
     );
   });
@@ -83,6 +83,7 @@ describe("events", () => {
     t.ok({ type: "queue.move", queueItemId: "q2", to: { afterId: null } });
     t.ok({ type: "queue.edit", queueItemId: "q2", text: "two" });
     t.ok({ type: "queue.remove", queueItemId: "q2" });
+    t.ok({ type: "thread.rename", title: "renamed" });
     t.ok({ type: "thread.archive" });
     t.ok({ type: "thread.delete" });
     const types = new Set(t.log.map((e) => e.type));
@@ -112,7 +113,7 @@ describe("thread snapshot", () => {
     t.add("q1");
     const snapshot = snapshotOf(t.state);
     expect(Object.keys(snapshot).sort()).toEqual(["archived", "queue", "session", "threadId", "title", "version"]);
-    expect(Object.keys(snapshot.session).sort()).toEqual(["activeTurnId", "error", "status"]);
+    expect(Object.keys(snapshot.session).sort()).toEqual(["activeTurnId", "error", "runtimeSessionId", "status"]);
     expect(Object.keys(snapshot.queue).sort()).toEqual(["items", "pauseReason", "paused"]);
     expect(Object.keys(snapshot.queue.items[0]!).sort()).toEqual(
       ["attachments", "attempts", "createdAt", "failureReason", "messageId", "options", "position", "queueItemId", "status", "text", "updatedAt"],

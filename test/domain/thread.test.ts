@@ -6,6 +6,7 @@ import { Thread, types } from "./harness.js";
 const everyCommand: CommandInput[] = [
   { type: "thread.archive" },
   { type: "thread.delete" },
+  { type: "thread.rename", title: "renamed" },
   { type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "hi" } },
   { type: "queue.edit", queueItemId: "q1", text: "hello" },
   { type: "queue.move", queueItemId: "q1", to: { afterId: null } },
@@ -68,6 +69,17 @@ describe("unknown or deleted thread", () => {
   it("refusals are not-found errors (the API maps them to NOT_FOUND)", () => {
     const result = new Thread().run({ type: "queue.pause" });
     expect(result).toMatchObject({ reason: "THREAD_NOT_FOUND", kind: "not_found" });
+  });
+});
+
+describe("thread rename", () => {
+  it("changes the title and nothing else; the same title again emits nothing", () => {
+    const t = Thread.ready();
+    t.add("q1");
+    const before = snapshotOf(t.state);
+    expect(t.ok({ type: "thread.rename", title: "Parser work" })).toEqual([{ type: "thread.renamed", payload: { title: "Parser work" } }]);
+    expect(snapshotOf(t.state)).toEqual({ ...before, title: "Parser work", version: before.version + 1 });
+    expect(t.ok({ type: "thread.rename", title: "Parser work" })).toEqual([]);
   });
 });
 

@@ -131,11 +131,13 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
 
     // Each thread enqueues its items one after another (so their order is known), retrying
     // through the crashes until each add is acknowledged.
-    const threadIds = Array.from({ length: THREADS }, (_, t) => `crash-thread-${t}`);
-    const acknowledged = new Map<string, string[]>(threadIds.map((id) => [id, []]));
+    // A create retried with the same key names the same thread, so it is retried like an add.
+    const keys = Array.from({ length: THREADS }, (_, t) => `crash-thread-${t}`);
+    const acknowledged = new Map<string, string[]>();
     const producing = Promise.all(
-      threadIds.map(async (threadId, t) => {
-        await untilAcknowledged(() => user.thread.create.mutate({ threadId }));
+      keys.map(async (key, t) => {
+        const { threadId } = await untilAcknowledged(() => user.thread.create.mutate({ threadId: key }));
+        acknowledged.set(threadId, []);
         for (let i = 0; i < ITEMS_PER_THREAD; i++) {
           const messageId = `t${t}-m${i}`;
           await untilAcknowledged(() => user.queue.add.mutate({ threadId, message: { messageId, text: `item ${i} of thread ${t}` } }));
@@ -154,6 +156,7 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
     }
     await producing;
     trace("all items acknowledged");
+    const threadIds = [...acknowledged.keys()];
 
     // Let the queues drain on the last server: every thread empty, its session idle.
     for (;;) {

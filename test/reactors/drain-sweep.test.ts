@@ -14,6 +14,7 @@ import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
 import type { Config } from "../../src/config.js";
 import type { Services } from "../../src/server.js";
+import { TokenConnections } from "../../src/token-connections.js";
 import { openDatabase, type Database } from "../../src/store/database.js";
 
 /** Fault injected: a bus that loses every message (the Bus contract allows loss). */
@@ -21,6 +22,9 @@ class LosingBus implements Bus {
   async publish(): Promise<void> {}
   async subscribe() {
     return async () => {};
+  }
+  onReconnected() {
+    return () => {};
   }
   async close(): Promise<void> {}
 }
@@ -49,6 +53,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       sweepIntervalMs: 150,
       docIdleMs: 60_000,
       editCoalesceMs: 50,
+      editLockMs: 3_000,
       maxAwarenessBytes: 16_384,
       limits: defaultLimits,
       logLevel: "silent",
@@ -64,6 +69,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       lease: new InProcessLease(),
       auth: createAuth(config.secret),
       metrics: new Registry(),
+      connections: new TokenConnections(config.limits.maxConnectionsPerToken),
       now,
     };
   });

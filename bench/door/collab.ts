@@ -1,0 +1,104 @@
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from "@hocuspocus/provider";
+import { WebsocketProvider } from "y-websocket";
+import { WebSocket } from "ws";
+import * as Y from "yjs";
+import type { ServerProcess } from "./process.js";
+import { latency, until, type Latency } from "./stats.js";
+
+/** Edits of one device, seen by another device of the same document, through one server. */
+
+// Every WebsocketProvider listens for the process's exit; thousands of them are expected here.
+process.setMaxListeners(0);
+
+export type Relay = "turnqueue" | "hocuspocus" | "y-websocket";
+
+interface Device {
+  doc: Y.Doc;
+  synced(): boolean;
+  destroy(): void;
+}
+
+function connect(relay: Relay, url: string, room: string, token: string | null): Device {
+  const doc = new Y.Doc();
+  if (relay === "hocuspocus") {
+    // One socket per device, as a browser tab has.
+    const socket = new HocuspocusProviderWebsocket({ url, WebSocketPolyfill: WebSocket });
+    const provider = new HocuspocusProvider({ websocketProvider: socket, name: room, document: doc });
+    provider.attach();
+    return { doc, synced: () => provider.synced, destroy: () => (provider.destroy(), socket.destroy(), doc.destroy()) };
+  }
+  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket as never, params: token ? { token } : {}, disableBc: true });
+  return { doc, synced: () => provider.synced, destroy: () => (provider.destroy(), doc.destroy()) };
+}
+
+const itemText = (doc: Y.Doc): Y.Text | undefined =>
+  doc.getMap<Y.Map<unknown>>("items").values().next().value?.get("text") as Y.Text | undefined;
+
+/** Device 0 of a document types one character; the time until device 1 has it. */
+async function propagation(group: Device[]): Promise<number> {
+  const [writer, reader] = group as [Device, Device];
+  const marker = String.fromCharCode(0x4e00 + Math.floor(Math.random() * 0x5000));
+  const text = itemText(reader.doc)!;
+  const seen = new Promise<number>((resolve) => {
+    const observer = (event: Y.YTextEvent) => {
+      if (event.delta.some((d) => typeof d.insert === "string" && d.insert.includes(marker))) {
+        text.unobserve(observer);
+        resolve(performance.now());
+      }
+    };
+    text.observe(observer);
+  });
+  const written = itemText(writer.doc)!;
+  const start = performance.now();
+  written.insert(written.length, marker);
+  return (await seen) - start;
+}
+
+export interface CollabFigures {
+  /** One edit in flight at a time, on documents taken at random. */
+  serial: Latency;
+  /** Every document edited at once, a few rounds. */
+  burst: Latency;
+  /** Server heap per loaded document (its devices connected), bytes. */
+  heapPerDoc: number;
+}
+
+export async function measureCollab(options: {
+  relay: Relay;
+  server: ServerProcess;
+  /** The WebSocket URL the provider takes (room names are appended by it). */
+  url: string;
+  rooms: string[];
+  token: string | null;
+  devices: number;
+  serialSamples: number;
+  burstRounds: number;
+}): Promise<CollabFigures> {
+  const { relay, server, url, rooms, token } = options;
+  const heapBefore = await server.heapUsed();
+  const groups: Device[][] = [];
+  // Connected in slices, as users arrive, so the server is not measured at its connect storm.
+  for (let i = 0; i < rooms.length; i += 100) {
+    const slice = rooms.slice(i, i + 100).map((room) => Array.from({ length: options.devices }, () => connect(relay, url, room, token)));
+    groups.push(...slice);
+    await until(() => slice.flat().every((d) => d.synced()), `${relay}: devices to sync`);
+  }
+  if (relay !== "turnqueue") {
+    // The peers' documents start empty: each gets one item of the shape Turnqueue's have.
+    for (const [first] of groups) {
+      const item = new Y.Map<unknown>();
+      item.set("text", new Y.Text("queued while the agent works"));
+      first!.doc.getMap("items").set("q", item);
+    }
+  }
+  await until(() => groups.every((g) => g.every((d) => itemText(d.doc) !== undefined)), `${relay}: every device to see its item`);
+  const heapPerDoc = ((await server.heapUsed()) - heapBefore) / rooms.length;
+
+  const serial: number[] = [];
+  for (let i = 0; i < options.serialSamples; i++) serial.push(await propagation(groups[Math.floor(Math.random() * groups.length)]!));
+  const burst: number[] = [];
+  for (let round = 0; round < options.burstRounds; round++) burst.push(...(await Promise.all(groups.map(propagation))));
+
+  for (const d of groups.flat()) d.destroy();
+  return { serial: latency(serial), burst: latency(burst), heapPerDoc };
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { drainBlocker, drainWakeAt, mayClaim, Command } from "../../src/domain/index.js";
+import { Thread, claimOf, types } from "./harness.js";
+
+/** A ready thread holding `ids` in order, nothing claimed yet. */
+function ready(...ids: string[]): Thread {
+  const t = Thread.ready();
+  for (const id of ids) t.add(id);
+  return t;
+}
+const lock = (queueItemId: string, forMs: number, holder = "instance-a") => ({ type: "queue.editLock" as const, queueItemId, holder, forMs });
+
+describe("edit lock", () => {
+  it("an item being typed into is not claimed; the queue waits at it (order holds), then claims it with the final text", () => {
+    const t = ready("a", "b");
+    t.ok(lock("a", 3_000));
+    expect(drainBlocker(t.state, t.now)).toBe("head is being edited");
+    expect(t.claim()).toEqual([]);
+    // The reactor wakes up when the lock lapses, not before.
+    expect(drainWakeAt(t.state, t.now, t.policy, 0)).toEqual(new Date(t.now.getTime() + 3_000));
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "a, finished" });
+    t.advance(2_999);
+    expect(t.claim()).toEqual([]);
+    t.advance(1);
+    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "a", message: { text: "a, finished" } });
+  });
+
+  it("a holder ends only its own lock; the item goes once no holder's lock is left", () => {
+    const t = ready("a");
+    expect(t.ok(lock("a", 0))).toEqual([]);
+    t.ok(lock("a", 3_000, "instance-a"));
+    t.ok(lock("a", 500, "instance-b"));
+    expect(types(t.ok(lock("a", 0, "instance-a")))).toEqual(["queue.item-edit-locked"]);
+    expect(t.claim()).toEqual([]);
+    expect(drainWakeAt(t.state, t.now, t.policy, 0)).toEqual(new Date(t.now.getTime() + 500));
+    t.ok(lock("a", 0, "instance-b"));
+    expect(t.item("a")?.editLocks).toEqual({});
+    expect(claimOf(t.claim()).queueItemId).toBe("a");
+  });
+
+  it("a renewal moves the deadline; a lock on another item than the head does not hold the head", () => {
+    const t = ready("a", "b");
+    t.ok(lock("b", 3_000));
+    expect(drainBlocker(t.state, t.now)).toBeNull();
+    t.ok(lock("a", 3_000));
+    t.advance(2_000);
+    t.ok(lock("a", 3_000));
+    t.advance(2_000);
+    expect(t.claim()).toEqual([]);
+    t.advance(1_000);
+    expect(claimOf(t.claim()).queueItemId).toBe("a");
+  });
+
+  it("send-now of an item being typed into is refused (ITEM_EDIT_LOCKED) and changes nothing", () => {
+    const t = ready("a");
+    t.ok({ type: "queue.pause" });
+    t.ok(lock("a", 3_000));
+    const version = t.state.version;
+    expect(t.refused({ type: "queue.sendNow", queueItemId: "a" })).toBe("ITEM_EDIT_LOCKED");
+    expect(t.state.version).toBe(version);
+  });
+
+  it("an item already being sent cannot be locked (ITEM_SENDING); an unknown one is ITEM_NOT_FOUND; the claim drops lapsed locks", () => {
+    const t = ready("a");
+    t.ok(lock("a", 1_000));
+    t.advance(1_000);
+    claimOf(t.claim());
+    expect(t.item("a")?.editLocks).toEqual({});
+    expect(t.refused(lock("a", 3_000))).toBe("ITEM_SENDING");
+    expect(t.refused(lock("zz", 3_000))).toBe("ITEM_NOT_FOUND");
+  });
+
+  it("a lock is never a claim, and its duration is bounded", () => {
+    expect(mayClaim(Command.parse(lock("a", 3_000)))).toBe(false);
+    expect(Command.safeParse(lock("a", -1)).success).toBe(false);
+    expect(Command.safeParse(lock("a", 60_001)).success).toBe(false);
+  });
+});
