@@ -116,38 +116,30 @@ function checkUpdate(update: Uint8Array): DecodedUpdate {
   return decoded;
 }
 
-/** One client's entry of an awareness update: its presence as JSON text ("null": gone). */
+/** One client's entry of an awareness update: its presence (null: gone), and that presence's size as sent. */
 export interface AwarenessEntry {
   clientId: number;
   clock: number;
-  state: string;
+  state: unknown;
+  /** Bytes of the state's JSON text, for the size limit. */
+  bytes: number;
 }
 
 /** The y-protocols awareness update format, read whole so a bad one changes nothing. */
-function parseAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
+export function parseAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
   try {
     const decoder = decoding.createDecoder(update);
     const entries: AwarenessEntry[] = [];
     for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      const entry = { clientId: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) };
-      JSON.parse(entry.state);
-      entries.push(entry);
+      const clientId = decoding.readVarUint(decoder);
+      const clock = decoding.readVarUint(decoder);
+      const json = decoding.readVarString(decoder);
+      entries.push({ clientId, clock, state: JSON.parse(json) as unknown, bytes: Buffer.byteLength(json) });
     }
     return entries;
   } catch (error) {
     throw new ProtocolViolation(CLOSE.malformed, `malformed awareness update: ${(error as Error).message}`);
   }
-}
-
-export function encodeAwarenessUpdate(entries: AwarenessEntry[]): Uint8Array {
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, entries.length);
-  for (const { clientId, clock, state } of entries) {
-    encoding.writeVarUint(encoder, clientId);
-    encoding.writeVarUint(encoder, clock);
-    encoding.writeVarString(encoder, state);
-  }
-  return encoding.toUint8Array(encoder);
 }
 
 const message = (write: (encoder: encoding.Encoder) => void): Uint8Array => {

@@ -16,9 +16,10 @@ import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
 import { missingDependencies } from "./dependencies.js";
 import { Client } from "./client.js";
 import {
-  awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
+  awarenessMessage, CLOSE, MAX_AWARENESS_IDS_PER_CONNECTION, parseAwarenessUpdate, parseClientMessage, ProtocolViolation,
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
+import { applyAwareness } from "./awareness.js";
 import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
 import { editingItemOf } from "../contract/document.js";
 import { EditLocks } from "./edit-locks.js";
@@ -186,7 +187,7 @@ export class ThreadDoc {
         }
         case "awareness": {
           const own = this.ownAwareness(client, message.entries);
-          if (own.length > 0) awarenessProtocol.applyAwarenessUpdate(this.awareness, encodeAwarenessUpdate(own), client);
+          if (own.length > 0) applyAwareness(this.awareness, own, client);
           break;
         }
         case "query-awareness":
@@ -213,9 +214,8 @@ export class ThreadDoc {
       const holder = this.awarenessHolder(client, entry.clientId);
       if (holder === "other" || (holder === "none" && introduced >= MAX_AWARENESS_IDS_PER_CONNECTION)) continue;
       if (holder === "none") introduced++;
-      const bytes = Buffer.byteLength(entry.state);
-      if (bytes > this.deps.maxAwarenessBytes) {
-        throw new ProtocolViolation(CLOSE.tooLarge, `awareness state of ${bytes} bytes exceeds the ${this.deps.maxAwarenessBytes}-byte limit`);
+      if (entry.bytes > this.deps.maxAwarenessBytes) {
+        throw new ProtocolViolation(CLOSE.tooLarge, `awareness state of ${entry.bytes} bytes exceeds the ${this.deps.maxAwarenessBytes}-byte limit`);
       }
       own.push(entry);
     }
@@ -504,7 +504,7 @@ export class ThreadDoc {
     const frame = decodeDocMessage(bytes);
     if (!frame || frame.origin === this.deps.instanceId || this.closed) return;
     try {
-      awarenessProtocol.applyAwarenessUpdate(this.awareness, frame.payload, REMOTE);
+      applyAwareness(this.awareness, parseAwarenessUpdate(frame.payload), REMOTE);
     } catch (err) {
       this.deps.logger.warn({ err, threadId: this.threadId }, "ignored an unreadable awareness message from the bus");
     }

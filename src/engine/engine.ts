@@ -211,10 +211,15 @@ export function createEngine(options: EngineOptions): Engine {
       const job = jobs.find((j) => j.commandId === e.commandId);
       if (job) ofDispatch.put(e.payload.dispatchId, job.trace);
     }
+    // Each command's span lasts until the bus took its commit (not awaited: the bus is a fast
+    // path, and the log is the truth, so a failed publish loses nothing but shows as failed).
     const spans = jobs.map((job) => tracer.startSpan("publish", {}, job.trace));
-    // The bus is a fast path; the log is the truth, so a failed publish loses nothing.
-    feed.publish(events);
-    for (const span of spans) span.end();
+    void feed.publish(events).then((published) => {
+      for (const span of spans) {
+        if (!published) span.setStatus({ code: SpanStatusCode.ERROR, message: "the bus refused the commit" });
+        span.end();
+      }
+    });
   }
 
   return {

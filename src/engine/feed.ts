@@ -24,10 +24,17 @@ export class EventFeed {
     private readonly logger: Pick<Logger, "warn">,
   ) {}
 
-  /** Puts one commit on the bus. A failed publish loses nothing: the log is the truth. */
-  publish(events: Committed): void {
-    this.bus.publish(channels.events, this.encoder.encode(JSON.stringify(events))).catch((err: unknown) =>
-      this.logger.warn({ err, threadId: events[0]?.threadId }, "could not publish committed events"),
+  /**
+   * Puts one commit on the bus; settles once the bus took it, true, or refused it, false (and
+   * logged). It never rejects: a failed publish loses nothing, the log is the truth.
+   */
+  publish(events: Committed): Promise<boolean> {
+    return this.bus.publish(channels.events, this.encoder.encode(JSON.stringify(events))).then(
+      () => true,
+      (err: unknown) => {
+        this.logger.warn({ err, threadId: events[0]?.threadId }, "could not publish committed events");
+        return false;
+      },
     );
   }
 

@@ -1,20 +1,17 @@
 import { execFile } from "node:child_process";
 import { appendFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CODEX_BIN, codexEnv, workDir } from "../support/agents.js";
 import { startModelServer, type ModelRequest, type ModelServer } from "../support/model-server.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, type Client } from "../api/harness.js";
-import { repoRoot } from "../server/process.js";
+import { connect, type Client } from "../support/clients.js";
+import { readmeBlocks } from "../support/readme.js";
 
-/** The Codex configuration README.md's "Let agents reach the queue" section shows for /mcp. */
+/** The Codex configuration README.md's "Let agents reach the queue (MCP)" section shows for /mcp. */
 async function readmeTable(): Promise<string> {
-  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Let agents reach the queue (MCP)");
-  const [, block] = /```toml\n([\s\S]*?)```/.exec(readme.slice(start, readme.indexOf("\n## ", start + 1))) ?? [];
+  const [block] = await readmeBlocks("Let agents reach the queue (MCP)", "toml");
   if (!block) throw new Error("README.md has no toml block under \"Let agents reach the queue (MCP)\"");
   return block;
 }

@@ -1,19 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { expect } from "vitest";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
 import { eventually } from "../support/poll.js";
+import { readmeBlocks } from "../support/readme.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
 /** The `turnqueue agent …` lines of README.md's "Drive a real agent" section. */
 export async function readmeAgentCommands(): Promise<string[]> {
-  const readme = await readFile(path.join(root, "README.md"), "utf8");
-  const start = readme.indexOf("## Drive a real agent");
-  expect(start, 'README.md has a "Drive a real agent" section').toBeGreaterThan(-1);
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const blocks = await readmeBlocks("Drive a real agent", "sh");
   return blocks.flatMap((b) => b.split("\n")).filter((l) => l.startsWith("turnqueue agent "));
 }
 

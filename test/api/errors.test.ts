@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from "../../src/domain/index.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
+import { connect, failure, uid, watchEvents, type Client } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 describe.each(databases)("errors as docs/contract.md says, and bad input changes nothing (%s)", (database) => {
   let server: TestServer;

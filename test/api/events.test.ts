@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, uid, watchEvents, type Client } from "./harness.js";
+import { connect, uid, watchEvents, type Client } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 describe.each(databases)("thread.events over WebSocket (%s)", (database) => {
   let server: TestServer;

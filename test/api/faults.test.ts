@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { channels } from "../../src/cluster/bus.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, failure, uid, watchEvents } from "./harness.js";
+import { connect, failure, uid, watchEvents } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 /** Fault injection: the next `count` committed-event messages vanish on the bus, as Redis pub/sub may lose them. */
 function dropEventMessages(server: TestServer) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
 import { rawConnect } from "../collab/harness.js";
-import { connect, uid, type Client } from "./harness.js";
+import { connect, uid, type Client } from "../support/clients.js";
 
 const limits = { maxBodyBytes: 64 * 1024, maxBatchSize: 4, maxSubscriptionsPerConnection: 3, maxConnectionsPerToken: 2 };
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { connect, databases, failure, uid, type Client } from "./harness.js";
+import { connect, failure, uid, type Client } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
   let server: TestServer;

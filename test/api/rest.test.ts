@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Validator } from "@seriousme/openapi-schema-validator";
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { catalogue } from "./catalogue.js";
 import { cleanEnv, repoRoot } from "../server/process.js";
+import { readmeBlocks } from "../support/readme.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 interface ErrorBody {
@@ -145,10 +145,7 @@ describe("REST door /api/v1 (plain JSON onto the tRPC procedures) and its OpenAP
   });
 
   it('README "Call it over plain HTTP (REST)": the curl block runs as written', async () => {
-    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-    const start = readme.indexOf("## Call it over plain HTTP (REST)");
-    expect(start).toBeGreaterThan(-1);
-    const [, block] = /```sh\n([\s\S]*?)```/.exec(readme.slice(start, readme.indexOf("\n## ", start + 1))) ?? [];
+    const [block] = await readmeBlocks("Call it over plain HTTP (REST)", "sh");
     const env = cleanEnv({ TURNQUEUE_URL: server.url, TURNQUEUE_TOKEN: await server.token("user", "readme-rest") });
     const { stdout } = await promisify(execFile)("bash", ["-c", `set -euo pipefail\n${block}`], { cwd: repoRoot, env });
     expect(stdout).toMatch(/^\{"queueItemId":"qi_[^"]+","status":"pending"\}/);

@@ -8,7 +8,7 @@ import { defaultLimits } from "../../src/config.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { eventually } from "../support/poll.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
-import { connect, uid, type Client } from "./harness.js";
+import { connect, uid, type Client } from "../support/clients.js";
 
 const limits = { maxConnectionsPerToken: 2 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ThreadChanges } from "../../src/api/routers/thread-changes.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { until as poll } from "../support/poll.js";
-import { connect, databases, failure, uid, type Client } from "./harness.js";
+import { connect, failure, uid, type Client } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 /** The procedures the web board's thread list and history read: rename, history, changes. */
 describe.each(databases)("thread.rename, thread.history and thread.changes (%s)", (database) => {

@@ -7,7 +7,7 @@ import type { Role } from "../../src/domain/index.js";
 import { TOKEN_EXPIRED } from "../../src/token-expiry.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { RawSocket } from "../support/trpc-raw.js";
-import { connect, uid, type Client } from "./harness.js";
+import { connect, uid, type Client } from "../support/clients.js";
 
 /**
  * Real tokens that expire in 8 seconds (jose, whole seconds: 7 to 8 s of life; 3 s was too

@@ -3,7 +3,8 @@ import { UNSTORABLE_MESSAGE } from "../../src/domain/index.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
 import { catalogue, poisoned, routerPaths, type Target } from "./catalogue.js";
-import { connect, databases, uid, type Client } from "./harness.js";
+import { connect, uid, type Client } from "../support/clients.js";
+import { databases } from "../support/database.js";
 
 /** Strings PostgreSQL cannot store: each must be bad input of its own call, never a 500. */
 const POISONS = { NUL: "\u0000", "a lone high surrogate": "\ud800", "a lone low surrogate": "\udc00" } as const;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall } from "../support/trpc-raw.js";
 import { catalogue, routerPaths } from "./catalogue.js";
-import { connect, uid, watchEvents, type Client } from "./harness.js";
+import { connect, uid, watchEvents, type Client } from "../support/clients.js";
 
 describe("role viewer: reads every door, changes nothing", () => {
   let server: TestServer;

@@ -1,22 +1,18 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, repoRoot } from "../server/process.js";
+import { readmeBlocks } from "../support/readme.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const exec = promisify(execFile);
 
 /** The ```sh block of README.md's "Operate it from a terminal" section. */
 async function readmeBlock(): Promise<string> {
-  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Operate it from a terminal");
-  expect(start, 'README.md has an "Operate it from a terminal" section').toBeGreaterThan(-1);
-  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const blocks = await readmeBlocks("Operate it from a terminal", "sh");
   expect(blocks).toHaveLength(1);
-  return blocks[0];
+  return blocks[0]!;
 }
 
 describe('README "Operate it from a terminal" runs as written (real CLI, real server)', { timeout: 900_000 }, () => {

@@ -1,8 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { createTRPCClient, createWSClient, httpLink, splitLink, wsLink, type TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket } from "ws";
-import type { AppRouter } from "../../src/api/router.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
 import { InProcessBus } from "../../src/cluster/bus.js";
 import { QueueAdd, type Role } from "../../src/domain/index.js";
@@ -10,6 +7,7 @@ import { createEngine } from "../../src/engine/index.js";
 import type { Engine } from "../../src/engine/types.js";
 import type { Config } from "../../src/config.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { codeOf, connect, type Client } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { redisAvailable, redisUrl } from "./redis.js";
 
@@ -48,27 +46,14 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
   let b: TestServer;
   let shared: Partial<Config>;
   const closers: Array<() => unknown> = [];
-  const sockets = new WeakMap<object, { close(): void }>();
 
-  /** A tRPC client of one instance: HTTP for queries and mutations, WebSocket for subscriptions. */
+  /** A client of one instance, as the SDK builds it. */
   async function client(server: TestServer, role: Role = "user", workspaceId = "local") {
-    const token = await server.token(role, workspaceId);
-    const socket = createWSClient({ url: `${server.wsUrl}/trpc`, WebSocket: WebSocket as never, connectionParams: { token } });
-    closers.push(() => socket.close());
-    const api = createTRPCClient<AppRouter>({
-      links: [
-        splitLink({
-          condition: (op) => op.type === "subscription",
-          true: wsLink({ client: socket }),
-          false: httpLink({ url: `${server.url}/trpc`, headers: { authorization: `Bearer ${token}` } }),
-        }),
-      ],
-    });
-    sockets.set(api, socket);
+    const api = connect(server, await server.token(role, workspaceId));
+    closers.push(() => api.close());
     return api;
   }
 
-  type Client = Awaited<ReturnType<typeof client>>;
 
   function threadEvents(api: Client, threadId: string) {
     const seen = stream<ThreadEvent>();
@@ -133,7 +118,7 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
         try {
           return await via.queue.add.mutate({ threadId, commandId, message: { messageId, text } });
         } catch (error) {
-          if ((error as TRPCClientError<AppRouter>).data?.code !== "SERVICE_UNAVAILABLE") throw error;
+          if (codeOf(error) !== "SERVICE_UNAVAILABLE") throw error;
         }
       }
     };
@@ -241,7 +226,7 @@ describe.runIf(hasPostgres && hasRedis)("two instances on one PostgreSQL databas
     await beforeStop.find((d) => d.queueItemId === queueItemId);
 
     // C goes away before the agent acknowledged; the agent reconnects to A, remembering nothing.
-    sockets.get(onC)!.close();
+    await onC.close();
     await c.close();
     const onA = await client(a, "agent", workspace);
     const afterMove = stream<{ queueItemId: string; message: { text: string } }>();

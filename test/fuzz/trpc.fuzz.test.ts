@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalogue, routerPaths, type ProcedureSpec, type Target } from "../api/catalogue.js";
-import { databases } from "../api/harness.js";
+import { databases } from "../support/database.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket, type RawAnswer } from "../support/trpc-raw.js";
 

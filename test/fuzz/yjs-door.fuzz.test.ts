@@ -11,7 +11,8 @@ import { CLOSE } from "../../src/collab/protocol.js";
 import { ITEM_FIELDS } from "../../src/collab/schema.js";
 import { frame, openRawWebSocket, type RawWebSocket } from "../support/raw-websocket.js";
 import { seedPglite } from "../support/server.js";
-import { serve, trpcClient } from "../server/process.js";
+import { serve } from "../server/process.js";
+import { connect, type Client } from "../support/clients.js";
 
 /**
  * Fuzzing the /yjs door of a real `turnqueue serve` process over raw TCP: random WebSocket
@@ -49,7 +50,7 @@ const isSyncStep2 = (m: Uint8Array) => m[0] === 0 && m[1] === syncProtocol.messa
 describe("fuzzing the /yjs door (real server process)", () => {
   let dataDir: string;
   let server: Awaited<ReturnType<typeof serve>>;
-  let trpc: ReturnType<typeof trpcClient>;
+  let trpc: Client;
   const refused: { threadId: string; before: unknown }[] = [];
   let rssBefore = 0;
 
@@ -63,7 +64,7 @@ describe("fuzzing the /yjs door (real server process)", () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-fuzz-yjs-"));
     await seedPglite(dataDir);
     server = await serve(["--data-dir", dataDir, "--edit-coalesce-ms", "0", "--doc-idle-ms", "1000"]);
-    trpc = trpcClient(server.url, server.token);
+    trpc = connect(server, server.token);
     rssBefore = await rss();
   });
   afterAll(async () => {

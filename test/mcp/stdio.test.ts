@@ -1,11 +1,10 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MCP_LIMITS } from "../../src/mcp/queue-tools.js";
 import { cleanEnv, repoRoot } from "../server/process.js";
+import { readmeBlocks } from "../support/readme.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 interface McpServerConfig {
@@ -16,11 +15,8 @@ interface McpServerConfig {
 
 /** The MCP client configuration README.md's "Let agents reach the queue" section shows. */
 async function readmeConfig(): Promise<McpServerConfig> {
-  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Let agents reach the queue (MCP)");
-  expect(start).toBeGreaterThan(-1);
-  const [, block] = /```json\n([\s\S]*?)```/.exec(readme.slice(start)) ?? [];
-  return (JSON.parse(block) as { mcpServers: { turnqueue: McpServerConfig } }).mcpServers.turnqueue;
+  const [block] = await readmeBlocks("Let agents reach the queue (MCP)", "json");
+  return (JSON.parse(block!) as { mcpServers: { turnqueue: McpServerConfig } }).mcpServers.turnqueue;
 }
 
 /**

@@ -4,7 +4,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { seedPglite } from "../support/server.js";
-import { cleanEnv, serve, trpcClient, turnqueueOnce } from "../server/process.js";
+import { cleanEnv, serve, turnqueueOnce } from "../server/process.js";
+import { connect } from "../support/clients.js";
 
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 180_000 });
 
@@ -44,7 +45,7 @@ describe("what an operator sees of a real run: the info log and /metrics (real s
 
   it("logs start, each dispatch, retry, timeout, hold and refusal with ids; counts them in /metrics; never a token", async () => {
     const { stdout: agentToken } = await turnqueueOnce(["token", "--data-dir", dataDir, "--workspace", "local", "--role", "agent"]);
-    const api = trpcClient(server.url, server.token);
+    const api = connect(server, server.token);
     const { threadId } = await api.thread.create.mutate({ title: "observed" });
 
     // The agent's "model" is scripted: the first start fails retryably, the second runs;
@@ -69,7 +70,7 @@ describe("what an operator sees of a real run: the info log and /metrics (real s
     await vi.waitUntil(() => logged("turn ended").length === 1, { timeout: 120_000, interval: 200 });
     const { queueItemId: stuck } = await api.queue.add.mutate({ threadId, message: { messageId: "m2", text: "never started" } });
     await vi.waitUntil(() => logged("queue held").length === 1, { timeout: 120_000, interval: 200 });
-    await trpcClient(server.url, "not-a-token").thread.list.query({}).catch(() => {});
+    await connect(server, "not-a-token").thread.list.query({}).catch(() => {});
 
     expect(logged("turnqueue is serving")).toHaveLength(1);
     const dispatched = logged("dispatched");

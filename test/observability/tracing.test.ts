@@ -1,10 +1,14 @@
-import { context, propagation, trace } from "@opentelemetry/api";
+import { context, propagation, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runAgent, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
+import { InProcessBus } from "../../src/cluster/bus.js";
+import { cmd, testEngine, user as testActor } from "../engine/harness.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+
+const tracer = trace.getTracer("test");
 
 describe("OpenTelemetry: one trace from the tRPC command to the agent's turnStarted (SDK's in-memory exporter)", () => {
   const exporter = new InMemorySpanExporter();
@@ -69,6 +73,25 @@ describe("OpenTelemetry: one trace from the tRPC command to the agent's turnStar
     expect(all.filter((s) => parentOf(s) === claim).map((s) => s.name)).toEqual(expect.arrayContaining(["decide", "append", "publish", "dispatch"]));
     // One trace, all of it.
     expect(new Set([turnStarted, add, claim].map((s) => s.spanContext().traceId)).size).toBe(1);
+  });
+
+  it("a commit the bus refuses (fault injected: a bus whose publish fails) ends its publish span as failed; the command is still acknowledged", async () => {
+    const refusing = new InProcessBus();
+    refusing.publish = () => Promise.reject(new Error("bus down (injected)"));
+    const engine = testEngine(server.services.store, { bus: refusing });
+    try {
+      exporter.reset();
+      const done = await tracer.startActiveSpan("caller", (caller) =>
+        engine.execute(`traced-${Date.now()}`, cmd({ type: "thread.create", workspaceId: "local" }), testActor).finally(() => caller.end()),
+      );
+      expect(done.version).toBe(1);
+      await vi.waitUntil(() => spans().some((s) => s.name === "publish"), { timeout: 30_000, interval: 20 });
+      const publish = spans().find((s) => s.name === "publish")!;
+      expect(publish.status).toMatchObject({ code: SpanStatusCode.ERROR, message: "the bus refused the commit" });
+      expect(spans().find((s) => s.name === "append")!.status.code).not.toBe(SpanStatusCode.ERROR);
+    } finally {
+      await engine.close();
+    }
   });
 
   const spans = () => exporter.getFinishedSpans();

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { readmeBlocks } from "../support/readme.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { checkoutCopy, freshApp, installedVersion, pack, repoRoot, runOnce, tempDir } from "./harness.js";
 
@@ -9,13 +10,7 @@ const tsc = path.join(repoRoot, "node_modules/typescript/bin/tsc");
 const consumerSource = new URL("./fixtures/consumer.source", import.meta.url);
 
 /** The ```ts blocks of README.md's "Use it from your app" section, in order. */
-async function readmeExamples(): Promise<string[]> {
-  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Use it from your app");
-  expect(start, 'README.md has a "Use it from your app" section').toBeGreaterThan(-1);
-  const end = readme.indexOf("\n## ", start + 1);
-  return [...readme.slice(start, end === -1 ? undefined : end).matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
-}
+const readmeExamples = () => readmeBlocks("Use it from your app", "ts");
 
 /** A consumer's own tsconfig: strict, the compiler's default target, its own node_modules only. */
 const consumerTsconfig = {

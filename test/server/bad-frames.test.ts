@@ -8,7 +8,8 @@ import * as Y from "yjs";
 import { CLOSE } from "../../src/collab/protocol.js";
 import { frame, openRawWebSocket } from "../support/raw-websocket.js";
 import { seedPglite } from "../support/server.js";
-import { serve, trpcClient } from "./process.js";
+import { serve } from "./process.js";
+import { connect } from "../support/clients.js";
 
 /**
  * One client's malformed WebSocket frame closes that client's connection with the RFC code
@@ -41,7 +42,7 @@ describe("bad WebSocket frames close only their connection (real server process)
     dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-frames-"));
     await seedPglite(dataDir);
     server = await serve(["--data-dir", dataDir]);
-    ({ threadId } = await trpcClient(server.url, server.token).thread.create.mutate({ title: "frames" }));
+    ({ threadId } = await connect(server, server.token).thread.create.mutate({ title: "frames" }));
   });
   afterAll(async () => {
     server?.child.kill("SIGTERM");

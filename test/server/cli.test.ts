@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { settings } from "../../src/config.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { seedPglite } from "../support/server.js";
-import { cleanEnv, codeOf, run, serve, trpcClient, turnqueueOnce } from "./process.js";
+import { cleanEnv, run, serve, turnqueueOnce } from "./process.js";
+import { connect, codeOf } from "../support/clients.js";
+import { httpCall } from "../support/trpc-raw.js";
 
 const tempDir = () => mkdtemp(path.join(os.tmpdir(), "turnqueue-cli-"));
 
@@ -67,15 +69,15 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
   it("prints a URL on a real port and a user token the API accepts", async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(server.url).not.toMatch(/:0$/);
-    const api = trpcClient(server.url, server.token);
+    const api = connect(server, server.token);
     const { threadId } = await api.thread.create.mutate({ title: "from the printed token" });
     const { items } = await api.thread.list.query({});
     expect(items.map((t) => t.threadId)).toContain(threadId);
   });
 
   it("refuses the API without a token", async () => {
-    const error = await trpcClient(server.url).thread.list.query({}).catch((e: unknown) => e);
-    expect(codeOf(error)).toBe("UNAUTHORIZED");
+    // Raw: no client built on the SDK can leave the token out.
+    expect((await httpCall(server.url, null, "query", "thread.list", {})).error?.data?.code).toBe("UNAUTHORIZED");
   });
 
   it("serves /healthz, /readyz and /metrics", async () => {
@@ -99,15 +101,15 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
       expect(code).toBe(0);
       return stdout.trim();
     };
-    const local = trpcClient(server.url, await issue("--workspace", "local", "--role", "user", "--sub", "ada"));
+    const local = connect(server, await issue("--workspace", "local", "--role", "user", "--sub", "ada"));
     const { threadId } = await local.thread.create.mutate({ title: "ada's" });
     expect((await local.thread.get.query({ threadId })).title).toBe("ada's");
 
-    const elsewhere = trpcClient(server.url, await issue("--workspace", "elsewhere", "--role", "user"));
+    const elsewhere = connect(server, await issue("--workspace", "elsewhere", "--role", "user"));
     expect((await elsewhere.thread.list.query({})).items).toEqual([]);
     expect(codeOf(await elsewhere.thread.get.query({ threadId }).catch((e: unknown) => e))).toMatch(/^(NOT_FOUND|FORBIDDEN)$/);
 
-    const agent = trpcClient(server.url, await issue("--workspace", "local", "--role", "agent", "--expires", "1h"));
+    const agent = connect(server, await issue("--workspace", "local", "--role", "agent", "--expires", "1h"));
     expect(codeOf(await agent.thread.list.query({}).catch((e: unknown) => e))).toBe("FORBIDDEN");
   });
 
@@ -115,7 +117,7 @@ describe("turnqueue serve on the embedded database, then turnqueue token", () =>
     const otherDir = await tempDir();
     const { stdout } = await turnqueueOnce(["token", "--data-dir", otherDir, "--create-secret", "--workspace", "local", "--role", "user"]);
     await rm(otherDir, { recursive: true, force: true });
-    const error = await trpcClient(server.url, stdout.trim()).thread.list.query({}).catch((e: unknown) => e);
+    const error = await connect(server, stdout.trim()).thread.list.query({}).catch((e: unknown) => e);
     expect(codeOf(error)).toBe("UNAUTHORIZED");
   });
 
@@ -144,7 +146,7 @@ describe("npm start", () => {
       const [, url] = await npm.waitFor(/serving (http:\/\/\S+)/);
       const [, token] = await npm.waitFor(/user token \(workspace "local"[^)]*\): (\S+)/);
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
-      expect(await trpcClient(url, token).thread.list.query({})).toEqual({ items: [], nextCursor: null });
+      expect(await connect({ url }, token).thread.list.query({})).toEqual({ items: [], nextCursor: null });
     } finally {
       // The whole group (npm, sh, tsx, node) gets the signal, as a terminal's Ctrl-C does.
       process.kill(-npm.child.pid!, "SIGINT");
@@ -163,13 +165,13 @@ describe.runIf(hasPostgres)("DATABASE_URL=postgresql://… turnqueue serve", () 
     try {
       const first = await serve(["--data-dir", dataDir], env);
       expect(first.stdout()).toContain("database: PostgreSQL");
-      const { threadId } = await trpcClient(first.url, first.token).thread.create.mutate({ title: "on postgres" });
+      const { threadId } = await connect(first, first.token).thread.create.mutate({ title: "on postgres" });
       first.child.kill("SIGTERM");
       expect(await first.exited).toEqual({ code: 0, signal: null });
 
       const second = await serve(["--data-dir", dataDir], env);
       try {
-        expect((await trpcClient(second.url, second.token).thread.get.query({ threadId })).title).toBe("on postgres");
+        expect((await connect(second, second.token).thread.get.query({ threadId })).title).toBe("on postgres");
       } finally {
         second.child.kill("SIGTERM");
         await second.exited;

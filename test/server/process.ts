@@ -1,7 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
-import type { AppRouter } from "../../src/api/router.js";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
@@ -86,12 +84,3 @@ export async function serve(args: string[], env?: NodeJS.ProcessEnv) {
   const [, token] = await p.waitFor(/user token \(workspace "local"[^)]*\): (\S+)/);
   return { ...p, url, token };
 }
-
-export const trpcClient = (url: string, token?: string) =>
-  createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${url}/trpc`, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })],
-  });
-
-/** The tRPC error code of a failed call (UNAUTHORIZED, CONFLICT, …), undefined for anything else. */
-export const codeOf = (error: unknown): string | undefined =>
-  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { codeOf, trpcClient } from "./process.js";
+import { connect, codeOf } from "../support/clients.js";
 import { startTcpProxy } from "./tcp-proxy.js";
 
 const ready = async (server: TestServer) => {
@@ -31,7 +31,7 @@ describe.runIf(hasPostgres)("/readyz on PostgreSQL through a TCP relay that is c
 
   it("is ready; not ready (503) while the database is unreachable, commands failing fast with SERVICE_UNAVAILABLE; ready again once it is back", async () => {
     expect(await ready(server)).toEqual({ status: 200, body: { status: "ready" } });
-    const api = trpcClient(server.url, await server.token());
+    const api = connect(server, await server.token());
     const { threadId } = await api.thread.create.mutate({ title: "before" });
 
     await proxy.cut();

@@ -2,7 +2,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasPostgres } from "../support/postgres.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { codeOf, trpcClient } from "./process.js";
+import { connect, codeOf } from "../support/clients.js";
 
 const metricsText = async (server: TestServer) => (await fetch(`${server.url}/metrics`)).text();
 
@@ -22,7 +22,7 @@ describe("startTurnqueue (embedded PGlite, port 0)", () => {
   });
 
   it("counts commands by type and outcome in /metrics, refusals apart from successes", async () => {
-    const api = trpcClient(server.url, await server.token());
+    const api = connect(server, await server.token());
     const { threadId } = await api.thread.create.mutate({ threadId: "metrics-thread" });
     await api.queue.add.mutate({ threadId, message: { messageId: "m1", text: "hello" } });
     await api.queue.add.mutate({ threadId, message: { messageId: "m1", text: "hello" } });
@@ -56,7 +56,7 @@ describe.each([
   it.runIf(run)("answers or refuses each command; after a restart on the same data every answered one is there", async () => {
     let server = await startTestServer({ database });
     try {
-      const api = trpcClient(server.url, await server.token());
+      const api = connect(server, await server.token());
       const { threadId } = await api.thread.create.mutate({ threadId: "closing" });
       const sent = Array.from({ length: 30 }, (_, i) => `m${i}`);
       const results = sent.map((messageId) =>
@@ -70,7 +70,7 @@ describe.each([
       const answered = (await Promise.all(results)).filter((m): m is string => m !== null);
       server = await closing;
 
-      const after = trpcClient(server.url, await server.token());
+      const after = connect(server, await server.token());
       const items = (await after.thread.get.query({ threadId })).queue.items;
       expect(answered.length).toBeGreaterThan(0);
       for (const messageId of answered) {

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { seedPglite } from "../support/server.js";
-import { serve, trpcClient } from "./process.js";
+import { serve } from "./process.js";
+import { connect } from "../support/clients.js";
 
 const THREADS = 4;
 const WRITERS_PER_THREAD = 4;
@@ -26,7 +27,7 @@ describe("turnqueue serve stopped by SIGTERM while commands are in flight", () =
 
   it("exits 0, and after a restart every acknowledged command is in the log, whole, once", async () => {
     const first = await serve(["--data-dir", dataDir]);
-    const api = trpcClient(first.url, first.token);
+    const api = connect(first, first.token);
     const threadIds = await Promise.all(
       Array.from({ length: THREADS }, async (_, t) => (await api.thread.create.mutate({ threadId: `t${t}`, title: `thread ${t}` })).threadId),
     );
@@ -58,7 +59,7 @@ describe("turnqueue serve stopped by SIGTERM while commands are in flight", () =
 
     const second = await serve(["--data-dir", dataDir]);
     try {
-      const after = trpcClient(second.url, second.token);
+      const after = connect(second, second.token);
       const stored = new Map<string, string>();
       for (const threadId of threadIds) {
         const snapshot = await after.thread.get.query({ threadId });

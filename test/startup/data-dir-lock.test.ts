@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { LOCK_FILE } from "../../src/startup/data-dir-lock.js";
 import { ExitCode } from "../../src/exit-codes.js";
 import { seedPglite } from "../support/server.js";
-import { serve, trpcClient, turnqueueOnce } from "../server/process.js";
+import { serve, turnqueueOnce } from "../server/process.js";
+import { connect } from "../support/clients.js";
 
 // Real server processes, one of them killed: limits, not measurements.
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
@@ -27,7 +28,7 @@ describe("the embedded database's data directory is locked to one server", () =>
     let threadId: string;
     try {
       expect(await holderOf(dataDir)).toMatchObject({ pid: first.child.pid });
-      ({ threadId } = await trpcClient(first.url, first.token).thread.create.mutate({ title: "before the crash" }));
+      ({ threadId } = await connect(first, first.token).thread.create.mutate({ title: "before the crash" }));
 
       const second = await turnqueueOnce(["serve", "--port", "0", "--data-dir", dataDir]);
       expect(second.code).toBe(ExitCode.dataDirLocked);
@@ -46,7 +47,7 @@ describe("the embedded database's data directory is locked to one server", () =>
     const third = await serve(["--data-dir", dataDir]);
     try {
       expect(await holderOf(dataDir)).toMatchObject({ pid: third.child.pid });
-      expect((await trpcClient(third.url, third.token).thread.get.query({ threadId })).title).toBe("before the crash");
+      expect((await connect(third, third.token).thread.get.query({ threadId })).title).toBe("before the crash");
     } finally {
       third.child.kill("SIGTERM");
       expect(await third.exited).toEqual({ code: 0, signal: null });

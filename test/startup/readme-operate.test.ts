@@ -1,21 +1,16 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { seedPglite } from "../support/server.js";
-import { cleanEnv, repoRoot, run, trpcClient } from "../server/process.js";
+import { cleanEnv, repoRoot, run } from "../server/process.js";
+import { connect } from "../support/clients.js";
+import { readmeBlocks } from "../support/readme.js";
 
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 });
 
 /** The fenced blocks of one language in README.md's "Run it in production" section, in order. */
-async function examples(lang: string): Promise<string[]> {
-  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("## Run it in production");
-  expect(start, 'README.md has a "Run it in production" section').toBeGreaterThan(-1);
-  const end = readme.indexOf("\n## ", start + 1);
-  const section = readme.slice(start, end === -1 ? undefined : end);
-  return [...section.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!.trim());
-}
+const examples = (lang: string) => readmeBlocks("Run it in production", lang);
 
 const words = (line: string) => line.split("#")[0]!.trim().split(/\s+/);
 
@@ -56,7 +51,7 @@ describe('README "Run it in production" runs as written (port and data directory
       const [, url] = await server.waitFor(/serving (http:\/\/\S+)/);
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/); // 0.0.0.0 is announced as loopback
       const [, token] = await server.waitFor(/user token \(workspace "local"[^)]*\): (\S+)/);
-      await trpcClient(url!, token).thread.create.mutate({ title: "traced by the README's setup" });
+      await connect({ url: url! }, token).thread.create.mutate({ title: "traced by the README's setup" });
       await server.waitFor(/name: 'command thread\.create'/);
     } finally {
       server.child.kill("SIGTERM");

@@ -1,36 +1,22 @@
-import { createTRPCClient, createWSClient, httpLink, splitLink, TRPCClientError, wsLink } from "@trpc/client";
-import WebSocket from "ws";
-import type { AppRouter } from "../../src/api/router.js";
+import { TRPCClientError } from "@trpc/client";
+import { createTransport, type Transport } from "../../client/transport.js";
+import type { AppRouter } from "../../client/router-types.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
-import type { TestServer } from "../support/server.js";
-
-/** Every suite runs on the embedded PGlite, and on PostgreSQL too when TEST_DATABASE_URL is set. */
-export { databases } from "../support/database.js";
-
-export type Client = ReturnType<typeof connect>;
 
 /**
- * A real client of the real server, as an SDK user would build one: queries and mutations
- * over HTTP with a Bearer token, subscriptions over WebSocket with `connectionParams.token`.
+ * tRPC clients for tests, built the one way the SDK builds them (client/transport.ts):
+ * queries and mutations over HTTP with a Bearer token, subscriptions over its WebSocket with
+ * `connectionParams.token`. A test that must send what no client would (no token, bad
+ * frames, malformed input) speaks raw tRPC through ./trpc-raw.ts instead.
  */
-export function connect(server: Pick<TestServer, "url" | "wsUrl">, token: string | null) {
-  const ws = createWSClient({
-    url: `${server.wsUrl}/trpc`,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-    connectionParams: token ? { token } : {},
-    retryDelayMs: () => 50,
-  });
-  const trpc = createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === "subscription",
-        true: wsLink({ client: ws }),
-        false: httpLink({ url: `${server.url}/trpc`, headers: token ? { authorization: `Bearer ${token}` } : {} }),
-      }),
-    ],
-  });
-  return { thread: trpc.thread, queue: trpc.queue, agent: trpc.agent, close: () => ws.close() };
-}
+export type Client = Transport;
+
+/** A client of a running server (a TestServer, or any `url`) with `token`. */
+export const connect = (server: { url: string }, token: string): Client => createTransport({ url: server.url, token });
+
+/** The tRPC error code of a failed call (UNAUTHORIZED, CONFLICT, …), undefined for anything else. */
+export const codeOf = (error: unknown): string | undefined =>
+  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : undefined;
 
 /** The error a call must fail with (the test fails if it succeeds). */
 export async function failure(call: Promise<unknown>): Promise<TRPCClientError<AppRouter>> {
