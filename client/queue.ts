@@ -336,16 +336,13 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
 function entryOf(item: Y.Map<unknown>): QueueEntry {
   const fields = readItemFields(item);
+  // A map mid-sync may lack fields the server has not written yet: read them as a new item's.
   return {
-    id: fields.id as string,
-    messageId: fields.messageId as string,
+    ...fields,
     text: item.get("text") instanceof Y.Text ? fields.text : "",
-    position: fields.position as string,
-    status: fields.status as ItemStatus,
-    failureReason: (fields.failureReason as string | null | undefined) ?? null,
-    attempts: (fields.attempts as number | undefined) ?? 0,
-    createdAt: fields.createdAt as string,
-  };
+    failureReason: fields.failureReason ?? null,
+    attempts: fields.attempts ?? 0,
+  } as QueueEntry;
 }
 
 const isPresence = (state: unknown): state is Presence =>

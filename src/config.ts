@@ -27,6 +27,8 @@ export interface Config {
   docIdleMs: number;
   /** Per-item window over which Yjs text edits are coalesced into one command. */
   editCoalesceMs: number;
+  /** An item typed into by a device whose presence names it is not claimed until this long after its last keystroke (at least half of it). */
+  editLockMs: number;
   /** Largest awareness state (presence JSON) one collab client may share, in bytes. */
   maxAwarenessBytes: number;
   /** Bounds of the work one request, connection or token may cause. */
@@ -66,6 +68,7 @@ export const settings = {
   sweepIntervalMs: { env: "TURNQUEUE_SWEEP_INTERVAL_MS", flag: "--sweep-interval-ms <ms>", help: "periodic drain safety sweep (default 30000)" },
   docIdleMs: { env: "TURNQUEUE_DOC_IDLE_MS", flag: "--doc-idle-ms <ms>", help: "unload a document this long after its last client left (default 30000)" },
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
+  editLockMs: { env: "TURNQUEUE_EDIT_LOCK_MS", flag: "--edit-lock-ms <ms>", help: "an item someone is typing into waits this long after the last keystroke before it is sent (default 3000)" },
   maxAwarenessBytes: { env: "TURNQUEUE_MAX_AWARENESS_BYTES", flag: "--max-awareness-bytes <bytes>", help: "largest presence (awareness state) one collab client may share; larger closes it (default 16384)" },
   maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB)" },
   maxBatchSize: { env: "TURNQUEUE_MAX_BATCH_SIZE", flag: "--max-batch-size <n>", help: "most calls in one tRPC batch, over HTTP or WebSocket (default 64)" },
@@ -114,6 +117,7 @@ const SettingsSchema = z.object({
   sweepIntervalMs: millis(30_000),
   docIdleMs: millis(30_000),
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
+  editLockMs: z.coerce.number().int().min(100).max(60_000).default(3_000),
   maxAwarenessBytes: z.coerce.number().int().min(256).max(1 << 20).default(16_384),
   maxBodyBytes: z.coerce.number().int().min(1024).max(1 << 30).default(defaultLimits.maxBodyBytes),
   maxBatchSize: z.coerce.number().int().min(1).max(10_000).default(defaultLimits.maxBatchSize),
@@ -214,6 +218,7 @@ export async function loadConfig(
     sweepIntervalMs: s.sweepIntervalMs,
     docIdleMs: s.docIdleMs,
     editCoalesceMs: s.editCoalesceMs,
+    editLockMs: s.editLockMs,
     maxAwarenessBytes: s.maxAwarenessBytes,
     limits: {
       maxBodyBytes: s.maxBodyBytes,

@@ -10,6 +10,7 @@ import { WebSocketServer } from "ws";
 import { createAuth } from "./auth/tokens.js";
 import { createContextFactory } from "./api/context.js";
 import { applyCors } from "./api/cors.js";
+import { createMcpHandler, MCP_PATH } from "./api/mcp.js";
 import { createRestHandler, REST_PREFIX } from "./api/rest.js";
 import { appRouter } from "./api/router.js";
 import { createCluster } from "./cluster/index.js";
@@ -33,6 +34,7 @@ import { contextOf, inSpan } from "./tracing.js";
 import { startReactors } from "./reactors/index.js";
 import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
 import { TokenConnections } from "./token-connections.js";
+import { packageVersion } from "./version.js";
 import { named, withoutPassword } from "./config.js";
 import { lockDataDir } from "./startup/data-dir-lock.js";
 import { StartupError } from "./exit-codes.js";
@@ -174,11 +176,12 @@ function finishingInFlight(engine: Engine): Engine {
   };
 }
 
-type Door = "trpc" | "rest" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
+type Door = "trpc" | "rest" | "mcp" | "healthz" | "readyz" | "metrics" | "local-token" | "static";
 
 const doorOf = (pathname: string): Door => {
   if (pathname === "/trpc" || pathname.startsWith("/trpc/")) return "trpc";
   if (pathname.startsWith(`${REST_PREFIX}/`)) return "rest";
+  if (pathname === MCP_PATH) return "mcp";
   switch (pathname) {
     case "/healthz":
       return "healthz";
@@ -240,6 +243,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     responseMeta: ({ errors }) => (errors.some((e) => e.code === "PAYLOAD_TOO_LARGE") ? { headers: { connection: "close" } } : {}),
   });
   const rest = createRestHandler({ createContext: contexts.http, onError: onErrorAt("rest"), maxBodyBytes: limits.maxBodyBytes });
+  const mcp = createMcpHandler({ createContext: contexts.http, onError: onErrorAt("mcp"), maxBodyBytes: limits.maxBodyBytes, version: packageVersion() });
   // A message over the limit closes the socket (1009) before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxBodyBytes });
   const trpcWs = applyWSSHandler({
@@ -274,7 +278,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     // Tells keep-alive clients to reconnect elsewhere while this instance stops.
     if (draining) res.setHeader("connection", "close");
     res.once("finish", () => metrics.httpRequests.inc({ door, status: res.statusCode }));
-    if ((door === "trpc" || door === "rest") && applyCors(req, res, config.corsOrigins)) return;
+    if ((door === "trpc" || door === "rest" || door === "mcp") && applyCors(req, res, config.corsOrigins)) return;
     switch (door) {
       case "trpc":
         // A body announced over the limit is refused before a byte of it is read.
@@ -286,6 +290,8 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
         }, contextOf(header(req.headers.traceparent)));
       case "rest":
         return rest(req, res);
+      case "mcp":
+        return mcp(req, res);
       case "healthz":
         return sendJson(res, 200, { status: "ok" });
       case "readyz":
@@ -312,12 +318,16 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     }
   };
 
+  // Requests being answered, so that shutdown can end the event streams among them.
+  const answering = new Set<ServerResponse>();
   const server = http.createServer((req, res) => {
     // A client that goes away mid-request is that request's end, never the server's.
     req.on("error", () => res.destroy());
     res.on("error", () => req.destroy());
     inFlight++;
+    answering.add(res);
     res.once("close", () => {
+      answering.delete(res);
       if (--inFlight === 0) idle?.();
     });
     handle(req, res).catch((err: unknown) => {
@@ -366,6 +376,9 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
       // their plug-ins close after this.
       server.close();
       server.closeIdleConnections();
+      // An event stream never finishes by itself: its client reconnects (to another
+      // instance) and resumes from its last event id, as after a WebSocket's close.
+      for (const res of answering) if (String(res.getHeader("content-type") ?? "").startsWith("text/event-stream")) res.destroy();
       if (inFlight > 0) {
         await Promise.race([new Promise<void>((resolve) => (idle = resolve)), sleep(DRAIN_GRACE_MS)]);
       }

@@ -15,20 +15,35 @@ export const isExpired = (principal: { expiresAt?: number | null }): boolean =>
   principal.expiresAt != null && Date.now() >= principal.expiresAt;
 
 /**
- * Closes `ws` with TOKEN_EXPIRED when `expiresAt` passes: a token is checked once, when the
- * connection opens, so without this an expired token would keep streaming and writing for
- * as long as the socket lives. Tokens without expiry never end a connection.
+ * Calls `expired` once `expiresAt` passes (at once if it has); the function returned cancels
+ * it. Tokens without expiry never expire. The timer does not keep the process alive.
  */
-export function closeAtExpiry(ws: WebSocket, expiresAt: number | null | undefined): void {
-  if (expiresAt == null) return;
+export function atExpiry(expiresAt: number | null | undefined, expired: () => void): () => void {
+  if (expiresAt == null) return () => {};
   let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
   const arm = () => {
-    if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+    if (cancelled) return;
     const left = expiresAt - Date.now();
-    if (left <= 0) return ws.close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason);
+    if (left <= 0) return expired();
     timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
     timer.unref();
   };
-  ws.once("close", () => clearTimeout(timer));
   arm();
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
+/**
+ * Closes `ws` with TOKEN_EXPIRED when `expiresAt` passes: a token is checked once, when the
+ * connection opens, so without this an expired token would keep streaming and writing for
+ * as long as the socket lives.
+ */
+export function closeAtExpiry(ws: WebSocket, expiresAt: number | null | undefined): void {
+  const cancel = atExpiry(expiresAt, () => {
+    if (ws.readyState !== WebSocket.CLOSING && ws.readyState !== WebSocket.CLOSED) ws.close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason);
+  });
+  ws.once("close", cancel);
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { AgentProcess } from "./child.js";
 import { checkDispatchInput, DEFAULT_MAX_ATTACHMENT_BYTES } from "./dispatch-input.js";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
@@ -29,14 +29,12 @@ interface PromptWatch {
 }
 
 interface AcpProcess {
-  child: ChildProcessWithoutNullStreams;
   connection: acp.ClientConnection;
   capabilities: acp.AgentCapabilities | undefined;
   /** Turnqueue thread id → ACP session id, for sessions open in this process. */
   sessions: Map<string, string>;
   /** ACP session id → its prompt in flight. */
   prompts: Map<string, PromptWatch>;
-  exited: Promise<void>;
 }
 
 /**
@@ -52,54 +50,30 @@ interface AcpProcess {
 export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
   // What a turn may carry: a prompt has no per-turn settings in ACP, so no option is taken.
   const takes = { name: "this ACP agent", options: [], maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
-  let current: Promise<AcpProcess> | null = null;
-  let closing = false;
-
-  function start(): Promise<AcpProcess> {
-    const [command, ...args] = options.command.trim().split(/\s+/);
-    // Started where the runtime was (as a shell would, so `npx <package>` finds this
-    // project's copy); the agent works in `options.cwd`, which every session names.
-    const child = spawn(command!, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
-    child.stdin.on("error", () => {});
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      for (const line of chunk.split("\n")) if (line.trim()) options.onStderr?.(line);
-    });
-    const sessions = new Map<string, string>();
-    const prompts = new Map<string, PromptWatch>();
-    const app = acp
-      .client({ name: "turnqueue" })
-      .onRequest(acp.methods.client.session.requestPermission, ({ params }) => permission(params))
-      .onNotification(acp.methods.client.session.update, ({ params }) => {
-        if (WORK.has(params.update.sessionUpdate)) prompts.get(params.sessionId)?.markWorking();
-      });
-    const connection = app.connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>));
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    const gone = (why: string) => {
-      connection.close(new Error(why));
-      if (current === ready) current = null;
-    };
-    child.once("exit", (code, signal) => gone(`the ACP agent exited (${signal ?? `code ${code}`})`));
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", (error) => {
-        gone(error.message);
-        reject(new TurnStartError(`cannot run ${command}: ${error.message}`, { retryable: false }));
-      });
-    });
-    const ready = spawned.then(async () => {
+  const [command, ...args] = options.command.trim().split(/\s+/);
+  // Started where the runtime was (as a shell would, so `npx <package>` finds this
+  // project's copy); the agent works in `options.cwd`, which every session names.
+  const agentProcess = new AgentProcess<AcpProcess>(
+    { name: "the ACP agent", command: command!, args, env: options.env, onStderr: options.onStderr },
+    async ({ child, exit }) => {
+      const sessions = new Map<string, string>();
+      const prompts = new Map<string, PromptWatch>();
+      const app = acp
+        .client({ name: "turnqueue" })
+        .onRequest(acp.methods.client.session.requestPermission, ({ params }) => permission(params))
+        .onNotification(acp.methods.client.session.update, ({ params }) => {
+          if (WORK.has(params.update.sessionUpdate)) prompts.get(params.sessionId)?.markWorking();
+        });
+      const connection = app.connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>));
+      void exit.then((why) => connection.close(new Error(why)));
       const init = await connection.agent.request(acp.methods.agent.initialize, {
         protocolVersion: acp.PROTOCOL_VERSION,
         clientCapabilities: {},
       });
-      return { child, connection, capabilities: init.agentCapabilities, sessions, prompts, exited };
-    });
-    ready.catch(() => {
-      if (current === ready) current = null;
-    });
-    return ready;
-  }
-
-  const agent = () => (current ??= start());
+      return { connection, capabilities: init.agentCapabilities, sessions, prompts };
+    },
+  );
+  const agent = () => agentProcess.get();
 
   function permission(params: acp.RequestPermissionRequest): acp.RequestPermissionResponse {
     const kind: PermissionKind = params.toolCall.kind === "read" || params.toolCall.kind === "search" ? "read"
@@ -163,25 +137,15 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
   function startError(error: unknown): TurnStartError {
     if (error instanceof TurnStartError) return error;
     const message = messageOf(error);
-    const crashed = current === null; // the process went away under us
-    return new TurnStartError(`acp: ${message}`, { retryable: !closing && (crashed || TRANSIENT.test(message)) });
+    const crashed = !agentProcess.running; // the process went away under us
+    return new TurnStartError(`acp: ${message}`, { retryable: !agentProcess.stopped && (crashed || TRANSIENT.test(message)) });
   }
 
   return {
     onTurn,
     // No onSteer: ACP cannot add a message to a running prompt.
     autoReady: true,
-    async close() {
-      closing = true;
-      const proc = await current?.catch(() => null);
-      if (!proc) return;
-      proc.connection.close();
-      proc.child.stdin.end();
-      const killer = setTimeout(() => proc.child.kill("SIGKILL"), 3_000);
-      proc.child.kill("SIGTERM");
-      await proc.exited;
-      clearTimeout(killer);
-    },
+    close: () => agentProcess.stop(),
   };
 }
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { AgentProcess } from "./child.js";
 import { checkDispatchInput, DEFAULT_MAX_ATTACHMENT_BYTES } from "./dispatch-input.js";
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn } from "../agent.js";
 import { allows, type ApprovePolicy } from "./approval.js";
@@ -77,14 +77,12 @@ function watchTurn(): TurnWatch {
 /** One running `codex app-server` and what it has loaded. */
 interface CodexProcess {
   rpc: JsonlRpc;
-  child: ChildProcessWithoutNullStreams;
   /** Turnqueue thread id → Codex thread id, for threads loaded in this process. */
   threads: Map<string, string>;
   /** Codex turn id → its watch. */
   turns: Map<string, TurnWatch>;
   /** Codex thread id → the watch of the turn being started there (notifications may precede the answer). */
   starting: Map<string, TurnWatch>;
-  exited: Promise<void>;
 }
 
 /**
@@ -102,58 +100,31 @@ interface CodexProcess {
 export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
   // What a turn may carry: Codex takes a model and a reasoning effort per turn.
   const takes = { name: "codex", options: ["model", "effort"], maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
-  let current: Promise<CodexProcess> | null = null;
-  let closing = false;
   const sandbox: SandboxMode = options.approve === "all" ? "workspace-write" : "read-only";
-
-  function start(): Promise<CodexProcess> {
-    const child = spawn(options.command ?? "codex", ["app-server"], {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const proc: CodexProcess = {
-      child,
-      threads: new Map(),
-      turns: new Map(),
-      starting: new Map(),
-      rpc: new JsonlRpc(child.stdout, child.stdin, {
-        onNotification: (method, params) => notified(proc, method, params),
-        onRequest: (method, params) => answer(method, params),
-      }),
-      exited: new Promise((resolve) => child.once("exit", () => resolve())),
-    };
-    child.stdin.on("error", () => {}); // a write after exit: the exit handler reports it
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      for (const line of chunk.split("\n")) if (line.trim()) options.onStderr?.(line);
-    });
-    const gone = (why: string) => {
-      const error = new RpcClosedError(why);
-      proc.rpc.close(error);
-      for (const watch of [...proc.turns.values(), ...proc.starting.values()]) watch.fail(error);
-      if (current === ready) current = null;
-    };
-    child.once("exit", (code, signal) => gone(`codex app-server exited (${signal ?? `code ${code}`})`));
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", (error) => {
-        gone(error.message);
-        reject(new TurnStartError(`cannot run codex: ${error.message}`, { retryable: false }));
+  const agentProcess = new AgentProcess<CodexProcess>(
+    { name: "codex app-server", command: options.command ?? "codex", args: ["app-server"], cwd: options.cwd, env: options.env, onStderr: options.onStderr },
+    async ({ child, exit }) => {
+      const proc: CodexProcess = {
+        threads: new Map(),
+        turns: new Map(),
+        starting: new Map(),
+        rpc: new JsonlRpc(child.stdout, child.stdin, {
+          onNotification: (method, params) => notified(proc, method, params),
+          onRequest: (method, params) => answer(method, params),
+        }),
+      };
+      void exit.then((why) => {
+        const error = new RpcClosedError(why);
+        proc.rpc.close(error);
+        for (const watch of [...proc.turns.values(), ...proc.starting.values()]) watch.fail(error);
       });
-    });
-    const ready = spawned.then(async () => {
       const init: InitializeParams = { clientInfo: { name: "turnqueue", title: "Turnqueue", version: "0.1.0" }, capabilities: null };
       await proc.rpc.request("initialize", init);
       proc.rpc.notify("initialized");
       return proc;
-    });
-    ready.catch(() => {
-      if (current === ready) current = null;
-    });
-    return ready;
-  }
-
-  const codex = () => (current ??= start());
+    },
+  );
+  const codex = () => agentProcess.get();
 
   function notified(proc: CodexProcess, method: string, params: unknown) {
     switch (method) {
@@ -289,23 +260,14 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
     onSteer,
     // Codex threads cost nothing until used: every Turnqueue thread has a ready session.
     autoReady: true,
-    async close() {
-      closing = true;
-      const proc = await current?.catch(() => null);
-      if (!proc) return;
-      proc.child.stdin.end();
-      const killer = setTimeout(() => proc.child.kill("SIGKILL"), 3_000);
-      proc.child.kill("SIGTERM");
-      await proc.exited;
-      clearTimeout(killer);
-    },
+    close: () => agentProcess.stop(),
   };
 
   /** An error before the turn started: Codex gone or crashed is worth another try, a refusal is not. */
   function asStartError(error: unknown): Error {
     if (error instanceof TurnStartError) return error;
     const message = error instanceof Error ? error.message : String(error);
-    return new TurnStartError(`codex: ${message}`, { retryable: !closing && error instanceof RpcClosedError });
+    return new TurnStartError(`codex: ${message}`, { retryable: !agentProcess.stopped && error instanceof RpcClosedError });
   }
 }
 

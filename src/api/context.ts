@@ -23,12 +23,21 @@ export function createContextFactory(services: ApiServices, connections: TokenCo
   const { limits } = services.config;
 
   return {
-    /** HTTP: `Authorization: Bearer <token>`. */
-    http: async ({ req }: { req: IncomingMessage }): Promise<Context> => ({
-      services,
-      principal: await principalOf(bearer(req.headers.authorization)),
-      socket: null,
-    }),
+    /**
+     * HTTP: `Authorization: Bearer <token>`, or tRPC's `connectionParams: { token }`, which an
+     * event stream carries in its URL (a browser's EventSource cannot set a header). A stream
+     * takes a slot of the token's connections while it runs (see `streamed` in trpc.ts).
+     */
+    http: async ({ req, info }: { req: IncomingMessage; info?: Pick<TRPCRequestInfo, "connectionParams"> }): Promise<Context> => {
+      const token = bearer(req.headers.authorization) ?? info?.connectionParams?.token ?? null;
+      return {
+        services,
+        principal: await principalOf(token),
+        socket: null,
+        takeConnection: () => (token ? connections.take(token) : null),
+        tooManyConnections: () => tooManyConnections(connections),
+      };
+    },
     /** Both doors: unexpected failures go to the log (clients see only "internal error"). */
     onError: ({ error, path }: { error: TRPCError; path?: string }) => {
       if (error.code === "INTERNAL_SERVER_ERROR") services.logger.error({ err: error.cause ?? error, path }, "tRPC procedure failed");
@@ -48,7 +57,8 @@ export function createContextFactory(services: ApiServices, connections: TokenCo
         else socket.refusal = tooManyConnections(connections);
         closeAtExpiry(res, principal.expiresAt);
       }
-      return { services, principal, socket };
+      // The socket itself holds the token's slot: its streams take none of their own.
+      return { services, principal, socket, takeConnection: () => () => {}, tooManyConnections: () => tooManyConnections(connections) };
     },
   };
 }

@@ -5,6 +5,7 @@ import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { z } from "zod";
 import { Attachments, Id, Text, TurnOptions } from "../domain/index.js";
 import { publicErrorData, toTRPCError } from "./errors.js";
+import { readJson } from "./json-body.js";
 import { appRouter } from "./router.js";
 import type { Context, ProcedureMeta } from "./trpc.js";
 
@@ -139,23 +140,6 @@ function match(method: string, pathname: string): { route: Route; params: Record
 }
 
 type Caller = Record<string, Record<string, (input: unknown) => Promise<unknown>>>;
-
-async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: `the body is over ${maxBytes} bytes` });
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8").trim();
-  if (!text) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new TRPCError({ code: "PARSE_ERROR", message: "the body is not JSON" });
-  }
-}
 
 /** The JSON types a property of an input schema allows. */
 const typesOf = (schema: JsonSchema | undefined): string[] =>

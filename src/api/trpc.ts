@@ -6,7 +6,7 @@ import type { Auth } from "../auth/tokens.js";
 import type { Config } from "../config.js";
 import type { Engine } from "../engine/types.js";
 import type { EventStore } from "../store/types.js";
-import { isExpired } from "../token-expiry.js";
+import { atExpiry, isExpired } from "../token-expiry.js";
 import { tooManySubscriptions, type SocketBudget } from "./connection-limits.js";
 import { publicErrorData, toTRPCError } from "./errors.js";
 
@@ -25,6 +25,10 @@ export interface Context {
   principal: Principal | null;
   /** The WebSocket the call came on, with its limits; null over HTTP. */
   socket: SocketBudget | null;
+  /** Takes one of the token's connection slots (the release), or null when it has none left. */
+  takeConnection(): (() => void) | null;
+  /** The refusal of a connection over the token's budget. */
+  tooManyConnections(): TRPCError;
 }
 
 /**
@@ -38,9 +42,11 @@ export interface ProcedureMeta {
 
 // Plain JSON, no transformer: docs/contract.md promises clients in any language can call us.
 const t = initTRPC.context<Context>().meta<ProcedureMeta>().create({
-  // Subscriptions are served over WebSocket only (CONTRACT.md), where tokens, limits and
-  // expiry are enforced per connection: one door for streams, not two.
-  sse: { enabled: false },
+  // Subscriptions over HTTP are server-sent event streams (httpSubscriptionLink, a browser's
+  // EventSource), under the same token budget and expiry as WebSockets (`streamed` below).
+  // The pings keep proxies from cutting a quiet stream; a client that hears nothing for
+  // longer reconnects, resuming from its last event id.
+  sse: { enabled: true, ping: { enabled: true, intervalMs: 20_000 }, client: { reconnectAfterInactivityMs: 45_000 } },
   // Stack traces are for our logs, not for clients, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {
@@ -84,19 +90,29 @@ const side = (name: "user" | "agent", roles: readonly Role[], readers: readonly 
   });
 
 /**
- * A subscription holds one of its socket's slots from its start until it ends, however it
- * ends: the client stops it, the stream completes or fails, or the socket closes.
+ * A subscription holds what it costs from its start until it ends, however it ends (the
+ * client stops it, the stream completes or fails, the connection closes): on a WebSocket, one
+ * of the socket's subscription slots; over HTTP, where each stream is a connection of its
+ * own, one of the token's connection slots. A WebSocket is closed when its token expires; an
+ * event stream has no socket to close, so it ends there with UNAUTHORIZED.
  */
 const budgeted = t.middleware(async ({ ctx, type, signal, next }) => {
+  if (type !== "subscription") return next();
   const budget = ctx.socket;
-  if (type !== "subscription" || !budget) return next();
-  if (budget.subscriptions >= budget.maxSubscriptions) throw tooManySubscriptions(budget.maxSubscriptions);
-  budget.subscriptions++;
-  let held = true;
-  const release = () => {
-    if (held) budget.subscriptions--;
-    held = false;
-  };
+  let release: () => void;
+  if (budget) {
+    if (budget.subscriptions >= budget.maxSubscriptions) throw tooManySubscriptions(budget.maxSubscriptions);
+    budget.subscriptions++;
+    let held = true;
+    release = () => {
+      if (held) budget.subscriptions--;
+      held = false;
+    };
+  } else {
+    const taken = ctx.takeConnection();
+    if (!taken) throw ctx.tooManyConnections();
+    release = taken;
+  }
   signal?.addEventListener("abort", release, { once: true });
   const result = await next();
   const stream = result.ok ? result.data : null;
@@ -104,15 +120,37 @@ const budgeted = t.middleware(async ({ ctx, type, signal, next }) => {
     release();
     return result;
   }
+  const expiresAt = budget ? null : ctx.principal?.expiresAt;
   async function* counted() {
     try {
-      yield* stream as AsyncIterable<unknown>;
+      yield* expiresAt == null ? (stream as AsyncIterable<unknown>) : untilExpiry(stream as AsyncIterable<unknown>, expiresAt);
     } finally {
       release();
     }
   }
   return { ...result, data: counted() };
 });
+
+/** `stream`, ending with UNAUTHORIZED once `expiresAt` passes, even while it waits for an event. */
+async function* untilExpiry<T>(stream: AsyncIterable<T>, expiresAt: number): AsyncGenerator<T> {
+  const iterator = stream[Symbol.asyncIterator]();
+  let cancel = () => {};
+  const expired = new Promise<never>((_, reject) => {
+    cancel = atExpiry(expiresAt, () => reject(new TRPCError({ code: "UNAUTHORIZED", message: "the token expired: reconnect with a fresh one" })));
+  });
+  expired.catch(() => {});
+  try {
+    for (;;) {
+      const step = await Promise.race([iterator.next(), expired]);
+      if (step.done) return;
+      yield step.value;
+    }
+  } finally {
+    cancel();
+    // Not awaited: a `next()` may still be pending; the request's abort ends the stream under it.
+    void iterator.return?.();
+  }
+}
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === "object" && value !== null && Symbol.asyncIterator in value;

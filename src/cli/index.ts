@@ -4,7 +4,7 @@ import { eventsCommand } from "./events.js";
 import { mcpCommand } from "./mcp.js";
 import { queueCommand } from "./queue.js";
 import { threadsCommand } from "./threads.js";
-import { packageVersion } from "./version.js";
+import { packageVersion } from "../version.js";
 
 export { CommandFailure } from "./remote.js";
 

@@ -1,6 +1,6 @@
 import { Command } from "commander";
-import { withClient, withRemote, type RemoteOptions } from "./remote.js";
-import { packageVersion } from "./version.js";
+import { describeFailure, withClient, withRemote, type RemoteOptions } from "./remote.js";
+import { packageVersion } from "../version.js";
 
 /**
  * `turnqueue mcp`: Turnqueue's queue tools as an MCP server over stdio, for an agent that
@@ -14,7 +14,8 @@ export function mcpCommand(): Command {
         import("@modelcontextprotocol/sdk/server/stdio.js"),
         import("../mcp/queue-tools.js"),
       ]);
-      const server = createQueueMcpServer(client, packageVersion());
+      // The same one line the other commands print: stable reason code first, never the token.
+      const server = createQueueMcpServer(client, packageVersion(), (error) => describeFailure(error, options.url).message);
       // The agent ends the session by closing our stdin.
       const closed = new Promise<void>((resolve) => (server.server.onclose = resolve));
       process.stdin.once("end", () => void server.close());

@@ -2,6 +2,7 @@ import { ExitCode } from "../exit-codes.js";
 import { TRPCClientError } from "@trpc/client";
 import { Command, Option } from "commander";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
+import { failureLine, type FailureData } from "../mcp/failure-line.js";
 
 /** What every command over a running server takes: where it is, who we are, how to print. */
 export interface RemoteOptions {
@@ -48,12 +49,8 @@ export function withRemote(command: Command): Command {
 export function describeFailure(error: unknown, url: string): CommandFailure {
   if (error instanceof CommandFailure) return error;
   if (error instanceof TRPCClientError) {
-    const data = error.data as { code?: string; reason?: string | null; zodError?: { fieldErrors?: Record<string, string[]> } | null } | undefined;
-    if (data?.code) {
-      const fields = Object.entries(data.zodError?.fieldErrors ?? {}).map(([field, problems]) => `${field}: ${problems.join(", ")}`);
-      const detail = fields.length > 0 ? fields.join("; ") : error.message;
-      return new CommandFailure(`${data.reason ?? data.code}: ${detail}`, exitCodeOf[data.code] ?? ExitCode.internal);
-    }
+    const data = error.data as Omit<FailureData, "message"> | undefined;
+    if (data?.code) return new CommandFailure(failureLine({ ...data, message: error.message }), exitCodeOf[data.code] ?? ExitCode.internal);
     return new CommandFailure(`cannot reach ${url}: ${(error.cause as Error | undefined)?.message ?? error.message}`, ExitCode.unavailable);
   }
   return new CommandFailure((error as Error).message ?? String(error), ExitCode.internal);

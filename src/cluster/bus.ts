@@ -8,6 +8,13 @@ export interface Bus {
   publish(channel: string, message: Uint8Array): Promise<void>;
   /** Resolves once the subscription is live; the returned function ends it. */
   subscribe(channel: string, handler: (message: Uint8Array) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `listener` each time the link to the other instances came back after it was lost
+   * (its subscriptions live again): whatever was published meanwhile is lost for this
+   * instance and this instance's messages for the others, so every subscriber reads again
+   * what it may have missed. Returns the function that stops listening.
+   */
+  onReconnected(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -38,6 +45,11 @@ export class InProcessBus implements Bus {
       set.delete(handler);
       if (set.size === 0) this.handlers.delete(channel);
     };
+  }
+
+  /** One process: the link is never lost. */
+  onReconnected(): () => void {
+    return () => {};
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,7 @@ interface Subscription {
  */
 export class RedisBus implements Bus {
   private readonly subscriptions = new Map<string, Subscription>();
+  private readonly reconnected = new Set<() => void>();
   private closed = false;
 
   private constructor(
@@ -41,6 +42,38 @@ export class RedisBus implements Bus {
   ) {
     // Binary-safe: `messageBuffer` hands over the raw bytes (Yjs updates are not UTF-8).
     subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message));
+    for (const connection of [publisher, subscriber]) this.watchOutages(connection);
+  }
+
+  /**
+   * After either connection was lost and is back, tells the `onReconnected` listeners: what
+   * went through Redis meanwhile is gone both ways. ioredis re-SUBSCRIBEs right after
+   * "ready"; a PING queued behind those commands answers once they are in force.
+   */
+  private watchOutages(connection: Redis): void {
+    let lost = false;
+    connection.on("close", () => {
+      lost = true;
+    });
+    connection.on("ready", () => {
+      if (!lost || this.closed) return;
+      lost = false;
+      setImmediate(() => {
+        void this.subscriber
+          .ping()
+          .then(() => {
+            for (const listener of [...this.reconnected]) listener();
+          })
+          .catch(() => {
+            // Lost again before the answer: the next "ready" tells the listeners.
+          });
+      });
+    });
+  }
+
+  onReconnected(listener: () => void): () => void {
+    this.reconnected.add(listener);
+    return () => this.reconnected.delete(listener);
   }
 
   /** Connects both connections; rejects with a clear error when Redis is unreachable, so startup fails fast. */
@@ -121,6 +154,7 @@ export class RedisBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     this.subscriptions.clear();
+    this.reconnected.clear();
     await Promise.all([quit(this.publisher), quit(this.subscriber)]);
   }
 

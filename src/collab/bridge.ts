@@ -31,7 +31,7 @@ interface Review {
   fields: Map<string, Set<string>>;
   /** Items whose text a client typed into. */
   texts: Set<string>;
-  actor: string;
+  client: Client;
 }
 
 const RETRY_MS = 1_000;
@@ -72,12 +72,15 @@ export class Bridge {
 
   /**
    * Called right after a client's update was applied: undoes its illegal writes in one
-   * server transaction and queues the commands for its legal ones.
+   * server transaction and queues the commands for its legal ones. Returns the client and
+   * the items it typed into (their text becomes an edit), if any.
    */
-  settle(): void {
+  settle(): { client: Client; typed: string[] } | null {
     const review = this.review;
     this.review = null;
-    if (!review) return;
+    if (!review) return null;
+    const actor = review.client.actor;
+    const typed: string[] = [];
     const { doc } = this.host;
     const state = this.host.state();
     const items = itemsOf(doc);
@@ -119,10 +122,14 @@ export class Bridge {
         // Formatting and embeds are not the log's to keep: gone before the text becomes an edit.
         if (text instanceof Y.Text) keepPlainText(text, transaction);
         if (isFrozen(truth)) writeText(doc, id, truth.text);
-        else this.scheduleEdit(id, review.actor);
+        else {
+          this.scheduleEdit(id, actor);
+          typed.push(id);
+        }
       }
     }, this.host.serverOrigin);
-    for (const [id, position] of moves) this.queueMove(id, position, review.actor);
+    for (const [id, position] of moves) this.queueMove(id, position, actor);
+    return typed.length > 0 ? { client: review.client, typed } : null;
   }
 
   /**
@@ -154,8 +161,8 @@ export class Bridge {
   }
 
   private reviewOf(client: Client): Review {
-    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), actor: client.actor };
-    this.review.actor = client.actor;
+    this.review ??= { meta: false, members: new Set(), fields: new Map(), texts: new Set(), client };
+    this.review.client = client;
     return this.review;
   }
 

@@ -42,9 +42,9 @@ export interface Collab {
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "maxAwarenessBytes">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes">;
   auth: Pick<Auth, "verify">;
-  store: Pick<EventStore, "workspaceOf">;
+  store: Pick<EventStore, "workspaceOf" | "readThread">;
   engine: Engine;
   bus: Bus;
   lease: Lease;
@@ -73,12 +73,14 @@ export function createCollab(deps: CollabDeps): Collab {
   const registry = new DocRegistry(
     {
       engine,
+      events: store,
       bus,
       lease: deps.lease,
       docStore,
       writer,
       logger,
       editCoalesceMs: config.editCoalesceMs,
+      editLockMs: config.editLockMs,
       maxAwarenessBytes: config.maxAwarenessBytes,
       instanceId: randomUUID(),
     },

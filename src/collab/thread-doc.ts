@@ -10,6 +10,7 @@ import { evolve, type StoredEvent, type ThreadState } from "../domain/index.js";
 import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
+import type { EventStore } from "../store/types.js";
 import { Bridge } from "./bridge.js";
 import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
 import { missingDependencies } from "./dependencies.js";
@@ -19,6 +20,8 @@ import {
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
 import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
+import { editingItemOf } from "../contract/document.js";
+import { EditLocks } from "./edit-locks.js";
 import type { WriteBehind } from "./write-behind.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
@@ -26,11 +29,11 @@ const SERVER = Symbol("collab:server");
 const REMOTE = Symbol("collab:remote");
 const STORED = Symbol("collab:stored");
 
-/**
- * How long a replica keeps the right to write a text after writing it: long enough for the
- * write to reach the other replicas through the bus, which then find nothing left to write.
- */
-const TEXT_WRITE_HOLD_MS = 250;
+/** Backoff of a replica waiting for another to finish writing texts (the lease is per thread). */
+const TEXT_WRITE_RETRY_MS = 100;
+const TEXT_WRITE_RETRY_MAX_MS = 2_000;
+/** A catch-up that could not read the store tries again after this long. */
+const CATCH_UP_RETRY_MS = 1_000;
 
 export class ThreadGoneError extends Error {
   constructor(threadId: string) {
@@ -41,6 +44,8 @@ export class ThreadGoneError extends Error {
 
 export interface ThreadDocDeps {
   engine: Engine;
+  /** The log, read directly for the events a replica missed while the bus lost them. */
+  events: Pick<EventStore, "readThread">;
   bus: Bus;
   /** Decides which replica writes a text the API changed (two writing it would double it). */
   lease: Lease;
@@ -49,6 +54,7 @@ export interface ThreadDocDeps {
   writer: WriteBehind;
   logger: Logger;
   editCoalesceMs: number;
+  editLockMs: number;
   /** Largest awareness state one client may share, in bytes of JSON. */
   maxAwarenessBytes: number;
   /** This instance's id on the bus, so it ignores its own messages. */
@@ -72,9 +78,16 @@ export class ThreadDoc {
   private readonly remoteAwareness = new Set<number>();
   state!: ThreadState;
   private readonly bridge: Bridge;
+  private readonly locks: EditLocks;
+  /** While above zero, this replica's own updates wait in `outbox` instead of going out (see `hold`). */
+  private relayHold = 0;
+  private readonly outbox: { update: Uint8Array; origin: unknown }[] = [];
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
+  /** Items whose log text this replica is to write into the document, unless another replica did. */
+  private readonly textsToWrite = new Set<string>();
+  private writingTexts: Promise<void> | null = null;
   closed = false;
 
   private constructor(
@@ -94,6 +107,16 @@ export class ThreadDoc {
       persisted: () => deps.writer.flushed(),
       resync: () => this.resync(),
     });
+    this.locks = new EditLocks({
+      threadId,
+      holder: `collab-${deps.instanceId}`,
+      logger: deps.logger,
+      editLockMs: deps.editLockMs,
+      editCoalesceMs: deps.editCoalesceMs,
+      execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
+      names: (client, itemId) => [...client.awarenessIds].some((id) => editingItemOf(this.awareness.getStates().get(id)) === itemId),
+      commit: () => this.bridge.flush(),
+    });
     this.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin));
     this.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(change, origin));
   }
@@ -106,6 +129,8 @@ export class ThreadDoc {
         deps.bus.subscribe(channels.doc(threadId), (m) => td.onBusDoc(m)),
         deps.bus.subscribe(channels.awareness(threadId), (m) => td.onBusAwareness(m)),
       ]);
+      const stopListening = deps.bus.onReconnected(() => td.afterBusOutage());
+      td.unsubscribe.push(async () => stopListening());
       // Other instances holding this document answer with what this one lacks; asked first, so
       // their answer can land before the reconciliation below adds anything of its own.
       td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
@@ -213,6 +238,9 @@ export class ThreadDoc {
     const undo = client.readOnly
       ? new Y.UndoManager([metaOf(this.doc), itemsOf(this.doc)], { trackedOrigins: new Set([client]), captureTimeout: 0 })
       : null;
+    // Nothing of the update goes out before it is reviewed: an undone write then goes out
+    // merged with its undoing (no one sees it), a keystroke only once its item is locked.
+    this.relayHold++;
     try {
       Y.applyUpdate(this.doc, update, client);
       if (undo) this.doc.transact(() => { while (undo.undoStack.length > 0) undo.undo(); }, SERVER);
@@ -221,20 +249,23 @@ export class ThreadDoc {
     } finally {
       undo?.destroy();
       // Even a partly applied update is reviewed, so nothing illegal stays.
-      this.bridge.settle();
+      const typed = this.bridge.settle();
+      const locked = typed && this.locks.typed(typed.client, typed.typed);
+      if (locked) void locked.finally(() => this.releaseRelay());
+      else this.releaseRelay();
     }
   }
 
   /** Committed events of this thread, in version order; a gap means events were missed: resync. */
   applyEvents(events: readonly StoredEvent[]): Promise<void> {
-    this.applying = this.applying.then(async () => {
+    this.applying = this.applying.catch(() => {}).then(async () => {
       if (this.closed) return;
       const texts: string[] = [];
       const followed = new Map<string, string>();
       for (const event of events) {
         const place = placeIn(this.state.version, event);
         if (place === "seen") continue;
-        if (place === "gap") return this.catchUp();
+        if (place === "gap") return this.catchUp("missed");
         this.doc.transact(() => {
           this.state = evolve(this.state, event);
           writeEvent(this.doc, event, this.state);
@@ -251,47 +282,117 @@ export class ThreadDoc {
     return this.applying;
   }
 
-  /** Brings the document to the log's current state (after a refusal or missed events). */
-  resync(): Promise<void> {
-    this.applying = this.applying.then(() => (this.closed ? undefined : this.catchUp()));
+  /**
+   * Brings the document to the log's current state: after a client write was refused (its
+   * texts are this replica's to fix), or after events were `missed` (their edits are
+   * applied as if they had arrived: the log's text written for API edits, typed ones
+   * followed — never the log's text over typing it has not committed yet).
+   */
+  resync(cause: "refused" | "missed" = "refused"): Promise<void> {
+    this.applying = this.applying.catch(() => {}).then(() => (this.closed ? undefined : this.catchUp(cause)));
     return this.applying;
   }
 
-  private async catchUp(): Promise<void> {
+  /**
+   * The bus was down: updates and events published meanwhile never arrived here, and this
+   * replica's never reached the others. Ask the others for what this one lacks, give them
+   * everything it has (they keep only what they lack), and catch up with the log and the
+   * stored document, which every instance wrote to all along.
+   */
+  private afterBusOutage(): void {
+    if (this.closed) return;
+    this.publishDoc((e) => syncProtocol.writeSyncStep1(e, this.doc));
+    this.publishDoc((e) => syncProtocol.writeUpdate(e, Y.encodeStateAsUpdate(this.doc)));
+    void this.resync("missed").catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not catch up after a bus outage"));
+  }
+
+  private async catchUp(cause: "refused" | "missed"): Promise<void> {
+    try {
+      await this.catchUpOnce(cause);
+    } catch (error) {
+      // The store is unreachable: this replica stays behind until it can read it again.
+      if (!this.closed) setTimeout(() => void this.resync("missed").catch(() => {}), CATCH_UP_RETRY_MS).unref();
+      throw error;
+    }
+  }
+
+  private async catchUpOnce(cause: "refused" | "missed"): Promise<void> {
+    // Other replicas' writes, stored even when the bus lost them, come first: compared with
+    // a document that lacks them, the log's text would look unwritten and be written twice.
+    await this.mergeStored();
+    const missed = await this.deps.events.readThread(this.threadId, this.state.version);
     const state = await this.deps.engine.load(this.threadId);
     if (this.closed) return;
     if (!state.exists || state.deleted) return this.deps.onGone(this.threadId);
     this.state = state;
-    // Only this replica missed events or had a write refused: its texts are its own to fix.
-    this.doc.transact(() => {
-      const typed = this.bridge.pending.text;
-      for (const id of reconcile(this.doc, state, this.bridge.pending)) {
-        if (!typed.has(id)) writeText(this.doc, id, state.items.get(id)!.text);
-      }
-    }, SERVER);
+    let texts: string[] = [];
+    this.doc.transact(() => (texts = reconcile(this.doc, state, this.bridge.pending)), SERVER);
+    if (cause === "refused") return this.writeTexts(texts);
+    const edited = new Set(missed.map(editedText));
+    this.writeTexts(texts.filter((id) => edited.has(id)));
+    for (const event of missed) {
+      const typed = typedText(event);
+      if (typed) this.bridge.follow(typed.id, typed.actor);
+    }
+  }
+
+  /** The stored document (every instance's updates, through the store rather than the bus) merged into this replica. */
+  private async mergeStored(): Promise<void> {
+    await this.deps.writer.flushed();
+    const stored = await this.deps.docStore.load(this.threadId);
+    // As if from another instance: on to this replica's clients, not back to the bus or the store.
+    if (stored.update && !this.closed) Y.applyUpdate(this.doc, stored.update, REMOTE);
   }
 
   /**
-   * Writes the log's text of these items, from one replica only: every replica holding the
-   * document sees the same event, and two inserting the same words would double them.
+   * Writes the log's text of these items into the document, once across every replica:
+   * two replicas inserting the same words would double them. The writers take turns under
+   * a per-thread lease, and each first merges the stored document, where the previous
+   * writer's text already is (it is stored before the lease is released), so a later
+   * writer finds nothing left to write — whether or not the bus carried the first write.
    * Items with typed text about to be committed keep it (that commit comes next).
    */
-  private writeTexts(ids: string[]): void {
-    if (ids.length === 0) return;
-    const key = `collab:text:${this.threadId}:${this.state.version}`;
-    this.deps.lease
-      .tryWith(key, async () => {
-        if (this.closed) return;
-        const typed = this.bridge.pending.text;
-        this.doc.transact(() => {
-          for (const id of ids) {
-            const item = this.state.items.get(id);
-            if (item && !typed.has(id)) writeText(this.doc, id, item.text);
-          }
-        }, SERVER);
-        await new Promise((r) => setTimeout(r, TEXT_WRITE_HOLD_MS).unref());
-      })
-      .catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not write an edited text into the document"));
+  private writeTexts(ids: Iterable<string>): void {
+    for (const id of ids) this.textsToWrite.add(id);
+    if (this.textsToWrite.size === 0 || this.writingTexts || this.closed) return;
+    this.writingTexts = this.writePendingTexts()
+      .catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not write an edited text into the document"))
+      .finally(() => {
+        this.writingTexts = null;
+        if (this.textsToWrite.size > 0) this.writeTexts([]);
+      });
+  }
+
+  private async writePendingTexts(): Promise<void> {
+    const key = `collab:text:${this.threadId}`;
+    for (let attempt = 0; this.textsToWrite.size > 0 && !this.closed; attempt++) {
+      const ids = [...this.textsToWrite];
+      this.textsToWrite.clear();
+      let written = false;
+      try {
+        const held = await this.deps.lease.tryWith(key, async () => {
+          await this.mergeStored();
+          // The log as it is now, not as far as this replica applied it: never an older text over a newer one.
+          const state = await this.deps.engine.load(this.threadId);
+          if (this.closed) return;
+          const typed = this.bridge.pending.text;
+          this.doc.transact(() => {
+            for (const id of ids) {
+              const item = state.items.get(id);
+              if (item && !typed.has(id)) writeText(this.doc, id, item.text);
+            }
+          }, SERVER);
+          // Stored before the lease goes: the next writer merges it first.
+          await this.deps.writer.flushed();
+        });
+        written = held.acquired;
+      } catch (err) {
+        this.deps.logger.warn({ err, threadId: this.threadId }, "text write failed; retrying");
+      }
+      if (written) continue;
+      for (const id of ids) this.textsToWrite.add(id);
+      await new Promise((r) => setTimeout(r, Math.min(TEXT_WRITE_RETRY_MAX_MS, TEXT_WRITE_RETRY_MS * 2 ** attempt)).unref());
+    }
   }
 
   /** Coalesced edits committed and queued commands done: the log has the last acknowledged text. */
@@ -320,6 +421,7 @@ export class ThreadDoc {
 
   private async destroy(): Promise<void> {
     this.closed = true;
+    this.locks.close();
     await Promise.all(this.unsubscribe.map((u) => u().catch(() => {})));
     this.unsubscribe = [];
     this.awareness.destroy();
@@ -328,11 +430,26 @@ export class ThreadDoc {
 
   private onUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === STORED) return;
+    if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
+    // Another instance's updates cannot depend on ours still held: they pass.
+    if (this.relayHold > 0 && origin !== REMOTE) return void this.outbox.push({ update, origin });
+    this.relay(update, origin);
+  }
+
+  /** To this instance's clients (but the one it came from), and to the other instances unless it came from them. */
+  private relay(update: Uint8Array, origin: unknown): void {
     const message = updateMessage(update);
     for (const client of this.clients) if (client !== origin) client.send(message);
     if (origin === REMOTE) return;
-    this.deps.writer.push(this.threadId, update);
     this.publishDoc((e) => syncProtocol.writeUpdate(e, update));
+  }
+
+  /** The held updates go out, in order, as one update once no hold is left. */
+  private releaseRelay(): void {
+    if (--this.relayHold > 0 || this.outbox.length === 0 || this.closed) return;
+    const held = this.outbox.splice(0);
+    if (held.length === 1) return this.relay(held[0].update, held[0].origin);
+    this.relay(Y.mergeUpdates(held.map((h) => h.update)), null);
   }
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {

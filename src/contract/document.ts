@@ -1,5 +1,6 @@
 import * as Y from "yjs";
-import type { QueueItemState, ThreadState } from "../domain/state.js";
+import { fieldsIn, projectTo, type QueueItemDocFields, type QueueItemState } from "../domain/queue-item.js";
+import type { ThreadState } from "../domain/state.js";
 
 /**
  * The thread's shared Yjs document, declared once for the server (src/collab) and the SDK
@@ -14,17 +15,6 @@ export const ITEMS = "items";
 export const metaOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(META);
 export const itemsOf = (doc: Y.Doc): Y.Map<Y.Map<unknown>> => doc.getMap(ITEMS);
 
-/** Each scalar field of an item's map, from the log's item. `text` (a Y.Text) sits beside them. */
-const ITEM_SCALARS = {
-  id: (i: QueueItemState) => i.queueItemId,
-  messageId: (i: QueueItemState) => i.messageId,
-  position: (i: QueueItemState) => i.position,
-  status: (i: QueueItemState) => i.status,
-  failureReason: (i: QueueItemState) => i.failureReason,
-  attempts: (i: QueueItemState) => i.attempts,
-  createdAt: (i: QueueItemState) => i.createdAt,
-};
-
 /** Each field of the meta map, from the log's thread state. */
 const META_SCALARS = {
   threadId: (s: ThreadState) => s.threadId,
@@ -36,24 +26,27 @@ const META_SCALARS = {
 
 type ScalarsOf<T extends Record<string, (x: never) => unknown>> = { [K in keyof T]: ReturnType<T[K]> };
 
-/** One item as the document shows it. */
-export type DocItem = ScalarsOf<typeof ITEM_SCALARS> & { text: string };
+/** One item as the document shows it: the item's fields marked `doc` in src/domain/queue-item.ts. */
+export type DocItem = QueueItemDocFields;
 export type DocMeta = ScalarsOf<typeof META_SCALARS>;
 export type ItemField = keyof DocItem;
 
-/** The keys of an item map; `text` and `position` are the only ones a client may write. */
-export const ITEM_FIELDS = [...Object.keys(ITEM_SCALARS), "text"] as readonly ItemField[];
+/** The keys of an item map; `text` (a Y.Text) and `position` are the only ones a client may write. */
+export const ITEM_FIELDS = fieldsIn("doc").map(([, key]) => key) as readonly ItemField[];
 export const META_FIELDS = Object.keys(META_SCALARS) as readonly (keyof DocMeta)[];
 
-const derive = <T extends Record<string, (x: never) => unknown>, S>(fields: T, from: S) =>
-  Object.fromEntries(Object.entries(fields).map(([key, of]) => [key, (of as (x: S) => unknown)(from)])) as ScalarsOf<T>;
+const docFields = projectTo("doc");
 
 /** An item's scalar fields as the document must hold them. */
-export const itemScalarsOf = (item: QueueItemState): ScalarsOf<typeof ITEM_SCALARS> => derive(ITEM_SCALARS, item);
+export function itemScalarsOf(item: QueueItemState): Omit<DocItem, "text"> {
+  const { text: _text, ...scalars } = docFields(item);
+  return scalars;
+}
 /** An item as the document must show it. */
-export const docItemOf = (item: QueueItemState): DocItem => ({ ...itemScalarsOf(item), text: item.text });
+export const docItemOf = (item: QueueItemState): DocItem => docFields(item);
 /** The meta as the document must hold it. */
-export const docMetaOf = (state: ThreadState): DocMeta => derive(META_SCALARS, state);
+export const docMetaOf = (state: ThreadState): DocMeta =>
+  Object.fromEntries(Object.entries(META_SCALARS).map(([key, of]) => [key, of(state)])) as DocMeta;
 
 /**
  * An item map's fields as they are, unchecked (a client may have written anything): the
@@ -61,9 +54,10 @@ export const docMetaOf = (state: ThreadState): DocMeta => derive(META_SCALARS, s
  */
 export function readItemFields(map: unknown): { [K in ItemField]: unknown } & { text: string } {
   const get = (key: string) => (map instanceof Y.Map ? map.get(key) : undefined);
-  const text = get("text");
-  const fields = Object.fromEntries(Object.keys(ITEM_SCALARS).map((key) => [key, get(key)]));
-  return { ...fields, text: text instanceof Y.Text ? text.toString() : String(text) } as { [K in ItemField]: unknown } & { text: string };
+  const textOf = (text: unknown) => (text instanceof Y.Text ? text.toString() : String(text));
+  return Object.fromEntries(ITEM_FIELDS.map((key) => [key, key === "text" ? textOf(get(key)) : get(key)])) as {
+    [K in ItemField]: unknown;
+  } & { text: string };
 }
 
 /** The meta map's fields as they are, unchecked. */
@@ -86,4 +80,18 @@ export function applyTextChange(shared: Y.Text, next: string): void {
   if (removed > 0) shared.delete(start, removed);
   const inserted = next.slice(start, next.length - end);
   if (inserted) shared.insert(start, inserted);
+}
+
+/**
+ * The awareness (presence) field in which a device names the item it is typing in:
+ * `awareness.setLocalStateField(EDITING, queueItemId)`, null or absent when none. While it
+ * names an item and that device's keystrokes keep coming, the item is not sent to the agent
+ * (the edit lock: docs/design.md).
+ */
+export const EDITING = "editing";
+
+/** The item a presence state names as being edited, if any. */
+export function editingItemOf(state: unknown): string | null {
+  const value = typeof state === "object" && state !== null ? (state as Record<string, unknown>)[EDITING] : null;
+  return typeof value === "string" ? value : null;
 }

@@ -39,11 +39,13 @@ export const QueueRetry = command("queue.retry", { queueItemId: Id });
 export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
 export const QueuePause = command("queue.pause", {});
 /**
- * Collab: someone is typing into the item, so it is not claimed for `forMs` from now;
- * `forMs: 0` releases it. Issued by the document bridge from presence and keystrokes
- * (docs/design.md, "Edit lock"); the API does not accept it.
+ * Collab: someone is typing into the item through `holder` (a server instance), so it is
+ * not claimed for `forMs` from now; `forMs: 0` ends that holder's lock, never another's.
+ * A lock also lapses by itself, so an instance that vanishes holds nothing. Issued by the
+ * collab layer from presence and keystrokes (docs/design.md, "Edit lock"); the API does
+ * not accept it.
  */
-export const QueueEditLock = command("queue.editLock", { queueItemId: Id, forMs: z.number().int().min(0).max(60_000) });
+export const QueueEditLock = command("queue.editLock", { queueItemId: Id, holder: Id, forMs: z.number().int().min(0).max(60_000) });
 /** Stop the running turn: the runtime gets an `interrupt` dispatch and ends it `interrupted`. */
 export const ThreadInterrupt = command("thread.interrupt", {});
 export const QueueResume = command("queue.resume", {});

@@ -5,7 +5,8 @@ import { assertNever } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
-import { isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -50,11 +51,10 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
     case "queue.editLock":
       return withEditable(state, command.queueItemId, (item) => {
-        if (command.forMs > 0) {
-          const until = new Date(ctx.now.getTime() + command.forMs).toISOString();
-          return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until } }];
-        }
-        return item.editLockedUntil === null ? [] : [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, until: null } }];
+        const { holder, forMs } = command;
+        if (forMs === 0 && !(holder in item.editLocks)) return [];
+        const until = forMs === 0 ? null : new Date(ctx.now.getTime() + forMs).toISOString();
+        return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, holder, until } }];
       });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [

@@ -45,8 +45,8 @@ export const DomainEvent = z.discriminatedUnion("type", [
   }),
   event("queue.item-edited", { queueItemId: Id, text: Text, via: EditVia.optional() }),
   event("queue.item-moved", { queueItemId: Id, position: PositionKey }),
-  /** The item is not claimed before `until` (null: released): someone is typing into it. */
-  event("queue.item-edit-locked", { queueItemId: Id, until: z.string().nullable() }),
+  /** Someone typing through `holder`: the item is not claimed before `until` (null: that holder's lock ended). */
+  event("queue.item-edit-locked", { queueItemId: Id, holder: Id, until: z.string().nullable() }),
   event("queue.item-removed", { queueItemId: Id }),
   /** The claim: stored before the agent sees anything; carries the whole dispatch. */
   event("queue.item-send-started", DispatchPayload),

@@ -1,6 +1,7 @@
 import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
-import { isFrozen, newQueueItem, textHash, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { isFrozen, newQueueItem, textHash, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -115,10 +116,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         dispatchId: e.payload.dispatchId,
         dispatchKind: e.payload.kind,
         notBefore: null,
-        editLockedUntil: null,
+        editLocks: {},
       }));
     case "queue.item-edit-locked":
-      return withItem(s, e.payload.queueItemId, at, () => ({ editLockedUntil: e.payload.until }));
+      return withItem(s, e.payload.queueItemId, at, (item) => {
+        const { [e.payload.holder]: _ended, ...others } = item.editLocks;
+        return { editLocks: e.payload.until === null ? others : { ...others, [e.payload.holder]: e.payload.until } };
+      });
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: e.payload.final ? "failed" : "pending",

@@ -2,6 +2,7 @@ export * from "./primitives.js";
 export * from "./commands.js";
 export * from "./events.js";
 export * from "./errors.js";
+export * from "./queue-item.js";
 export * from "./state.js";
 export * from "./ordering.js";
 export * from "./policy.js";

@@ -1,5 +1,6 @@
 import type { Command } from "./commands.js";
-import { endOfQueue, sendingItem, type QueueItemState, type ThreadState } from "./state.js";
+import type { QueueItemState } from "./queue-item.js";
+import { endOfQueue, sendingItem, type ThreadState } from "./state.js";
 
 /** The numbers of the drain policy; the server's config supplies them. */
 export interface DrainPolicy {
@@ -23,11 +24,14 @@ export const headPending = (state: ThreadState): QueueItemState | undefined =>
 
 /**
  * Someone is typing into the item (a connected device's presence names it and its
- * keystrokes keep coming): it is not claimed, so the agent gets the text as finished. The
- * lock lapses by itself at `editLockedUntil`, so a device that vanishes holds nothing.
+ * keystrokes keep coming): it is not claimed, so the agent gets the text as finished.
+ * Each lock lapses by itself, so a device or an instance that vanishes holds nothing.
  */
-export const isEditLocked = (item: Pick<QueueItemState, "editLockedUntil">, now: Date): boolean =>
-  item.editLockedUntil !== null && Date.parse(item.editLockedUntil) > now.getTime();
+export const editLockedUntil = (item: Pick<QueueItemState, "editLocks">, now: Date): Date | null => {
+  const last = Math.max(0, ...Object.values(item.editLocks).map(Date.parse));
+  return last > now.getTime() ? new Date(last) : null;
+};
+export const isEditLocked = (item: Pick<QueueItemState, "editLocks">, now: Date): boolean => editLockedUntil(item, now) !== null;
 
 /** Why a thread cannot drain right now, or null when it can (the rule in one place). */
 export function drainBlocker(state: ThreadState, now: Date): string | null {
@@ -51,7 +55,7 @@ export const isEligible = (state: ThreadState, now: Date): boolean => drainBlock
 export function nextWakeAt(state: ThreadState, now: Date): Date | null {
   const head = headPending(state);
   if (!head) return null;
-  const waits = [head.notBefore, head.editLockedUntil].map((t) => (t ? Date.parse(t) : 0)).filter((t) => t > now.getTime());
+  const waits = [head.notBefore ? Date.parse(head.notBefore) : 0, editLockedUntil(head, now)?.getTime() ?? 0].filter((t) => t > now.getTime());
   if (waits.length === 0) return null;
   const at = new Date(Math.max(...waits));
   return drainBlocker(state, at) === null ? at : null;

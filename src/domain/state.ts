@@ -1,28 +1,7 @@
-import type {
-  Attachment, DispatchKind, ItemStatus, PauseReason, SessionStatus, TurnOptions,
-} from "./primitives.js";
 import type { Map as PersistentMap, Set as PersistentSet } from "immutable";
+import type { PauseReason, SessionStatus } from "./primitives.js";
 import { compareOrder } from "./ordering.js";
-
-export interface QueueItemState {
-  queueItemId: string;
-  messageId: string;
-  text: string;
-  attachments: Attachment[];
-  options: TurnOptions;
-  status: ItemStatus;
-  failureReason: string | null;
-  position: string;
-  attempts: number;
-  /** A retryable start failure waits until then before its next attempt. */
-  notBefore: string | null;
-  dispatchId: string | null;
-  dispatchKind: DispatchKind | null;
-  /** Someone is typing into the item: it is not claimed before then (see `isEditLocked`). */
-  editLockedUntil: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+import type { QueueItemState } from "./queue-item.js";
 
 /** What became of every message ever queued: makes `queue.add` idempotent by messageId. */
 export interface KnownMessage {
@@ -87,7 +66,7 @@ export const newQueueItem = (
   notBefore: null,
   dispatchId: null,
   dispatchKind: null,
-  editLockedUntil: null,
+  editLocks: {},
   createdAt: at,
   updatedAt: at,
 });

@@ -1,12 +1,5 @@
-import { orderedItems, type QueueItemState, type ThreadState } from "./state.js";
-
-/** The fields of the public QueueItem (docs/contract.md): an item's state minus the drain's bookkeeping. */
-export const QUEUE_ITEM_VIEW_FIELDS = [
-  "queueItemId", "messageId", "text", "attachments", "options", "status", "failureReason", "position", "attempts", "createdAt", "updatedAt",
-] as const satisfies readonly (keyof QueueItemState)[];
-
-/** The public QueueItem, as clients see it. */
-export type QueueItemView = Pick<QueueItemState, (typeof QUEUE_ITEM_VIEW_FIELDS)[number]>;
+import { projectTo, type QueueItemView } from "./queue-item.js";
+import { orderedItems, type ThreadState } from "./state.js";
 
 /** The public ThreadSnapshot (docs/contract.md). */
 export interface ThreadSnapshot {
@@ -18,8 +11,8 @@ export interface ThreadSnapshot {
   queue: { paused: boolean; pauseReason: ThreadState["pauseReason"]; items: QueueItemView[] };
 }
 
-export const itemView = (i: QueueItemState): QueueItemView =>
-  Object.fromEntries(QUEUE_ITEM_VIEW_FIELDS.map((field) => [field, i[field]])) as QueueItemView;
+/** The public QueueItem, as clients see it: an item's state minus the drain's bookkeeping. */
+export const itemView = projectTo("view");
 
 export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
   threadId: s.threadId,

@@ -3,7 +3,6 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { TurnqueueClient } from "../../client/index.js";
 import { Id, MAX_TEXT_LENGTH } from "../domain/primitives.js";
-import { describeFailure } from "../cli/remote.js";
 
 /** What a tool answers at most: an agent's context is small, a queue may not be. */
 export const MCP_LIMITS = { items: 50, textChars: 500, threads: 50 } as const;
@@ -16,22 +15,26 @@ const IdempotencyKey = Id.optional().describe(
 const ThreadId = Id.describe("the thread's id (from list_threads)");
 const ItemId = Id.describe("the queue item's id (from show_queue)");
 
-type Client = Pick<TurnqueueClient, "thread" | "queue">;
+/**
+ * The procedures the tools call, in the SDK client's shape: the SDK's client itself
+ * (`turnqueue mcp`, over the network) or the server's own procedures (`/mcp`).
+ */
+export type QueueClient = Pick<TurnqueueClient, "thread" | "queue">;
 
 /**
  * Turnqueue's queue as MCP tools, so an agent can read and arrange the queue of user turns
- * it is working through. Every tool is one call of the SDK's client: the token behind it
- * decides the workspace and the role, exactly as for any other client.
+ * it is working through. Every tool is one call of a procedure: the token behind the client
+ * decides the workspace and the role, exactly as for any other client. `describe` turns
+ * what the client throws into the line the agent reads (never a token).
  */
-export function createQueueMcpServer(client: Client, version: string): McpServer {
+export function createQueueMcpServer(client: QueueClient, version: string, describe: (error: unknown) => string): McpServer {
   const server = new McpServer({ name: "turnqueue", version });
   const answer = async (work: () => Promise<unknown>): Promise<CallToolResult> => {
     try {
       const value = await work();
       return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value as Record<string, unknown> };
     } catch (error) {
-      // The same one line the CLI prints: stable reason code first, never the token.
-      return { isError: true, content: [{ type: "text", text: describeFailure(error, "the Turnqueue server").message }] };
+      return { isError: true, content: [{ type: "text", text: describe(error) }] };
     }
   };
 

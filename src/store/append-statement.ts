@@ -1,7 +1,14 @@
 import type { DomainEvent, StoredEvent } from "../domain/index.js";
-import { projectionChanges, type ProjectionChanges } from "./projections.js";
+import { projectionChanges, QUEUE_ITEM_COLUMNS, THREAD_COLUMNS, type ProjectionChanges } from "./projections.js";
 import type { Sql } from "./sql.js";
 import type { AppendRequest } from "./types.js";
+
+/** `"column" = source."column", …` for every column but the keys the statement matches on. */
+const assignments = (columns: readonly string[], source: string) =>
+  columns
+    .filter((column) => column !== "id" && column !== "threadId")
+    .map((column) => `"${column}" = ${source}."${column}"`)
+    .join(", ");
 
 /**
  * One statement writes whole appends (of one or many threads): the events, the commands'
@@ -19,19 +26,11 @@ with ev as (
   insert into "CommandResult" select * from jsonb_populate_recordset(null::"CommandResult", $2::jsonb)
 ), th as (
   insert into "Thread" select * from jsonb_populate_recordset(null::"Thread", $3::jsonb)
-  on conflict (id) do update set
-    "workspaceId" = excluded."workspaceId", title = excluded.title, version = excluded.version,
-    archived = excluded.archived, deleted = excluded.deleted, "sessionStatus" = excluded."sessionStatus",
-    "sessionError" = excluded."sessionError", "activeTurnId" = excluded."activeTurnId", paused = excluded.paused,
-    "pauseReason" = excluded."pauseReason", "createdAt" = excluded."createdAt", "updatedAt" = excluded."updatedAt",
-    "runtimeSessionId" = excluded."runtimeSessionId"
+  on conflict (id) do update set ${assignments(Object.keys(THREAD_COLUMNS), "excluded")}
 ), qi as (
   insert into "QueueItem" select * from jsonb_populate_recordset(null::"QueueItem", $4::jsonb)
 ), qu as (
-  update "QueueItem" q set
-    "messageId" = x."messageId", text = x.text, attachments = x.attachments, options = x.options,
-    status = x.status, "failureReason" = x."failureReason", position = x.position, attempts = x.attempts,
-    "notBefore" = x."notBefore", "dispatchId" = x."dispatchId", "createdAt" = x."createdAt", "updatedAt" = x."updatedAt"
+  update "QueueItem" q set ${assignments(QUEUE_ITEM_COLUMNS, "x")}
   from jsonb_populate_recordset(null::"QueueItem", $5::jsonb) x
   where q.id = x.id and q."threadId" = x."threadId"
 ), qd as (

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { Id, type StoredEvent } from "../domain/index.js";
 import { AppendBatcher } from "./append-batcher.js";
 import { guarded } from "./errors.js";
@@ -33,10 +34,14 @@ export const storedEvent = (r: EventRow): StoredEvent =>
     createdAt: r.createdAt.toISOString(),
   }) as StoredEvent;
 
+/** Thread owners kept in memory (a few MB at most). */
+const OWNERS_REMEMBERED = 100_000;
+
 /** The event log and its projections on Prisma's schema, for PGlite and PostgreSQL alike. */
 export class PrismaEventStore implements EventStore {
   private readonly batcher: AppendBatcher;
   private expectedMigrations: Promise<number> | null = null;
+  private readonly owners = new LRUCache<string, string>({ max: OWNERS_REMEMBERED });
 
   constructor(
     private readonly db: { prisma: PrismaClient; sql: SqlClient },
@@ -179,6 +184,16 @@ export class PrismaEventStore implements EventStore {
   workspaceOf(threadId: string): Promise<string | null> {
     return guarded(async () => {
       const row = await this.db.prisma.thread.findFirst({ where: { id: threadId, deleted: false }, select: { workspaceId: true } });
+      return row?.workspaceId ?? null;
+    });
+  }
+
+  ownerOf(threadId: string): Promise<string | null> {
+    const known = this.owners.get(threadId);
+    if (known !== undefined) return Promise.resolve(known);
+    return guarded(async () => {
+      const [row] = await this.db.sql.query<{ workspaceId: string }>(`select "workspaceId" from "Thread" where id = $1`, [threadId]);
+      if (row) this.owners.set(threadId, row.workspaceId);
       return row?.workspaceId ?? null;
     });
   }

@@ -1,42 +1,34 @@
-import type { DomainEvent, QueueItemState, ThreadState } from "../domain/index.js";
+import { fieldsIn, projectTo, type DomainEvent, type QueueItemColumns, type QueueItemState, type ThreadState } from "../domain/index.js";
 
 /**
  * Rows of the projection tables, keyed like the columns of schema.prisma, so the store can
- * hand them to PostgreSQL's jsonb_populate_recordset as they are.
+ * hand them to PostgreSQL's jsonb_populate_recordset as they are. Each column of Thread is
+ * one line of THREAD_COLUMNS; those of QueueItem come from the item's field table
+ * (src/domain/queue-item.ts). The append statement's column lists are derived from both.
  */
-export interface ThreadRow {
-  id: string;
-  workspaceId: string;
-  title: string;
-  version: number;
-  archived: boolean;
-  deleted: boolean;
-  sessionStatus: string;
-  sessionError: string | null;
-  activeTurnId: string | null;
-  paused: boolean;
-  pauseReason: string | null;
-  createdAt: string;
-  updatedAt: string;
-  runtimeSessionId: string | null;
-}
+export const THREAD_COLUMNS = {
+  id: (s: ThreadState) => s.threadId,
+  workspaceId: (s: ThreadState) => s.workspaceId,
+  title: (s: ThreadState) => s.title,
+  version: (s: ThreadState) => s.version,
+  archived: (s: ThreadState) => s.archived,
+  deleted: (s: ThreadState) => s.deleted,
+  sessionStatus: (s: ThreadState) => s.session.status,
+  sessionError: (s: ThreadState) => s.session.error,
+  activeTurnId: (s: ThreadState) => s.session.activeTurnId,
+  paused: (s: ThreadState) => s.paused,
+  pauseReason: (s: ThreadState) => s.pauseReason,
+  createdAt: (s: ThreadState) => s.createdAt,
+  updatedAt: (s: ThreadState) => s.updatedAt,
+  runtimeSessionId: (s: ThreadState) => s.session.runtimeSessionId,
+};
 
-export interface QueueItemRow {
-  id: string;
-  threadId: string;
-  messageId: string;
-  text: string;
-  attachments: unknown;
-  options: unknown;
-  status: string;
-  failureReason: string | null;
-  position: string;
-  attempts: number;
-  notBefore: string | null;
-  dispatchId: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+export type ThreadRow = { [K in keyof typeof THREAD_COLUMNS]: ReturnType<(typeof THREAD_COLUMNS)[K]> };
+
+export type QueueItemRow = QueueItemColumns & { threadId: string };
+
+/** The columns of QueueItem, besides the thread it belongs to. */
+export const QUEUE_ITEM_COLUMNS = fieldsIn("row").map(([, column]) => column);
 
 export interface TurnRow {
   threadId: string;
@@ -74,39 +66,11 @@ export interface ProjectionChanges {
   messages: MessageRow[];
 }
 
-export const threadRow = (s: ThreadState): ThreadRow => ({
-  id: s.threadId,
-  workspaceId: s.workspaceId,
-  title: s.title,
-  version: s.version,
-  archived: s.archived,
-  deleted: s.deleted,
-  sessionStatus: s.session.status,
-  sessionError: s.session.error,
-  activeTurnId: s.session.activeTurnId,
-  paused: s.paused,
-  pauseReason: s.pauseReason,
-  createdAt: s.createdAt,
-  updatedAt: s.updatedAt,
-  runtimeSessionId: s.session.runtimeSessionId,
-});
+export const threadRow = (s: ThreadState): ThreadRow =>
+  Object.fromEntries(Object.entries(THREAD_COLUMNS).map(([column, of]) => [column, of(s)])) as ThreadRow;
 
-export const queueItemRow = (threadId: string, i: QueueItemState): QueueItemRow => ({
-  id: i.queueItemId,
-  threadId,
-  messageId: i.messageId,
-  text: i.text,
-  attachments: i.attachments,
-  options: i.options,
-  status: i.status,
-  failureReason: i.failureReason,
-  position: i.position,
-  attempts: i.attempts,
-  notBefore: i.notBefore,
-  dispatchId: i.dispatchId,
-  createdAt: i.createdAt,
-  updatedAt: i.updatedAt,
-});
+const itemColumns = projectTo("row");
+export const queueItemRow = (threadId: string, item: QueueItemState): QueueItemRow => ({ ...itemColumns(item), threadId });
 
 /**
  * Thread and QueueItem rows follow the state; Turn and Message rows follow the events,

@@ -97,6 +97,11 @@ export interface EventStore {
   threadsWithWork(): Promise<string[]>;
   /** Workspace of a thread (for authorization), null when unknown or deleted. */
   workspaceOf(threadId: string): Promise<string | null>;
+  /**
+   * Workspace a thread was created in, deleted or not; null when there is no such thread.
+   * A thread never changes workspace, so a found owner is remembered and costs no round trip.
+   */
+  ownerOf(threadId: string): Promise<string | null>;
   /** Cheap round trip: is the database reachable and migrated? */
   ping(): Promise<void>;
   close(): Promise<void>;

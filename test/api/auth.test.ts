@@ -1,8 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SignJWT } from "jose";
 import { createAuth } from "../../src/auth/tokens.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { connect, databases, failure, uid, watchEvents, type Client } from "./harness.js";
+
+describe("token verification", () => {
+  it("a token that was accepted is refused once it expires (clock scripted): remembering it never extends it", async () => {
+    const auth = createAuth("the secret");
+    const token = await auth.issue({ sub: "alice", workspaceId: "acme", role: "user" }, { expiresIn: "1h" });
+    expect((await auth.verify(token)).workspaceId).toBe("acme");
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 61 * 60_000);
+      await expect(auth.verify(token)).rejects.toThrow(/invalid token: "exp" claim timestamp check failed/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
 
 describe.each(databases)("authentication and authorization (%s)", (database) => {
   let server: TestServer;

@@ -10,10 +10,11 @@ import { RawSocket } from "../support/trpc-raw.js";
 import { connect, uid, type Client } from "./harness.js";
 
 /**
- * Real tokens that expire in 3 seconds (jose, whole seconds: 2 to 3 s of life). The clock
- * is the tokens' own expiry: the tests wait past it, no fake timers.
+ * Real tokens that expire in 8 seconds (jose, whole seconds: 7 to 8 s of life; 3 s was too
+ * short on a loaded CI machine to open a socket and make its first calls). The clock is the
+ * tokens' own expiry: the tests wait past it, no fake timers.
  */
-const LIFETIME = "3s";
+const LIFETIME = "8s";
 const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(assertion, { timeout: 30_000, interval: 50 });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 /** Resolves a moment after the token's expiry. */

@@ -17,8 +17,7 @@ describe("role viewer: reads every door, changes nothing", () => {
     owner = connect(server, await server.token("user", "acme", "alice"));
     viewerToken = await server.token("viewer", "acme", "vera");
     viewer = connect(server, viewerToken);
-    threadId = uid("watched");
-    await owner.thread.create.mutate({ threadId, title: "watched" });
+    ({ threadId } = await owner.thread.create.mutate({ threadId: uid("watched"), title: "watched" }));
     ({ queueItemId } = await owner.queue.add.mutate({ threadId, message: { messageId: "m1", text: "write the tests" } }));
   });
   afterAll(async () => {

@@ -19,6 +19,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   "src/socket-errors.ts": [],
   "src/token-expiry.ts": [],
   "src/token-connections.ts": [],
+  "src/version.ts": [],
   "src/tracing.ts": [],
   "src/config.ts": ["src/domain", "src/exit-codes.ts"],
   "src/auth": ["src/domain"],
@@ -29,17 +30,19 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The doors and reactors stand side by side on the engine: none imports another.
   "src/reactors": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/lifecycle.ts", "src/tracing.ts"],
   "src/collab": ["src/domain", "src/contract", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/token-connections.ts"],
-  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/token-connections.ts", "src/tracing.ts"],
+  "src/api": ["src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts", "src/socket-errors.ts", "src/token-expiry.ts", "src/token-connections.ts", "src/tracing.ts", "src/mcp"],
   // Start-up and its failures: what server.ts and cli.ts run before and around the service.
   "src/startup": ["src/config.ts", "src/exit-codes.ts", "src/store", "client:type"],
   "src/server.ts": [
     "src/domain", "src/store", "src/cluster", "src/engine", "src/config.ts", "src/auth", "src/lifecycle.ts",
-    "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/token-connections.ts", "src/startup", "src/tracing.ts",
+    "src/observability", "src/reactors", "src/collab", "src/api", "src/exit-codes.ts", "src/socket-errors.ts", "src/token-connections.ts", "src/startup", "src/tracing.ts", "src/version.ts",
   ],
   // Operator commands and MCP tools: clients of a running server through the SDK, and the
   // database commands (migrate, rebuild-projections) on the store.
-  "src/mcp": ["client", "src/domain", "src/cli"],
-  "src/cli": ["client", "src/domain", "src/config.ts", "src/store", "src/mcp", "src/exit-codes.ts"],
+  // The tools take their client as a parameter: the SDK's (turnqueue mcp) or the server's own
+  // procedures (/mcp, from src/api), so they import neither door.
+  "src/mcp": ["client:type", "src/domain"],
+  "src/cli": ["client", "src/domain", "src/config.ts", "src/store", "src/mcp", "src/exit-codes.ts", "src/version.ts"],
   "src/cli.ts": ["src/cli", "src/domain", "src/config.ts", "src/auth", "src/server.ts", "client", "src/exit-codes.ts", "src/startup"],
   // The SDK runs far from the server: pure modules only, and the router as a type.
   client: ["src/domain", "src/contract", "src/api:type"],

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../support/server.js";
 import { connect, converged, createThread, exec, projection, startCollabServer, synced } from "./harness.js";
-import { until } from "../support/poll.js";
+import { eventually, until } from "../support/poll.js";
 
 describe("typed text is committed before its item is claimed or its document unloaded", () => {
   let server: TestServer;
@@ -22,10 +22,12 @@ describe("typed text is committed before its item is claimed or its document unl
     expect((await projection(server, threadId)).items[0].text).toBe("fix the bug");
 
     await exec(server, threadId, { type: "agent.session", status: "ready" }, "agent:a");
-    // The drain reactor claims on its own; claiming here too is harmless (no events when not eligible).
-    await exec(server, threadId, { type: "drain.claim" }, "reactor:drain");
-
-    const log = await server.services.store.readThread(threadId, 0);
+    // The drain reactor claims on its own once the typing's edit lock ends.
+    const log = await eventually(async () => {
+      const events = await server.services.store.readThread(threadId, 0);
+      expect(events.map((e) => e.type)).toContain("queue.item-send-started");
+      return events;
+    });
     const claim = log.find((e) => e.type === "queue.item-send-started");
     expect(claim?.type === "queue.item-send-started" && claim.payload.message.text).toBe("fix the bug in the parser, then run the tests");
     const edit = log.findIndex((e) => e.type === "queue.item-edited");

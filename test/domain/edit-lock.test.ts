@@ -8,7 +8,7 @@ function ready(...ids: string[]): Thread {
   for (const id of ids) t.add(id);
   return t;
 }
-const lock = (queueItemId: string, forMs: number) => ({ type: "queue.editLock" as const, queueItemId, forMs });
+const lock = (queueItemId: string, forMs: number, holder = "instance-a") => ({ type: "queue.editLock" as const, queueItemId, holder, forMs });
 
 describe("edit lock", () => {
   it("an item being typed into is not claimed; the queue waits at it (order holds), then claims it with the final text", () => {
@@ -22,16 +22,19 @@ describe("edit lock", () => {
     t.advance(2_999);
     expect(t.claim()).toEqual([]);
     t.advance(1);
-    const claim = claimOf(t.claim());
-    expect(claim).toMatchObject({ queueItemId: "a", message: { text: "a, finished" } });
+    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "a", message: { text: "a, finished" } });
   });
 
-  it("a lock released (forMs 0) lets the item go at once; releasing an unlocked item changes nothing", () => {
+  it("a holder ends only its own lock; the item goes once no holder's lock is left", () => {
     const t = ready("a");
     expect(t.ok(lock("a", 0))).toEqual([]);
-    t.ok(lock("a", 3_000));
-    expect(types(t.ok(lock("a", 0)))).toEqual(["queue.item-edit-locked"]);
-    expect(t.item("a")?.editLockedUntil).toBeNull();
+    t.ok(lock("a", 3_000, "instance-a"));
+    t.ok(lock("a", 500, "instance-b"));
+    expect(types(t.ok(lock("a", 0, "instance-a")))).toEqual(["queue.item-edit-locked"]);
+    expect(t.claim()).toEqual([]);
+    expect(drainWakeAt(t.state, t.now, t.policy, 0)).toEqual(new Date(t.now.getTime() + 500));
+    t.ok(lock("a", 0, "instance-b"));
+    expect(t.item("a")?.editLocks).toEqual({});
     expect(claimOf(t.claim()).queueItemId).toBe("a");
   });
 
@@ -57,12 +60,12 @@ describe("edit lock", () => {
     expect(t.state.version).toBe(version);
   });
 
-  it("an item already being sent cannot be locked (ITEM_SENDING); an unknown one is ITEM_NOT_FOUND; the claim clears a lapsed lock", () => {
+  it("an item already being sent cannot be locked (ITEM_SENDING); an unknown one is ITEM_NOT_FOUND; the claim drops lapsed locks", () => {
     const t = ready("a");
     t.ok(lock("a", 1_000));
     t.advance(1_000);
     claimOf(t.claim());
-    expect(t.item("a")?.editLockedUntil).toBeNull();
+    expect(t.item("a")?.editLocks).toEqual({});
     expect(t.refused(lock("a", 3_000))).toBe("ITEM_SENDING");
     expect(t.refused(lock("zz", 3_000))).toBe("ITEM_NOT_FOUND");
   });

@@ -23,6 +23,9 @@ class LosingBus implements Bus {
   async subscribe() {
     return async () => {};
   }
+  onReconnected() {
+    return () => {};
+  }
   async close(): Promise<void> {}
 }
 
@@ -50,6 +53,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       sweepIntervalMs: 150,
       docIdleMs: 60_000,
       editCoalesceMs: 50,
+      editLockMs: 3_000,
       maxAwarenessBytes: 16_384,
       limits: defaultLimits,
       logLevel: "silent",

@@ -73,7 +73,7 @@ describe.each(kinds)("event store (%s)", (kind) => {
     await expect(t.db.store.listThreads("w-list", "not-a-cursor", 2)).rejects.toBeInstanceOf(InvalidCursorError);
   });
 
-  test("workspaceOf, threadsWithWork and unacknowledgedDispatches answer from the projections", async () => {
+  test("workspaceOf, ownerOf, threadsWithWork and unacknowledgedDispatches answer from the projections", async () => {
     await create("work-1", "w-work");
     await create("work-2", "w-work");
     await engine.execute("work-1", add("work-1-a"), user);
@@ -82,6 +82,7 @@ describe.each(kinds)("event store (%s)", (kind) => {
     const claim = await engine.execute("work-1", cmd({ type: "drain.claim" }), user);
     expect(await t.db.store.workspaceOf("work-1")).toBe("w-work");
     expect(await t.db.store.workspaceOf("nowhere")).toBeNull();
+    expect(await t.db.store.ownerOf("nowhere")).toBeNull();
     expect(await t.db.store.threadsWithWork()).toContain("work-1");
     expect(await t.db.store.threadsWithWork()).not.toContain("work-2");
     expect(await t.db.store.unacknowledgedDispatches("w-work")).toEqual(claim.events);
@@ -89,6 +90,9 @@ describe.each(kinds)("event store (%s)", (kind) => {
     expect(await t.db.store.unacknowledgedDispatches("w-work")).toEqual([]);
     await engine.execute("work-1", cmd({ type: "thread.delete" }), user);
     expect(await t.db.store.workspaceOf("work-1")).toBeNull();
+    // The owner of a deleted thread stays: commands on it are refused by the engine, not here.
+    expect(await t.db.store.ownerOf("work-1")).toBe("w-work");
+    expect(await t.db.store.ownerOf("work-2")).toBe("w-work");
     expect(await t.db.store.threadsWithWork()).not.toContain("work-1");
     await t.db.store.ping();
   });

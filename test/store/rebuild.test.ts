@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { QUEUE_ITEM_COLUMNS, queueItemRow, THREAD_COLUMNS, threadRow } from "../../src/store/projections.js";
 import { rebuildProjections } from "../../src/store/rebuild.js";
 import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
@@ -48,6 +49,29 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
     const stats = await rebuildProjections(t.db);
     expect(stats.threads).toBe(4);
     expect(await projections(t.db)).toEqual(live);
+  });
+
+  test("every Thread and QueueItem column holds what the thread's state says, and the store writes every column", async () => {
+    const columnsOf = async (table: string) =>
+      (await t.db.sql.query<{ name: string }>(`select column_name as name from information_schema.columns where table_name = $1`, [table]))
+        .map((c) => c.name)
+        .sort();
+    // A column the mapping misses would stay null forever; a mapped field without a column would be dropped.
+    expect(await columnsOf("Thread")).toEqual(Object.keys(THREAD_COLUMNS).sort());
+    expect(await columnsOf("QueueItem")).toEqual([...QUEUE_ITEM_COLUMNS, "threadId"].sort());
+
+    const plain = (row: object) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
+    const engine = testEngine(t.db.store);
+    try {
+      for (const thread of live.threads) {
+        const state = await engine.load(thread.id);
+        expect(plain(thread)).toEqual(threadRow(state));
+        const items = live.items.filter((i) => i.threadId === thread.id).map(plain);
+        expect(items).toEqual([...state.items.values()].map((i) => queueItemRow(thread.id, i)).sort((a, b) => (a.id < b.id ? -1 : 1)));
+      }
+    } finally {
+      await engine.close();
+    }
   });
 
   test("rebuild restores projections that were damaged", async () => {

@@ -20,10 +20,15 @@ export interface RawAnswer {
   result: unknown;
 }
 
-/** One call over HTTP (a subscription too: the server must refuse it cleanly). */
+/**
+ * One call over HTTP. A subscription is a server-sent event stream: it is read up to its
+ * first word (`connected`, the stream is running: result `{ type: "started" }`, as over
+ * WebSocket; or `serialized-error`) and then closed.
+ */
 export async function httpCall(url: string, token: string | null, kind: Kind, path: string, input: unknown): Promise<RawAnswer> {
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const encoded = input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+  const stop = new AbortController();
   const response =
     kind === "mutation"
       ? await fetch(`${url}/trpc/${path}`, {
@@ -31,9 +36,15 @@ export async function httpCall(url: string, token: string | null, kind: Kind, pa
           headers: { ...headers, "content-type": "application/json" },
           body: input === undefined ? undefined : JSON.stringify(input),
         })
-      : await fetch(`${url}/trpc/${path}${encoded}`, { headers });
+      : await fetch(`${url}/trpc/${path}${encoded}`, { headers, signal: stop.signal });
+  if (response.headers.get("content-type")?.startsWith("text/event-stream")) {
+    try {
+      return fromEventStream(response.status, await firstWord(response.body!));
+    } finally {
+      stop.abort();
+    }
+  }
   const text = await response.text();
-  if (response.headers.get("content-type")?.startsWith("text/event-stream")) return fromEventStream(response.status, text);
   let body: { result?: { data?: unknown }; error?: RawError } = {};
   try {
     body = JSON.parse(text) as typeof body;
@@ -41,6 +52,17 @@ export async function httpCall(url: string, token: string | null, kind: Kind, pa
     body = { error: { message: text } };
   }
   return { status: response.status, error: body.error ?? null, result: body.result?.data };
+}
+
+/** The stream's text up to its first `connected` or `serialized-error` event, or its end. */
+async function firstWord(body: ReadableStream<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    if (/^event: (connected|serialized-error)\n(?:.*\n)*?\n/m.test(text)) break;
+  }
+  return text;
 }
 
 /**
@@ -53,7 +75,7 @@ function fromEventStream(status: number, text: string): RawAnswer {
     data: /^data: (.*)$/m.exec(block)?.[1],
   }));
   const failed = events.find((e) => e.event === "serialized-error" && e.data);
-  if (!failed) return { status, error: null, result: events.map((e) => e.data) };
+  if (!failed) return { status, error: null, result: events.some((e) => e.event === "connected") ? { type: "started" } : events.map((e) => e.data) };
   const error = JSON.parse(failed.data!) as RawError;
   return { status: error.data?.httpStatus ?? status, error, result: undefined };
 }

@@ -3,7 +3,7 @@ import {
   QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow,
   type ItemStatus, type ThreadState,
 } from "../../domain/index.js";
-import { executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { commandMutation, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { router, userProcedure } from "../trpc.js";
 
 /** The item id is chosen here (decide stays pure); the message id is the client's key. */
@@ -38,36 +38,16 @@ export const queueRouter = router({
     return statusOf(state, command.message.messageId);
   }),
 
-  edit: userProcedure.input(threadCommandInput(QueueEdit.omit({ via: true }))).mutation(async ({ ctx, input }) => {
-    const { threadId, commandId, ...command } = input;
-    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.edit", ...command }, commandId));
-  }),
+  edit: commandMutation(userProcedure, QueueEdit.omit({ via: true })),
 
   move: userProcedure.input(MoveInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, queueItemId, afterId } = input;
     return versionOf(await executeOnThread(ctx, threadId, { type: "queue.move", queueItemId, to: { afterId } }, commandId));
   }),
 
-  remove: userProcedure.input(threadCommandInput(QueueRemove)).mutation(async ({ ctx, input }) => {
-    const { threadId, commandId, ...command } = input;
-    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.remove", ...command }, commandId));
-  }),
-
-  retry: userProcedure.input(threadCommandInput(QueueRetry)).mutation(async ({ ctx, input }) => {
-    const { threadId, commandId, ...command } = input;
-    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.retry", ...command }, commandId));
-  }),
-
-  sendNow: userProcedure.input(threadCommandInput(QueueSendNow)).mutation(async ({ ctx, input }) => {
-    const { threadId, commandId, ...command } = input;
-    return versionOf(await executeOnThread(ctx, threadId, { type: "queue.sendNow", ...command }, commandId));
-  }),
-
-  pause: userProcedure.input(threadCommandInput(QueuePause)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "queue.pause" }, input.commandId)),
-  ),
-
-  resume: userProcedure.input(threadCommandInput(QueueResume)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "queue.resume" }, input.commandId)),
-  ),
+  remove: commandMutation(userProcedure, QueueRemove),
+  retry: commandMutation(userProcedure, QueueRetry),
+  sendNow: commandMutation(userProcedure, QueueSendNow),
+  pause: commandMutation(userProcedure, QueuePause),
+  resume: commandMutation(userProcedure, QueueResume),
 });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
 import { Id, snapshotOf, storableString, ThreadArchive, ThreadCreate, ThreadDelete, ThreadInterrupt, ThreadRename } from "../../domain/index.js";
-import { authorizeThread, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { authorizeThread, commandMutation } from "../commands.js";
 import { threadEvents } from "../thread-events.js";
 import { threadChanges } from "./thread-changes.js";
 import { router, userProcedure } from "../trpc.js";
@@ -60,13 +60,9 @@ export const threadRouter = router({
     .input(z.strictObject({ cursor: storableString(512).nullish(), limit: z.number().int().min(1).max(MAX_PAGE).default(50) }).default({ limit: 50 }))
     .query(({ ctx, input }) => ctx.services.store.listThreads(ctx.principal.workspaceId, input.cursor ?? null, input.limit)),
 
-  archive: userProcedure.input(threadCommandInput(ThreadArchive)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.archive" }, input.commandId)),
-  ),
+  archive: commandMutation(userProcedure, ThreadArchive),
 
-  rename: userProcedure.input(threadCommandInput(ThreadRename)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.rename", title: input.title }, input.commandId)),
-  ),
+  rename: commandMutation(userProcedure, ThreadRename),
 
   /** The thread's sent messages, newest first, each with its turn's outcome; paged like `list`. */
   history: userProcedure
@@ -79,14 +75,10 @@ export const threadRouter = router({
   /** The workspace's thread list, then every change to it, live (see thread-changes.ts). */
   changes: userProcedure.subscription(({ ctx, signal }) => threadChanges(ctx.services, ctx.principal.workspaceId, signal)),
 
-  delete: userProcedure.input(threadCommandInput(ThreadDelete)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.delete" }, input.commandId)),
-  ),
+  delete: commandMutation(userProcedure, ThreadDelete),
 
   /** Stop the running turn; the queue pauses (`interrupted`) once the agent reports it ended. */
-  interrupt: userProcedure.input(threadCommandInput(ThreadInterrupt)).mutation(async ({ ctx, input }) =>
-    versionOf(await executeOnThread(ctx, input.threadId, { type: "thread.interrupt" }, input.commandId)),
-  ),
+  interrupt: commandMutation(userProcedure, ThreadInterrupt),
 
   /** The thread's log from `lastEventId` (or its start), then live; tRPC resumes it on reconnect. */
   events: userProcedure

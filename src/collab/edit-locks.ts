@@ -1,0 +1,114 @@
+import type { Logger } from "pino";
+import { DomainError, QueueEditLock, type Command } from "../domain/index.js";
+import type { Client } from "./client.js";
+
+export interface EditLockHost {
+  readonly threadId: string;
+  /** This instance, as the domain's lock holder: it ends only its own locks. */
+  readonly holder: string;
+  readonly logger: Logger;
+  readonly editLockMs: number;
+  readonly editCoalesceMs: number;
+  execute(command: Command, actor: string): Promise<unknown>;
+  /** Whether the connection's presence names this item as the one it is typing in. */
+  names(client: Client, itemId: string): boolean;
+  /** Commits the text typed so far (a refused edit is undone before anyone sees it). */
+  commit(): Promise<void>;
+}
+
+interface Typing {
+  client: Client;
+  last: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * The collab side of the edit lock; the rule is the domain's (`queue.editLock`,
+ * `isEditLocked`). Keystrokes into an item keep a lock on it in the log, held by this
+ * instance, so no instance claims the item while it is being typed in: the log is how the
+ * lock reaches them all. A device whose presence names the item keeps it locked until
+ * `editLockMs` after its last keystroke; typing without such a presence, only until the
+ * text is committed. Then the text is committed and this instance's lock ended.
+ *
+ * The relay of keystrokes waits for their lock (`typed` resolves): a keystroke another
+ * device has seen is covered by a lock in the log that lasts until it is committed, so a
+ * claim decided anywhere after that sees either the lock or the committed text. A lock
+ * refused (the item was claimed or removed meanwhile) lets the relay go only after the
+ * keystrokes were refused and undone.
+ */
+export class EditLocks {
+  /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */
+  private readonly until = new Map<string, number>();
+  private readonly taking = new Map<string, Promise<void>>();
+  private readonly typing = new Map<string, Typing>();
+  private closed = false;
+
+  constructor(private readonly host: EditLockHost) {}
+
+  /** `client` typed into `items`: resolves when what it typed may be relayed; null when at once. */
+  typed(client: Client, items: string[]): Promise<void> | null {
+    const now = Date.now();
+    const waits: Promise<void>[] = [];
+    for (const id of items) {
+      const typing = this.typing.get(id) ?? { client, last: now, timer: null };
+      typing.client = client;
+      typing.last = now;
+      this.typing.set(id, typing);
+      this.arm(id, typing);
+      // Renewed once half of it has passed, so it outlasts the commit of what is relayed now.
+      if ((this.until.get(id) ?? 0) - now >= this.host.editLockMs / 2) continue;
+      waits.push(this.take(id, this.host.editLockMs, client.actor));
+    }
+    return waits.length === 0 ? null : Promise.all(waits).then(() => undefined);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const typing of this.typing.values()) if (typing.timer) clearTimeout(typing.timer);
+    this.typing.clear();
+  }
+
+  /** When to look at the item again: the end of its presence's window, or (no presence) of the coalescing window. */
+  private arm(id: string, typing: Typing): void {
+    if (typing.timer) clearTimeout(typing.timer);
+    const named = this.host.names(typing.client, id);
+    const after = named ? this.host.editLockMs : Math.min(this.host.editCoalesceMs, this.host.editLockMs / 2);
+    typing.timer = setTimeout(() => void this.release(id, typing), Math.max(0, typing.last + after - Date.now()));
+    typing.timer.unref();
+  }
+
+  private async release(id: string, typing: Typing): Promise<void> {
+    typing.timer = null;
+    if (this.closed || this.typing.get(id) !== typing) return;
+    this.typing.delete(id);
+    // From here a keystroke takes a new lock before it is relayed.
+    this.until.delete(id);
+    try {
+      await this.host.commit();
+      if (this.closed || this.until.has(id) || this.typing.has(id)) return;
+      await this.host.execute(QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs: 0 }), typing.client.actor);
+    } catch (err) {
+      // Refused: the item left the queue, and its lock with it. Otherwise the lock lapses by itself.
+      if (!(err instanceof DomainError)) this.host.logger.warn({ err, threadId: this.host.threadId, queueItemId: id }, "could not end an edit lock; it lapses");
+    }
+  }
+
+  private take(id: string, forMs: number, actor: string): Promise<void> {
+    const running = this.taking.get(id);
+    if (running) return running;
+    const asked = Date.now();
+    const command = QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs });
+    const done = this.host
+      .execute(command, actor)
+      .then(() => void this.until.set(id, asked + forMs))
+      .catch(async (err: unknown) => {
+        if (err instanceof DomainError) return this.host.commit();
+        // The store is away: the keystrokes go out anyway (holding them would stall every
+        // device), and the edit itself retries; only the lock's promise is lost meanwhile.
+        this.host.logger.warn({ err, threadId: this.host.threadId, queueItemId: id }, "could not lock an item being typed in");
+      })
+      .finally(() => this.taking.delete(id));
+    this.taking.set(id, done);
+    return done;
+  }
+}

@@ -1,0 +1,490 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
+import { createTurnqueueClient, type ThreadQueue } from "../../client/index.js";
+import type { AppRouter } from "../../src/api/router.js";
+import { createAuth } from "../../src/auth/tokens.js";
+import type { StoredEvent } from "../../src/domain/index.js";
+import { openDatabase } from "../../src/store/database.js";
+import { rebuildProjections } from "../../src/store/rebuild.js";
+import { seedPglite } from "../support/server.js";
+import { check, type Violation } from "./checker.js";
+import type { AgentRecord, Op, RunHistory } from "./history.js";
+import { Recorder } from "./history.js";
+import { AgentProcess, BlackholeProxy, Instance, PrivatePostgres, PrivateRedis } from "./infra.js";
+import { DISPATCH_TIMEOUT_MS, NEMESES, type Nemesis, type Targets } from "./nemesis.js";
+import { prng, type Random } from "./random.js";
+
+export interface ScenarioOptions {
+  nemesis: keyof typeof NEMESES;
+  seed: number;
+  /** How long clients issue operations while the nemesis strikes. */
+  workloadMs: number;
+  threads: number;
+  /** Logical users, each a serial client bound to one instance. */
+  clients: number;
+  /** A PostgreSQL cluster of the run's own, shared by scenarios (one database each). */
+  postgres: PrivatePostgres | null;
+  /**
+   * Whether clients also type into documents (default true). Typing races with API edits
+   * and with claims on other instances (docs/guarantees.md, "What the suite still finds").
+   */
+  typing?: boolean;
+  /** Strikes at least this many times, however long the workload (default 1). */
+  minStrikes?: number;
+  log?: (line: string) => void;
+}
+
+export interface ScenarioResult {
+  nemesis: string;
+  seed: number;
+  operations: number;
+  acknowledged: number;
+  unknown: number;
+  violations: Violation[];
+  /** The faults as struck, for the report. */
+  faults: string[];
+  /** Every operation that did not come back ok (for looking into a run by hand). */
+  debug?: Op[];
+  /** What each instance and the agent runtime wrote to stderr (warnings), for a violation's report. */
+  logs?: Record<string, string>;
+}
+
+const SWEEP_MS = 1_000;
+const CALL_TIMEOUT_MS = 8_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A definite refusal (the server said no, and changed nothing) or an unknown outcome (no answer, or "try again"). */
+function classify(error: unknown): { outcome: "fail" | "unknown"; error: string } {
+  if (error instanceof TRPCClientError) {
+    const data = error.data as { code?: string; reason?: string } | undefined;
+    if (data?.code && ["CONFLICT", "NOT_FOUND", "BAD_REQUEST", "FORBIDDEN"].includes(data.code)) {
+      return { outcome: "fail", error: `${data.code}${data.reason ? ` ${data.reason}` : ""}` };
+    }
+    return { outcome: "unknown", error: data?.code ?? error.message.slice(0, 120) };
+  }
+  return { outcome: "unknown", error: (error as Error)?.message?.slice(0, 120) ?? String(error) };
+}
+
+const api = (url: string, token: string) =>
+  createTRPCClient<AppRouter>({
+    links: [
+      httpLink({
+        url: `${url}/trpc`,
+        headers: { authorization: `Bearer ${token}` },
+        fetch: (input, init) => fetch(input, { ...(init as RequestInit), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) }),
+      }),
+    ],
+  });
+type Api = ReturnType<typeof api>;
+
+/** Retries a call until the server acknowledges it (setup and the end of the run, not the history). */
+async function surely<T>(call: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      if (classify(error).outcome === "fail" || Date.now() > deadline) throw error;
+      await sleep(200);
+    }
+  }
+}
+
+interface Item {
+  threadId: string;
+  queueItemId: string;
+  messageId: string;
+  /** Each text written is unique: "<messageId> v<n>". */
+  versions: number;
+  /** The last text the item's owner saw acknowledged. */
+  text: string;
+}
+
+/**
+ * One user: issues random operations, one at a time, through one instance's API and
+ * document, on items it added (so each item has one writer and its texts one order).
+ */
+class Client {
+  readonly items: Item[] = [];
+  private readonly replicas = new Map<string, ThreadQueue>();
+  private readonly sdk: ReturnType<typeof createTurnqueueClient>;
+  private readonly api: Api;
+  private adds = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly instance: Instance,
+    token: string,
+    private readonly threads: string[],
+    private readonly recorder: Recorder,
+    private readonly random: Random,
+    private readonly typing: boolean,
+  ) {
+    this.api = api(instance.url, token);
+    this.sdk = createTurnqueueClient({ url: instance.url, token });
+  }
+
+  replica(threadId: string): ThreadQueue {
+    let replica = this.replicas.get(threadId);
+    if (!replica) {
+      replica = this.sdk.openThreadQueue(threadId, { presence: { name: this.name } });
+      this.replicas.set(threadId, replica);
+    }
+    return replica;
+  }
+
+  get openReplicas(): [string, ThreadQueue][] {
+    return [...this.replicas];
+  }
+
+  async step(): Promise<void> {
+    const r = this.random;
+    const roll = r.next();
+    const item = this.items.length > 0 ? r.pick(this.items) : null;
+    if (roll < 0.35 || !item) return this.add(r.pick(this.threads));
+    if (roll < 0.5) return this.edit(item);
+    if (roll < 0.65) return this.typing ? this.type(item) : this.edit(item);
+    if (roll < 0.75) return this.move(item);
+    if (roll < 0.83) return this.remove(item);
+    if (roll < 0.86) return this.itemCommand("sendNow", item);
+    if (roll < 0.89) return this.itemCommand("retry", item);
+    if (roll < 0.94) return this.threadCommand("pause", item.threadId);
+    return this.threadCommand("resume", item.threadId);
+  }
+
+  private base(type: Op["type"], threadId: string, extra: Partial<Op> = {}) {
+    return { client: this.name, instance: this.instance.name, type, threadId, ...extra };
+  }
+
+  private async add(threadId: string): Promise<void> {
+    const messageId = `${this.name}-m${this.adds++}`;
+    const text = `${messageId} v0`;
+    await this.recorder.record(
+      this.base("add", threadId, { messageId, text, key: messageId }),
+      () => this.api.queue.add.mutate({ threadId, message: { messageId, text } }),
+      classify,
+      (added, op) => {
+        op.queueItemId = added.queueItemId;
+        this.items.push({ threadId, queueItemId: added.queueItemId, messageId, versions: 0, text });
+      },
+    );
+    // An unknown add is retried with the same messageId, as a client would: the same item or none.
+  }
+
+  private nextText(item: Item) {
+    item.versions++;
+    return `${item.messageId} v${item.versions}`;
+  }
+
+  private async edit(item: Item): Promise<void> {
+    const text = this.nextText(item);
+    const commandId = randomBytes(8).toString("hex");
+    const op = await this.recorder.record(
+      this.base("edit", item.threadId, { queueItemId: item.queueItemId, text, key: commandId }),
+      () => this.api.queue.edit.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, text, commandId }),
+      classify,
+      (result, op) => {
+        op.version = result.version;
+        item.text = text;
+      },
+    );
+    this.forgetIfGone(item, op);
+  }
+
+  /** Types the item's next text into this client's replica of the thread's document. */
+  private async type(item: Item): Promise<void> {
+    const replica = this.replica(item.threadId);
+    // A user types into the text they see: wait (a little) for the replica to show the last acknowledged one.
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline && replica.get(item.queueItemId)?.text !== item.text) await sleep(50);
+    const entry = replica.get(item.queueItemId);
+    if (!entry || entry.text !== item.text || entry.status === "sending") return;
+    const text = this.nextText(item);
+    const op = await this.recorder.record(
+      this.base("type", item.threadId, { queueItemId: item.queueItemId, text }),
+      async () => {
+        replica.edit(item.queueItemId, text);
+        await withTimeout(replica.flush(), CALL_TIMEOUT_MS);
+      },
+      (error) => ({ outcome: error instanceof TimeoutError ? "unknown" : "fail", error: (error as Error).message }),
+      () => {
+        item.text = text;
+      },
+    );
+    if (op.outcome === "fail") item.text = text; // it may have reached the document before failing
+  }
+
+  private async move(item: Item): Promise<void> {
+    const others = this.items.filter((i) => i.threadId === item.threadId && i !== item);
+    const afterId = others.length > 0 && this.random.next() < 0.7 ? this.random.pick(others).queueItemId : null;
+    const commandId = randomBytes(8).toString("hex");
+    const op = await this.recorder.record(
+      this.base("move", item.threadId, { queueItemId: item.queueItemId, afterId, key: commandId }),
+      () => this.api.queue.move.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, afterId, commandId }),
+      classify,
+      (result, op) => (op.version = result.version),
+    );
+    this.forgetIfGone(item, op);
+  }
+
+  private async remove(item: Item): Promise<void> {
+    const commandId = randomBytes(8).toString("hex");
+    const op = await this.recorder.record(
+      this.base("remove", item.threadId, { queueItemId: item.queueItemId, key: commandId }),
+      () => this.api.queue.remove.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }),
+      classify,
+      (result, op) => (op.version = result.version),
+    );
+    if (op.outcome === "ok") this.items.splice(this.items.indexOf(item), 1);
+    else this.forgetIfGone(item, op);
+  }
+
+  private async itemCommand(type: "sendNow" | "retry", item: Item): Promise<void> {
+    const commandId = randomBytes(8).toString("hex");
+    const op = await this.recorder.record(
+      this.base(type, item.threadId, { queueItemId: item.queueItemId, key: commandId }),
+      () => this.api.queue[type].mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }),
+      classify,
+      (result, op) => (op.version = result.version),
+    );
+    this.forgetIfGone(item, op);
+  }
+
+  private async threadCommand(type: "pause" | "resume", threadId: string): Promise<void> {
+    const commandId = randomBytes(8).toString("hex");
+    await this.recorder.record(
+      this.base(type, threadId, { key: commandId }),
+      () => this.api.queue[type].mutate({ threadId, commandId }),
+      classify,
+      (result, op) => (op.version = result.version),
+    );
+  }
+
+  /** An item that left the queue (sent, or removed by a retry of ours) is no longer ours to change. */
+  private forgetIfGone(item: Item, op: Op): void {
+    if (op.outcome === "fail" && op.error?.includes("NOT_FOUND")) this.items.splice(this.items.indexOf(item), 1);
+  }
+
+  async close(): Promise<void> {
+    await this.sdk.close();
+  }
+}
+
+class TimeoutError extends Error {}
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`no answer in ${ms} ms`)), ms))),
+  ]);
+}
+
+/**
+ * One run: instances, an agent runtime and clients under one nemesis, then the faults
+ * healed, the queues drained and the histories checked against the store.
+ */
+export async function runScenario(options: ScenarioOptions): Promise<ScenarioResult> {
+  const began = Date.now();
+  const say = (line: string) => options.log?.(`[${((Date.now() - began) / 1000).toFixed(1)} s] ${line}`);
+  const nemesis: Nemesis = NEMESES[options.nemesis];
+  const random = prng(options.seed);
+  const recorder = new Recorder();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  try {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-chaos-"));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const secret = randomBytes(32).toString("hex");
+    const auth = createAuth(secret);
+    const embedded = nemesis.embedded === true;
+
+    let databaseUrl: string | null = null;
+    let pgProxy: BlackholeProxy | null = null;
+    let redis: PrivateRedis | null = null;
+    let redisProxy: BlackholeProxy | null = null;
+    if (embedded) {
+      await seedPglite(dataDir);
+    } else {
+      if (!options.postgres) throw new Error(`${options.nemesis} needs the run's PostgreSQL cluster`);
+      const direct = await options.postgres.createDatabase(`chaos_${options.seed}_${randomBytes(4).toString("hex")}`);
+      pgProxy = await BlackholeProxy.start({ host: "127.0.0.1", port: options.postgres.port });
+      cleanups.push(() => pgProxy!.close());
+      databaseUrl = direct.replace(`:${options.postgres.port}/`, `:${pgProxy.port}/`);
+      redis = await PrivateRedis.start();
+      cleanups.push(() => redis!.kill());
+      redisProxy = await BlackholeProxy.start({ host: "127.0.0.1", port: redis.port });
+      cleanups.push(() => redisProxy!.close());
+    }
+
+    const instanceCount = embedded ? 1 : 3;
+    const instances = Array.from({ length: instanceCount }, (_, i) =>
+      new Instance(`i${i}`, {
+        secret,
+        // The embedded database lives in the data directory; instances on PostgreSQL keep only their lock there.
+        dataDir: embedded ? dataDir : path.join(dataDir, `i${i}`),
+        databaseUrl,
+        redisUrl: redisProxy ? `redis://127.0.0.1:${redisProxy.port}` : null,
+        dispatchTimeoutMs: DISPATCH_TIMEOUT_MS,
+        sweepIntervalMs: SWEEP_MS,
+      }),
+    );
+    cleanups.push(() => Promise.all(instances.map((i) => i.stop())));
+    // The first applies the migrations; the others start together.
+    await instances[0]!.start();
+    await Promise.all(instances.slice(1).map((i) => i.start()));
+    say(`${options.nemesis} seed ${options.seed}: ${instanceCount} instance(s) serving`);
+
+    const userToken = (sub: string) => auth.issue({ sub, workspaceId: "local", role: "user" });
+    const admin = api(instances[0]!.url, await userToken("chaos-admin"));
+    const threads = Array.from({ length: options.threads }, (_, t) => `chaos-${options.seed}-t${t}`);
+    for (const threadId of threads) await surely(() => admin.thread.create.mutate({ threadId }).catch((e) => (classify(e).error.includes("THREAD_EXISTS") ? { threadId } : Promise.reject(e))));
+
+    const historyFile = path.join(dataDir, "agent.jsonl");
+    // The runtime is on the last instance: the one SIGSTOP and SIGKILL nemeses prefer.
+    const agentInstance = instances[instances.length - 1]!;
+    const agent = new AgentProcess({
+      url: agentInstance.url,
+      token: await auth.issue({ sub: "chaos-agent", workspaceId: "local", role: "agent" }),
+      historyFile,
+      workMs: 150,
+    });
+    agent.start();
+    cleanups.push(() => agent.stop());
+
+    const clients = await Promise.all(
+      Array.from({ length: options.clients }, async (_, c) =>
+        new Client(`c${c}`, instances[c % instances.length]!, await userToken(`c${c}`), threads, recorder, prng(options.seed * 1000 + c), options.typing ?? true),
+      ),
+    );
+    cleanups.push(() => Promise.all(clients.map((c) => c.close())));
+    // Every client watches every thread's document on its instance, as the board does.
+    for (const c of clients) for (const t of threads) c.replica(t);
+
+    // The workload and the nemesis, at once.
+    const targets: Targets = { instances, agent, agentInstance, redis, redisProxy, postgres: options.postgres, pgProxy, recorder, random };
+    const until = Date.now() + options.workloadMs;
+    let striking = true;
+    const working = clients.map(async (client) => {
+      while (Date.now() < until || striking) {
+        await client.step();
+        await sleep(random.between(20, 120));
+      }
+    });
+    const strikes = (async () => {
+      await sleep(random.between(500, 1_500));
+      for (let strikes = 0; Date.now() < until - 1_000 || strikes < (options.minStrikes ?? 1); strikes++) {
+        await nemesis.strike(targets);
+        await sleep(random.between(500, 2_000));
+      }
+    })().finally(() => (striking = false));
+    await Promise.all([...working, strikes]);
+    await nemesis.heal(targets);
+    recorder.strike("healed");
+    say(`${options.nemesis} seed ${options.seed}: workload done, ${recorder.ops.length} operations`);
+
+    // Documents: every replica (each client's, and a fresh one per instance) must come to
+    // equal the log once the faults healed. The queues are held meanwhile, so items stay.
+    for (const threadId of threads) await surely(() => admin.queue.pause.mutate({ threadId }));
+    const documents: RunHistory["documents"] = [];
+    const fresh = await Promise.all(instances.map(async (instance) => ({ instance, sdk: createTurnqueueClient({ url: instance.url, token: await userToken("checker") }) })));
+    cleanups.push(() => Promise.all(fresh.map((f) => f.sdk.close())));
+    for (const threadId of threads) {
+      const replicas: [string, ThreadQueue][] = [
+        ...fresh.map((f): [string, ThreadQueue] => [`${f.instance.name} (fresh client)`, f.sdk.openThreadQueue(threadId)]),
+        ...clients.flatMap((c) => c.openReplicas.filter(([t]) => t === threadId).map(([, q]): [string, ThreadQueue] => [`${c.name}'s replica`, q])),
+      ];
+      let latest: { name: string; view: DocSummary; expected: DocSummary }[] = [];
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const snapshot = await surely(() => admin.thread.get.query({ threadId }));
+        const expected = summaryOfSnapshot(snapshot);
+        latest = replicas.map(([name, q]) => ({ name, view: summaryOfReplica(q), expected }));
+        if (latest.every((l) => JSON.stringify(l.view) === JSON.stringify(l.expected)) || Date.now() > deadline) break;
+        await sleep(250);
+      }
+      for (const l of latest) documents.push({ instance: l.name, threadId, view: l.view as never, expected: l.expected as never });
+    }
+    say(`${options.nemesis} seed ${options.seed}: documents compared`);
+
+    // Drain: resume every queue and retry what failed, until every queue is empty and idle.
+    const drainDeadline = Date.now() + 90_000;
+    for (;;) {
+      let busy = 0;
+      for (const threadId of threads) {
+        const s = await surely(() => admin.thread.get.query({ threadId }));
+        if (s.queue.paused) await surely(() => admin.queue.resume.mutate({ threadId })).catch(() => {});
+        for (const i of s.queue.items) if (i.status === "failed") await surely(() => admin.queue.retry.mutate({ threadId, queueItemId: i.queueItemId })).catch(() => {});
+        if (s.queue.items.length > 0 || s.session.activeTurnId !== null) busy++;
+      }
+      if (busy === 0 || Date.now() > drainDeadline) break;
+      await sleep(500);
+    }
+    say(`${options.nemesis} seed ${options.seed}: drained`);
+    await agent.stop();
+    await Promise.all([...fresh.map((f) => f.sdk.close()), ...clients.map((c) => c.close())]);
+    await Promise.all(instances.map((i) => i.stop()));
+
+    // The truth: each thread's log, and the projections against a rebuild from it.
+    const db = await openDatabase({ databaseUrl, dataDir });
+    const log = new Map<string, StoredEvent[]>();
+    let projections: RunHistory["projections"];
+    try {
+      for (const threadId of threads) log.set(threadId, await db.store.readThread(threadId, 0));
+      const live = await projectionRows(db);
+      await rebuildProjections(db);
+      projections = { live, rebuilt: await projectionRows(db) };
+    } finally {
+      await db.store.close();
+      await db.close();
+    }
+    const agentRecords: AgentRecord[] = existsSync(historyFile)
+      ? readFileSync(historyFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AgentRecord)
+      : [];
+    const violations = check({ ops: recorder.ops, agent: agentRecords, nemesis: recorder.nemesis, log, projections, documents });
+    return {
+      nemesis: options.nemesis,
+      seed: options.seed,
+      operations: recorder.ops.length,
+      acknowledged: recorder.ops.filter((o) => o.outcome === "ok").length,
+      unknown: recorder.ops.filter((o) => o.outcome === "unknown").length,
+      violations,
+      faults: recorder.nemesis.map((n) => n.what),
+      debug: recorder.ops.filter((o) => o.outcome !== "ok"),
+      logs: { ...Object.fromEntries(instances.map((i) => [i.name, i.log()])), agent: agent.log() },
+    };
+  } finally {
+    await cleanup();
+  }
+}
+
+/** What a document and the log must agree on: queue order, each item's text and status, the hold. */
+interface DocSummary {
+  paused: boolean;
+  items: { id: string; text: string; status: string; position: string }[];
+}
+
+function summaryOfReplica(q: ThreadQueue): DocSummary {
+  return { paused: q.state.paused, items: q.entries.map((e) => ({ id: e.id, text: e.text, status: e.status, position: e.position })) };
+}
+
+function summaryOfSnapshot(s: { queue: { paused: boolean; items: { queueItemId: string; text: string; status: string; position: string }[] } }): DocSummary {
+  return { paused: s.queue.paused, items: s.queue.items.map((i) => ({ id: i.queueItemId, text: i.text, status: i.status, position: i.position })) };
+}
+
+/** Every projection row, in an order decided here (never by database collation). */
+async function projectionRows(db: Awaited<ReturnType<typeof openDatabase>>) {
+  const byKey = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return {
+    threads: byKey(await db.prisma.thread.findMany(), (r) => r.id),
+    items: byKey(await db.prisma.queueItem.findMany(), (r) => r.id),
+    turns: byKey(await db.prisma.turn.findMany(), (r) => `${r.threadId}\u0000${r.turnId}`),
+    messages: byKey(await db.prisma.message.findMany(), (r) => `${r.threadId}\u0000${r.messageId}`),
+  };
+}
