@@ -6,7 +6,7 @@ import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
 import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
 import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
 import type { QueueItemState } from "./queue-item.js";
-import { endOfQueue, isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
+import { isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;

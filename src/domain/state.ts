@@ -1,5 +1,5 @@
-import type { PauseReason, SessionStatus } from "./primitives.js";
 import type { Map as PersistentMap, Set as PersistentSet } from "immutable";
+import type { PauseReason, SessionStatus } from "./primitives.js";
 import { compareOrder } from "./ordering.js";
 import type { QueueItemState } from "./queue-item.js";
 

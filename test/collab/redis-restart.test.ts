@@ -44,7 +44,7 @@ describe.runIf(hasPostgres)("a Redis restart under two instances holding one doc
     // During the outage: typing on B, an API edit committed on A.
     onB.text(ids[1]).insert(onB.text(ids[1]).length, " typedOnB-during");
     await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0], text: "one edited-during" });
-    await until(async () => (await b.services.engine.load(threadId)).items.get(ids[1])?.text === "two typedOnB-during");
+    await until(async () => (await b.services.engine.load(threadId)).items.get(ids[1]!)!.text === "two typedOnB-during");
     await new Promise((r) => setTimeout(r, 1_000));
 
     await redis.start();
