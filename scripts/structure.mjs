@@ -193,15 +193,20 @@ const partOf = (file) => {
   return second === "web" ? "client/web" : "client";
 };
 const edges = new Map();
+const typeOnly = new Set();
 for (const f of files.filter((f) => /^(src|client)\//.test(rel(f)))) {
   const from = partOf(f);
   if (!edges.has(from)) edges.set(from, new Set());
-  for (const m of text.get(f).matchAll(/^(?:import|export)\s+(?:type\s+)?[^;]*?\bfrom\s+"(\.{1,2}\/[^"]+)";/gms)) {
-    let to = path.resolve(path.dirname(f), m[1].replace(/\.js$/, ".ts"));
+  for (const m of text.get(f).matchAll(/^(?:import|export)\s+(type\s+)?[^;]*?\bfrom\s+"(\.{1,2}\/[^"]+)";/gms)) {
+    let to = path.resolve(path.dirname(f), m[2].replace(/\.js$/, ".ts"));
     if (!existsSync(to) && existsSync(to.replace(/\.ts$/, "/index.ts"))) to = to.replace(/\.ts$/, "/index.ts");
     if (!/^(src|client)\//.test(rel(to))) continue;
     const part = partOf(to);
-    if (part !== from) edges.get(from).add(part);
+    if (part === from) continue;
+    // A type-only import vanishes at run time (the SDK names the router's type, nothing more):
+    // listed apart, not an arrow of the layers.
+    if (m[1]) typeOnly.add(`${from} → ${part}`);
+    else edges.get(from).add(part);
   }
 }
 const level = new Map();
@@ -224,5 +229,7 @@ for (const [part, l] of level) byLevel.set(l, [...(byLevel.get(l) ?? []), part])
 for (const l of [...byLevel.keys()].sort((a, b) => a - b)) {
   console.log(`${l}: ${byLevel.get(l).sort().map((p) => `${p} (→ ${[...edges.get(p)].sort().join(", ") || "nothing"})`).join("; ")}`);
 }
+const arrowsHave = (a) => { const [from, to] = a.split(" → "); return edges.get(from)?.has(to); };
 const arrows = [...edges.values()].reduce((n, s) => n + s.size, 0);
 console.log(`\n${edges.size} parts, ${arrows} arrows between them; circles between parts: ${circles.length === 0 ? "none" : [...new Set(circles)].join("; ")}`);
+console.log(`type-only imports between parts (not arrows): ${[...typeOnly].filter((a) => !arrowsHave(a)).sort().join("; ") || "none"}`);
