@@ -126,7 +126,7 @@ async function benchTurnqueue(db: "pglite" | "postgres", databaseUrl: string | n
     if (ONLY.has("collab")) {
       const rooms = await threadsWithAnItem(server, work.documents);
       f.collab = await measureCollab({
-        relay: "turnqueue", server, url: `${server.url.replace(/^http/, "ws")}/yjs`, rooms, token: await server.token("user"),
+        relay: "turnqueue", server, url: `${server.url.replace(/^http/, "ws")}/yjs`, rooms, tokenFor: (device) => server.token("user", "bench", `device-${device}`),
         devices: work.devices, serialSamples: work.serialSamples, burstRounds: work.burstRounds,
       });
       printCollab("turnqueue /yjs", f.collab);
@@ -173,7 +173,7 @@ async function benchPeers(databaseUrl: string): Promise<void> {
       });
       try {
         const figures = await measureCollab({
-          relay, server, url: server.url, rooms, token: null,
+          relay, server, url: server.url, rooms, tokenFor: null,
           devices: work.devices, serialSamples: work.serialSamples, burstRounds: work.burstRounds,
         });
         if (relay === "hocuspocus") p.hocuspocus = figures;

@@ -69,17 +69,20 @@ export async function measureCollab(options: {
   /** The WebSocket URL the provider takes (room names are appended by it). */
   url: string;
   rooms: string[];
-  token: string | null;
+  /** Each device signs in as a user of its own (a person's devices share a token; 200 people do not), or not at all. */
+  tokenFor: ((device: number) => Promise<string>) | null;
   devices: number;
   serialSamples: number;
   burstRounds: number;
 }): Promise<CollabFigures> {
-  const { relay, server, url, rooms, token } = options;
+  const { relay, server, url, rooms, tokenFor } = options;
   const heapBefore = await server.heapUsed();
   const groups: Device[][] = [];
   // Connected in slices, as users arrive, so the server is not measured at its connect storm.
   for (let i = 0; i < rooms.length; i += 100) {
-    const slice = rooms.slice(i, i + 100).map((room) => Array.from({ length: options.devices }, () => connect(relay, url, room, token)));
+    const slice = await Promise.all(rooms.slice(i, i + 100).map(async (room, r) =>
+      Promise.all(Array.from({ length: options.devices }, async (_, d) => connect(relay, url, room, tokenFor ? await tokenFor((i + r) * options.devices + d) : null))),
+    ));
     groups.push(...slice);
     await until(() => slice.flat().every((d) => d.synced()), `${relay}: devices to sync`);
   }

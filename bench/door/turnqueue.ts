@@ -10,7 +10,7 @@ import { latency, loadFor, type Latency } from "./stats.js";
 const bin = fileURLToPath(new URL("../../bin/turnqueue.mjs", import.meta.url));
 
 export interface TurnqueueServer extends ServerProcess {
-  token(role: "user" | "agent", workspaceId?: string): Promise<string>;
+  token(role: "user" | "agent", workspaceId?: string, sub?: string): Promise<string>;
 }
 
 /** `turnqueue serve` (the compiled server), on PGlite under `dataDir` or on `databaseUrl`. */
@@ -29,7 +29,7 @@ export async function startServer(options: { dataDir: string; databaseUrl: strin
     cpuProfDir: options.cpuProfDir,
   });
   const auth = createAuth(secret);
-  return { ...server, token: (role, workspaceId = "bench") => auth.issue({ sub: `bench-${role}`, workspaceId, role }) };
+  return { ...server, token: (role, workspaceId = "bench", sub = `bench-${role}`) => auth.issue({ sub, workspaceId, role }) };
 }
 
 let unique = 0;

@@ -74,7 +74,7 @@ describe("Codex CLI (real, scripted model) reaches the queue through Turnqueue's
     // default), and a loaded test machine can take longer than that; `codex exec` has nobody
     // to approve a tool call, so this server's tools are approved beforehand.
     const extra = ["startup_timeout_sec = 120", "tool_timeout_sec = 120", 'default_tools_approval_mode = "approve"', ""].join("\n");
-    appendFileSync(path.join(env.CODEX_HOME!, "config.toml"), `\n${table.replace("http://127.0.0.1:4780", server.url)}${extra}`);
+    appendFileSync(path.join(env.CODEX_HOME!, "config.toml"), `\n${table.replace("http://127.0.0.1:4780", server.url)}\n${extra}`);
     const running = promisify(execFile)(
       CODEX_BIN,
       ["exec", "--skip-git-repo-check", "--sandbox", "read-only", "--cd", workDir(), "Queue a follow-up: write the release notes"],
