@@ -6,7 +6,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
-import { evolve, type StoredEvent, type ThreadState } from "../domain/index.js";
+import { evolve, replay, type StoredEvent, type ThreadState } from "../domain/index.js";
 import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -311,7 +311,7 @@ export class ThreadDoc {
       await this.catchUpOnce(cause);
     } catch (error) {
       // The store is unreachable: this replica stays behind until it can read it again.
-      if (!this.closed) setTimeout(() => void this.resync("missed").catch(() => {}), CATCH_UP_RETRY_MS).unref();
+      if (!this.closed) setTimeout(() => void this.resync(cause).catch(() => {}), CATCH_UP_RETRY_MS).unref();
       throw error;
     }
   }
@@ -321,7 +321,9 @@ export class ThreadDoc {
     // a document that lacks them, the log's text would look unwritten and be written twice.
     await this.mergeStored();
     const missed = await this.deps.events.readThread(this.threadId, this.state.version);
-    const state = await this.deps.engine.load(this.threadId);
+    // The state is what was read, never a second read: an event committed between two reads
+    // would be in the state but not among `missed`, and then skipped as seen when the feed brings it.
+    const state = replay(this.state, missed);
     if (this.closed) return;
     if (!state.exists || state.deleted) return this.deps.onGone(this.threadId);
     this.state = state;
