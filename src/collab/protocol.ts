@@ -56,7 +56,7 @@ export class ProtocolViolation extends Error {
 export type ClientMessage =
   | { type: "sync-step1"; stateVector: Uint8Array }
   | { type: "update"; update: Uint8Array; decoded: DecodedUpdate }
-  | { type: "awareness"; entries: AwarenessEntry[] }
+  | { type: "awareness"; update: Uint8Array; entries: AwarenessEntry[] }
   | { type: "query-awareness" };
 
 export function parseClientMessage(data: Uint8Array): ClientMessage {
@@ -69,8 +69,10 @@ export function parseClientMessage(data: Uint8Array): ClientMessage {
     switch (type) {
       case MESSAGE_SYNC:
         return parseSync(decoder);
-      case MESSAGE_AWARENESS:
-        return { type: "awareness", entries: parseAwarenessUpdate(decoding.readVarUint8Array(decoder)) };
+      case MESSAGE_AWARENESS: {
+        const update = decoding.readVarUint8Array(decoder);
+        return { type: "awareness", update, entries: parseAwarenessUpdate(update) };
+      }
       case MESSAGE_QUERY_AWARENESS:
         return { type: "query-awareness" };
       default:
@@ -116,30 +118,39 @@ function checkUpdate(update: Uint8Array): DecodedUpdate {
   return decoded;
 }
 
-/** One client's entry of an awareness update: its presence (null: gone), and that presence's size as sent. */
+/** One client's entry of an awareness update: its presence as JSON text ("null": gone). */
 export interface AwarenessEntry {
   clientId: number;
   clock: number;
-  state: unknown;
-  /** Bytes of the state's JSON text, for the size limit. */
-  bytes: number;
+  state: string;
 }
 
 /** The y-protocols awareness update format, read whole so a bad one changes nothing. */
-export function parseAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
+function parseAwarenessUpdate(update: Uint8Array): AwarenessEntry[] {
   try {
     const decoder = decoding.createDecoder(update);
     const entries: AwarenessEntry[] = [];
     for (let n = decoding.readVarUint(decoder); n > 0; n--) {
-      const clientId = decoding.readVarUint(decoder);
-      const clock = decoding.readVarUint(decoder);
-      const json = decoding.readVarString(decoder);
-      entries.push({ clientId, clock, state: JSON.parse(json) as unknown, bytes: Buffer.byteLength(json) });
+      const entry = { clientId: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) };
+      JSON.parse(entry.state);
+      entries.push(entry);
     }
     return entries;
   } catch (error) {
     throw new ProtocolViolation(CLOSE.malformed, `malformed awareness update: ${(error as Error).message}`);
   }
+}
+
+/** Some entries of a parsed update, in the same format (y-protocols writes only an Awareness's own states). */
+export function encodeAwarenessUpdate(entries: AwarenessEntry[]): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, entries.length);
+  for (const { clientId, clock, state } of entries) {
+    encoding.writeVarUint(encoder, clientId);
+    encoding.writeVarUint(encoder, clock);
+    encoding.writeVarString(encoder, state);
+  }
+  return encoding.toUint8Array(encoder);
 }
 
 const message = (write: (encoder: encoding.Encoder) => void): Uint8Array => {

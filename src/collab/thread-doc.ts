@@ -16,10 +16,9 @@ import { decodeDocMessage, encodeDocMessage } from "./bus-frame.js";
 import { missingDependencies } from "./dependencies.js";
 import { Client } from "./client.js";
 import {
-  awarenessMessage, CLOSE, MAX_AWARENESS_IDS_PER_CONNECTION, parseAwarenessUpdate, parseClientMessage, ProtocolViolation,
+  awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
-import { applyAwareness } from "./awareness.js";
 import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
 import { editingItemOf } from "../contract/document.js";
 import { EditLocks } from "./edit-locks.js";
@@ -187,7 +186,9 @@ export class ThreadDoc {
         }
         case "awareness": {
           const own = this.ownAwareness(client, message.entries);
-          if (own.length > 0) applyAwareness(this.awareness, own, client);
+          // Usually the whole update is the client's own: applied as sent, re-encoded only when filtered.
+          const update = own.length === message.entries.length ? message.update : encodeAwarenessUpdate(own);
+          if (own.length > 0) awarenessProtocol.applyAwarenessUpdate(this.awareness, update, client);
           break;
         }
         case "query-awareness":
@@ -214,8 +215,9 @@ export class ThreadDoc {
       const holder = this.awarenessHolder(client, entry.clientId);
       if (holder === "other" || (holder === "none" && introduced >= MAX_AWARENESS_IDS_PER_CONNECTION)) continue;
       if (holder === "none") introduced++;
-      if (entry.bytes > this.deps.maxAwarenessBytes) {
-        throw new ProtocolViolation(CLOSE.tooLarge, `awareness state of ${entry.bytes} bytes exceeds the ${this.deps.maxAwarenessBytes}-byte limit`);
+      const bytes = Buffer.byteLength(entry.state);
+      if (bytes > this.deps.maxAwarenessBytes) {
+        throw new ProtocolViolation(CLOSE.tooLarge, `awareness state of ${bytes} bytes exceeds the ${this.deps.maxAwarenessBytes}-byte limit`);
       }
       own.push(entry);
     }
@@ -506,7 +508,7 @@ export class ThreadDoc {
     const frame = decodeDocMessage(bytes);
     if (!frame || frame.origin === this.deps.instanceId || this.closed) return;
     try {
-      applyAwareness(this.awareness, parseAwarenessUpdate(frame.payload), REMOTE);
+      awarenessProtocol.applyAwarenessUpdate(this.awareness, frame.payload, REMOTE);
     } catch (err) {
       this.deps.logger.warn({ err, threadId: this.threadId }, "ignored an unreadable awareness message from the bus");
     }

@@ -2,7 +2,7 @@ import * as encoding from "lib0/encoding";
 import * as syncProtocol from "y-protocols/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { MAX_AWARENESS_IDS_PER_CONNECTION } from "../../src/collab/protocol.js";
+import { encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION } from "../../src/collab/protocol.js";
 import type { TestServer } from "../support/server.js";
 import { connect, converged, type Device, createThread, projection, rawConnect, startCollabServer, synced, yMessage } from "./harness.js";
 import { until } from "../support/poll.js";
@@ -84,17 +84,7 @@ describe("awareness: a client writes only its own presence, bounded", () => {
   const awarenessMessage = (entries: { clientId: number; clock: number; state: unknown }[]) =>
     yMessage(
       (e) => encoding.writeVarUint(e, 1),
-      (e) => {
-        // y-protocols' awareness update format, written by hand: y-protocols writes only an Awareness's own states.
-        const update = encoding.createEncoder();
-        encoding.writeVarUint(update, entries.length);
-        for (const { clientId, clock, state } of entries) {
-          encoding.writeVarUint(update, clientId);
-          encoding.writeVarUint(update, clock);
-          encoding.writeVarString(update, JSON.stringify(state));
-        }
-        encoding.writeVarUint8Array(e, encoding.toUint8Array(update));
-      },
+      (e) => encoding.writeVarUint8Array(e, encodeAwarenessUpdate(entries.map((x) => ({ ...x, state: JSON.stringify(x.state) })))),
     );
   const nameOf = (device: Device, clientId: number) => (device.provider.awareness.getStates().get(clientId) as { name?: string } | undefined)?.name;
 
