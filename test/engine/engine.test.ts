@@ -156,6 +156,21 @@ describe.each(kinds)("engine (%s)", (kind) => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  test("load with the version a reader saw on the feed: a cache older than it reads the log, one as new answers as is", async () => {
+    const a = testEngine(t.db.store);
+    const b = testEngine(otherStore);
+    const threadId = await fresh(a);
+    await b.load(threadId); // b caches version 1
+    const added = await a.execute(threadId, add(`${threadId}-seen`, "from a"), user);
+    // b's reader saw version 2 announced: b's cache (version 1) is not enough.
+    const seen = await b.load(threadId, added.version);
+    expect(seen.version).toBe(2);
+    expect(seen.items.get(`item-${threadId}-seen`)?.text).toBe("from a");
+    // A reader that saw only version 1 is answered from b's cache, now at version 2: never older than the log it read.
+    expect((await b.load(threadId, 1)).version).toBe(2);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   test("concurrent writers on one thread: one wins, the other decides again on fresh state (interleaving injected)", async () => {
     const a = testEngine(t.db.store);
     const threadId = await fresh(a);
