@@ -1,13 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDITING } from "../../src/contract/document.js";
-import type { Config } from "../../src/config.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
-import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { hasPostgres } from "../support/postgres.js";
 import { eventually, until } from "../support/poll.js";
 import type { TestServer } from "../support/server.js";
-import { connect, createThread, exec, startCollabServer, synced } from "./harness.js";
+import { connect, createThread, exec, startCollabServer, startInstancePair, synced } from "./harness.js";
 
 const claimOf = (log: StoredEvent[]) => {
   const claim = log.find((e) => e.type === "queue.item-send-started");
@@ -76,21 +74,15 @@ const hasRedis = await redisAvailable();
 const RUNS = Number(process.env.TURNQUEUE_EDIT_RACE_RUNS ?? 8);
 
 describe.runIf(hasPostgres && hasRedis)("the edit race on two instances (PostgreSQL + Redis)", () => {
-  let database: { url: string; drop: () => Promise<void> };
+  let pair: Awaited<ReturnType<typeof startInstancePair>>;
   let a: TestServer;
   let b: TestServer;
   beforeAll(async () => {
-    database = await createTestDatabase();
     // The default coalescing window: an edit typed on A waits that long before A commits it.
-    const shared: Partial<Config> = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url"), editCoalesceMs: 300 };
-    a = await startCollabServer({ config: shared });
-    b = await startCollabServer({ config: shared });
+    pair = await startInstancePair(redisUrl, { editCoalesceMs: 300 });
+    ({ a, b } = pair);
   });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await database?.drop();
-  });
+  afterAll(() => pair?.close());
 
   it(`typed on A, seen by a device on B, claimed on B as soon as the agent is ready: the agent gets the edit (${RUNS} runs, zero stale)`, { timeout: 40_000 + RUNS * 8_000 }, async () => {
     const stale: string[] = [];

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import * as encoding from "lib0/encoding";
 import { WebsocketProvider } from "y-websocket";
 import { WebSocket } from "ws";
@@ -6,12 +6,36 @@ import * as Y from "yjs";
 import { readDoc, viewOfState, type DocView } from "../../src/collab/index.js";
 import type { CommandInput } from "../../src/domain/index.js";
 import { Command } from "../../src/domain/index.js";
+import type { Config } from "../../src/config.js";
+import { createTestDatabase } from "../support/postgres.js";
 import { startTestServer, type TestServer, type TestServerOptions } from "../support/server.js";
 
 /** Real server, real y-websocket clients: the pieces every collab suite shares. */
 
 export async function startCollabServer(options: TestServerOptions = {}): Promise<TestServer> {
   return startTestServer({ ...options, config: { editCoalesceMs: 20, docIdleMs: 60_000, ...options.config } });
+}
+
+/**
+ * Two instances on one fresh PostgreSQL database and one Redis, signing with one secret (a
+ * token from either is good on both): the multi-instance suites' pair. `close` stops both
+ * and drops the database.
+ */
+export async function startInstancePair(redisUrl: string, config: Partial<Config> = {}): Promise<{ a: TestServer; b: TestServer; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const shared: Partial<Config> = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url"), ...config };
+  const started: TestServer[] = [];
+  const close = async () => {
+    for (const server of started) await server.close();
+    await database.drop();
+  };
+  try {
+    for (let n = 0; n < 2; n++) started.push(await startCollabServer({ config: shared }));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { a: started[0]!, b: started[1]!, close };
 }
 
 export async function exec(server: TestServer, threadId: string, command: CommandInput, actor = "user:test") {

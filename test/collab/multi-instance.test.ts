@@ -1,17 +1,15 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.js";
 import { deferred } from "../cluster/deferred.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
-import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { hasPostgres } from "../support/postgres.js";
 import type { TestServer } from "../support/server.js";
-import { addItem, connect, converged, createThread, exec, startCollabServer, synced, type Device } from "./harness.js";
+import { addItem, connect, converged, createThread, exec, startInstancePair, synced, type Device } from "./harness.js";
 import { until } from "../support/poll.js";
 
 const hasRedis = await redisAvailable();
 
 describe.runIf(hasPostgres && hasRedis)("one thread's document on two instances (PostgreSQL + Redis)", () => {
-  let database: { url: string; drop: () => Promise<void> };
+  let pair: Awaited<ReturnType<typeof startInstancePair>>;
   let a: TestServer;
   let b: TestServer;
   const devices: Device[] = [];
@@ -22,16 +20,12 @@ describe.runIf(hasPostgres && hasRedis)("one thread's document on two instances 
   };
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const shared: Partial<Config> = { databaseUrl: database.url, redisUrl, secret: randomBytes(32).toString("base64url") };
-    a = await startCollabServer({ config: shared });
-    b = await startCollabServer({ config: shared });
+    pair = await startInstancePair(redisUrl);
+    ({ a, b } = pair);
   });
   afterAll(async () => {
     for (const d of devices) d.destroy();
-    await a?.close();
-    await b?.close();
-    await database?.drop();
+    await pair?.close();
   });
 
   it("devices on both instances typing and reordering at once end identical and equal to the log", async () => {

@@ -1,11 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.js";
 import { startPrivateRedis } from "../cluster/redis.js";
 import { until } from "../support/poll.js";
-import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { hasPostgres } from "../support/postgres.js";
 import type { TestServer } from "../support/server.js";
-import { connect, converged, createThread, exec, startCollabServer, synced, type Device } from "./harness.js";
+import { connect, converged, createThread, exec, startInstancePair, synced, type Device } from "./harness.js";
 
 /**
  * Redis killed and started again under two instances holding one thread's document, with
@@ -13,25 +11,21 @@ import { connect, converged, createThread, exec, startCollabServer, synced, type
  * a private redis-server stopped and started; nothing is scripted).
  */
 describe.runIf(hasPostgres)("a Redis restart under two instances holding one document (private Redis)", () => {
-  let database: { url: string; drop: () => Promise<void> };
   let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let pair: Awaited<ReturnType<typeof startInstancePair>>;
   let a: TestServer;
   let b: TestServer;
   const devices: Device[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
     redis = await startPrivateRedis();
-    const shared: Partial<Config> = { databaseUrl: database.url, redisUrl: redis.url, secret: randomBytes(32).toString("base64url") };
-    a = await startCollabServer({ config: shared });
-    b = await startCollabServer({ config: shared });
+    pair = await startInstancePair(redis.url);
+    ({ a, b } = pair);
   });
   afterAll(async () => {
     for (const d of devices) d.destroy();
-    await a?.close();
-    await b?.close();
+    await pair?.close();
     await redis?.stop();
-    await database?.drop();
   });
 
   it("nothing typed or edited during or after the outage is lost or doubled, and every replica ends equal to the log", async () => {
