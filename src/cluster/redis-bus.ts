@@ -33,6 +33,8 @@ interface Subscription {
 export class RedisBus implements Bus {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly reconnected = new Set<() => void>();
+  /** A connection was lost and the listeners have not been told it is back. */
+  private outage = false;
   private closed = false;
 
   private constructor(
@@ -42,33 +44,36 @@ export class RedisBus implements Bus {
   ) {
     // Binary-safe: `messageBuffer` hands over the raw bytes (Yjs updates are not UTF-8).
     subscriber.on("messageBuffer", (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message));
-    for (const connection of [publisher, subscriber]) this.watchOutages(connection);
+    this.watchOutages();
   }
 
   /**
-   * After either connection was lost and is back, tells the `onReconnected` listeners: what
-   * went through Redis meanwhile is gone both ways. ioredis re-SUBSCRIBEs right after
-   * "ready"; a PING queued behind those commands answers once they are in force.
+   * After a connection was lost, once both are back, tells the `onReconnected` listeners:
+   * what went through Redis meanwhile is gone both ways. A restart of Redis takes both
+   * connections; they come back one after the other, and the listeners hear of it once.
+   * ioredis re-SUBSCRIBEs right after "ready"; a PING queued behind those commands answers
+   * once they are in force.
    */
-  private watchOutages(connection: Redis): void {
-    let lost = false;
-    connection.on("close", () => {
-      lost = true;
-    });
-    connection.on("ready", () => {
-      if (!lost || this.closed) return;
-      lost = false;
-      setImmediate(() => {
-        void this.subscriber
-          .ping()
-          .then(() => {
-            for (const listener of [...this.reconnected]) listener();
-          })
-          .catch(() => {
-            // Lost again before the answer: the next "ready" tells the listeners.
-          });
+  private watchOutages(): void {
+    for (const connection of [this.publisher, this.subscriber]) {
+      connection.on("close", () => {
+        this.outage = true;
       });
-    });
+      connection.on("ready", () => {
+        if (!this.outage || this.closed || this.publisher.status !== "ready" || this.subscriber.status !== "ready") return;
+        this.outage = false;
+        setImmediate(() => {
+          void this.subscriber
+            .ping()
+            .then(() => {
+              for (const listener of [...this.reconnected]) listener();
+            })
+            .catch(() => {
+              // Lost again before the answer: that outage's end tells the listeners.
+            });
+        });
+      });
+    }
   }
 
   onReconnected(listener: () => void): () => void {

@@ -231,4 +231,29 @@ describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private 
     await b.publish(topic, new Uint8Array([3]));
     expect((await box.count(2)).map((m) => m[0])).toEqual([1, 3]);
   });
+
+  it("a restart of Redis is one outage: onReconnected tells its listeners once, when the subscriptions are live again", async () => {
+    redis ??= await startPrivateRedis();
+    const bus = await RedisBus.connect({ url: redis.url, onError: () => {} });
+    buses.push(bus);
+    const topic = "tq:test:reconnected";
+    const box = mailbox();
+    await bus.subscribe(topic, box.handler);
+    let told = 0;
+    const delivered: Promise<unknown>[] = [];
+    bus.onReconnected(() => {
+      told++;
+      // Told only once the subscription is live: what is published now arrives.
+      delivered.push(bus.publish(topic, new Uint8Array([told])).then(() => box.count(told)));
+    });
+
+    await redis.stop();
+    await redis.start();
+    await until(() => told > 0);
+    await Promise.all(delivered);
+    // Both connections came back; the listeners hear of the outage once, not once per connection.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(told).toBe(1);
+    expect((await box.count(1)).map((m) => m[0])).toEqual([1]);
+  });
 });
