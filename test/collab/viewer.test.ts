@@ -44,6 +44,24 @@ describe("a viewer's /yjs connection is read-only", () => {
     user.destroy();
   });
 
+  it("another device never shows its writes, not even for a moment: they reach it merged with their undoing", async () => {
+    const { threadId, ids } = await createThread(server, ["first"]);
+    const viewer = connect(server, threadId, await server.token("viewer", "local", "vera"));
+    const user = connect(server, threadId, await server.token("user", "local", "ann"));
+    await synced([viewer, user]);
+    const shown: string[] = [];
+    user.doc.getMap("items").observeDeep(() => shown.push(user.text(ids[0]).toString()));
+
+    for (const word of [" one", " two", " three"]) viewer.text(ids[0]).insert(viewer.text(ids[0]).length, word);
+    await until(() => viewer.text(ids[0]).toString() === "first");
+    // The user's own edit goes through after them: everything the server relayed before it has arrived.
+    user.text(ids[0]).insert(5, "!");
+    await converged(server, threadId, [viewer, user]);
+    expect(shown.filter((text) => /one|two|three/.test(text))).toEqual([]);
+    viewer.destroy();
+    user.destroy();
+  });
+
   it("what it wrote is not stored: a device joining later never sees it", async () => {
     const { threadId, ids } = await createThread(server, ["kept as is"]);
     const viewer = connect(server, threadId, await server.token("viewer", "local", "vera"));
