@@ -44,7 +44,11 @@ export function writeMeta(doc: Y.Doc, state: ThreadState): void {
   for (const key of meta.keys()) if (!(META_FIELDS as readonly string[]).includes(key)) meta.delete(key);
 }
 
-/** A fresh item map with the log's values (new content: only for items the document lacks). */
+/**
+ * A fresh item map with the log's values (new content: only for items the document lacks,
+ * and written by one replica at a time, like texts: two replicas creating the same item
+ * leave two maps, of which the document keeps one, and keystrokes into the other are lost).
+ */
 export function writeNewItem(doc: Y.Doc, item: QueueItemState): void {
   const map = new Y.Map<unknown>();
   for (const [k, v] of Object.entries(itemScalarsOf(item))) map.set(k, v);
@@ -52,10 +56,10 @@ export function writeNewItem(doc: Y.Doc, item: QueueItemState): void {
   itemsOf(doc).set(item.queueItemId, map);
 }
 
-/** Brings every server-owned field of an existing item map to the log's values. */
+/** Brings every server-owned field of an existing item map to the log's values (a missing one is the creator's to write). */
 export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { position: boolean } = { position: true }): void {
   const map = itemsOf(doc).get(item.queueItemId);
-  if (!(map instanceof Y.Map)) return writeNewItem(doc, item);
+  if (!(map instanceof Y.Map)) return;
   for (const [k, v] of Object.entries(itemScalarsOf(item))) {
     if (k === "position" && !options.position) continue;
     setIfChanged(map, k, v);
@@ -85,9 +89,9 @@ export function keepPlainText(text: Y.Text, transaction: Y.Transaction): void {
 
 /**
  * The effect of one committed event on the document, given the thread's state right after it.
- * Text is not written here: an edit made through the document is already in it (writing an
- * older text over newer typing would undo it), and an edit made through the API inserts
- * content, which only one replica may write (see `textsToWrite`).
+ * Neither text nor new items are written here: an edit made through the document is already
+ * in it (writing an older text over newer typing would undo it), and an edit made through
+ * the API or a new item inserts content, which only one replica may write (see `itemsToWrite`).
  */
 export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): void {
   switch (event.type) {
@@ -105,11 +109,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "thread.deleted":
       for (const key of [...itemsOf(doc).keys()]) itemsOf(doc).delete(key);
       break;
-    case "queue.item-added": {
-      const item = after.items.get(event.payload.queueItemId);
-      if (item && !itemsOf(doc).has(item.queueItemId)) writeNewItem(doc, item);
-      break;
-    }
+    case "queue.item-added":
     case "queue.item-edited":
     case "queue.item-edit-locked":
       break;
@@ -131,9 +131,9 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
   writeMeta(doc, after);
 }
 
-/** Items whose document text an event changes through the API (never through the document). */
+/** Items whose content an event changes through the API (never through the document): a new item, an edited text. */
 export const editedText = (event: StoredEvent): string | null =>
-  event.type === "queue.item-edited" && event.payload.via !== "document" ? event.payload.queueItemId : null;
+  event.type === "queue.item-added" || (event.type === "queue.item-edited" && event.payload.via !== "document") ? event.payload.queueItemId : null;
 
 /** The item and typist of an edit made through the document (never written back into it). */
 export const typedText = (event: StoredEvent): { id: string; actor: string } | null =>
@@ -142,8 +142,8 @@ export const typedText = (event: StoredEvent): { id: string; actor: string } | n
 /**
  * Brings a document to the log's state by server writes: the load-time reconciliation and
  * the answer to a gap in the events. Items with unflushed client edits keep their position,
- * which the pending commands are about to commit. Returns the items whose text differs
- * from the log, for the caller to write (text inserts must come from one replica only).
+ * which the pending commands are about to commit. Returns the items the document lacks or
+ * whose text differs from the log, for the caller to write (content must come from one replica only).
  */
 export function reconcile(doc: Y.Doc, state: ThreadState, keep: { position: ReadonlySet<string> }): string[] {
   const items = itemsOf(doc);
@@ -151,7 +151,7 @@ export function reconcile(doc: Y.Doc, state: ThreadState, keep: { position: Read
   for (const key of [...items.keys()]) if (!state.items.get(key)) items.delete(key);
   for (const item of state.items.values()) {
     if (!(items.get(item.queueItemId) instanceof Y.Map)) {
-      writeNewItem(doc, item);
+      texts.push(item.queueItemId);
       continue;
     }
     writeItemFields(doc, item, { position: !keep.position.has(item.queueItemId) });

@@ -19,7 +19,7 @@ import {
   awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
-import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeText } from "./schema.js";
+import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeNewItem, writeText } from "./schema.js";
 import { editingItemOf } from "../contract/document.js";
 import { EditLocks } from "./edit-locks.js";
 import type { WriteBehind } from "./write-behind.js";
@@ -144,6 +144,8 @@ export class ThreadDoc {
       let texts: string[] = [];
       td.doc.transact(() => (texts = reconcile(td.doc, state, td.bridge.pending)), SERVER);
       td.writeTexts(texts);
+      // A device joining gets the items the log has, not a queue still being filled in.
+      await td.writingTexts;
       return td;
     } catch (error) {
       await td.destroy();
@@ -351,7 +353,7 @@ export class ThreadDoc {
     this.doc.transact(() => (texts = reconcile(this.doc, state, this.bridge.pending)), SERVER);
     if (cause === "refused") return this.writeTexts(texts);
     const edited = new Set(missed.map(editedText));
-    this.writeTexts(texts.filter((id) => edited.has(id)));
+    this.writeTexts(texts.filter((id) => edited.has(id) || !itemsOf(this.doc).has(id)));
     for (const event of missed) {
       const typed = typedText(event);
       if (typed) this.bridge.follow(typed.id, typed.actor);
@@ -367,8 +369,10 @@ export class ThreadDoc {
   }
 
   /**
-   * Writes the log's text of these items into the document, once across every replica:
-   * two replicas inserting the same words would double them. The writers take turns under
+   * Writes the log's text of these items into the document (the whole item, when the
+   * document lacks it), once across every replica: two replicas inserting the same words
+   * would double them, two creating the same item would leave one's map (and what was typed
+   * into it) lost. The writers take turns under
    * a per-thread lease, and each first merges the stored document, where the previous
    * writer's text already is (it is stored before the lease is released), so a later
    * writer finds nothing left to write — whether or not the bus carried the first write.
@@ -401,7 +405,9 @@ export class ThreadDoc {
           this.doc.transact(() => {
             for (const id of ids) {
               const item = state.items.get(id);
-              if (item && !typed.has(id)) writeText(this.doc, id, item.text);
+              if (!item) continue;
+              if (!itemsOf(this.doc).has(id)) writeNewItem(this.doc, item);
+              else if (!typed.has(id)) writeText(this.doc, id, item.text);
             }
           }, SERVER);
           // Stored before the lease goes: the next writer merges it first.
