@@ -7,8 +7,8 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import pg from "pg";
-import { Redis } from "ioredis";
 import { until } from "../support/poll.js";
+import { freePort } from "../support/private-redis.js";
 
 /**
  * The parts a nemesis may hurt, every one private to the run: a Redis and a PostgreSQL
@@ -20,64 +20,8 @@ import { until } from "../support/poll.js";
 const root = path.resolve(import.meta.dirname, "../..");
 const run = promisify(execFile);
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 const waitExit = (child: ChildProcess) =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once("exit", () => resolve()));
-
-/** A `redis-server` of the run's own: killable (SIGKILL, nothing saved) and restartable on its port. */
-export class PrivateRedis {
-  private child: ChildProcess | null = null;
-  private constructor(readonly port: number) {}
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort());
-    await redis.start();
-    return redis;
-  }
-
-  async start(): Promise<void> {
-    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => {});
-    try {
-      await until(async () => {
-        try {
-          if (probe.status !== "ready") await probe.connect();
-          return (await probe.ping()) === "PONG";
-        } catch {
-          return false;
-        }
-      });
-    } finally {
-      probe.disconnect();
-    }
-  }
-
-  /** SIGKILL: every pub/sub subscription and in-flight message is gone. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child) return;
-    child.kill("SIGKILL");
-    await waitExit(child);
-  }
-
-  stop = () => this.kill();
-}
 
 /** The PostgreSQL binaries of the Debian package (initdb, pg_ctl), newest version first. */
 function postgresBin(): string {

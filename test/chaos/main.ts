@@ -38,8 +38,8 @@ try {
   await postgres.close();
 }
 
-const rows = results.map((r) => [r.nemesis, String(r.seed), String(r.operations), String(r.acknowledged), String(r.unknown), String(r.violations.length)]);
-const header = ["nemesis", "seed", "operations", "acknowledged", "unknown", "violations"];
+const rows = results.map((r) => [r.nemesis, String(r.seed), String(r.operations), String(r.acknowledged), String(r.typed), String(r.unknown), String(r.violations.length)]);
+const header = ["nemesis", "seed", "operations", "acknowledged", "typed", "unknown", "violations"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
 console.log(`\n${line(header)}`);

@@ -1,5 +1,6 @@
 import type { Recorder } from "./history.js";
-import type { AgentProcess, BlackholeProxy, Instance, PrivatePostgres, PrivateRedis } from "./infra.js";
+import type { PrivateRedis } from "../support/private-redis.js";
+import type { AgentProcess, BlackholeProxy, Instance, PrivatePostgres } from "./infra.js";
 import type { Random } from "./random.js";
 
 /** The dispatch timeout of a run: every "longer than any lease or timeout" pause outlasts it. */

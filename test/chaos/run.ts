@@ -3,18 +3,20 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createTRPCClient, httpLink, TRPCClientError } from "@trpc/client";
+import { TRPCClientError } from "@trpc/client";
 import { createTurnqueueClient, type ThreadQueue } from "../../client/index.js";
-import type { AppRouter } from "../../src/api/router.js";
 import { createAuth } from "../../src/auth/tokens.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { openDatabase } from "../../src/store/database.js";
 import { rebuildProjections } from "../../src/store/rebuild.js";
+import { connect, type Client as Api } from "../support/clients.js";
+import { projectionRows } from "../support/projections.js";
+import { PrivateRedis } from "../support/private-redis.js";
 import { seedPglite } from "../support/server.js";
 import { check, type Violation } from "./checker.js";
 import type { AgentRecord, Op, RunHistory } from "./history.js";
 import { Recorder } from "./history.js";
-import { AgentProcess, BlackholeProxy, Instance, PrivatePostgres, PrivateRedis } from "./infra.js";
+import { AgentProcess, BlackholeProxy, Instance, PrivatePostgres } from "./infra.js";
 import { DISPATCH_TIMEOUT_MS, NEMESES, type Nemesis, type Targets } from "./nemesis.js";
 import { prng, type Random } from "./random.js";
 
@@ -28,10 +30,7 @@ export interface ScenarioOptions {
   clients: number;
   /** A PostgreSQL cluster of the run's own, shared by scenarios (one database each). */
   postgres: PrivatePostgres | null;
-  /**
-   * Whether clients also type into documents (default true). Typing races with API edits
-   * and with claims on other instances (docs/guarantees.md, "What the suite still finds").
-   */
+  /** Whether clients also type into documents (default true). */
   typing?: boolean;
   /** Strikes at least this many times, however long the workload (default 1). */
   minStrikes?: number;
@@ -43,6 +42,8 @@ export interface ScenarioResult {
   seed: number;
   operations: number;
   acknowledged: number;
+  /** Acknowledged typing (a device's flush answered), among `acknowledged`. */
+  typed: number;
   unknown: number;
   violations: Violation[];
   /** The faults as struck, for the report. */
@@ -70,17 +71,8 @@ function classify(error: unknown): { outcome: "fail" | "unknown"; error: string 
   return { outcome: "unknown", error: (error as Error)?.message?.slice(0, 120) ?? String(error) };
 }
 
-const api = (url: string, token: string) =>
-  createTRPCClient<AppRouter>({
-    links: [
-      httpLink({
-        url: `${url}/trpc`,
-        headers: { authorization: `Bearer ${token}` },
-        fetch: (input, init) => fetch(input, { ...(init as RequestInit), signal: AbortSignal.timeout(CALL_TIMEOUT_MS) }),
-      }),
-    ],
-  });
-type Api = ReturnType<typeof api>;
+/** Every call gives up after CALL_TIMEOUT_MS (a black-holed or stopped instance never answers): its outcome is unknown. */
+const timed = () => ({ signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
 
 /** Retries a call until the server acknowledges it (setup and the end of the run, not the history). */
 async function surely<T>(call: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
@@ -125,7 +117,7 @@ class Client {
     private readonly random: Random,
     private readonly typing: boolean,
   ) {
-    this.api = api(instance.url, token);
+    this.api = connect(instance, token);
     this.sdk = createTurnqueueClient({ url: instance.url, token });
   }
 
@@ -166,7 +158,7 @@ class Client {
     const text = `${messageId} v0`;
     await this.recorder.record(
       this.base("add", threadId, { messageId, text, key: messageId }),
-      () => this.api.queue.add.mutate({ threadId, message: { messageId, text } }),
+      () => this.api.queue.add.mutate({ threadId, message: { messageId, text } }, timed()),
       classify,
       (added, op) => {
         op.queueItemId = added.queueItemId;
@@ -186,7 +178,7 @@ class Client {
     const commandId = randomBytes(8).toString("hex");
     const op = await this.recorder.record(
       this.base("edit", item.threadId, { queueItemId: item.queueItemId, text, key: commandId }),
-      () => this.api.queue.edit.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, text, commandId }),
+      () => this.api.queue.edit.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, text, commandId }, timed()),
       classify,
       (result, op) => {
         op.version = result.version;
@@ -225,7 +217,7 @@ class Client {
     const commandId = randomBytes(8).toString("hex");
     const op = await this.recorder.record(
       this.base("move", item.threadId, { queueItemId: item.queueItemId, afterId, key: commandId }),
-      () => this.api.queue.move.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, afterId, commandId }),
+      () => this.api.queue.move.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, afterId, commandId }, timed()),
       classify,
       (result, op) => (op.version = result.version),
     );
@@ -236,7 +228,7 @@ class Client {
     const commandId = randomBytes(8).toString("hex");
     const op = await this.recorder.record(
       this.base("remove", item.threadId, { queueItemId: item.queueItemId, key: commandId }),
-      () => this.api.queue.remove.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }),
+      () => this.api.queue.remove.mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }, timed()),
       classify,
       (result, op) => (op.version = result.version),
     );
@@ -248,7 +240,7 @@ class Client {
     const commandId = randomBytes(8).toString("hex");
     const op = await this.recorder.record(
       this.base(type, item.threadId, { queueItemId: item.queueItemId, key: commandId }),
-      () => this.api.queue[type].mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }),
+      () => this.api.queue[type].mutate({ threadId: item.threadId, queueItemId: item.queueItemId, commandId }, timed()),
       classify,
       (result, op) => (op.version = result.version),
     );
@@ -259,7 +251,7 @@ class Client {
     const commandId = randomBytes(8).toString("hex");
     await this.recorder.record(
       this.base(type, threadId, { key: commandId }),
-      () => this.api.queue[type].mutate({ threadId, commandId }),
+      () => this.api.queue[type].mutate({ threadId, commandId }, timed()),
       classify,
       (result, op) => (op.version = result.version),
     );
@@ -271,7 +263,7 @@ class Client {
   }
 
   async close(): Promise<void> {
-    await this.sdk.close();
+    await Promise.all([this.sdk.close(), this.api.close()]);
   }
 }
 
@@ -341,10 +333,11 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     say(`${options.nemesis} seed ${options.seed}: ${instanceCount} instance(s) serving`);
 
     const userToken = (sub: string) => auth.issue({ sub, workspaceId: "local", role: "user" });
-    const admin = api(instances[0]!.url, await userToken("chaos-admin"));
+    const admin = connect(instances[0]!, await userToken("chaos-admin"));
+    cleanups.push(() => admin.close());
     // A key names the same thread on every retry; the server answers the id it stored it under.
     const threads: string[] = [];
-    for (let t = 0; t < options.threads; t++) threads.push((await surely(() => admin.thread.create.mutate({ threadId: `chaos-t${t}` }))).threadId);
+    for (let t = 0; t < options.threads; t++) threads.push((await surely(() => admin.thread.create.mutate({ threadId: `chaos-t${t}` }, timed()))).threadId);
 
     const historyFile = path.join(dataDir, "agent.jsonl");
     // The runtime is on the last instance: the one SIGSTOP and SIGKILL nemeses prefer.
@@ -391,7 +384,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
     // Documents: every replica (each client's, and a fresh one per instance) must come to
     // equal the log once the faults healed. The queues are held meanwhile, so items stay.
-    for (const threadId of threads) await surely(() => admin.queue.pause.mutate({ threadId }));
+    for (const threadId of threads) await surely(() => admin.queue.pause.mutate({ threadId }, timed()));
     const documents: RunHistory["documents"] = [];
     const fresh = await Promise.all(instances.map(async (instance) => ({ instance, sdk: createTurnqueueClient({ url: instance.url, token: await userToken("checker") }) })));
     cleanups.push(() => Promise.all(fresh.map((f) => f.sdk.close())));
@@ -403,7 +396,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       let latest: { name: string; view: DocSummary; expected: DocSummary }[] = [];
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const snapshot = await surely(() => admin.thread.get.query({ threadId }));
+        const snapshot = await surely(() => admin.thread.get.query({ threadId }, timed()));
         const expected = summaryOfSnapshot(snapshot);
         latest = replicas.map(([name, q]) => ({ name, view: summaryOfReplica(q), expected }));
         if (latest.every((l) => JSON.stringify(l.view) === JSON.stringify(l.expected)) || Date.now() > deadline) break;
@@ -418,9 +411,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     for (;;) {
       let busy = 0;
       for (const threadId of threads) {
-        const s = await surely(() => admin.thread.get.query({ threadId }));
-        if (s.queue.paused) await surely(() => admin.queue.resume.mutate({ threadId })).catch(() => {});
-        for (const i of s.queue.items) if (i.status === "failed") await surely(() => admin.queue.retry.mutate({ threadId, queueItemId: i.queueItemId })).catch(() => {});
+        const s = await surely(() => admin.thread.get.query({ threadId }, timed()));
+        if (s.queue.paused) await surely(() => admin.queue.resume.mutate({ threadId }, timed())).catch(() => {});
+        for (const i of s.queue.items) if (i.status === "failed") await surely(() => admin.queue.retry.mutate({ threadId, queueItemId: i.queueItemId }, timed())).catch(() => {});
         if (s.queue.items.length > 0 || s.session.activeTurnId !== null) busy++;
       }
       if (busy === 0 || Date.now() > drainDeadline) break;
@@ -453,6 +446,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       seed: options.seed,
       operations: recorder.ops.length,
       acknowledged: recorder.ops.filter((o) => o.outcome === "ok").length,
+      typed: recorder.ops.filter((o) => o.type === "type" && o.outcome === "ok").length,
       unknown: recorder.ops.filter((o) => o.outcome === "unknown").length,
       violations,
       faults: recorder.nemesis.map((n) => n.what),
@@ -476,15 +470,4 @@ function summaryOfReplica(q: ThreadQueue): DocSummary {
 
 function summaryOfSnapshot(s: { queue: { paused: boolean; items: { queueItemId: string; text: string; status: string; position: string }[] } }): DocSummary {
   return { paused: s.queue.paused, items: s.queue.items.map((i) => ({ id: i.queueItemId, text: i.text, status: i.status, position: i.position })) };
-}
-
-/** Every projection row, in an order decided here (never by database collation). */
-async function projectionRows(db: Awaited<ReturnType<typeof openDatabase>>) {
-  const byKey = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  return {
-    threads: byKey(await db.prisma.thread.findMany(), (r) => r.id),
-    items: byKey(await db.prisma.queueItem.findMany(), (r) => r.id),
-    turns: byKey(await db.prisma.turn.findMany(), (r) => `${r.threadId}\u0000${r.turnId}`),
-    messages: byKey(await db.prisma.message.findMany(), (r) => `${r.threadId}\u0000${r.messageId}`),
-  };
 }

@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisBus } from "../../src/cluster/redis-bus.js";
-import { adminConnection, killClientsNamed, redisAvailable, redisUrl, startPrivateRedis, subscriberCount } from "./redis.js";
+import { adminConnection, killClientsNamed, redisAvailable, redisUrl, subscriberCount } from "./redis.js";
+import { PrivateRedis } from "../support/private-redis.js";
 import { until } from "../support/poll.js";
 
 /** Messages received on one subscription, awaitable one by one. */
@@ -196,15 +197,15 @@ describe.runIf(hasRedis)("RedisBus (real Redis)", () => {
 const hasRedisServer = spawnSync("redis-server", ["--version"]).status === 0;
 
 describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private redis-server, stopped and started again)", () => {
-  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let redis: PrivateRedis;
   const buses: RedisBus[] = [];
   afterAll(async () => {
     await Promise.all(buses.map((bus) => bus.close()));
-    await redis?.stop();
+    await redis?.kill();
   });
 
   it("drops and reports what is published while Redis is down, then delivers again once it is back", async () => {
-    redis = await startPrivateRedis();
+    redis = await PrivateRedis.start();
     const dropped: string[] = [];
     const a = await RedisBus.connect({ url: redis.url });
     const b = await RedisBus.connect({ url: redis.url, onError: (error, context) => dropped.push(`${context.during} on ${context.channel}`) });
@@ -215,7 +216,7 @@ describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private 
     await b.publish(topic, new Uint8Array([1]));
     await box.count(1);
 
-    await redis.stop();
+    await redis.kill();
     // At-most-once: the publisher is not failed for it (its command is already durable), the loss is reported.
     await expect(b.publish(topic, new Uint8Array([2]))).resolves.toBeUndefined();
     expect(dropped).toEqual([`publish on ${topic}`]);
@@ -233,7 +234,7 @@ describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private 
   });
 
   it("a restart of Redis is one outage: onReconnected tells its listeners once, when the subscriptions are live again", async () => {
-    redis ??= await startPrivateRedis();
+    redis ??= await PrivateRedis.start();
     const bus = await RedisBus.connect({ url: redis.url, onError: () => {} });
     buses.push(bus);
     const topic = "tq:test:reconnected";
@@ -247,7 +248,7 @@ describe.runIf(hasRedisServer)("RedisBus when Redis itself goes away (a private 
       delivered.push(bus.publish(topic, new Uint8Array([told])).then(() => box.count(told)));
     });
 
-    await redis.stop();
+    await redis.kill();
     await redis.start();
     await until(() => told > 0);
     await Promise.all(delivered);

@@ -1,5 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { Redis } from "ioredis";
 
 /**
@@ -47,52 +45,4 @@ export async function killClientsNamed(admin: Redis, name: string): Promise<numb
 export async function subscriberCount(admin: Redis, channel: string): Promise<number> {
   const [, count] = (await admin.pubsub("NUMSUB", channel)) as [string, number];
   return Number(count);
-}
-
-import { until } from "../support/poll.js";
-
-/**
- * A Redis of the test's own (a real `redis-server` on a free port), so a test may stop and
- * restart it without disturbing other suites that share the machine's Redis.
- */
-export async function startPrivateRedis(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
-  const port = await freePort();
-  let child: ChildProcess | null = null;
-  const url = `redis://127.0.0.1:${port}`;
-  const start = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    probe.on("error", () => {});
-    await until(async () => {
-      try {
-        if (probe.status !== "ready") await probe.connect();
-        return (await probe.ping()) === "PONG";
-      } catch {
-        return false;
-      }
-    });
-    probe.disconnect();
-  };
-  const stop = async () => {
-    const running = child;
-    child = null;
-    if (!running || running.exitCode !== null) return;
-    await new Promise((resolve) => {
-      running.once("exit", resolve);
-      running.kill("SIGTERM");
-    });
-  };
-  await start();
-  return { url, start, stop };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPrivateRedis } from "../cluster/redis.js";
+import { PrivateRedis } from "../support/private-redis.js";
 import { until } from "../support/poll.js";
 import { hasPostgres } from "../support/postgres.js";
 import type { TestServer } from "../support/server.js";
@@ -8,24 +8,24 @@ import { connect, converged, createThread, exec, startInstancePair, synced, type
 /**
  * Redis killed and started again under two instances holding one thread's document, with
  * typing and an API edit during the outage and typing right after it (the fault is real:
- * a private redis-server stopped and started; nothing is scripted).
+ * a private redis-server killed and started; nothing is scripted).
  */
 describe.runIf(hasPostgres)("a Redis restart under two instances holding one document (private Redis)", () => {
-  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let redis: PrivateRedis;
   let pair: Awaited<ReturnType<typeof startInstancePair>>;
   let a: TestServer;
   let b: TestServer;
   const devices: Device[] = [];
 
   beforeAll(async () => {
-    redis = await startPrivateRedis();
+    redis = await PrivateRedis.start();
     pair = await startInstancePair(redis.url);
     ({ a, b } = pair);
   });
   afterAll(async () => {
     for (const d of devices) d.destroy();
     await pair?.close();
-    await redis?.stop();
+    await redis?.kill();
   });
 
   it("nothing typed or edited during or after the outage is lost or doubled, and every replica ends equal to the log", async () => {
@@ -34,7 +34,7 @@ describe.runIf(hasPostgres)("a Redis restart under two instances holding one doc
     devices.push(onA, onB);
     await synced([onA, onB]);
 
-    await redis.stop();
+    await redis.kill();
     // During the outage: typing on B, an API edit committed on A.
     onB.text(ids[1]).insert(onB.text(ids[1]).length, " typedOnB-during");
     await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0], text: "one edited-during" });

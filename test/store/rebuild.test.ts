@@ -5,24 +5,13 @@ import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support
 import { hasPostgres } from "../support/postgres.js";
 import { manualClock, testEngine } from "../engine/harness.js";
 import { playMixedHistory } from "./history.js";
-import type { Database } from "../../src/store/database.js";
+import { projectionRows } from "../support/projections.js";
 
 const kinds = hasPostgres ? (["pglite", "postgres"] as const) : (["pglite"] as const);
 
-/** Every projection row, in a stable order decided here (never by database collation). */
-async function projections(db: Database) {
-  const byKey = <T>(rows: T[], key: (r: T) => string) => rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  return {
-    threads: byKey(await db.prisma.thread.findMany(), (r) => r.id),
-    items: byKey(await db.prisma.queueItem.findMany(), (r) => r.id),
-    turns: byKey(await db.prisma.turn.findMany(), (r) => `${r.threadId}\u0000${r.turnId}`),
-    messages: byKey(await db.prisma.message.findMany(), (r) => `${r.threadId}\u0000${r.messageId}`),
-  };
-}
-
 describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
   let t: TestDatabase;
-  let live: Awaited<ReturnType<typeof projections>>;
+  let live: Awaited<ReturnType<typeof projectionRows>>;
 
   beforeAll(async () => {
     t = await openTestDatabase(kind);
@@ -30,7 +19,7 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
     const engine = testEngine(t.db.store, { now: clock.now });
     await playMixedHistory(engine, clock.advance);
     await engine.close();
-    live = await projections(t.db);
+    live = await projectionRows(t.db);
   }, OPEN_TIMEOUT_MS);
   afterAll(async () => t?.cleanup());
 
@@ -48,7 +37,7 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
 
     const stats = await rebuildProjections(t.db);
     expect(stats.threads).toBe(4);
-    expect(await projections(t.db)).toEqual(live);
+    expect(await projectionRows(t.db)).toEqual(live);
   });
 
   test("every Thread and QueueItem column holds what the thread's state says, and the store writes every column", async () => {
@@ -78,9 +67,9 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
     await t.db.prisma.queueItem.deleteMany({ where: { threadId: "A" } });
     await t.db.prisma.thread.update({ where: { id: "B" }, data: { archived: false, title: "tampered" } });
     await t.db.prisma.message.deleteMany({});
-    expect(await projections(t.db)).not.toEqual(live);
+    expect(await projectionRows(t.db)).not.toEqual(live);
 
     await rebuildProjections(t.db);
-    expect(await projections(t.db)).toEqual(live);
+    expect(await projectionRows(t.db)).toEqual(live);
   });
 });
