@@ -131,9 +131,9 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
   writeMeta(doc, after);
 }
 
-/** Items whose content an event changes through the API (never through the document): a new item, an edited text. */
+/** Items whose document text an event changes through the API (never through the document). */
 export const editedText = (event: StoredEvent): string | null =>
-  event.type === "queue.item-added" || (event.type === "queue.item-edited" && event.payload.via !== "document") ? event.payload.queueItemId : null;
+  event.type === "queue.item-edited" && event.payload.via !== "document" ? event.payload.queueItemId : null;
 
 /** The item and typist of an edit made through the document (never written back into it). */
 export const typedText = (event: StoredEvent): { id: string; actor: string } | null =>

@@ -85,8 +85,12 @@ export class ThreadDoc {
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
-  /** Items whose log text this replica is to write into the document, unless another replica did. */
-  private readonly textsToWrite = new Set<string>();
+  /**
+   * Items this replica is to write into the document, unless another replica did: `text`,
+   * the log's text (the whole item if the document lacks it); `item`, only a missing item
+   * (a new one: its text in this replica may be typing newer than the log).
+   */
+  private readonly textsToWrite = new Map<string, "text" | "item">();
   private writingTexts: Promise<void> | null = null;
   closed = false;
 
@@ -283,6 +287,7 @@ export class ThreadDoc {
     this.applying = this.applying.catch(() => {}).then(async () => {
       if (this.closed) return;
       const texts: string[] = [];
+      const added: string[] = [];
       const followed = new Map<string, string>();
       for (const event of events) {
         const place = placeIn(this.state.version, event);
@@ -295,10 +300,12 @@ export class ThreadDoc {
         if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
         const edited = editedText(event);
         if (edited && !texts.includes(edited)) texts.push(edited);
+        if (event.type === "queue.item-added") added.push(event.payload.queueItemId);
         const typed = typedText(event);
         if (typed) followed.set(typed.id, typed.actor);
       }
       this.writeTexts(texts);
+      this.writeTexts(added, "item");
       for (const [id, actor] of followed) this.bridge.follow(id, actor);
     });
     return this.applying;
@@ -353,7 +360,8 @@ export class ThreadDoc {
     this.doc.transact(() => (texts = reconcile(this.doc, state, this.bridge.pending)), SERVER);
     if (cause === "refused") return this.writeTexts(texts);
     const edited = new Set(missed.map(editedText));
-    this.writeTexts(texts.filter((id) => edited.has(id) || !itemsOf(this.doc).has(id)));
+    this.writeTexts(texts.filter((id) => edited.has(id)));
+    this.writeTexts(texts, "item");
     for (const event of missed) {
       const typed = typedText(event);
       if (typed) this.bridge.follow(typed.id, typed.actor);
@@ -378,8 +386,8 @@ export class ThreadDoc {
    * writer finds nothing left to write — whether or not the bus carried the first write.
    * Items with typed text about to be committed keep it (that commit comes next).
    */
-  private writeTexts(ids: Iterable<string>): void {
-    for (const id of ids) this.textsToWrite.add(id);
+  private writeTexts(ids: Iterable<string>, what: "text" | "item" = "text"): void {
+    for (const id of ids) if (this.textsToWrite.get(id) !== "text") this.textsToWrite.set(id, what);
     if (this.textsToWrite.size === 0 || this.writingTexts || this.closed) return;
     this.writingTexts = this.writePendingTexts()
       .catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not write an edited text into the document"))
@@ -403,11 +411,11 @@ export class ThreadDoc {
           if (this.closed) return;
           const typed = this.bridge.pending.text;
           this.doc.transact(() => {
-            for (const id of ids) {
+            for (const [id, what] of ids) {
               const item = state.items.get(id);
               if (!item) continue;
               if (!itemsOf(this.doc).has(id)) writeNewItem(this.doc, item);
-              else if (!typed.has(id)) writeText(this.doc, id, item.text);
+              else if (what === "text" && !typed.has(id)) writeText(this.doc, id, item.text);
             }
           }, SERVER);
           // Stored before the lease goes: the next writer merges it first.
@@ -418,7 +426,7 @@ export class ThreadDoc {
         this.deps.logger.warn({ err, threadId: this.threadId }, "text write failed; retrying");
       }
       if (written) continue;
-      for (const id of ids) this.textsToWrite.add(id);
+      for (const [id, what] of ids) this.writeTexts([id], what);
       await new Promise((r) => setTimeout(r, Math.min(TEXT_WRITE_RETRY_MAX_MS, TEXT_WRITE_RETRY_MS * 2 ** attempt)).unref());
     }
   }
