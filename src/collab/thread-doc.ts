@@ -406,8 +406,9 @@ export class ThreadDoc {
       try {
         const held = await this.deps.lease.tryWith(key, async () => {
           await this.mergeStored();
-          // The log as it is now, not as far as this replica applied it: never an older text over a newer one.
-          const state = await this.deps.engine.load(this.threadId);
+          // The log as it is now, read from the store (an engine's cache can be older than the log
+          // after a bus outage), not as far as this replica applied it: never an older text over a newer one.
+          const state = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
           if (this.closed) return;
           const typed = this.bridge.pending.text;
           this.doc.transact(() => {
