@@ -91,7 +91,7 @@ export function keepPlainText(text: Y.Text, transaction: Y.Transaction): void {
  * The effect of one committed event on the document, given the thread's state right after it.
  * Neither text nor new items are written here: an edit made through the document is already
  * in it (writing an older text over newer typing would undo it), and an edit made through
- * the API or a new item inserts content, which only one replica may write (see `itemsToWrite`).
+ * the API or a new item inserts content, which only one replica may write (see `textsToWrite` in thread-doc.ts).
  */
 export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): void {
   switch (event.type) {
