@@ -226,12 +226,13 @@ function userTextOf(api: "responses" | "messages", body: Record<string, unknown>
   return "";
 }
 
+/** A message's own text: blocks of the agent's context (`<system-reminder>…`) left out. */
 function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
     .map((c: { type?: string; text?: string }) => (typeof c.text === "string" ? c.text : ""))
-    .filter(Boolean)
+    .filter((text) => text && !text.trimStart().startsWith("<"))
     .join("\n")
     .trim();
 }
