@@ -111,6 +111,7 @@ export class ThreadDoc {
       logger: deps.logger,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       persisted: () => deps.writer.flushed(),
+      mergeStored: () => this.mergeStored(),
       resync: () => this.resync(),
     });
     this.locks = new EditLocks({
@@ -180,7 +181,7 @@ export class ThreadDoc {
       const message = parseClientMessage(data);
       switch (message.type) {
         case "sync-step1":
-          client.send(syncStep2Message(this.doc, message.stateVector));
+          void this.answerSync(client, message.stateVector);
           break;
         case "update": {
           const missing = missingDependencies(message.decoded, (c) => Y.getState(this.doc.store, c));
@@ -207,6 +208,23 @@ export class ThreadDoc {
       client.close(error.code, error.message);
       this.detach(client);
     }
+  }
+
+  /**
+   * The answer to a sync request is the server's acknowledgement of everything the device
+   * sent before it (the SDK's `flush`): it goes once the text typed so far is in the log, so
+   * acknowledged typing is what a claim on any instance dispatches, and no server write of
+   * an older text can undo it. A device that only connects has typed nothing: answered at once.
+   */
+  private async answerSync(client: Client, stateVector: Uint8Array): Promise<void> {
+    try {
+      await this.bridge.committed();
+    } catch (err) {
+      this.deps.logger.warn({ err, threadId: this.threadId }, "typed text not committed; the sync request stays unanswered");
+      return;
+    }
+    if (this.closed || !this.clients.has(client)) return;
+    client.send(syncStep2Message(this.doc, stateVector));
   }
 
   /**
