@@ -18,13 +18,19 @@ export type InterruptDispatch = Extract<AnyDispatch, { kind: "interrupt" }>;
 export type SessionStatus = AgentInputs["session"]["status"];
 export type TurnOutcome = AgentInputs["turnEnded"]["outcome"];
 
-/** Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another attempt later. */
+/**
+ * Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another
+ * attempt later, and `retryAt` says when, if the agent told (a rate limit's reset): the next
+ * attempt waits at least until then. Leave it out when the agent gave no time.
+ */
 export class TurnStartError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: { retryable: boolean }) {
+  readonly retryAt: Date | undefined;
+  constructor(message: string, options: { retryable: boolean; retryAt?: Date }) {
     super(message);
     this.name = "TurnStartError";
     this.retryable = options.retryable;
+    this.retryAt = options.retryable ? options.retryAt : undefined;
   }
 }
 
@@ -196,8 +202,9 @@ export function runAgent(options: RunAgentOptions): Agent {
       if (!turnId && closing.signal.aborted) return;
       if (!turnId) {
         const retryable = error instanceof TurnStartError && error.retryable;
+        const retryAt = error instanceof TurnStartError ? error.retryAt?.toISOString() : undefined;
         await report(() =>
-          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, commandId: `failed:${dispatchId}` }),
+          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, retryAt, commandId: `failed:${dispatchId}` }),
         ).catch(onError);
         return;
       }

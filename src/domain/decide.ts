@@ -250,7 +250,14 @@ function turnStarted(state: ThreadState, item: QueueItemState, turnId: string): 
     { type: "queue.item-resolved", payload: { queueItemId: item.queueItemId, turnId } },
     {
       type: "message.sent",
-      payload: { messageId: item.messageId, queueItemId: item.queueItemId, turnId, text: item.text, attachments: item.attachments },
+      payload: {
+        messageId: item.messageId,
+        queueItemId: item.queueItemId,
+        turnId,
+        text: item.text,
+        attachments: item.attachments,
+        attempts: item.attempts,
+      },
     },
   ];
   return item.dispatchKind === "steer"
