@@ -32,7 +32,7 @@ export type DocMeta = ScalarsOf<typeof META_SCALARS>;
 export type ItemField = keyof DocItem;
 
 /** The keys of an item map; `text` (a Y.Text) and `position` are the only ones a client may write. */
-export const ITEM_FIELDS = fieldsIn("doc").map(([, key]) => key) as readonly ItemField[];
+export const ITEM_FIELDS = fieldsIn("doc").map(([key]) => key) as readonly ItemField[];
 export const META_FIELDS = Object.keys(META_SCALARS) as readonly (keyof DocMeta)[];
 
 const docFields = projectTo("doc");

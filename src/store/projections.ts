@@ -28,7 +28,7 @@ export type ThreadRow = { [K in keyof typeof THREAD_COLUMNS]: ReturnType<(typeof
 export type QueueItemRow = QueueItemColumns & { threadId: string };
 
 /** The columns of QueueItem, besides the thread it belongs to. */
-export const QUEUE_ITEM_COLUMNS = fieldsIn("row").map(([, column]) => column);
+export const QUEUE_ITEM_COLUMNS = fieldsIn("row").map(([column]) => column);
 
 export interface TurnRow {
   threadId: string;

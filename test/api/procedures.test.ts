@@ -196,14 +196,14 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
   it("queue.add with sendNow on a ready session answers that the item is being sent", async () => {
     const threadId = await newThread();
     await agent.agent.session.mutate({ threadId, status: "ready" });
-    const result = await user.queue.add.mutate({ threadId, message: { messageId: "now", text: "go" }, sendNow: true });
+    const result = await user.queue.add.mutate({ threadId, message: { messageId: "now", text: "go" }, delivery: "steer" });
     expect(result.status).toBe("sending");
   });
 
   it("queue.retry puts a failed item back as pending and releases the failure hold", async () => {
     const threadId = await newThread();
     await agent.agent.session.mutate({ threadId, status: "ready" });
-    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "x", text: "x" }, sendNow: true });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "x", text: "x" }, delivery: "steer" });
     await agent.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "model unavailable", retryable: false });
     const failed = await user.thread.get.query({ threadId });
     expect(failed.queue).toMatchObject({ paused: true, pauseReason: "failure" });
@@ -232,7 +232,7 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
   it("an agent reports a dispatched turn: started, then ended; the user sees the session follow", async () => {
     const threadId = await newThread();
     expect(await agent.agent.session.mutate({ threadId, status: "ready" })).toEqual({ version: 2 });
-    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "go", text: "go" }, sendNow: true });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "go", text: "go" }, delivery: "steer" });
 
     await agent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
     const running = await user.thread.get.query({ threadId });

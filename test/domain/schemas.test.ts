@@ -27,9 +27,9 @@ describe("command input limits of docs/contract.md", () => {
     expect(Command.safeParse({ type: "queue.edit", queueItemId: "q1", text: "x".repeat(100_001) }).success).toBe(false);
   });
 
-  it("fills the defaults: no attachments, no options, not send-now", () => {
+  it("fills the defaults: no attachments, no options, queued plainly, no author", () => {
     const parsed = add({});
-    expect(parsed.data).toMatchObject({ message: { attachments: [] }, options: {}, sendNow: false });
+    expect(parsed.data).toMatchObject({ message: { attachments: [] }, options: {}, delivery: "queue", author: null });
   });
 
   it("keeps extra options the user saw, but only plain values", () => {
@@ -66,6 +66,7 @@ describe("events", () => {
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
         "message.sent", "thread.interrupt-requested", "queue.item-edit-locked", "thread.renamed",
+        "queue.item-delivery-changed", "queue.mode-changed",
       ].sort(),
     );
   });
@@ -114,9 +115,12 @@ describe("thread snapshot", () => {
     const snapshot = snapshotOf(t.state);
     expect(Object.keys(snapshot).sort()).toEqual(["archived", "queue", "session", "threadId", "title", "version"]);
     expect(Object.keys(snapshot.session).sort()).toEqual(["activeTurnId", "error", "runtimeSessionId", "status"]);
-    expect(Object.keys(snapshot.queue).sort()).toEqual(["items", "pauseReason", "paused"]);
+    expect(Object.keys(snapshot.queue).sort()).toEqual(["items", "mode", "pauseReason", "paused", "resumeAt"]);
     expect(Object.keys(snapshot.queue.items[0]!).sort()).toEqual(
-      ["attachments", "attempts", "createdAt", "failureReason", "messageId", "options", "position", "queueItemId", "status", "text", "updatedAt"],
+      [
+        "attachments", "attempts", "author", "createdAt", "delivery", "failureReason", "messageId", "options", "position", "queueItemId", "status",
+        "text", "updatedAt",
+      ],
     );
     expect(snapshot).toMatchObject({ threadId: "t1", title: "a thread", version: t.state.version, archived: false, queue: { paused: true, pauseReason: "user" } });
   });

@@ -21,7 +21,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
   let h: DrainHarness;
   const threads: string[] = [];
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 } }, database);
+    h = await startDrainHarness({ drainPolicy: { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {
@@ -131,7 +131,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
 
     // queue.add with sendNow: queued at the head and sent at once.
-    const c = await h.add(threadId, "urgent", { sendNow: true });
+    const c = await h.add(threadId, "urgent", { delivery: "steer" });
     const urgent = await h.agent.nextTurn(threadId);
     expect(urgent.dispatch.queueItemId).toBe(c);
     await urgent.start();

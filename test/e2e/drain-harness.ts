@@ -18,7 +18,7 @@ export interface DrainHarness {
   agent: ScriptedAgent;
   createThread(): Promise<string>;
   /** Queues a message; returns its queue item id. */
-  add(threadId: string, text: string, options?: { sendNow?: boolean }): Promise<string>;
+  add(threadId: string, text: string, options?: { delivery?: "queue" | "steer" | "interrupt" }): Promise<string>;
   state(threadId: string): Promise<ThreadState>;
   events(threadId: string): Promise<StoredEvent[]>;
   /**
@@ -30,7 +30,7 @@ export interface DrainHarness {
 }
 
 export const testDrainConfig: Partial<Config> = {
-  drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 },
+  drainPolicy: { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 },
   sweepIntervalMs: 60_000,
 };
 
@@ -52,7 +52,7 @@ export async function startDrainHarness(config: Partial<Config> = {}, database: 
       const { queueItemId } = await user.queue.add.mutate({
         threadId,
         message: { messageId: randomUUID(), text },
-        sendNow: options.sendNow,
+        delivery: options.delivery,
       });
       return queueItemId;
     },
