@@ -240,6 +240,9 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       session: (this.meta.get("session") as SessionStatus | undefined) ?? "unknown",
       paused: (this.meta.get("paused") as boolean | undefined) ?? false,
       pauseReason: (this.meta.get("pauseReason") as PauseReason | null | undefined) ?? null,
+      // When a rate-limit hold ends by itself (null otherwise): what a countdown counts to.
+      resumeAt: (this.meta.get("resumeAt") as string | null | undefined) ?? null,
+      mode: (this.meta.get("mode") as DocMeta["mode"] | undefined) ?? "auto",
     };
   }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { Command, DomainEvent, EVENT_TYPES, dispatchOf, snapshotOf, type StoredEvent } from "../../src/domain/index.js";
+import {
+  Command, DomainEvent, EVENT_TYPES, dispatchOf, initialState, messageStatus, replay, snapshotOf, type StoredEvent, type VersionedEvent,
+} from "../../src/domain/index.js";
 import { Thread, claimOf } from "./harness.js";
 
 const add = (message: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
@@ -144,5 +146,20 @@ describe("thread snapshot", () => {
       ["q1", "failed", "model unavailable"],
       ["q2", "pending", null],
     ]);
+  });
+});
+
+describe("events stored before issue 11", () => {
+  it("replay as they are (the log is read back unparsed and never rewritten): a plain item with no author, a hold with no resumeAt", () => {
+    const old = [
+      { type: "thread.created", payload: { workspaceId: "w", title: "t" } },
+      { type: "queue.item-added", payload: { queueItemId: "q1", messageId: "m1", text: "x", attachments: [], options: {}, position: "a0" } },
+      { type: "queue.paused", payload: { reason: "user" } },
+      { type: "queue.item-removed", payload: { queueItemId: "q1" } },
+    ].map((e, k) => ({ ...e, version: k + 1, createdAt: "2026-01-01T00:00:00.000Z" })) as unknown as VersionedEvent[];
+    const before = replay(initialState("t1"), old.slice(0, 3));
+    expect(before.items.get("q1")).toMatchObject({ delivery: "queue", author: null });
+    expect(snapshotOf(before).queue).toMatchObject({ paused: true, pauseReason: "user", resumeAt: null, mode: "auto" });
+    expect(messageStatus(replay(before, old.slice(3)), "m1")).toEqual({ state: "removed", queueItemId: "q1" });
   });
 });
