@@ -18,13 +18,19 @@ export type InterruptDispatch = Extract<AnyDispatch, { kind: "interrupt" }>;
 export type SessionStatus = AgentInputs["session"]["status"];
 export type TurnOutcome = AgentInputs["turnEnded"]["outcome"];
 
-/** Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another attempt later. */
+/**
+ * Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another
+ * attempt later. `retryAt` (ISO time) reports a rate limit: the item stays queued and the
+ * queue holds until then.
+ */
 export class TurnStartError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, options: { retryable: boolean }) {
+  readonly retryAt?: string;
+  constructor(message: string, options: { retryable: boolean; retryAt?: string }) {
     super(message);
     this.name = "TurnStartError";
     this.retryable = options.retryable;
+    if (options.retryAt !== undefined) this.retryAt = options.retryAt;
   }
 }
 
@@ -98,8 +104,8 @@ export interface RunAgentOptions extends AgentAdapter {
 }
 
 export interface Agent {
-  /** Reports a thread's session status. */
-  session(threadId: string, status: SessionStatus, error?: string): Promise<void>;
+  /** Reports a thread's session status; `rate-limited` with `retryAt` (ISO time) holds the queue until then. */
+  session(threadId: string, status: SessionStatus, error?: string, retryAt?: string): Promise<void>;
   /** Resolves once every turn this agent runs now has finished and been reported. */
   idle(): Promise<void>;
   /** Stops receiving dispatches, aborts running handlers and closes the connection. */
@@ -196,8 +202,9 @@ export function runAgent(options: RunAgentOptions): Agent {
       if (!turnId && closing.signal.aborted) return;
       if (!turnId) {
         const retryable = error instanceof TurnStartError && error.retryable;
+        const retryAt = error instanceof TurnStartError ? error.retryAt : undefined;
         await report(() =>
-          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, commandId: `failed:${dispatchId}` }),
+          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, retryAt, commandId: `failed:${dispatchId}` }),
         ).catch(onError);
         return;
       }
@@ -273,10 +280,10 @@ export function runAgent(options: RunAgentOptions): Agent {
     running.set(queueItemId, run);
   }
 
-  const session = async (threadId: string, status: SessionStatus, error?: string, runtimeSessionId?: string) => {
+  const session = async (threadId: string, status: SessionStatus, error?: string, runtimeSessionId?: string, retryAt?: string) => {
     // One id for every retry of this report: a report that landed but whose answer was lost counts once.
     const commandId = randomUUID();
-    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, runtimeSessionId, commandId }));
+    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, runtimeSessionId, retryAt, commandId }));
   };
 
   /**
@@ -331,7 +338,7 @@ export function runAgent(options: RunAgentOptions): Agent {
     : () => {};
 
   return {
-    session,
+    session: (threadId: string, status: SessionStatus, error?: string, retryAt?: string) => session(threadId, status, error, undefined, retryAt),
     async idle() {
       while (running.size > 0) await Promise.allSettled([...running.values()]);
     },

@@ -471,6 +471,9 @@ function entryOf(item: Y.Map<unknown>): QueueEntry {
     text: item.get("text") instanceof Y.Text ? fields.text : "",
     failureReason: fields.failureReason ?? null,
     attempts: fields.attempts ?? 0,
+    delivery: fields.delivery ?? "queue",
+    authorSub: fields.authorSub ?? null,
+    authorName: fields.authorName ?? null,
   } as QueueEntry;
 }
 

@@ -1,7 +1,7 @@
 import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
 import type { QueueItemState } from "./queue-item.js";
-import { isFrozen, newQueueItem, textHash, type ThreadState } from "./state.js";
+import { isFrozen, newQueueItem, textHash, type KnownMessage, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -54,14 +54,15 @@ const withoutItem = (state: ThreadState, id: string, turnId: string | null): Thr
   const item = state.items.get(id);
   if (!item) return state;
   const known = state.messages.get(item.messageId);
-  const { queueItemId, textHash } = known ?? { queueItemId: id, textHash: "" };
+  const fate = (k: KnownMessage): KnownMessage =>
+    turnId === null
+      ? { queueItemId: k.queueItemId, textHash: k.textHash, fate: "removed" }
+      : { queueItemId: k.queueItemId, textHash: k.textHash, fate: "sent", turnId };
   return {
     ...state,
     items: state.items.delete(id),
     sending: state.sending.delete(id),
-    messages: known
-      ? state.messages.set(item.messageId, turnId === null ? { queueItemId, textHash, fate: "removed" } : { queueItemId, textHash, fate: "sent", turnId })
-      : state.messages,
+    messages: known ? state.messages.set(item.messageId, fate(known)) : state.messages,
   };
 };
 

@@ -75,7 +75,7 @@ type NameIn<Place extends keyof Places, K extends FieldName> = Fields[K][Place] 
 /** The scalars a split field shows as in a place, by name. */
 type SplitIn<Place extends keyof Places, K extends FieldName> = Fields[K][Place] extends Split<never>
   ? { [N in keyof Fields[K][Place]]: Fields[K][Place][N] extends (value: never) => infer R ? R : never }
-  : unknown;
+  : Record<never, never>;
 type Intersect<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 
 /** A field's name in a place, for the fields that show there; a split field as its scalars. */
