@@ -130,7 +130,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     expect(claimsIn(await h.events(threadId))).toHaveLength(1);
     expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
 
-    // queue.add with sendNow: queued at the head and sent at once.
+    // queue.add with delivery steer: sent at once, past the pause.
     const c = await h.add(threadId, "urgent", { delivery: "steer" });
     const urgent = await h.agent.nextTurn(threadId);
     expect(urgent.dispatch.queueItemId).toBe(c);

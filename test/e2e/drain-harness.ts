@@ -76,8 +76,8 @@ export interface HeldTurn {
   dispatch: Dispatch;
   /** Reports turnStarted; resolves with the turn id once the server acknowledged it. */
   start(): Promise<string>;
-  /** Makes the start fail (before `start`). */
-  fail(reason: string, retryable: boolean): void;
+  /** Makes the start fail (before `start`); `retryAt`: a rate limit's reset. */
+  fail(reason: string, retryable: boolean, retryAt?: string): void;
   /** Ends the turn (after `start`) with an outcome. */
   end(outcome?: TurnOutcome): void;
 }
@@ -118,7 +118,7 @@ export class ScriptedAgent {
         turn: {
           dispatch: turn.dispatch,
           start: () => turn.start(),
-          fail: (reason, retryable) => reject(new TurnStartError(reason, { retryable })),
+          fail: (reason, retryable, retryAt) => reject(new TurnStartError(reason, { retryable, retryAt })),
           end: (outcome = "completed") => resolve({ outcome }),
         },
       });
