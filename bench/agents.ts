@@ -21,9 +21,17 @@
  * sample waits for the previous turn to end (the Turnqueue thread is idle again) and for the
  * bench process to settle; nothing polls while a sample runs. The model is a scripted server
  * in a process of its own that answers at once; the agents are the real binaries.
+ *
+ * `BENCH_BREAKDOWN=1` also tells where Turnqueue's part of each sample goes: the server runs
+ * with the OpenTelemetry SDK (bench/spans-to-file.mjs: its spans, in batches, to a file), the
+ * runtime's side is timed in this process (the turn handler's entry; Codex's `turn/start`
+ * write), and each sample's trace is cut at: the server receiving `queue.add`, its append,
+ * the drain reactor's claim starting, the claim's append, the dispatch sent on the agent's
+ * stream, the runtime's turn handler, the adapter's `turn/start`, the model's request. The
+ * machine is shared, so read the shares, not the milliseconds.
  */
 import { fork, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -44,6 +52,7 @@ import { CODEX_ACP_BIN, CODEX_BIN, codexEnv, workDir } from "../test/support/age
  */
 const MODEL = "gpt-5.5";
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
+const BREAKDOWN = Boolean(process.env.BENCH_BREAKDOWN);
 const now = () => performance.timeOrigin + performance.now();
 const percentile = (samples: number[], p: number) => {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -93,8 +102,16 @@ interface Side {
   close(): Promise<void>;
 }
 
+/** One sample's marks on the bench's clock: sent, the message reached the handler, the model got it. */
+interface Marks {
+  text: string;
+  t0: number;
+  handed: number;
+  at: number;
+}
+
 /** One sample, in ms: sending → the model receives the request, and the part before the agent got it. */
-async function sample(model: Model, side: Side, i: number): Promise<{ total: number; before: number }> {
+async function sample(model: Model, side: Side, i: number): Promise<{ total: number; before: number; marks: Marks }> {
   const text = `${side.name} sample ${i} ${Math.random()}`;
   const arrival = model.arrival(text);
   const t0 = now();
@@ -103,29 +120,34 @@ async function sample(model: Model, side: Side, i: number): Promise<{ total: num
   await ended();
   // Let what the turn's end set off (reports, the drain reactor's look) finish before the next sample.
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return { total: at - t0, before: handedAt - t0 };
+  return { total: at - t0, before: handedAt - t0, marks: { text, t0, handed: handedAt, at } };
 }
 
 /** Samples both sides in turns (alternating which goes first); the first sample of each is a warm-up. */
 async function compare(model: Model, via: Side, direct: Side) {
-  const samples = { via: [] as number[], direct: [] as number[], turnqueue: [] as number[], viaAgent: [] as number[] };
+  const samples = { via: [] as number[], direct: [] as number[], turnqueue: [] as number[], viaAgent: [] as number[], marks: [] as Marks[] };
   for (let i = 0; i <= SAMPLES; i++) {
     const order = i % 2 === 0 ? (["via", "direct"] as const) : (["direct", "via"] as const);
     for (const which of order) {
-      const { total, before } = await sample(model, which === "via" ? via : direct, i);
+      const { total, before, marks } = await sample(model, which === "via" ? via : direct, i);
       if (process.env.BENCH_DEBUG) console.error(`${which === "via" ? via.name : direct.name} ${i} ${total.toFixed(1)} ms (${before.toFixed(1)} ms before the agent)`);
       if (i === 0) continue;
       samples[which].push(total);
-      if (which === "via") samples.turnqueue.push(before), samples.viaAgent.push(total - before);
+      if (which === "via") samples.turnqueue.push(before), samples.viaAgent.push(total - before), samples.marks.push(marks);
     }
   }
   return samples;
 }
 
 /** `turnqueue serve` (embedded database) and an agent runtime with `adapter`, on one thread. */
-async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> {
+async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side & { spans(): Promise<SpanLine[]> }> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "turnqueue-bench-agents-"));
-  const server = await startServer({ dataDir, databaseUrl: null });
+  const spansFile = path.join(dataDir, "spans.jsonl");
+  const server = await startServer({
+    dataDir,
+    databaseUrl: null,
+    ...(BREAKDOWN && { preload: path.join(import.meta.dirname, "spans-to-file.mjs"), env: { TURNQUEUE_BENCH_SPANS: spansFile } }),
+  });
   const user = createTransport({ url: server.url, token: await server.token("user") });
   const handed = new Map<string, (at: number) => void>();
   const agent = runAgent({
@@ -147,6 +169,12 @@ async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> 
       // The runtime reports the turn's end and is idle once the server has taken the report.
       return { handed: reached, ended: () => agent.idle() };
     },
+    async spans() {
+      // The server exports in batches every 100 ms: wait for the last one.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const text = await readFile(spansFile, "utf8").catch(() => "");
+      return text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as SpanLine);
+    },
     async close() {
       await agent.close();
       await user.close();
@@ -154,6 +182,81 @@ async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side> 
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A span as bench/spans-to-file.mjs writes it (times in epoch ms). */
+interface SpanLine {
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentId: string | null;
+  start: number;
+  end: number;
+}
+
+/** When the Codex adapter wrote each message's `turn/start` to codex app-server, by its text. */
+const turnStartWritten = new Map<string, number>();
+if (BREAKDOWN) {
+  const request = JsonlRpc.prototype.request;
+  JsonlRpc.prototype.request = function (this: JsonlRpc, method: string, params: unknown) {
+    if (method === "turn/start") {
+      const text = (params as { input: { type: string; text?: string }[] }).input.find((i) => i.type === "text")?.text;
+      if (text) turnStartWritten.set(text, now());
+    }
+    return request.call(this, method, params);
+  } as typeof request;
+}
+
+/** The cut points of Turnqueue's part, in order, and what lies between each and the one before. */
+const SEGMENTS = [
+  ["received", "request in: the user's client → the server has queue.add"],
+  ["appended", "queue.add: decide + append (the database)"],
+  ["claiming", "notify: the commit → the drain reactor claims"],
+  ["claimed", "claim: decide + append"],
+  ["dispatched", "claim committed → dispatch sent on the agent's stream"],
+  ["handed", "dispatch transport: the stream → runAgent → the turn handler"],
+  ["adapter", "adapter: the handler → turn/start written to the agent"],
+] as const;
+type Cut = (typeof SEGMENTS)[number][0];
+
+/** Each sample's cut points, from its trace (the `queue.add` the sample sent) and this process's marks. */
+function cutsOf(marks: Marks, spans: SpanLine[]): Record<Cut, number> | null {
+  const root = spans.find((s) => (s.name === "trpc queue.add" || s.name === "command queue.add") && s.start >= marks.t0 && s.start <= marks.handed);
+  if (!root) return null;
+  const trace = spans.filter((s) => s.traceId === root.traceId);
+  const one = (name: string, under?: SpanLine) => trace.find((s) => s.name === name && (!under || s.parentId === under.spanId));
+  const add = one("command queue.add");
+  const claim = one("command drain.claim");
+  const dispatch = one("dispatch");
+  const added = add && one("append", add);
+  const claimAppended = claim && one("append", claim);
+  const adapter = turnStartWritten.get(marks.text);
+  if (!add || !claim || !dispatch || !added || !claimAppended || adapter === undefined) return null;
+  return {
+    received: root.start,
+    appended: added.end,
+    claiming: claim.start,
+    claimed: claimAppended.end,
+    dispatched: dispatch.start,
+    handed: marks.handed,
+    adapter,
+  };
+}
+
+/** Prints the p50 of each segment of Turnqueue's part and its share of their sum. */
+function printBreakdown(all: Marks[], spans: SpanLine[]) {
+  const cuts = all.flatMap((m) => {
+    const c = cutsOf(m, spans);
+    return c ? [{ t0: m.t0, ...c }] : [];
+  });
+  if (cuts.length === 0) return console.log("  (no sample's trace was complete: is the build current? `npm run build`)");
+  const rows = SEGMENTS.map(([cut, label], i) => {
+    const from = i === 0 ? "t0" : SEGMENTS[i - 1]![0];
+    return { label, p50: percentile(cuts.map((c) => c[cut] - c[from as Cut | "t0"]), 50) };
+  });
+  const sum = rows.reduce((a, r) => a + r.p50, 0);
+  console.log(`  where queue.add → turn/start goes (${cuts.length} traced samples; p50 of each segment, share of their sum ${sum.toFixed(1)} ms):`);
+  for (const r of rows) console.log(`    ${(((r.p50 / sum) * 100).toFixed(0) + "%").padStart(4)}  ${r.p50.toFixed(2).padStart(7)} ms  ${r.label}`);
 }
 
 /** The thread settings the Codex adapter uses with `--approve deny` (see client/agents/codex.ts). */
@@ -220,11 +323,13 @@ async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
 const model = await startModel();
 try {
   const rows: [string, Awaited<ReturnType<typeof compare>>][] = [];
+  let codexSpans: SpanLine[] = [];
   {
     const cwd = workDir();
     const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url, MODEL) }));
     const direct = await codexDirect(model.url, cwd);
     rows.push(["Codex (codex app-server)", await compare(model, via, direct)]);
+    if (BREAKDOWN) codexSpans = await via.spans();
     await Promise.all([via.close(), direct.close()]);
   }
   {
@@ -245,6 +350,8 @@ try {
     console.log(
       `${"".padEnd(26)} of which queue.add → the runtime's turn handler p50 ${f(percentile(turnqueue, 50))} p99 ${f(percentile(turnqueue, 99))}; the agent's own part p50 ${f(percentile(viaAgent, 50))} via Turnqueue, ${f(d50)} direct`,
     );
+    // The Codex adapter's turn/start is timed here; the ACP one's session/prompt is not (its connection is the SDK's).
+    if (BREAKDOWN && name.startsWith("Codex")) printBreakdown(rows[0]![1].marks, codexSpans);
   }
 } finally {
   model.close();

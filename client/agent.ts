@@ -20,17 +20,17 @@ export type TurnOutcome = AgentInputs["turnEnded"]["outcome"];
 
 /**
  * Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another
- * attempt later. `retryAt` (ISO time) reports a rate limit: the item stays queued and the
- * queue holds until then.
+ * attempt later, and `retryAt` says when, if the agent told (a rate limit's reset): the item
+ * stays queued and the queue holds until then (pauseReason `rate-limited`). Leave it out when the agent gave no time.
  */
 export class TurnStartError extends Error {
   readonly retryable: boolean;
-  readonly retryAt?: string;
-  constructor(message: string, options: { retryable: boolean; retryAt?: string }) {
+  readonly retryAt: Date | undefined;
+  constructor(message: string, options: { retryable: boolean; retryAt?: Date }) {
     super(message);
     this.name = "TurnStartError";
     this.retryable = options.retryable;
-    if (options.retryAt !== undefined) this.retryAt = options.retryAt;
+    this.retryAt = options.retryable ? options.retryAt : undefined;
   }
 }
 
@@ -202,7 +202,7 @@ export function runAgent(options: RunAgentOptions): Agent {
       if (!turnId && closing.signal.aborted) return;
       if (!turnId) {
         const retryable = error instanceof TurnStartError && error.retryable;
-        const retryAt = error instanceof TurnStartError ? error.retryAt : undefined;
+        const retryAt = error instanceof TurnStartError ? error.retryAt?.toISOString() : undefined;
         await report(() =>
           trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, retryAt, commandId: `failed:${dispatchId}` }),
         ).catch(onError);

@@ -14,12 +14,21 @@ export interface TurnqueueServer extends ServerProcess {
 }
 
 /** `turnqueue serve` (the compiled server), on PGlite under `dataDir` or on `databaseUrl`. */
-export async function startServer(options: { dataDir: string; databaseUrl: string | null; cpuProfDir?: string | null; docIdleMs?: number }): Promise<TurnqueueServer> {
+export async function startServer(options: {
+  dataDir: string;
+  databaseUrl: string | null;
+  cpuProfDir?: string | null;
+  docIdleMs?: number;
+  /** A module node loads before the server (`--import`), e.g. an OpenTelemetry setup. */
+  preload?: string;
+  env?: Record<string, string>;
+}): Promise<TurnqueueServer> {
   const secret = randomBytes(24).toString("hex");
   const server = await spawnServer({
     label: "turnqueue",
-    args: [bin, "serve", "--port", "0", "--data-dir", options.dataDir, "--log-level", "warn"],
+    args: [...(options.preload ? ["--import", options.preload] : []), bin, "serve", "--port", "0", "--data-dir", options.dataDir, "--log-level", "warn"],
     env: {
+      ...options.env,
       TURNQUEUE_SECRET: secret,
       DATABASE_URL: options.databaseUrl ?? undefined,
       REDIS_URL: undefined,

@@ -20,7 +20,7 @@ export interface AcpAdapterOptions {
 }
 
 /** Errors an agent reports for what passes with time (HTTP 429/5xx, overload, the network). */
-const TRANSIENT = /\b(429|500|502|503|504|529)\b|rate.?limit|overload|unavailable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|timed? ?out/i;
+const TRANSIENT = /\b(429|500|502|503|504|529)\b|rate.?limit|usage.?limit|overload|unavailable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|timed? ?out/i;
 
 /** One session's turn in flight: the first sign the model works on it. */
 interface PromptWatch {
@@ -162,11 +162,15 @@ function promptOf(dispatch: Dispatch): acp.ContentBlock[] {
   return blocks;
 }
 
+/**
+ * An ACP error as a reason a person can read: agents put the cause in the error's data
+ * (`details`; codex-acp: `message`), or in the message itself (claude-agent-acp).
+ */
 function messageOf(error: unknown): string {
   if (error instanceof Error) {
-    const data = (error as { data?: unknown }).data;
-    const detail = data && typeof data === "object" && "details" in data ? ` ${String((data as { details: unknown }).details)}` : "";
-    return `${error.message}${detail}`;
+    const data = (error as { data?: unknown }).data as { details?: unknown; message?: unknown } | null | undefined;
+    const detail = [data?.details, data?.message].filter((d) => d !== undefined && d !== null).map(String).join(" ");
+    return detail ? `${error.message}: ${detail}` : error.message;
   }
   if (error && typeof error === "object" && "message" in error) return String((error as { message: unknown }).message);
   return String(error);

@@ -3,9 +3,11 @@ import { checkDispatchInput, DEFAULT_MAX_ATTACHMENT_BYTES } from "./dispatch-inp
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn } from "../agent.js";
 import { allows, type ApprovePolicy } from "./approval.js";
 import type { InitializeParams } from "./codex-protocol/InitializeParams.js";
+import type { AccountRateLimitsUpdatedNotification } from "./codex-protocol/v2/AccountRateLimitsUpdatedNotification.js";
 import type { CodexErrorInfo } from "./codex-protocol/v2/CodexErrorInfo.js";
 import type { ErrorNotification } from "./codex-protocol/v2/ErrorNotification.js";
 import type { ItemStartedNotification } from "./codex-protocol/v2/ItemStartedNotification.js";
+import type { RateLimitSnapshot } from "./codex-protocol/v2/RateLimitSnapshot.js";
 import type { SandboxMode } from "./codex-protocol/v2/SandboxMode.js";
 import type { ThreadResumeParams } from "./codex-protocol/v2/ThreadResumeParams.js";
 import type { ThreadResumeResponse } from "./codex-protocol/v2/ThreadResumeResponse.js";
@@ -56,6 +58,8 @@ interface TurnWatch {
   working: Promise<void>;
   completed: Promise<CodexTurn>;
   lastError: ErrorNotification | null;
+  /** The account's rate limits as Codex told them while the turn ran (its reset times). */
+  rateLimits: RateLimitSnapshot | null;
   markWorking(): void;
   complete(turn: CodexTurn): void;
   fail(error: Error): void;
@@ -71,7 +75,7 @@ function watchTurn(): TurnWatch {
     fail = reject;
   });
   completed.catch(() => {});
-  return { working, completed, lastError: null, markWorking, complete, fail };
+  return { working, completed, lastError: null, rateLimits: null, markWorking, complete, fail };
 }
 
 /** One running `codex app-server` and what it has loaded. */
@@ -144,6 +148,12 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
         const p = params as ErrorNotification;
         const watch = watchOf(proc, p.threadId, p.turnId);
         if (watch) watch.lastError = p;
+        break;
+      }
+      case "account/rateLimits/updated": {
+        // The account's limits, not one turn's: every turn in flight here is under them.
+        const { rateLimits } = params as AccountRateLimitsUpdatedNotification;
+        for (const watch of [...proc.turns.values(), ...proc.starting.values()]) watch.rateLimits = mergeRateLimits(watch.rateLimits, rateLimits);
         break;
       }
       case "turn/completed": {
@@ -226,7 +236,7 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
     try {
       // Started for Turnqueue once the model works on it; a turn that ends before that never started.
       const first = await Promise.race([watch.working.then(() => null), watch.completed]);
-      if (first && first.status !== "completed") throw startFailure(first, watch.lastError);
+      if (first && first.status !== "completed") throw startFailure(first, watch.lastError, watch.rateLimits);
       await turn.start(codexTurnId);
       const interrupt = () =>
         void proc.rpc.request("turn/interrupt", { threadId: codexThreadId, turnId: codexTurnId } satisfies TurnInterruptParams).catch(() => {});
@@ -271,12 +281,38 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
   }
 }
 
-function startFailure(turn: CodexTurn, last: ErrorNotification | null): TurnStartError {
+function startFailure(turn: CodexTurn, last: ErrorNotification | null, rateLimits: RateLimitSnapshot | null): TurnStartError {
   const error = turn.error ?? last?.error ?? null;
   const kind = errorKind(error?.codexErrorInfo);
   const status = httpStatusOf(error?.codexErrorInfo);
   const retryable = status !== null ? transientStatus(status) : kind !== null && TRANSIENT.has(kind);
-  return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable });
+  const limited = status === 429 || kind === "usageLimitExceeded" || kind === "rateLimitExceeded";
+  const retryAt = limited && rateLimits ? resetOf(rateLimits) : undefined;
+  return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable, retryAt });
+}
+
+/**
+ * When an exhausted account limit resets, as Codex reported it (`account/rateLimits/updated`,
+ * from the provider's rate-limit headers): the latest reset among the windows used up, since
+ * the turn cannot run before all of them reset. Nothing when no window is used up: a 429
+ * without a reset time gets the queue's own backoff, not an invented time.
+ */
+export function resetOf(limits: RateLimitSnapshot): Date | undefined {
+  const resets = [limits.primary, limits.secondary]
+    .flatMap((w) => (w && w.usedPercent >= 100 && w.resetsAt ? [w.resetsAt] : []))
+    .concat(limits.individualLimit && limits.individualLimit.remainingPercent <= 0 ? [limits.individualLimit.resetsAt] : []);
+  return resets.length > 0 ? new Date(Math.max(...resets) * 1000) : undefined;
+}
+
+/** Codex's rate-limit updates are sparse: a window left out keeps its last known value. */
+function mergeRateLimits(known: RateLimitSnapshot | null, update: RateLimitSnapshot): RateLimitSnapshot {
+  if (!known) return update;
+  return {
+    ...update,
+    primary: update.primary ?? known.primary,
+    secondary: update.secondary ?? known.secondary,
+    individualLimit: update.individualLimit ?? known.individualLimit,
+  };
 }
 
 /** The message as Codex input: its text, and attachments as images (by URL) or mentioned files. */

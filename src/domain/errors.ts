@@ -9,6 +9,7 @@ export type DomainErrorReason =
   | "ITEM_NOT_FOUND"
   | "ITEM_EXISTS"
   | "ITEM_SENDING"
+  | "TEXT_CHANGED"
   | "ITEM_NOT_SENDING"
   | "ITEM_NOT_FAILED"
   | "MESSAGE_ID_REUSED"

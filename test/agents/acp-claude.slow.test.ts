@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLAUDE_ACP_BIN, claudeEnv, workDir } from "../support/agents.js";
-import { startAcp, threeInOrder } from "./acp-shared.js";
+import { rateLimitedOnce, startAcp, threeInOrder } from "./acp-shared.js";
 import { startAgentHarness, type AgentHarness } from "./harness.js";
 
 describe("ACP: claude-agent-acp (Claude Code, scripted model) drives a thread's queue", () => {
@@ -12,6 +12,8 @@ describe("ACP: claude-agent-acp (Claude Code, scripted model) drives a thread's 
   afterAll(() => h?.close());
 
   it("three queued items reach Claude Code in order, one prompt each, in one ACP session", () => threeInOrder(h));
+
+  it("a 429 from the model is a retryable start failure through claude-agent-acp; the item is retried and runs once", () => rateLimitedOnce(h));
 
   it("Stop (thread.interrupt) cancels the prompt (session/cancel): the turn ends interrupted and the queue pauses", async () => {
     h.model.script(() => ({ kind: "slow", text: "never" }));

@@ -4,12 +4,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codexAdapter } from "../../client/agents/codex.js";
 import { eventually } from "../support/poll.js";
 import { CODEX_BIN, codexEnv, UNKNOWN_MODEL, workDir } from "../support/agents.js";
-import { echoScript, type Script } from "../support/model-server.js";
+import { echoScript, type Reply, type Script } from "../support/model-server.js";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
 /** The scripted model refuses an unknown model name the way the Responses API does. */
+/** A usage-limit refusal as OpenAI sends it: the body's resets_at and the x-codex-* rate-limit headers. */
+const usageLimit = (reset: number): Reply => ({
+  kind: "error", status: 429, type: "usage_limit_reached", message: "You've hit your usage limit", body: { resets_at: reset, plan_type: "plus" },
+  headers: { "x-codex-primary-used-percent": "100", "x-codex-primary-window-minutes": "300", "x-codex-primary-reset-at": String(reset) },
+});
+
 const withModels = (script: Script): Script => (r) =>
   r.body.model === UNKNOWN_MODEL ? { kind: "error", status: 404, message: `The model \`${UNKNOWN_MODEL}\` does not exist` } : script(r);
 
@@ -35,6 +41,23 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
       expect(failures).toHaveLength(1);
       expect(failures[0]!.payload).toMatchObject({ final: false });
       expect(h.model.requests.filter((r) => r.userText === "rate limited once").length).toBe(2);
+    });
+
+    it("a usage limit from the model (429 with the provider's reset) is a retryable start failure that waits for Codex's reset time, then runs once", async () => {
+      // The scripted model answers as OpenAI's does at a usage limit: the error body's
+      // resets_at and the x-codex-* rate-limit headers, from which Codex tells its client.
+      const reset = Math.ceil(Date.now() / 1000) + 3;
+      let limited = 0;
+      h.model.script(withModels((r) => r.userText === "limited until the reset" && limited++ === 0 ? usageLimit(reset) : echoScript(r)));
+      const threadId = await h.thread();
+      await h.add(threadId, "limited until the reset");
+      await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      const failures = (await h.events(threadId)).filter((e) => e.type === "queue.item-send-failed");
+      expect(failures.map((e) => e.payload)).toMatchObject([{ final: false, retryAt: new Date(reset * 1000).toISOString(), reason: expect.stringContaining("usageLimitExceeded") }]);
+      const asked = h.model.requests.filter((r) => r.userText === "limited until the reset");
+      expect(asked).toHaveLength(2);
+      // The retry waited for the reset the agent gave.
+      expect(asked[1]!.at).toBeGreaterThanOrEqual(reset * 1000);
     });
 
     it("a bad model name is a permanent start failure: the item fails with the reason and holds the queue", async () => {

@@ -118,7 +118,7 @@ export class ScriptedAgent {
         turn: {
           dispatch: turn.dispatch,
           start: () => turn.start(),
-          fail: (reason, retryable, retryAt) => reject(new TurnStartError(reason, { retryable, retryAt })),
+          fail: (reason, retryable, retryAt) => reject(new TurnStartError(reason, { retryable, retryAt: retryAt === undefined ? undefined : new Date(retryAt) })),
           end: (outcome = "completed") => resolve({ outcome }),
         },
       });

@@ -43,7 +43,7 @@ export const workDir = () => mkdtempSync(path.join(tmpdir(), "turnqueue-work-"))
 export const CLAUDE_ACP_BIN = path.join(root, "node_modules/.bin/claude-agent-acp");
 export const CODEX_ACP_BIN = path.join(root, "node_modules/.bin/codex-acp");
 
-/** The environment of a real Claude Code whose model is the scripted server, with a HOME of its own. */
+/** The environment of a real Claude Code whose model is the scripted server, with a HOME of its own (no retries of its own). */
 export function claudeEnv(modelUrl: string): NodeJS.ProcessEnv {
   const home = mkdtempSync(path.join(tmpdir(), "turnqueue-claude-"));
   // This machine sets IS_SANDBOX=yes: claude-agent-acp then asks Claude Code for
@@ -55,6 +55,8 @@ export function claudeEnv(modelUrl: string): NodeJS.ProcessEnv {
     ANTHROPIC_BASE_URL: modelUrl,
     ANTHROPIC_API_KEY: "scripted",
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    // No retries of its own (it would wait out a 429 itself): Turnqueue's are under test.
+    CLAUDE_CODE_MAX_RETRIES: "0",
     DISABLE_AUTOUPDATER: "1",
   };
 }

@@ -13,7 +13,12 @@ export type Reply =
   | { kind: "text"; text: string }
   /** A function/tool call the agent should run, then (on its next request) a text. */
   | { kind: "tool"; name: string; arguments: Record<string, unknown>; callId?: string; /** Responses API: the tool namespace (Codex groups an MCP server's tools in one). */ namespace?: string }
-  | { kind: "error"; status: number; message: string; retryAfterSeconds?: number }
+  /**
+   * An HTTP error. `type` is the error body's type (default: the API's name for the status);
+   * `body` adds fields to the error object (a usage limit's `resets_at`); `headers` are sent
+   * as given (a provider's rate-limit headers).
+   */
+  | { kind: "error"; status: number; message: string; retryAfterSeconds?: number; type?: string; body?: Record<string, unknown>; headers?: Record<string, string> }
   /** Starts streaming, then holds the stream open until the agent hangs up (or `ms` passes). */
   | { kind: "slow"; text: string; ms?: number; until?: Promise<unknown> };
 
@@ -77,7 +82,7 @@ export async function startModelServer(script: Script = echoScript): Promise<Mod
     }
     const reply = current(request);
     if (reply.kind === "error") {
-      const headers: Record<string, string> = reply.retryAfterSeconds ? { "retry-after": String(reply.retryAfterSeconds) } : {};
+      const headers: Record<string, string> = { ...(reply.retryAfterSeconds ? { "retry-after": String(reply.retryAfterSeconds) } : {}), ...reply.headers };
       return json(res, reply.status, errorBody(api, reply), headers);
     }
     if (api === "messages" && body.stream !== true) return json(res, 200, anthropicMessage(reply));
@@ -176,8 +181,8 @@ function anthropicMessage(reply: Exclude<Reply, { kind: "error" }>) {
 }
 
 function errorBody(api: "responses" | "messages", reply: Extract<Reply, { kind: "error" }>) {
-  if (api === "messages") return { type: "error", error: { type: reply.status === 429 ? "rate_limit_error" : "invalid_request_error", message: reply.message } };
-  return { error: { message: reply.message, type: reply.status === 429 ? "rate_limit_exceeded" : "invalid_request_error", code: null } };
+  if (api === "messages") return { type: "error", error: { type: reply.type ?? (reply.status === 429 ? "rate_limit_error" : "invalid_request_error"), message: reply.message, ...reply.body } };
+  return { error: { message: reply.message, type: reply.type ?? (reply.status === 429 ? "rate_limit_exceeded" : "invalid_request_error"), code: null, ...reply.body } };
 }
 
 /** Waits until the client hangs up, `until` settles or `ms` passes (a stream an interrupt cuts short). */
@@ -221,12 +226,13 @@ function userTextOf(api: "responses" | "messages", body: Record<string, unknown>
   return "";
 }
 
+/** A message's own text: blocks of the agent's context (`<system-reminder>…`) left out. */
 function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
     .map((c: { type?: string; text?: string }) => (typeof c.text === "string" ? c.text : ""))
-    .filter(Boolean)
+    .filter((text) => text && !text.trimStart().startsWith("<"))
     .join("\n")
     .trim();
 }
