@@ -298,12 +298,9 @@ function startFailed(
     payload: { ...ids(item), dispatchId: item.dispatchId!, reason: c.reason, final: false, retryAt, rateLimited },
   });
   // A rate limit (the agent says when it can take a turn): the item stays pending without
-  // spending an attempt, and the queue holds until then. Under the user's own pause the
-  // item itself waits for that time instead.
-  if (c.retryAt) {
-    const heldByPerson = state.paused && state.pauseReason !== "rate-limited";
-    return [failed(heldByPerson ? c.retryAt : null, true), ...rateLimitHold(state, c.retryAt)];
-  }
+  // spending an attempt, and the queue holds until then; the hold, not the item, waits, so
+  // a user's resume ends it.
+  if (c.retryAt) return [failed(c.retryAt, true), ...rateLimitHold(state, c.retryAt)];
   const retry = c.retryable && item.dispatchKind === "turn" && item.attempts < ctx.policy.maxAttempts;
   if (!retry) return fail(state, item, c.reason);
   return [failed(new Date(ctx.now.getTime() + backoffMs(item.attempts, ctx.policy)).toISOString())];

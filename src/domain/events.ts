@@ -70,7 +70,7 @@ export const DomainEvent = z.discriminatedUnion("type", [
     reason: z.string(),
     final: z.boolean(),
     retryAt: z.string().nullable(),
-    /** A rate limit: the attempt does not count against the item's attempts. */
+    /** A rate limit (`retryAt` its reset): the attempt does not count, and the queue's hold waits instead of the item. */
     rateLimited: z.boolean().default(false),
   }),
   event("queue.item-requeued", { queueItemId: Id, messageId }),

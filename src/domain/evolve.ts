@@ -137,7 +137,8 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         // (absent in failures stored before rate limits: those counted)
         attempts: e.payload.rateLimited === true ? Math.max(0, item.attempts - 1) : item.attempts,
         failureReason: e.payload.reason,
-        notBefore: e.payload.final ? null : e.payload.retryAt,
+        // A rate limit's time is the hold's (resumeAt), not the item's.
+        notBefore: e.payload.final || e.payload.rateLimited === true ? null : e.payload.retryAt,
         dispatchId: null,
         dispatchKind: null,
       }));
