@@ -20,8 +20,8 @@ export type TurnOutcome = AgentInputs["turnEnded"]["outcome"];
 
 /**
  * Throw from a turn handler before `start()` to refuse the turn; `retryable` asks for another
- * attempt later, and `retryAt` says when, if the agent told (a rate limit's reset): the next
- * attempt waits at least until then. Leave it out when the agent gave no time.
+ * attempt later, and `retryAt` says when, if the agent told (a rate limit's reset): the item
+ * stays queued and the queue holds until then (pauseReason `rate-limited`). Leave it out when the agent gave no time.
  */
 export class TurnStartError extends Error {
   readonly retryable: boolean;
@@ -104,8 +104,8 @@ export interface RunAgentOptions extends AgentAdapter {
 }
 
 export interface Agent {
-  /** Reports a thread's session status. */
-  session(threadId: string, status: SessionStatus, error?: string): Promise<void>;
+  /** Reports a thread's session status; `rate-limited` with `retryAt` (ISO time) holds the queue until then. */
+  session(threadId: string, status: SessionStatus, error?: string, retryAt?: string): Promise<void>;
   /** Resolves once every turn this agent runs now has finished and been reported. */
   idle(): Promise<void>;
   /** Stops receiving dispatches, aborts running handlers and closes the connection. */
@@ -280,10 +280,10 @@ export function runAgent(options: RunAgentOptions): Agent {
     running.set(queueItemId, run);
   }
 
-  const session = async (threadId: string, status: SessionStatus, error?: string, runtimeSessionId?: string) => {
+  const session = async (threadId: string, status: SessionStatus, error?: string, runtimeSessionId?: string, retryAt?: string) => {
     // One id for every retry of this report: a report that landed but whose answer was lost counts once.
     const commandId = randomUUID();
-    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, runtimeSessionId, commandId }));
+    await report(() => trpc.agent.session.mutate({ threadId, status, error: error ?? null, runtimeSessionId, retryAt, commandId }));
   };
 
   /**
@@ -338,7 +338,7 @@ export function runAgent(options: RunAgentOptions): Agent {
     : () => {};
 
   return {
-    session,
+    session: (threadId: string, status: SessionStatus, error?: string, retryAt?: string) => session(threadId, status, error, undefined, retryAt),
     async idle() {
       while (running.size > 0) await Promise.allSettled([...running.values()]);
     },

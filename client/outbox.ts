@@ -14,7 +14,9 @@ export interface OutboxEntry {
   text: string;
   attachments?: AddInput["message"]["attachments"];
   options?: AddInput["options"];
-  sendNow?: boolean;
+  /** How it goes once sent (a steer written offline is still a steer). */
+  delivery?: AddInput["delivery"];
+  authorName?: AddInput["authorName"];
   /** Written order on this device: entries are sent in it. */
   seq: number;
   createdAt: string;

@@ -53,6 +53,7 @@ export interface ThreadQueueEvents {
 }
 
 type AddInput = inferRouterInputs<AppRouter>["queue"]["add"];
+export type MessageStatus = inferRouterOutputs<AppRouter>["queue"]["status"];
 
 export interface AddOptions {
   /** The idempotency key of the message; a fresh one when omitted. */
@@ -60,8 +61,13 @@ export interface AddOptions {
   attachments?: AddInput["message"]["attachments"];
   /** What the user saw when queueing (model, mode, …), snapshotted on the item. */
   options?: AddInput["options"];
-  /** Enqueue and send at once, even into a running turn (a steer). */
-  sendNow?: boolean;
+  /**
+   * How it goes: `queue` (default) waits for its turn, `steer` goes into the running turn
+   * (or as the next turn), `interrupt` stops the running turn and then goes first.
+   */
+  delivery?: AddInput["delivery"];
+  /** The name shown as who queued it (the server records the token's subject as well). */
+  authorName?: AddInput["authorName"];
 }
 
 export interface ThreadQueueOptions {
@@ -234,6 +240,9 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       session: (this.meta.get("session") as SessionStatus | undefined) ?? "unknown",
       paused: (this.meta.get("paused") as boolean | undefined) ?? false,
       pauseReason: (this.meta.get("pauseReason") as PauseReason | null | undefined) ?? null,
+      // When a rate-limit hold ends by itself (null otherwise): what a countdown counts to.
+      resumeAt: (this.meta.get("resumeAt") as string | null | undefined) ?? null,
+      mode: (this.meta.get("mode") as DocMeta["mode"] | undefined) ?? "auto",
     };
   }
 
@@ -272,7 +281,8 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       text,
       attachments: options.attachments,
       options: options.options,
-      sendNow: options.sendNow,
+      delivery: options.delivery,
+      authorName: options.authorName,
       seq: Date.now() * 1000 + (nextSeq++ % 1000),
       createdAt: new Date().toISOString(),
     };
@@ -302,7 +312,8 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
       threadId: this.threadId,
       message: { messageId: entry.messageId, text: entry.text, attachments: entry.attachments },
       options: entry.options,
-      sendNow: entry.sendNow,
+      delivery: entry.delivery,
+      authorName: entry.authorName,
     });
   }
 
@@ -387,8 +398,24 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     await this.trpc.queue.retry.mutate({ threadId: this.threadId, queueItemId: id });
   }
 
+  /** Send this item next: the same as `setDelivery(id, "steer")`. */
   async sendNow(id: string): Promise<void> {
     await this.trpc.queue.sendNow.mutate({ threadId: this.threadId, queueItemId: id });
+  }
+
+  /** How a waiting item goes (refused ITEM_SENDING once it is being sent). */
+  async setDelivery(id: string, delivery: NonNullable<AddInput["delivery"]>): Promise<void> {
+    await this.trpc.queue.setDelivery.mutate({ threadId: this.threadId, queueItemId: id, delivery });
+  }
+
+  /** `step`: the queue holds after each turn until `resume`; `auto`: it drains turn after turn. */
+  async setMode(mode: "auto" | "step"): Promise<void> {
+    await this.trpc.queue.setMode.mutate({ threadId: this.threadId, mode });
+  }
+
+  /** What became of a message (queued with its place in line, sending, sent, failed, removed, unknown). */
+  messageStatus(messageId: string): Promise<MessageStatus> {
+    return this.trpc.queue.status.query({ threadId: this.threadId, messageId });
   }
 
   async pause(): Promise<void> {
@@ -444,6 +471,9 @@ function entryOf(item: Y.Map<unknown>): QueueEntry {
     text: item.get("text") instanceof Y.Text ? fields.text : "",
     failureReason: fields.failureReason ?? null,
     attempts: fields.attempts ?? 0,
+    delivery: fields.delivery ?? "queue",
+    authorSub: fields.authorSub ?? null,
+    authorName: fields.authorName ?? null,
   } as QueueEntry;
 }
 

@@ -16,6 +16,7 @@ const SESSION_LABEL: Record<SessionStatus, string> = {
   running: "agent working",
   stopped: "agent stopped",
   error: "agent error",
+  "rate-limited": "agent rate limited",
 };
 
 /**
@@ -62,12 +63,12 @@ export class Board {
     });
 
     const draft = h("textarea", { name: "text", rows: 2, placeholder: "Write a follow-up… (Ctrl+Enter queues it)", "aria-label": "New message" });
-    const submit = (sendNow: boolean) =>
+    const submit = (delivery: "queue" | "steer") =>
       act(async () => {
         const text = draft.value.trim();
         if (!text) return;
         // Offline, the message waits in the outbox (shown below the queue) until it is sent.
-        const sent = this.queue.add(text, { sendNow });
+        const sent = this.queue.add(text, { delivery });
         draft.value = "";
         await sent.catch((error: unknown) => {
           draft.value ||= text;
@@ -75,15 +76,15 @@ export class Board {
         });
       });
     draft.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit(false)();
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit("queue")();
     });
     const composer = h(
       "form",
-      { class: "composer", onsubmit: (e: Event) => (e.preventDefault(), submit(false)()) },
+      { class: "composer", onsubmit: (e: Event) => (e.preventDefault(), submit("queue")()) },
       draft,
       h("div", { class: "composer-actions" },
         h("button", { type: "submit" }, "Queue"),
-        h("button", { type: "button", class: "secondary", "data-action": "send-now-draft", onclick: submit(true) }, "Send now"),
+        h("button", { type: "button", class: "secondary", "data-action": "send-now-draft", onclick: submit("steer") }, "Send now"),
       ),
     );
     this.pauseButton.addEventListener("click", act(() => (this.queue.state.paused ? this.queue.resume() : this.queue.pause())));

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { z } from "zod";
-import { Attachments, Id, Text, TurnOptions } from "../domain/index.js";
+import { Attachments, Author, Delivery, Id, Text, TurnOptions } from "../domain/index.js";
 import { publicErrorData, toTRPCError } from "./errors.js";
 import { readJson } from "./json-body.js";
 import { appRouter } from "./router.js";
@@ -43,7 +43,8 @@ const AddBody = z.strictObject({
   messageId: Id.optional(),
   attachments: Attachments.optional(),
   options: TurnOptions.optional(),
-  sendNow: z.boolean().optional(),
+  delivery: Delivery.optional(),
+  authorName: Author.shape.name,
   commandId: Id.optional(),
 });
 
@@ -81,7 +82,10 @@ const SUMMARIES: Record<string, string> = {
   "queue.add": "queue a message (messageId is generated when absent)",
   "queue.edit": "replace an item's text",
   "queue.move": "move an item after another (afterId), or to the head (afterId: null)",
-  "queue.sendNow": "send an item next",
+  "queue.sendNow": "send an item next (its delivery becomes steer)",
+  "queue.setDelivery": "how a waiting item goes: queue, steer (into the running turn) or interrupt (stop the turn, then go first)",
+  "queue.setMode": "auto (turn after turn) or step (hold after each turn until resumed)",
+  "queue.status": "what became of a message (query: messageId): queued, sending, sent, failed, removed or unknown",
   "queue.pause": "hold the queue",
   "queue.resume": "let the queue drain again",
 };
@@ -235,7 +239,7 @@ export function openApiDocument() {
         properties: {
           code: { type: "string", description: "tRPC error code (BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, …)" },
           message: { type: "string" },
-          reason: { type: ["string", "null"], description: "stable reason code of a refusal, e.g. SESSION_NOT_READY" },
+          reason: { type: ["string", "null"], description: "stable reason code of a refusal, e.g. QUEUE_FULL" },
           issues: { type: ["object", "null"], description: "invalid fields: { formErrors, fieldErrors }" },
         },
       },

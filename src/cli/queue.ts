@@ -19,6 +19,8 @@ function describeQueue(snapshot: Snapshot): string[] {
 }
 
 type ItemCommand = "remove" | "retry" | "sendNow";
+type Delivery = Parameters<TurnqueueClient["queue"]["setDelivery"]["mutate"]>[0]["delivery"];
+type Mode = Parameters<TurnqueueClient["queue"]["setMode"]["mutate"]>[0]["mode"];
 
 /**
  * `turnqueue queue …`: read and change one thread's queue over a running server. Each change
@@ -39,18 +41,20 @@ export function queueCommand(): Command {
   change(
     queue
       .command("add")
-      .description("queue a message at the tail (or send it next with --send-now)")
+      .description("queue a message at the tail (or steer it into the running turn, or interrupt the turn for it, with --delivery)")
       .argument("<threadId>")
       .argument("<text>")
       .option("--message-id <id>", "the message's idempotency key (default: a new UUID)")
-      .option("--send-now", "send it as soon as the agent is ready, before the rest"),
-  ).action((threadId: string, text: string, options: RemoteOptions & { messageId?: string; sendNow?: boolean; commandId?: string }) =>
+      .option("--delivery <delivery>", "queue (wait for its turn), steer (into the running turn, or next) or interrupt (stop the turn, then go first)")
+      .option("--author-name <name>", "the name shown as who queued it"),
+  ).action((threadId: string, text: string, options: RemoteOptions & { messageId?: string; delivery?: Delivery; authorName?: string; commandId?: string }) =>
     withClient(options, async (client) => {
       const added = await client.queue.add.mutate({
         threadId,
         commandId: options.commandId,
         message: { messageId: options.messageId ?? randomUUID(), text },
-        sendNow: options.sendNow,
+        delivery: options.delivery,
+        authorName: options.authorName,
       });
       print(options, added, () => [`${added.queueItemId}\t${added.status}`]);
     }),
@@ -94,6 +98,22 @@ export function queueCommand(): Command {
         }),
     );
   }
+
+  change(queue.command("set-mode").description("auto: drain turn after turn; step: hold after each turn until resumed").argument("<threadId>").argument("<mode>")).action(
+    (threadId: string, mode: Mode, options: RemoteOptions & { commandId?: string }) =>
+      withClient(options, async (client) => {
+        const result = await client.queue.setMode.mutate({ threadId, mode, commandId: options.commandId });
+        print(options, result, () => [`mode ${mode}: ${threadId} (thread v${result.version})`]);
+      }),
+  );
+
+  withRemote(queue.command("status").description("what became of a message: queued, sending, sent, failed, removed or unknown").argument("<threadId>").argument("<messageId>")).action(
+    (threadId: string, messageId: string, options: RemoteOptions) =>
+      withClient(options, async (client) => {
+        const status = await client.queue.status.query({ threadId, messageId });
+        print(options, status, () => [Object.values(status).join("\t")]);
+      }),
+  );
 
   for (const [name, done] of [["pause", "paused"], ["resume", "resumed"]] as const) {
     change(queue.command(name).description(name === "pause" ? "hold the queue: nothing more is sent" : "let the queue drain again").argument("<threadId>")).action(

@@ -101,6 +101,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "session.changed":
     case "queue.paused":
     case "queue.resumed":
+    case "queue.mode-changed":
     case "turn.started":
     case "turn.ended":
     case "message.sent":
@@ -114,6 +115,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "queue.item-edit-locked":
       break;
     case "queue.item-moved":
+    case "queue.item-delivery-changed":
     case "queue.item-send-started":
     case "queue.item-send-failed":
     case "queue.item-requeued": {

@@ -1,6 +1,7 @@
 import * as Y from "yjs";
 import { fieldsIn, projectTo, type QueueItemDocFields, type QueueItemState } from "../domain/queue-item.js";
 import type { ThreadState } from "../domain/state.js";
+import { projectThread, threadFieldNames, type ThreadFieldsIn } from "../domain/thread-fields.js";
 
 /**
  * The thread's shared Yjs document, declared once for the server (src/collab) and the SDK
@@ -15,25 +16,15 @@ export const ITEMS = "items";
 export const metaOf = (doc: Y.Doc): Y.Map<unknown> => doc.getMap(META);
 export const itemsOf = (doc: Y.Doc): Y.Map<Y.Map<unknown>> => doc.getMap(ITEMS);
 
-/** Each field of the meta map, from the log's thread state. */
-const META_SCALARS = {
-  threadId: (s: ThreadState) => s.threadId,
-  version: (s: ThreadState) => s.version,
-  session: (s: ThreadState) => s.session.status,
-  paused: (s: ThreadState) => s.paused,
-  pauseReason: (s: ThreadState) => s.pauseReason,
-};
-
-type ScalarsOf<T extends Record<string, (x: never) => unknown>> = { [K in keyof T]: ReturnType<T[K]> };
-
 /** One item as the document shows it: the item's fields marked `doc` in src/domain/queue-item.ts. */
 export type DocItem = QueueItemDocFields;
-export type DocMeta = ScalarsOf<typeof META_SCALARS>;
+/** The meta map: the thread's fields marked `doc` in src/domain/thread-fields.ts. */
+export type DocMeta = ThreadFieldsIn<"doc">;
 export type ItemField = keyof DocItem;
 
 /** The keys of an item map; `text` (a Y.Text) and `position` are the only ones a client may write. */
-export const ITEM_FIELDS = fieldsIn("doc").map(([, key]) => key) as readonly ItemField[];
-export const META_FIELDS = Object.keys(META_SCALARS) as readonly (keyof DocMeta)[];
+export const ITEM_FIELDS = fieldsIn("doc").map(([key]) => key) as readonly ItemField[];
+export const META_FIELDS = threadFieldNames("doc") as readonly (keyof DocMeta)[];
 
 const docFields = projectTo("doc");
 
@@ -45,8 +36,7 @@ export function itemScalarsOf(item: QueueItemState): Omit<DocItem, "text"> {
 /** An item as the document must show it. */
 export const docItemOf = (item: QueueItemState): DocItem => docFields(item);
 /** The meta as the document must hold it. */
-export const docMetaOf = (state: ThreadState): DocMeta =>
-  Object.fromEntries(Object.entries(META_SCALARS).map(([key, of]) => [key, of(state)])) as DocMeta;
+export const docMetaOf: (state: ThreadState) => DocMeta = projectThread("doc");
 
 /**
  * An item map's fields as they are, unchecked (a client may have written anything): the

@@ -1,5 +1,7 @@
 import { z } from "zod";
-import { EditVia, Id, Message, PositionKey, ReportedSessionStatus, storableString, Text, TurnOptions, TurnOutcome } from "./primitives.js";
+import {
+  Author, Delivery, EditVia, Id, Message, PositionKey, QueueMode, ReportedSessionStatus, storableString, Text, TurnOptions, TurnOutcome,
+} from "./primitives.js";
 
 /**
  * Every command the decider accepts. User and agent commands arrive through tRPC (whose
@@ -23,7 +25,12 @@ export const QueueAdd = command("queue.add", {
   queueItemId: Id,
   message: Message,
   options: TurnOptions.default({}),
-  sendNow: z.boolean().default(false),
+  delivery: Delivery.default("queue"),
+  /**
+   * Who queues it: the procedures fill it from the caller's token, never from client input.
+   * Null only for commands no person issued (a reactor's, a test's).
+   */
+  author: Author.nullable().default(null),
 });
 /**
  * `replaces` (collab only, like `via`): the `textHash` of the text this edit was made over.
@@ -41,7 +48,11 @@ export const QueueMove = command("queue.move", {
 });
 export const QueueRemove = command("queue.remove", { queueItemId: Id });
 export const QueueRetry = command("queue.retry", { queueItemId: Id });
+/** Send this item next: the same as setting its delivery to `steer`. */
 export const QueueSendNow = command("queue.sendNow", { queueItemId: Id });
+/** How a waiting item goes; a failed item asked to steer or interrupt is queued again. */
+export const QueueSetDelivery = command("queue.setDelivery", { queueItemId: Id, delivery: Delivery });
+export const QueueSetMode = command("queue.setMode", { mode: QueueMode });
 export const QueuePause = command("queue.pause", {});
 /**
  * Collab: someone is typing into the item through `holder` (a server instance), so it is
@@ -57,6 +68,8 @@ export const QueueResume = command("queue.resume", {});
 
 export const AgentSession = command("agent.session", {
   status: ReportedSessionStatus,
+  /** With status `rate-limited`: when the agent can take a turn again; the queue holds until then. */
+  retryAt: z.iso.datetime({ offset: true }).optional(),
   error: storableString(4096).nullable().default(null),
   /** The agent's own session/thread id; omitted keeps the one stored, so a restarted runtime can resume it. */
   runtimeSessionId: Id.optional(),
@@ -66,7 +79,7 @@ export const AgentTurnStartFailed = command("agent.turnStartFailed", {
   queueItemId: Id,
   reason: storableString(4096, 1),
   retryable: z.boolean(),
-  /** When the agent says it can take the turn again (a rate limit's reset): the retry waits at least until then. */
+  /** When the agent can take a turn again (a rate limit's reset): the item stays pending and the queue holds until then. */
   retryAt: z.iso.datetime({ offset: true }).optional(),
 });
 export const AgentTurnEnded = command("agent.turnEnded", {
@@ -77,14 +90,16 @@ export const AgentTurnEnded = command("agent.turnEnded", {
 
 /** Reactor: claim the head item if the thread is eligible; no events when it is not. */
 export const DrainClaim = command("drain.claim", {});
+/** Reactor: a rate-limit hold's time has come; no events when the hold is gone or now ends later. */
+export const DrainResume = command("drain.resume", {});
 /** Reactor: the agent did not start the dispatched turn in time. */
 export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatchId: Id });
 
 export const Command = z.discriminatedUnion("type", [
   ThreadCreate, ThreadArchive, ThreadDelete, ThreadRename, ThreadInterrupt,
-  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueuePause, QueueResume, QueueEditLock,
+  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueueSetDelivery, QueueSetMode, QueuePause, QueueResume, QueueEditLock,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
-  DrainClaim, DrainTimeout,
+  DrainClaim, DrainResume, DrainTimeout,
 ]);
 export type Command = z.infer<typeof Command>;
 export type CommandInput = z.input<typeof Command>;

@@ -1,12 +1,12 @@
 import type { Command, CommandOf } from "./commands.js";
 import { DomainError, refuse } from "./errors.js";
 import type { DomainEvent, EventOf } from "./events.js";
-import { assertNever } from "./evolve.js";
+import { assertNever, evolve } from "./evolve.js";
 import { isValidPositionKey, keyBetween, keysBetween } from "./ordering.js";
-import { backoffMs, drainBlocker, headPending, isEditLocked, type DrainPolicy } from "./policy.js";
-import { MAX_ID_LENGTH, MAX_POSITION_LENGTH } from "./primitives.js";
+import { backoffMs, drainStep, rateLimitOver, type DrainPolicy } from "./policy.js";
+import { MAX_ID_LENGTH, MAX_POSITION_LENGTH, type Delivery, type DispatchKind, type PauseReason } from "./primitives.js";
 import type { QueueItemState } from "./queue-item.js";
-import { isFrozen, newQueueItem, orderedItems, sendingItem, textHash, type ThreadState } from "./state.js";
+import { isFrozen, orderedItems, textHash, type ThreadState } from "./state.js";
 
 export interface DecideContext {
   now: Date;
@@ -21,7 +21,9 @@ export type Decision = DomainEvent[] | DomainError;
  * these; a property test checks that no other command ever claims.
  */
 export const mayClaim = (command: Command): boolean =>
-  command.type === "drain.claim" || command.type === "queue.sendNow" || (command.type === "queue.add" && command.sendNow);
+  command.type === "drain.claim" ||
+  command.type === "queue.sendNow" ||
+  ((command.type === "queue.add" || command.type === "queue.setDelivery") && command.delivery !== "queue");
 
 /**
  * The queue's rules (docs/design.md, "The queue's rules"), all of them, in one place: given the thread's
@@ -48,7 +50,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         }
         return item.text === command.text
           ? []
-          : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text, ...(command.via && { via: command.via }) } }];
+          : [{ type: "queue.item-edited", payload: { ...ids(item), text: command.text, ...(command.via && { via: command.via }) } }];
       });
     case "queue.move":
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
@@ -57,45 +59,44 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         const { holder, forMs } = command;
         if (forMs === 0 && !(holder in item.editLocks)) return [];
         const until = forMs === 0 ? null : new Date(ctx.now.getTime() + forMs).toISOString();
-        return [{ type: "queue.item-edit-locked", payload: { queueItemId: item.queueItemId, holder, until } }];
+        return [{ type: "queue.item-edit-locked", payload: { ...ids(item), holder, until } }];
       });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [
-        { type: "queue.item-removed", payload: { queueItemId: item.queueItemId } },
+        { type: "queue.item-removed", payload: ids(item) },
         ...releaseFailureHold(state, item),
       ]);
     case "queue.retry":
       return withItem(state, command.queueItemId, (item) => {
         if (item.status === "pending") return [];
         if (item.status !== "failed") return refuse("ITEM_NOT_FAILED", `item ${item.queueItemId} is ${item.status}, not failed`);
-        return [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } }, ...releaseFailureHold(state, item)];
+        return [{ type: "queue.item-requeued", payload: ids(item) }, ...releaseFailureHold(state, item)];
       });
     case "queue.sendNow":
-      return withItem(state, command.queueItemId, (item) => sendNow(state, item, ctx.now));
+      return withItem(state, command.queueItemId, (item) => setDelivery(state, item, "steer", ctx));
+    case "queue.setDelivery":
+      return withItem(state, command.queueItemId, (item) => setDelivery(state, item, command.delivery, ctx));
+    case "queue.setMode":
+      return setMode(state, command.mode);
     case "queue.pause":
-      return state.paused && state.pauseReason === "user" ? [] : [{ type: "queue.paused", payload: { reason: "user" } }];
+      return state.paused && state.pauseReason === "user" ? [] : [paused("user")];
     case "queue.resume":
-      return state.paused ? [{ type: "queue.resumed", payload: {} }] : [];
+      // Also how a user ends a rate-limit hold early.
+      return state.paused ? [resumed] : [];
     case "thread.interrupt":
       return interrupt(state);
-    case "agent.session": {
-      const { status, error, runtimeSessionId } = command;
-      const same = state.session.status === status && state.session.error === error &&
-        (runtimeSessionId === undefined || runtimeSessionId === state.session.runtimeSessionId);
-      return same
-        ? []
-        : [{ type: "session.changed", payload: { status, error, ...(runtimeSessionId === undefined ? {} : { runtimeSessionId }) } }];
-    }
+    case "agent.session":
+      return session(state, command);
     case "agent.turnStarted":
       return withItem(state, command.queueItemId, (item) => turnStarted(state, item, command.turnId));
     case "agent.turnStartFailed":
       return withItem(state, command.queueItemId, (item) => startFailed(state, item, command, ctx));
     case "agent.turnEnded":
       return turnEnded(state, command);
-    case "drain.claim": {
-      if (drainBlocker(state, ctx.now) !== null) return [];
-      return [claim(state, headPending(state)!, "turn", null, state.version + 1)];
-    }
+    case "drain.claim":
+      return drain(state, ctx.now);
+    case "drain.resume":
+      return rateLimitOver(state, ctx.now) ? [resumed] : [];
     case "drain.timeout": {
       const item = state.items.get(command.queueItemId);
       if (!item || item.status !== "sending" || item.dispatchId !== command.dispatchId) return [];
@@ -127,9 +128,11 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
   if (state.itemIds.has(c.queueItemId)) {
     return refuse("ITEM_EXISTS", `item id ${c.queueItemId} is already taken`);
   }
-  const position = c.sendNow
-    ? keyBetween(null, state.positions.first)
-    : keyBetween(state.positions.last, null);
+  // Nothing is dropped to make room: the caller is told, and its message is not taken.
+  if (state.items.size >= ctx.policy.maxQueueItems) {
+    return refuse("QUEUE_FULL", `the thread holds its maximum of ${ctx.policy.maxQueueItems} items`);
+  }
+  // At the tail: a steer or interrupt goes first by its delivery, and after the ones queued before it.
   const added: EventOf<"queue.item-added"> = {
     type: "queue.item-added",
     payload: {
@@ -138,14 +141,12 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
       text: c.message.text,
       attachments: c.message.attachments,
       options: c.options,
-      position,
+      position: keyBetween(state.lastPosition, null),
+      delivery: c.delivery,
+      author: c.author,
     },
   };
-  if (!c.sendNow) return [added];
-  // A send-now message the agent cannot take yet simply waits at the head.
-  const item = newQueueItem(added.payload, ctx.now.toISOString());
-  const now = sendNow(state, item, ctx.now, 1);
-  return now instanceof DomainError ? [added] : [added, ...now];
+  return c.delivery === "queue" ? [added] : thenDrain(state, [added], ctx);
 }
 
 function move(state: ThreadState, item: QueueItemState, to: CommandOf<"queue.move">["to"]): Decision {
@@ -202,29 +203,49 @@ function spread(group: QueueItemState[], lo: string | null, hi: string | null): 
 
 const moved = (item: QueueItemState, position: string): DomainEvent => ({
   type: "queue.item-moved",
-  payload: { queueItemId: item.queueItemId, position },
+  payload: { ...ids(item), position },
 });
 
-/** `preceding`: events the caller emits before these (the claim's version depends on it). */
-function sendNow(state: ThreadState, item: QueueItemState, now: Date, preceding = 0): Decision {
+/**
+ * How a waiting item goes. Asking a failed item to steer or interrupt queues it again (that
+ * is how a user sends it now); a steer or interrupt goes at once when it can.
+ */
+function setDelivery(state: ThreadState, item: QueueItemState, delivery: Delivery, ctx: DecideContext): Decision {
   if (state.archived) return refuse("THREAD_ARCHIVED", "the thread is archived");
-  if (item.status === "sending") return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
-  if (isEditLocked(item, now)) return refuse("ITEM_EDIT_LOCKED", `someone is typing into item ${item.queueItemId}; it goes once they stop`);
-  if (sendingItem(state)) return refuse("DISPATCH_IN_FLIGHT", "another item is being sent; wait for its turn to start");
-  const { status, activeTurnId } = state.session;
-  const kind = activeTurnId ? "steer" : status === "ready" ? "turn" : null;
-  if (!kind) return refuse("SESSION_NOT_READY", `the agent session is ${status}`);
-  const prelude: DomainEvent[] = [
-    ...(item.status === "failed" ? [{ type: "queue.item-requeued", payload: { queueItemId: item.queueItemId } } as const] : []),
-    // Send now is how a user continues after an interrupt or a failure.
-    ...(state.paused && state.pauseReason !== "user" ? [{ type: "queue.resumed", payload: {} } as const] : []),
+  if (isFrozen(item)) return refuse("ITEM_SENDING", `item ${item.queueItemId} is already being sent`);
+  const again = item.status === "failed" && delivery !== "queue";
+  const events: DomainEvent[] = [
+    ...(item.delivery === delivery ? [] : [{ type: "queue.item-delivery-changed", payload: { ...ids(item), delivery } } as const]),
+    ...(again ? [{ type: "queue.item-requeued", payload: ids(item) } as const, ...releaseFailureHold(state, item)] : []),
   ];
-  const version = state.version + preceding + prelude.length + 1;
-  return [...prelude, claim(state, { ...item, attempts: item.status === "failed" ? 0 : item.attempts }, kind, activeTurnId, version)];
+  return events.length === 0 || delivery === "queue" ? events : thenDrain(state, events, ctx);
+}
+
+/** Switching to `auto` lets a step hold go: it only held because of the mode. */
+function setMode(state: ThreadState, mode: CommandOf<"queue.setMode">["mode"]): Decision {
+  if (state.mode === mode) return [];
+  const changed: DomainEvent = { type: "queue.mode-changed", payload: { mode } };
+  return mode === "auto" && state.paused && state.pauseReason === "step" ? [changed, resumed] : [changed];
+}
+
+/** What the drain does now (policy's `drainStep`): a claim, an interrupt for an interrupt item, or nothing. */
+function drain(state: ThreadState, now: Date): DomainEvent[] {
+  const step = drainStep(state, now);
+  if (typeof step === "string") return [];
+  if (step.kind === "interrupt") return [interruptRequested(state, step.turnId)];
+  const lifted = step.lift ? [resumed] : [];
+  return [...lifted, claim(state, step.item, step.dispatch, step.expectedTurnId, state.version + lifted.length + 1)];
+}
+
+/** `events`, then what the drain does on the state they make: a steer or interrupt goes in the same decision. */
+function thenDrain(state: ThreadState, events: DomainEvent[], ctx: DecideContext): DomainEvent[] {
+  const createdAt = ctx.now.toISOString();
+  const after = events.reduce((s, e, k) => evolve(s, { ...e, version: state.version + k + 1, createdAt }), state);
+  return [...events, ...drain(after, ctx.now)];
 }
 
 /** `version`: the thread version the claim event will have. */
-function claim(state: ThreadState, item: QueueItemState, kind: "turn" | "steer", expectedTurnId: string | null, version: number): DomainEvent {
+function claim(state: ThreadState, item: QueueItemState, kind: DispatchKind, expectedTurnId: string | null, version: number): DomainEvent {
   const attempt = item.attempts + 1;
   return {
     type: "queue.item-send-started",
@@ -247,7 +268,7 @@ function turnStarted(state: ThreadState, item: QueueItemState, turnId: string): 
     return refuse("STEER_TURN_MISMATCH", `the steer was for turn ${state.session.activeTurnId}, not ${turnId}`);
   }
   const sent: DomainEvent[] = [
-    { type: "queue.item-resolved", payload: { queueItemId: item.queueItemId, turnId } },
+    { type: "queue.item-resolved", payload: { ...ids(item), turnId } },
     {
       type: "message.sent",
       payload: {
@@ -272,17 +293,41 @@ function startFailed(
   ctx: DecideContext,
 ): Decision {
   if (item.status !== "sending") return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is ${item.status}, not being sent`);
+  const failed = (retryAt: string | null, rateLimited = false): DomainEvent => ({
+    type: "queue.item-send-failed",
+    payload: { ...ids(item), dispatchId: item.dispatchId!, reason: c.reason, final: false, retryAt, rateLimited },
+  });
+  // A rate limit (the agent says when it can take a turn): the item stays pending without
+  // spending an attempt, and the queue holds until then; the hold, not the item, waits, so
+  // a user's resume ends it.
+  if (c.retryAt) return [failed(c.retryAt, true), ...rateLimitHold(state, c.retryAt)];
   const retry = c.retryable && item.dispatchKind === "turn" && item.attempts < ctx.policy.maxAttempts;
   if (!retry) return fail(state, item, c.reason);
-  // The agent may know better than our backoff when it can take the turn (a rate limit's reset).
-  const backoffAt = ctx.now.getTime() + backoffMs(item.attempts, ctx.policy);
-  const retryAt = new Date(Math.max(backoffAt, c.retryAt ? Date.parse(c.retryAt) : 0)).toISOString();
-  return [
-    {
-      type: "queue.item-send-failed",
-      payload: { queueItemId: item.queueItemId, dispatchId: item.dispatchId!, reason: c.reason, final: false, retryAt },
-    },
-  ];
+  return [failed(new Date(ctx.now.getTime() + backoffMs(item.attempts, ctx.policy)).toISOString())];
+}
+
+/**
+ * The hold a rate limit puts on the queue until `resumeAt` (null: until the agent reports
+ * ready or a user resumes). A hold that waits for a person (the user's pause, a failure, a
+ * step, an interrupt) stays as it is: that person's resume lets the queue go.
+ */
+function rateLimitHold(state: ThreadState, resumeAt: string | null): DomainEvent[] {
+  if (state.paused && state.pauseReason !== "rate-limited") return [];
+  if (state.paused && state.resumeAt === resumeAt) return [];
+  return [paused("rate-limited", resumeAt)];
+}
+
+function session(state: ThreadState, c: CommandOf<"agent.session">): Decision {
+  const { status, error, runtimeSessionId } = c;
+  const same = state.session.status === status && state.session.error === error &&
+    (runtimeSessionId === undefined || runtimeSessionId === state.session.runtimeSessionId);
+  const changed: DomainEvent[] = same
+    ? []
+    : [{ type: "session.changed", payload: { status, error, ...(runtimeSessionId === undefined ? {} : { runtimeSessionId }) } }];
+  if (status === "rate-limited") return [...changed, ...rateLimitHold(state, c.retryAt ?? null)];
+  // The agent can take turns again: its rate limit is over, whatever time it gave.
+  const over = status === "ready" && state.paused && state.pauseReason === "rate-limited";
+  return over ? [...changed, resumed] : changed;
 }
 
 /** A permanent failure marks the item failed and holds the queue: one outage, one failed item. */
@@ -290,9 +335,9 @@ function fail(state: ThreadState, item: QueueItemState, reason: string): DomainE
   return [
     {
       type: "queue.item-send-failed",
-      payload: { queueItemId: item.queueItemId, dispatchId: item.dispatchId!, reason, final: true, retryAt: null },
+      payload: { ...ids(item), dispatchId: item.dispatchId!, reason, final: true, retryAt: null, rateLimited: false },
     },
-    ...(state.paused ? [] : [{ type: "queue.paused", payload: { reason: "failure" } } as const]),
+    ...(state.paused ? [] : [paused("failure")]),
   ];
 }
 
@@ -301,17 +346,35 @@ function interrupt(state: ThreadState): Decision {
   const turnId = state.session.activeTurnId;
   if (!turnId) return refuse("NO_ACTIVE_TURN", "no turn is running on this thread");
   if (state.session.interruptRequested === turnId) return [];
-  const dispatchId = dispatchIdOf(`${state.threadId}.interrupt`, state.version + 1);
-  return [{ type: "thread.interrupt-requested", payload: { turnId, dispatchId, runtimeSessionId: state.session.runtimeSessionId } }];
+  return [interruptRequested(state, turnId)];
 }
+
+const interruptRequested = (state: ThreadState, turnId: string): DomainEvent => ({
+  type: "thread.interrupt-requested",
+  payload: { turnId, dispatchId: dispatchIdOf(`${state.threadId}.interrupt`, state.version + 1), runtimeSessionId: state.session.runtimeSessionId },
+});
 
 function turnEnded(state: ThreadState, c: CommandOf<"agent.turnEnded">): Decision {
   if (state.session.activeTurnId !== c.turnId) {
     return refuse("TURN_NOT_ACTIVE", `turn ${c.turnId} is not the active turn (${state.session.activeTurnId ?? "none"})`);
   }
   const ended: DomainEvent = { type: "turn.ended", payload: { turnId: c.turnId, outcome: c.outcome, error: c.error } };
-  const pauseFor = c.outcome === "interrupted" ? "interrupted" : c.outcome === "failed" ? "failure" : null;
-  return pauseFor && !state.paused ? [ended, { type: "queue.paused", payload: { reason: pauseFor } }] : [ended];
+  const pauseFor = holdAfter(c.outcome, state.mode);
+  return pauseFor && !state.paused ? [ended, paused(pauseFor)] : [ended];
+}
+
+/** The hold a turn's end puts on the queue: stopped or failed turns hold; in step mode, every turn does. */
+function holdAfter(outcome: CommandOf<"agent.turnEnded">["outcome"], mode: ThreadState["mode"]): PauseReason | null {
+  switch (outcome) {
+    case "interrupted":
+      return "interrupted";
+    case "failed":
+      return "failure";
+    case "completed":
+      return mode === "step" ? "step" : null;
+    default:
+      return assertNever(outcome);
+  }
 }
 
 /**
@@ -328,8 +391,13 @@ function dispatchIdOf(queueItemId: string, version: number): string {
 function releaseFailureHold(state: ThreadState, item: QueueItemState): DomainEvent[] {
   if (item.status !== "failed" || !state.paused || state.pauseReason !== "failure") return [];
   const otherFailed = state.items.some((i) => i.status === "failed" && i.queueItemId !== item.queueItemId);
-  return otherFailed ? [] : [{ type: "queue.resumed", payload: {} }];
+  return otherFailed ? [] : [resumed];
 }
+
+const resumed: DomainEvent = { type: "queue.resumed", payload: {} };
+const paused = (reason: PauseReason, resumeAt: string | null = null): DomainEvent => ({ type: "queue.paused", payload: { reason, resumeAt } });
+/** The ids every item event carries. */
+const ids = (item: QueueItemState) => ({ queueItemId: item.queueItemId, messageId: item.messageId });
 
 function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
   const item = state.items.get(id);

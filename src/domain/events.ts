@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
-  Attachments, DispatchKind, EditVia, Id, PauseReason, PositionKey, ReportedSessionStatus, Text, TurnOptions, TurnOutcome,
+  Attachments, Author, Delivery, DispatchKind, EditVia, Id, PauseReason, PositionKey, QueueMode, ReportedSessionStatus, Text, TurnOptions,
+  TurnOutcome,
 } from "./primitives.js";
 
 /**
@@ -9,6 +10,12 @@ import {
  */
 const event = <T extends string, P extends z.ZodRawShape>(type: T, payload: P) =>
   z.object({ type: z.literal(type), payload: z.object(payload) });
+
+/**
+ * The message an item event concerns. Every item event carries it since the queue learnt
+ * message fates (issue 11); events stored before have none, and the log is never rewritten.
+ */
+const messageId = Id.optional();
 
 export const DispatchPayload = {
   queueItemId: Id,
@@ -42,26 +49,36 @@ export const DomainEvent = z.discriminatedUnion("type", [
     attachments: Attachments,
     options: TurnOptions,
     position: PositionKey,
+    /** Absent in events stored before delivery modes: those items were queued plainly. */
+    delivery: Delivery.default("queue"),
+    /** Absent (null) in events stored before authors were recorded. */
+    author: Author.nullable().default(null),
   }),
-  event("queue.item-edited", { queueItemId: Id, text: Text, via: EditVia.optional() }),
-  event("queue.item-moved", { queueItemId: Id, position: PositionKey }),
+  event("queue.item-edited", { queueItemId: Id, messageId, text: Text, via: EditVia.optional() }),
+  event("queue.item-moved", { queueItemId: Id, messageId, position: PositionKey }),
+  event("queue.item-delivery-changed", { queueItemId: Id, messageId, delivery: Delivery }),
   /** Someone typing through `holder`: the item is not claimed before `until` (null: that holder's lock ended). */
-  event("queue.item-edit-locked", { queueItemId: Id, holder: Id, until: z.string().nullable() }),
-  event("queue.item-removed", { queueItemId: Id }),
+  event("queue.item-edit-locked", { queueItemId: Id, messageId, holder: Id, until: z.string().nullable() }),
+  event("queue.item-removed", { queueItemId: Id, messageId }),
   /** The claim: stored before the agent sees anything; carries the whole dispatch. */
   event("queue.item-send-started", DispatchPayload),
   /** `final`: the item is now `failed`; otherwise it is `pending` again until `retryAt`. */
   event("queue.item-send-failed", {
     queueItemId: Id,
+    messageId,
     dispatchId: Id,
     reason: z.string(),
     final: z.boolean(),
     retryAt: z.string().nullable(),
+    /** A rate limit (`retryAt` its reset): the attempt does not count, and the queue's hold waits instead of the item. */
+    rateLimited: z.boolean().default(false),
   }),
-  event("queue.item-requeued", { queueItemId: Id }),
-  event("queue.item-resolved", { queueItemId: Id, turnId: Id }),
-  event("queue.paused", { reason: PauseReason }),
+  event("queue.item-requeued", { queueItemId: Id, messageId }),
+  event("queue.item-resolved", { queueItemId: Id, messageId, turnId: Id }),
+  /** `resumeAt`: the hold ends by itself then (a rate limit's reset); null otherwise. */
+  event("queue.paused", { reason: PauseReason, resumeAt: z.string().nullable().default(null) }),
   event("queue.resumed", {}),
+  event("queue.mode-changed", { mode: QueueMode }),
   event("turn.started", { turnId: Id, queueItemId: Id }),
   event("turn.ended", { turnId: Id, outcome: TurnOutcome, error: z.string().nullable() }),
   event("message.sent", {

@@ -1,7 +1,7 @@
 import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
 import type { QueueItemState } from "./queue-item.js";
-import { isFrozen, newQueueItem, textHash, type ThreadState } from "./state.js";
+import { isFrozen, newQueueItem, textHash, type KnownMessage, type ThreadState } from "./state.js";
 
 /** An event with the two stamps evolve needs: its version and when it was recorded. */
 export type VersionedEvent = DomainEvent & { version: number; createdAt: string };
@@ -17,20 +17,20 @@ export const initialState = (threadId: string): ThreadState => ({
   session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null, interruptRequested: null },
   paused: false,
   pauseReason: null,
+  resumeAt: null,
+  mode: "auto",
   items: PersistentMap(),
   messages: PersistentMap(),
+  turns: PersistentMap(),
   itemIds: PersistentSet(),
   sending: PersistentSet(),
-  positions: { first: null, last: null },
+  lastPosition: null,
   createdAt: "",
   updatedAt: "",
 });
 
-/** The bounds of the keys ever given, widened to take `position` in. */
-const widen = (positions: ThreadState["positions"], position: string): ThreadState["positions"] => ({
-  first: positions.first === null || position < positions.first ? position : positions.first,
-  last: positions.last === null || position > positions.last ? position : positions.last,
-});
+/** The highest key ever given, raised to take `position` in. */
+const widen = (last: string | null, position: string): string | null => (last === null || position > last ? position : last);
 
 const withItem = (
   state: ThreadState,
@@ -45,19 +45,24 @@ const withItem = (
     ...state,
     items: state.items.set(id, next),
     sending: isFrozen(next) ? state.sending.add(id) : state.sending.delete(id),
-    positions: next.position === item.position ? state.positions : widen(state.positions, next.position),
+    lastPosition: next.position === item.position ? state.lastPosition : widen(state.lastPosition, next.position),
   };
 };
 
-const withoutItem = (state: ThreadState, id: string, fate: "sent" | "removed"): ThreadState => {
+/** `turnId`: the turn that took it (sent), or null (removed). */
+const withoutItem = (state: ThreadState, id: string, turnId: string | null): ThreadState => {
   const item = state.items.get(id);
   if (!item) return state;
   const known = state.messages.get(item.messageId);
+  const fate = (k: KnownMessage): KnownMessage =>
+    turnId === null
+      ? { queueItemId: k.queueItemId, textHash: k.textHash, fate: "removed" }
+      : { queueItemId: k.queueItemId, textHash: k.textHash, fate: "sent", turnId };
   return {
     ...state,
     items: state.items.delete(id),
     sending: state.sending.delete(id),
-    messages: known ? state.messages.set(item.messageId, { ...known, fate }) : state.messages,
+    messages: known ? state.messages.set(item.messageId, fate(known)) : state.messages,
   };
 };
 
@@ -94,21 +99,24 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "thread.interrupt-requested":
       return { ...s, session: { ...s.session, interruptRequested: e.payload.turnId } };
     case "queue.item-added": {
-      const p = e.payload;
+      // The log is read back unparsed: an event stored before delivery modes and authors has neither.
+      const p = { ...e.payload, delivery: e.payload.delivery ?? "queue", author: e.payload.author ?? null };
       return {
         ...s,
         items: s.items.set(p.queueItemId, newQueueItem(p, at)),
         messages: s.messages.set(p.messageId, { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" }),
         itemIds: s.itemIds.add(p.queueItemId),
-        positions: widen(s.positions, p.position),
+        lastPosition: widen(s.lastPosition, p.position),
       };
     }
     case "queue.item-edited":
       return withItem(s, e.payload.queueItemId, at, () => ({ text: e.payload.text }));
     case "queue.item-moved":
       return withItem(s, e.payload.queueItemId, at, () => ({ position: e.payload.position }));
+    case "queue.item-delivery-changed":
+      return withItem(s, e.payload.queueItemId, at, () => ({ delivery: e.payload.delivery }));
     case "queue.item-removed":
-      return withoutItem(s, e.payload.queueItemId, "removed");
+      return withoutItem(s, e.payload.queueItemId, null);
     case "queue.item-send-started":
       return withItem(s, e.payload.queueItemId, at, () => ({
         status: "sending",
@@ -124,10 +132,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         return { editLocks: e.payload.until === null ? others : { ...others, [e.payload.holder]: e.payload.until } };
       });
     case "queue.item-send-failed":
-      return withItem(s, e.payload.queueItemId, at, () => ({
+      return withItem(s, e.payload.queueItemId, at, (item) => ({
         status: e.payload.final ? "failed" : "pending",
+        // (absent in failures stored before rate limits: those counted)
+        attempts: e.payload.rateLimited === true ? Math.max(0, item.attempts - 1) : item.attempts,
         failureReason: e.payload.reason,
-        notBefore: e.payload.final ? null : e.payload.retryAt,
+        // A rate limit's time is the hold's (resumeAt), not the item's.
+        notBefore: e.payload.final || e.payload.rateLimited === true ? null : e.payload.retryAt,
         dispatchId: null,
         dispatchKind: null,
       }));
@@ -139,17 +150,25 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         notBefore: null,
       }));
     case "queue.item-resolved":
-      return withoutItem(s, e.payload.queueItemId, "sent");
+      return withoutItem(s, e.payload.queueItemId, e.payload.turnId);
     case "queue.paused":
-      return { ...s, paused: true, pauseReason: e.payload.reason };
+      // `?? null`: a pause stored before rate-limit holds has no resumeAt.
+      return { ...s, paused: true, pauseReason: e.payload.reason, resumeAt: e.payload.resumeAt ?? null };
     case "queue.resumed":
-      return { ...s, paused: false, pauseReason: null };
+      return { ...s, paused: false, pauseReason: null, resumeAt: null };
+    case "queue.mode-changed":
+      return { ...s, mode: e.payload.mode };
     case "turn.started":
-      return { ...s, session: { ...s.session, status: "running", activeTurnId: e.payload.turnId, interruptRequested: null } };
+      return {
+        ...s,
+        turns: s.turns.set(e.payload.turnId, "running"),
+        session: { ...s.session, status: "running", activeTurnId: e.payload.turnId, interruptRequested: null },
+      };
     case "turn.ended":
       // The session is idle again once its turn has ended: that is what lets the next item go.
       return {
         ...s,
+        turns: s.turns.has(e.payload.turnId) ? s.turns.set(e.payload.turnId, e.payload.outcome) : s.turns,
         session: {
           ...s.session,
           activeTurnId: null,

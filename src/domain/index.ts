@@ -3,6 +3,7 @@ export * from "./commands.js";
 export * from "./events.js";
 export * from "./errors.js";
 export * from "./queue-item.js";
+export * from "./thread-fields.js";
 export * from "./state.js";
 export * from "./ordering.js";
 export * from "./policy.js";

@@ -1,9 +1,13 @@
 import type { Command } from "./commands.js";
+import { compareOrder } from "./ordering.js";
+import type { Delivery, DispatchKind } from "./primitives.js";
 import type { QueueItemState } from "./queue-item.js";
-import { endOfQueue, sendingItem, type ThreadState } from "./state.js";
+import { sendingItem, type ThreadState } from "./state.js";
 
-/** The numbers of the drain policy; the server's config supplies them. */
+/** The numbers of the queue's policy (the drain's and the queue's bound); the server's config supplies them. */
 export interface DrainPolicy {
+  /** Items a thread holds at most (pending, sending and failed); one more is refused QUEUE_FULL. */
+  maxQueueItems: number;
   /** Start attempts of one item before a retryable failure becomes permanent. */
   maxAttempts: number;
   retryBaseMs: number;
@@ -12,15 +16,41 @@ export interface DrainPolicy {
   dispatchTimeoutMs: number;
 }
 
-export const defaultDrainPolicy: DrainPolicy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 30_000, dispatchTimeoutMs: 60_000 };
+export const defaultDrainPolicy: DrainPolicy = { maxQueueItems: 1000, maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 30_000, dispatchTimeoutMs: 60_000 };
 
 /** Exponential backoff before attempt `attempt + 1`. */
 export const backoffMs = (attempt: number, policy: DrainPolicy): number =>
   Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** Math.max(0, attempt - 1));
 
-/** The item that drains next: the first `pending` one in order (failed items keep their place). */
-export const headPending = (state: ThreadState): QueueItemState | undefined =>
-  endOfQueue(state, "first", (i) => i.status === "pending");
+/** Interrupts go before steers, steers before the rest. */
+const DELIVERY_RANK: Record<Delivery, number> = { interrupt: 0, steer: 1, queue: 2 };
+
+/**
+ * The order in which waiting items go: the interrupts, then the steers, then the rest, each
+ * group in queue order (so steers keep their order among themselves).
+ */
+export const compareGoing = (a: QueueItemState, b: QueueItemState): number =>
+  DELIVERY_RANK[a.delivery] - DELIVERY_RANK[b.delivery] || compareOrder(a, b);
+
+const isWaiting = (item: QueueItemState): boolean => item.status === "pending";
+
+/**
+ * The item that goes next: the first `interrupt` item, else the first `steer` item, else the
+ * head in queue order. Failed items keep their place and are skipped. A linear scan.
+ */
+export function nextItem(state: ThreadState): QueueItemState | undefined {
+  let best: QueueItemState | undefined;
+  for (const item of state.items.values()) if (isWaiting(item) && (!best || compareGoing(item, best) < 0)) best = item;
+  return best;
+}
+
+/** A waiting item's place in the order they will go, from 1; null for an item that is not waiting. */
+export function placeInLine(state: ThreadState, item: QueueItemState): number | null {
+  if (!isWaiting(item)) return null;
+  let ahead = 0;
+  for (const other of state.items.values()) if (isWaiting(other) && compareGoing(other, item) < 0) ahead++;
+  return ahead + 1;
+}
 
 /**
  * Someone is typing into the item (a connected device's presence names it and its
@@ -33,29 +63,68 @@ export const editLockedUntil = (item: Pick<QueueItemState, "editLocks">, now: Da
 };
 export const isEditLocked = (item: Pick<QueueItemState, "editLocks">, now: Date): boolean => editLockedUntil(item, now) !== null;
 
-/** Why a thread cannot drain right now, or null when it can (the rule in one place). */
-export function drainBlocker(state: ThreadState, now: Date): string | null {
+/**
+ * What the drain does next on a thread:
+ * - `claim`: send `item` as a new turn, or as a steer into turn `expectedTurnId`; `lift`:
+ *   the hold it goes past ends with it (a steer or interrupt goes past every hold but a rate
+ *   limit; the user's own pause stays for the rest of the queue, any other hold is lifted);
+ * - `interrupt`: stop the running turn `turnId` so that an interrupt item goes first;
+ * - a string: why nothing can go now.
+ */
+export type DrainStep =
+  | { kind: "claim"; item: QueueItemState; dispatch: DispatchKind; expectedTurnId: string | null; lift: boolean }
+  | { kind: "interrupt"; turnId: string };
+
+/** The rule of what goes next, and when, in one place (docs/design.md, "The queue's rules"). */
+export function drainStep(state: ThreadState, now: Date): DrainStep | string {
   if (!state.exists || state.deleted) return "no thread";
   if (state.archived) return "archived";
-  if (state.paused) return `paused (${state.pauseReason})`;
-  if (state.session.status !== "ready") return `session ${state.session.status}`;
-  if (state.session.activeTurnId) return "turn in progress";
+  if (state.paused && state.pauseReason === "rate-limited") return "paused (rate-limited)";
   if (sendingItem(state)) return "an item is being sent";
-  const head = headPending(state);
-  if (!head) return "queue empty";
-  if (head.notBefore && Date.parse(head.notBefore) > now.getTime()) return "head waits for its retry";
-  // The queue waits at the item being edited: the next one does not go first (order holds).
-  if (isEditLocked(head, now)) return "head is being edited";
-  return null;
+  const next = nextItem(state);
+  if (!next) return "queue empty";
+  const urgent = next.delivery !== "queue";
+  if (state.paused && !urgent) return `paused (${state.pauseReason})`;
+  const { activeTurnId, interruptRequested, status } = state.session;
+  if (activeTurnId) {
+    if (!urgent) return "turn in progress";
+    // The turn is being stopped: a steer into it would be lost, an interrupt is under way.
+    if (interruptRequested === activeTurnId) return "turn being interrupted";
+    if (next.delivery === "interrupt") return { kind: "interrupt", turnId: activeTurnId };
+  } else if (!sessionTakesTurns(state)) return `session ${status}`;
+  if (next.notBefore && Date.parse(next.notBefore) > now.getTime()) return "next item waits for its retry";
+  // The queue waits at the item being edited: the one after it does not go first (order holds).
+  if (isEditLocked(next, now)) return "next item is being edited";
+  const lift = state.paused && state.pauseReason !== "user";
+  return activeTurnId
+    ? { kind: "claim", item: next, dispatch: "steer", expectedTurnId: activeTurnId, lift }
+    : { kind: "claim", item: next, dispatch: "turn", expectedTurnId: null, lift };
+}
+
+/** A session takes a new turn when ready, or rate limited once the hold for it has ended (by its time or a user's resume). */
+const sessionTakesTurns = (state: ThreadState): boolean => state.session.status === "ready" || state.session.status === "rate-limited";
+
+/** Why a thread cannot drain right now, or null when it can. */
+export function drainBlocker(state: ThreadState, now: Date): string | null {
+  const step = drainStep(state, now);
+  return typeof step === "string" ? step : null;
 }
 
 export const isEligible = (state: ThreadState, now: Date): boolean => drainBlocker(state, now) === null;
 
-/** When a thread blocked only by its head's retry backoff or edit lock becomes eligible; null otherwise. */
+/** A rate-limit hold whose time has come. */
+export const rateLimitOver = (state: ThreadState, now: Date): boolean =>
+  state.paused && state.pauseReason === "rate-limited" && state.resumeAt !== null && Date.parse(state.resumeAt) <= now.getTime();
+
+/**
+ * When a thread waiting only for time becomes eligible: the end of a rate-limit hold, or of
+ * the next item's retry backoff or edit lock; null otherwise.
+ */
 export function nextWakeAt(state: ThreadState, now: Date): Date | null {
-  const head = headPending(state);
-  if (!head) return null;
-  const waits = [head.notBefore ? Date.parse(head.notBefore) : 0, editLockedUntil(head, now)?.getTime() ?? 0].filter((t) => t > now.getTime());
+  if (state.paused && state.pauseReason === "rate-limited") return state.resumeAt ? new Date(Math.max(Date.parse(state.resumeAt), now.getTime())) : null;
+  const next = nextItem(state);
+  if (!next) return null;
+  const waits = [next.notBefore ? Date.parse(next.notBefore) : 0, editLockedUntil(next, now)?.getTime() ?? 0].filter((t) => t > now.getTime());
   if (waits.length === 0) return null;
   const at = new Date(Math.max(...waits));
   return drainBlocker(state, at) === null ? at : null;
@@ -71,19 +140,20 @@ export const dispatchDeadline = (item: QueueItemState, policy: DrainPolicy, cloc
   new Date(Math.max(Date.parse(item.updatedAt), clockStart) + policy.dispatchTimeoutMs);
 
 /**
- * The drain command due now on this state, if any: the timeout of an overdue dispatch, or
- * the claim of an eligible thread. The decider checks everything again; this only spares
- * useless writes.
+ * The drain command due now on this state, if any: the timeout of an overdue dispatch, the
+ * end of a rate-limit hold, or the claim (or interrupt) of an eligible thread. The decider
+ * checks everything again; this only spares useless writes.
  */
 export function drainCommandDue(state: ThreadState, now: Date, policy: DrainPolicy, clockStart: number): Command | null {
   const sending = sendingItem(state);
   if (sending && sending.dispatchId && dispatchDeadline(sending, policy, clockStart) <= now) {
     return { type: "drain.timeout", queueItemId: sending.queueItemId, dispatchId: sending.dispatchId };
   }
+  if (rateLimitOver(state, now)) return { type: "drain.resume" };
   return isEligible(state, now) ? { type: "drain.claim" } : null;
 }
 
-/** When the thread should be looked at again: its dispatch deadline, or the end of its head's backoff or edit lock. */
+/** When the thread should be looked at again: its dispatch deadline, its rate limit's end, or the end of its next item's backoff or edit lock. */
 export function drainWakeAt(state: ThreadState, now: Date, policy: DrainPolicy, clockStart: number): Date | null {
   const sending = sendingItem(state);
   if (sending) return dispatchDeadline(sending, policy, clockStart);

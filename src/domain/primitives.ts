@@ -57,7 +57,12 @@ export const Message = z.object({
 });
 export type Message = z.infer<typeof Message>;
 
-export const SessionStatus = z.enum(["unknown", "starting", "ready", "running", "stopped", "error"]);
+/**
+ * `rate-limited`: the agent cannot take a turn before a time it reported; the queue holds
+ * until then (pauseReason `rate-limited`), and the session counts as ready again once that
+ * hold ends, whether by the clock or by a user's resume.
+ */
+export const SessionStatus = z.enum(["unknown", "starting", "ready", "running", "stopped", "error", "rate-limited"]);
 export type SessionStatus = z.infer<typeof SessionStatus>;
 /** What an agent may report; `unknown` is only the state before any report. */
 export const ReportedSessionStatus = SessionStatus.exclude(["unknown"]);
@@ -65,11 +70,33 @@ export const ReportedSessionStatus = SessionStatus.exclude(["unknown"]);
 export const ItemStatus = z.enum(["pending", "sending", "failed"]);
 export type ItemStatus = z.infer<typeof ItemStatus>;
 
-export const PauseReason = z.enum(["user", "failure", "interrupted"]);
+/**
+ * Why the queue holds: the user paused it, an item failed, the user stopped a turn, step
+ * mode ended a turn, or the agent is rate limited (this one ends by itself at `resumeAt`).
+ */
+export const PauseReason = z.enum(["user", "failure", "interrupted", "step", "rate-limited"]);
 export type PauseReason = z.infer<typeof PauseReason>;
 
 export const TurnOutcome = z.enum(["completed", "interrupted", "failed"]);
 export type TurnOutcome = z.infer<typeof TurnOutcome>;
+
+/**
+ * How an item goes (docs/design.md, "The queue's rules"): `queue` waits for its turn,
+ * `steer` goes into the running turn (or as the next turn when idle), `interrupt` stops the
+ * running turn and then goes first.
+ */
+export const Delivery = z.enum(["queue", "steer", "interrupt"]);
+export type Delivery = z.infer<typeof Delivery>;
+
+/** `step`: the queue holds after each completed turn until someone lets the next item go. */
+export const QueueMode = z.enum(["auto", "step"]);
+export type QueueMode = z.infer<typeof QueueMode>;
+
+/** A display name a client gives for the person queueing (the token's `sub` is who it is). */
+export const MAX_AUTHOR_NAME_LENGTH = 128;
+/** Who queued an item: the caller's token subject, never client input, and an optional display name. */
+export const Author = z.object({ sub: Id, name: storableString(MAX_AUTHOR_NAME_LENGTH, 1).optional() });
+export type Author = z.infer<typeof Author>;
 
 /** What a claim asks of the agent: a new turn, or a message into the running one. */
 export const DispatchKind = z.enum(["turn", "steer"]);

@@ -1,14 +1,17 @@
 import type { Map as PersistentMap, Set as PersistentSet } from "immutable";
-import type { PauseReason, SessionStatus } from "./primitives.js";
+import type { Author, Delivery, PauseReason, QueueMode, SessionStatus, TurnOutcome } from "./primitives.js";
 import { compareOrder } from "./ordering.js";
 import type { QueueItemState } from "./queue-item.js";
 
-/** What became of every message ever queued: makes `queue.add` idempotent by messageId. */
-export interface KnownMessage {
-  queueItemId: string;
-  textHash: string;
-  fate: "queued" | "sent" | "removed";
-}
+/**
+ * What became of every message ever queued: makes `queue.add` idempotent by messageId, and
+ * answers `queue.status` (a queued one's details are its item's).
+ */
+export type KnownMessage = { queueItemId: string; textHash: string } & (
+  | { fate: "queued" | "removed" }
+  /** `turnId`: the turn that took it. */
+  | { fate: "sent"; turnId: string }
+);
 
 export interface ThreadState {
   threadId: string;
@@ -29,6 +32,9 @@ export interface ThreadState {
   };
   paused: boolean;
   pauseReason: PauseReason | null;
+  /** When the hold ends by itself (a rate limit's reset); null for every other hold. */
+  resumeAt: string | null;
+  mode: QueueMode;
   /**
    * Persistent collections (immutable-js): evolve returns a new state sharing all but the
    * changed path with the old one, so a command costs the same in a thread of ten items and
@@ -36,22 +42,24 @@ export interface ThreadState {
    */
   items: PersistentMap<string, QueueItemState>;
   messages: PersistentMap<string, KnownMessage>;
+  /** How each turn that took a message went ("running" until it ended): a sent message's outcome. */
+  turns: PersistentMap<string, TurnOutcome | "running">;
   /** Every item id ever queued here: an id names one message for ever. */
   itemIds: PersistentSet<string>;
   /** Ids of the items being sent (at most one while the rules hold), so no check walks the queue for it. */
   sending: PersistentSet<string>;
-  /**
-   * The lowest and highest position keys ever given in the thread. A new item goes past
-   * them (after the last, or before the first for send-now) without a walk over the queue.
-   */
-  positions: { first: string | null; last: string | null };
+  /** The highest position key ever given in the thread: a new item goes past it without a walk over the queue. */
+  lastPosition: string | null;
   createdAt: string;
   updatedAt: string;
 }
 
 /** A freshly queued item, as `queue.item-added` creates it. */
 export const newQueueItem = (
-  added: Pick<QueueItemState, "queueItemId" | "messageId" | "text" | "attachments" | "options" | "position">,
+  added: Pick<QueueItemState, "queueItemId" | "messageId" | "text" | "attachments" | "options" | "position"> & {
+    delivery: Delivery;
+    author: Author | null;
+  },
   at: string,
 ): QueueItemState => ({
   queueItemId: added.queueItemId,
@@ -59,6 +67,8 @@ export const newQueueItem = (
   text: added.text,
   attachments: added.attachments,
   options: added.options,
+  delivery: added.delivery,
+  author: added.author,
   status: "pending",
   failureReason: null,
   position: added.position,
@@ -73,23 +83,6 @@ export const newQueueItem = (
 
 export const orderedItems = (state: ThreadState): QueueItemState[] =>
   [...state.items.values()].sort(compareOrder);
-
-/**
- * The first (or, with `last`, the final) item in queue order among those `keep` accepts.
- * A linear scan: a claim needs only the head, not a sort.
- */
-export function endOfQueue(
-  state: ThreadState,
-  end: "first" | "last",
-  keep: (item: QueueItemState) => boolean = () => true,
-): QueueItemState | undefined {
-  const sign = end === "first" ? 1 : -1;
-  let best: QueueItemState | undefined;
-  for (const item of state.items.values()) {
-    if (keep(item) && (!best || sign * compareOrder(item, best) < 0)) best = item;
-  }
-  return best;
-}
 
 /**
  * A sending item is frozen: its text, position and membership can no longer change (the

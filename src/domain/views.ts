@@ -1,3 +1,6 @@
+import { assertNever } from "./evolve.js";
+import { placeInLine } from "./policy.js";
+import type { TurnOutcome } from "./primitives.js";
 import { projectTo, type QueueItemView } from "./queue-item.js";
 import { orderedItems, type ThreadState } from "./state.js";
 
@@ -8,7 +11,14 @@ export interface ThreadSnapshot {
   version: number;
   archived: boolean;
   session: Pick<ThreadState["session"], "status" | "activeTurnId" | "error" | "runtimeSessionId">;
-  queue: { paused: boolean; pauseReason: ThreadState["pauseReason"]; items: QueueItemView[] };
+  queue: {
+    paused: boolean;
+    pauseReason: ThreadState["pauseReason"];
+    /** When the hold ends by itself (a rate limit's reset), else null. */
+    resumeAt: string | null;
+    mode: ThreadState["mode"];
+    items: QueueItemView[];
+  };
 }
 
 /** The public QueueItem, as clients see it: an item's state minus the drain's bookkeeping. */
@@ -20,5 +30,49 @@ export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
   version: s.version,
   archived: s.archived,
   session: { status: s.session.status, activeTurnId: s.session.activeTurnId, error: s.session.error, runtimeSessionId: s.session.runtimeSessionId },
-  queue: { paused: s.paused, pauseReason: s.pauseReason, items: orderedItems(s).map(itemView) },
+  queue: { paused: s.paused, pauseReason: s.pauseReason, resumeAt: s.resumeAt, mode: s.mode, items: orderedItems(s).map(itemView) },
 });
+
+/**
+ * What became of a message (`queue.status`), so a client that lost its connection asks
+ * instead of sending again. `position`: its place, from 1, in the order the waiting items
+ * will go; `outcome`: the turn's, once it ended.
+ */
+export type MessageStatus =
+  | { state: "queued"; queueItemId: string; position: number }
+  | { state: "sending"; queueItemId: string }
+  | { state: "sent"; queueItemId: string; turnId: string; outcome?: TurnOutcome }
+  | { state: "failed"; queueItemId: string; reason: string }
+  | { state: "removed"; queueItemId: string }
+  | { state: "unknown" };
+
+export function messageStatus(s: ThreadState, messageId: string): MessageStatus {
+  const known = s.messages.get(messageId);
+  if (!known) return { state: "unknown" };
+  const { queueItemId } = known;
+  switch (known.fate) {
+    case "removed":
+      return { state: "removed", queueItemId };
+    case "sent": {
+      const outcome = s.turns.get(known.turnId);
+      return { state: "sent", queueItemId, turnId: known.turnId, ...(outcome && outcome !== "running" && { outcome }) };
+    }
+    case "queued": {
+      const item = s.items.get(queueItemId);
+      // A deleted thread's items are gone with it.
+      if (!item) return { state: "removed", queueItemId };
+      switch (item.status) {
+        case "sending":
+          return { state: "sending", queueItemId };
+        case "failed":
+          return { state: "failed", queueItemId, reason: item.failureReason ?? "" };
+        case "pending":
+          return { state: "queued", queueItemId, position: placeInLine(s, item)! };
+        default:
+          return assertNever(item.status);
+      }
+    }
+    default:
+      return assertNever(known);
+  }
+}

@@ -2,7 +2,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import type { TurnqueueClient } from "../../client/index.js";
-import { Id, MAX_TEXT_LENGTH } from "../domain/primitives.js";
+import { Delivery, Id, MAX_TEXT_LENGTH } from "../domain/primitives.js";
 
 /** What a tool answers at most: an agent's context is small, a queue may not be. */
 export const MCP_LIMITS = { items: 50, textChars: 500, threads: 50 } as const;
@@ -77,23 +77,20 @@ export function createQueueMcpServer(client: QueueClient, version: string, descr
 
   server.registerTool(
     "queue_status",
-    { description: "Where a message queued with add_to_queue stands: its item and status (pending, sending, failed; sent or removed once it left the queue).", inputSchema: { threadId: ThreadId, messageId: Id.describe("the idempotency key the message was added with") } },
+    { description: "What became of a message queued with add_to_queue: queued (with its place in line), sending, sent (turn and outcome), failed (reason), removed, or unknown. Ask this instead of adding it again.", inputSchema: { threadId: ThreadId, messageId: Id.describe("the idempotency key the message was added with") } },
     ({ threadId, messageId }) =>
-      answer(async () => {
-        const snapshot = await client.thread.get.query({ threadId });
-        const item = snapshot.queue.items.find((i) => i.messageId === messageId);
-        return item ? { messageId, queueItemId: item.queueItemId, status: item.status, position: snapshot.queue.items.indexOf(item) + 1 } : { messageId, status: "not queued (sent, removed or unknown)" };
-      }),
+      answer(async () => ({ messageId, ...(await client.queue.status.query({ threadId, messageId })) })),
   );
 
   server.registerTool(
     "add_to_queue",
     {
-      description: "Queue a user message on a thread, at the tail (or next with sendNow). The idempotency key is the message's id: adding it again returns the same item.",
-      inputSchema: { threadId: ThreadId, text: z.string().min(1).max(MAX_TEXT_LENGTH), sendNow: z.boolean().optional(), idempotencyKey: IdempotencyKey },
+      description:
+        "Queue a user message on a thread. delivery: queue (default, at the tail), steer (into the running turn, or as the next turn), interrupt (stop the running turn, then go first). The idempotency key is the message's id: adding it again returns the same item.",
+      inputSchema: { threadId: ThreadId, text: z.string().min(1).max(MAX_TEXT_LENGTH), delivery: Delivery.optional(), idempotencyKey: IdempotencyKey },
     },
-    ({ threadId, text, sendNow, idempotencyKey }) =>
-      answer(() => client.queue.add.mutate({ threadId, message: { messageId: idempotencyKey ?? crypto.randomUUID(), text }, sendNow })),
+    ({ threadId, text, delivery, idempotencyKey }) =>
+      answer(() => client.queue.add.mutate({ threadId, message: { messageId: idempotencyKey ?? crypto.randomUUID(), text }, delivery })),
   );
 
   server.registerTool(

@@ -80,7 +80,7 @@ export function createQueueEventObserver(metrics: Metrics, logger: Logger) {
           break;
         case "queue.paused":
           metrics.holds.inc({ reason: e.payload.reason });
-          log.info({ ...ids, reason: e.payload.reason }, "queue held");
+          log.info({ ...ids, reason: e.payload.reason, resumeAt: e.payload.resumeAt }, "queue held");
           break;
         case "queue.resumed":
           log.info(ids, "queue resumed");
@@ -98,6 +98,8 @@ export function createQueueEventObserver(metrics: Metrics, logger: Logger) {
         case "queue.item-edited":
         case "queue.item-moved":
         case "queue.item-edit-locked":
+        case "queue.item-delivery-changed":
+        case "queue.mode-changed":
         case "message.sent":
           break;
         default:

@@ -26,7 +26,7 @@ with ev as (
   insert into "CommandResult" select * from jsonb_populate_recordset(null::"CommandResult", $2::jsonb)
 ), th as (
   insert into "Thread" select * from jsonb_populate_recordset(null::"Thread", $3::jsonb)
-  on conflict (id) do update set ${assignments(Object.keys(THREAD_COLUMNS), "excluded")}
+  on conflict (id) do update set ${assignments(THREAD_COLUMNS, "excluded")}
 ), qi as (
   insert into "QueueItem" select * from jsonb_populate_recordset(null::"QueueItem", $4::jsonb)
 ), qu as (

@@ -1,34 +1,22 @@
-import { fieldsIn, projectTo, type DomainEvent, type QueueItemColumns, type QueueItemState, type ThreadState } from "../domain/index.js";
+import {
+  fieldsIn, projectThread, projectTo, threadFieldNames, type DomainEvent, type QueueItemColumns, type QueueItemState, type ThreadFieldsIn,
+  type ThreadState,
+} from "../domain/index.js";
 
 /**
  * Rows of the projection tables, keyed like the columns of schema.prisma, so the store can
- * hand them to PostgreSQL's jsonb_populate_recordset as they are. Each column of Thread is
- * one line of THREAD_COLUMNS; those of QueueItem come from the item's field table
- * (src/domain/queue-item.ts). The append statement's column lists are derived from both.
+ * hand them to PostgreSQL's jsonb_populate_recordset as they are. The columns of Thread and
+ * QueueItem come from the field tables (src/domain/thread-fields.ts, queue-item.ts); the
+ * append statement's column lists are derived from both.
  */
-export const THREAD_COLUMNS = {
-  id: (s: ThreadState) => s.threadId,
-  workspaceId: (s: ThreadState) => s.workspaceId,
-  title: (s: ThreadState) => s.title,
-  version: (s: ThreadState) => s.version,
-  archived: (s: ThreadState) => s.archived,
-  deleted: (s: ThreadState) => s.deleted,
-  sessionStatus: (s: ThreadState) => s.session.status,
-  sessionError: (s: ThreadState) => s.session.error,
-  activeTurnId: (s: ThreadState) => s.session.activeTurnId,
-  paused: (s: ThreadState) => s.paused,
-  pauseReason: (s: ThreadState) => s.pauseReason,
-  createdAt: (s: ThreadState) => s.createdAt,
-  updatedAt: (s: ThreadState) => s.updatedAt,
-  runtimeSessionId: (s: ThreadState) => s.session.runtimeSessionId,
-};
-
-export type ThreadRow = { [K in keyof typeof THREAD_COLUMNS]: ReturnType<(typeof THREAD_COLUMNS)[K]> };
+/** The columns of Thread. */
+export const THREAD_COLUMNS = threadFieldNames("row");
+export type ThreadRow = ThreadFieldsIn<"row">;
 
 export type QueueItemRow = QueueItemColumns & { threadId: string };
 
 /** The columns of QueueItem, besides the thread it belongs to. */
-export const QUEUE_ITEM_COLUMNS = fieldsIn("row").map(([, column]) => column);
+export const QUEUE_ITEM_COLUMNS = fieldsIn("row").map(([column]) => column);
 
 export interface TurnRow {
   threadId: string;
@@ -67,8 +55,7 @@ export interface ProjectionChanges {
   messages: MessageRow[];
 }
 
-export const threadRow = (s: ThreadState): ThreadRow =>
-  Object.fromEntries(Object.entries(THREAD_COLUMNS).map(([column, of]) => [column, of(s)])) as ThreadRow;
+export const threadRow: (s: ThreadState) => ThreadRow = projectThread("row");
 
 const itemColumns = projectTo("row");
 export const queueItemRow = (threadId: string, item: QueueItemState): QueueItemRow => ({ ...itemColumns(item), threadId });

@@ -45,7 +45,7 @@ describe("Codex (the real codex app-server, scripted model) drives a thread's qu
     const started = await h.waitForEvent(threadId, "turn.started");
     const turnId = (started.payload as { turnId: string }).turnId;
 
-    await h.add(threadId, "also look at the tests", { sendNow: true });
+    await h.add(threadId, "also look at the tests", { delivery: "steer" });
     const steered = await h.waitForEvent(threadId, "message.sent", (e) => (e.payload as { text: string }).text === "also look at the tests");
     expect(steered.payload).toMatchObject({ turnId });
     // The steer reached Codex inside the same turn: its next model request carries it.

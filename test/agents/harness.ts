@@ -20,7 +20,7 @@ export interface AgentHarness {
   /** Starts a runtime in this process on `adapter`; closed with the harness. */
   runtime(adapter: AgentAdapter): Agent;
   thread(): Promise<string>;
-  add(threadId: string, text: string, extra?: { options?: Record<string, string>; sendNow?: boolean }): Promise<string>;
+  add(threadId: string, text: string, extra?: { options?: Record<string, string>; delivery?: "queue" | "steer" | "interrupt" }): Promise<string>;
   events(threadId: string): Promise<StoredEvent[]>;
   /** Waits for the thread's first event of `type` that `match` accepts. */
   waitForEvent(threadId: string, type: StoredEvent["type"], match?: (e: StoredEvent) => boolean): Promise<StoredEvent>;

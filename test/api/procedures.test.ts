@@ -37,7 +37,7 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
       version: 1,
       archived: false,
       session: { status: "unknown", activeTurnId: null, error: null, runtimeSessionId: null },
-      queue: { paused: false, pauseReason: null, items: [] },
+      queue: { paused: false, pauseReason: null, resumeAt: null, mode: "auto", items: [] },
     });
     expect((await user.thread.get.query({ threadId: generated })).title).toBe("");
   });
@@ -193,17 +193,49 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
     expect((await user.thread.get.query({ threadId })).version).toBe(snapshot.version);
   });
 
-  it("queue.add with sendNow on a ready session answers that the item is being sent", async () => {
+  it("queue.add with delivery steer on a ready session answers that the item is being sent", async () => {
     const threadId = await newThread();
     await agent.agent.session.mutate({ threadId, status: "ready" });
-    const result = await user.queue.add.mutate({ threadId, message: { messageId: "now", text: "go" }, sendNow: true });
+    const result = await user.queue.add.mutate({ threadId, message: { messageId: "now", text: "go" }, delivery: "steer" });
     expect(result.status).toBe("sending");
+  });
+
+  it("queue.setDelivery, queue.setMode, queue.status: unknown values are BAD_REQUEST, a refused change CONFLICT with its reason; neither changes anything", async () => {
+    const threadId = await newThread();
+    await user.queue.pause.mutate({ threadId });
+    const messageId = uid("m");
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId, text: "a" }, authorName: "Alice" });
+    const before = await user.thread.get.query({ threadId });
+    expect(before.queue.items[0]).toMatchObject({ delivery: "queue", author: { sub: expect.any(String), name: "Alice" } });
+    for (const bad of [
+      () => user.queue.setDelivery.mutate({ threadId, queueItemId, delivery: "now" as never }),
+      () => user.queue.setMode.mutate({ threadId, mode: "manual" as never }),
+      () => user.queue.add.mutate({ threadId, message: { messageId: uid("m"), text: "b" }, delivery: "later" as never }),
+      // The author is the token's, never input.
+      () => user.queue.add.mutate({ threadId, message: { messageId: uid("m"), text: "b" }, author: { sub: "someone else" } } as never),
+    ]) {
+      expect((await failure(bad())).data).toMatchObject({ code: "BAD_REQUEST" });
+    }
+    expect((await user.thread.get.query({ threadId })).version).toBe(before.version);
+
+    expect(await user.queue.status.query({ threadId, messageId })).toEqual({ state: "queued", queueItemId, position: 1 });
+    expect(await user.queue.status.query({ threadId, messageId: "never-queued" })).toEqual({ state: "unknown" });
+
+    await agent.agent.session.mutate({ threadId, status: "ready" });
+    await user.queue.setDelivery.mutate({ threadId, queueItemId, delivery: "interrupt" });
+    expect(await user.queue.status.query({ threadId, messageId })).toEqual({ state: "sending", queueItemId });
+    const sending = await user.thread.get.query({ threadId });
+    expect((await failure(user.queue.setDelivery.mutate({ threadId, queueItemId, delivery: "queue" }))).data).toMatchObject({ code: "CONFLICT", reason: "ITEM_SENDING" });
+    expect((await user.thread.get.query({ threadId })).version).toBe(sending.version);
+
+    await user.queue.setMode.mutate({ threadId, mode: "step" });
+    expect((await user.thread.get.query({ threadId })).queue.mode).toBe("step");
   });
 
   it("queue.retry puts a failed item back as pending and releases the failure hold", async () => {
     const threadId = await newThread();
     await agent.agent.session.mutate({ threadId, status: "ready" });
-    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "x", text: "x" }, sendNow: true });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "x", text: "x" }, delivery: "steer" });
     await agent.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: "model unavailable", retryable: false });
     const failed = await user.thread.get.query({ threadId });
     expect(failed.queue).toMatchObject({ paused: true, pauseReason: "failure" });
@@ -232,7 +264,7 @@ describe.each(databases)("user-side procedures over HTTP (%s)", (database) => {
   it("an agent reports a dispatched turn: started, then ended; the user sees the session follow", async () => {
     const threadId = await newThread();
     expect(await agent.agent.session.mutate({ threadId, status: "ready" })).toEqual({ version: 2 });
-    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "go", text: "go" }, sendNow: true });
+    const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: "go", text: "go" }, delivery: "steer" });
 
     await agent.agent.turnStarted.mutate({ threadId, queueItemId, turnId: "turn-1" });
     const running = await user.thread.get.query({ threadId });

@@ -124,12 +124,11 @@ describe("REST door /api/v1 (plain JSON onto the tRPC procedures) and its OpenAP
     expect(notJson.status).toBe(400);
     expect(((await notJson.json()) as ErrorBody).error.code).toBe("PARSE_ERROR");
 
-    // No agent session is ready: sending an item now is refused, with the stable reason.
-    const { threadId: busy } = (await (await api("/threads", { method: "POST", body: { title: "no agent" } })).json()) as { threadId: string };
-    const { queueItemId } = (await (await api(`/threads/${busy}/queue`, { method: "POST", body: { text: "x" } })).json()) as { queueItemId: string };
-    const refused = await api(`/threads/${busy}/queue/${queueItemId}/send-now`, { method: "POST" });
+    // No turn runs: stopping one is refused, with the stable reason.
+    const { threadId: idle } = (await (await api("/threads", { method: "POST", body: { title: "no agent" } })).json()) as { threadId: string };
+    const refused = await api(`/threads/${idle}/interrupt`, { method: "POST" });
     expect(refused.status).toBe(409);
-    expect(((await refused.json()) as ErrorBody).error.reason).toBe("SESSION_NOT_READY");
+    expect(((await refused.json()) as ErrorBody).error.reason).toBe("NO_ACTIVE_TURN");
 
     const missing = await api("/threads/no-such-thread");
     expect(missing.status).toBe(404);

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { evolve, headPending, initialState, sendingItem, type StoredEvent, type ThreadState } from "../../src/domain/index.js";
+import { evolve, nextItem, initialState, sendingItem, type StoredEvent, type ThreadState } from "../../src/domain/index.js";
 import type { AgentRecord, NemesisRecord, Op, RunHistory } from "./history.js";
 
 /**
@@ -50,7 +50,7 @@ export function check(run: RunHistory): Violation[] {
           add({ check: "one-in-flight", threadId, queueItemId, message: `claimed while ${busy.queueItemId} was still sending (version ${event.version})` });
         }
         if (event.actor === "reactor:drain" && event.payload.kind === "turn") {
-          const head = headPending(state);
+          const head = nextItem(state);
           if (head?.queueItemId !== queueItemId) {
             add({ check: "claim-order", threadId, queueItemId, message: `the drain claimed ${queueItemId} while the head of the queue was ${head?.queueItemId ?? "nothing"} (version ${event.version})` });
           }

@@ -101,14 +101,14 @@ describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --to
   });
 
   it("failures are one line on stderr with an exit code by kind: denied 10, not found 11, refused 12, bad input 2, unreachable 13", async () => {
-    const waiting = json<{ queueItemId: string }>(await cli("queue", "add", threadId, "waiting", "--json")).queueItemId;
+    await cli("queue", "add", threadId, "waiting", "--message-id", "m-waiting");
     const cases: [args: string[], env: NodeJS.ProcessEnv, code: number, message: RegExp][] = [
       [["queue", "show", threadId], cleanEnv({ TURNQUEUE_URL: server.url }), ExitCode.tokenRefused, /a token is required: --token or TURNQUEUE_TOKEN/],
       [["queue", "show", threadId, "--token", "not-a-token"], cleanEnv({ TURNQUEUE_URL: server.url }), ExitCode.tokenRefused, /UNAUTHORIZED/],
       [["queue", "show", "no-such-thread"], env, ExitCode.notFound, /THREAD_NOT_FOUND: thread no-such-thread does not exist/],
       [["queue", "retry", threadId, "qi_missing"], env, ExitCode.notFound, /^turnqueue: ITEM_NOT_FOUND: /],
-      // No agent session is ready on this thread: the server refuses, and says why.
-      [["queue", "send-now", threadId, waiting], env, ExitCode.refused, /^turnqueue: SESSION_NOT_READY: the agent session is unknown/],
+      // The message id was queued with another text: the server refuses, and says why.
+      [["queue", "add", threadId, "other text", "--message-id", "m-waiting"], env, ExitCode.refused, /^turnqueue: MESSAGE_ID_REUSED: /],
       [["queue", "move", threadId, "qi_x"], env, ExitCode.badSetting, /say where: --after <queueItemId> or --to-head/],
       [["queue", "add", threadId, "x".repeat(100_001)], env, ExitCode.badSetting, /BAD_REQUEST|too_big|100000/i],
       [["threads", "list", "--url", "http://127.0.0.1:1"], env, ExitCode.unavailable, /cannot reach http:\/\/127\.0\.0\.1:1/],

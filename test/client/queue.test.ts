@@ -146,15 +146,15 @@ describe("openThreadQueue: a live queue on the thread's Yjs document (real serve
     await eventually(() => expect(a.entries.map((e) => e.id)).toEqual([keep.queueItemId]));
   });
 
-  it("says why when the server refuses (send now with no agent) and when an item is not there", async () => {
+  it("says why when the server refuses (a message id queued with another text) and when an item is not there", async () => {
     const [a] = await twoDevices("refusals");
-    const { queueItemId } = await a.add("waiting for an agent");
-    const refused = await a.sendNow(queueItemId).then(
+    const { queueItemId } = await a.add("waiting for an agent", { messageId: "m-waiting" });
+    const refused = await a.add("another text", { messageId: "m-waiting" }).then(
       () => null,
       (error: unknown) => error,
     );
     expect(refused).toBeInstanceOf(TRPCClientError);
-    expect((refused as TRPCClientError<never>).data).toMatchObject({ code: "CONFLICT", reason: "SESSION_NOT_READY" });
+    expect((refused as TRPCClientError<never>).data).toMatchObject({ code: "CONFLICT", reason: "MESSAGE_ID_REUSED" });
     expect(() => a.edit("no-such-item", "x")).toThrow(/not in the queue/);
     await expect(a.move(queueItemId, "no-such-item")).rejects.toThrow(/not in the queue/);
     expect(a.entries.map((e) => e.text)).toEqual(["waiting for an agent"]);

@@ -58,9 +58,11 @@ describe("every committed event shows in the document", () => {
     view = await converged(server, threadId, [device]);
     expect(view.items[0]).toMatchObject({ id: b, status: "failed", failureReason: "model unavailable" });
 
+    // Still a steer, a retried item would go past the pause again: back to a plain item first.
+    await exec(server, threadId, { type: "queue.setDelivery", queueItemId: b, delivery: "queue" });
     await exec(server, threadId, { type: "queue.retry", queueItemId: b });
     view = await converged(server, threadId, [device]);
-    expect(view.items[0]).toMatchObject({ id: b, status: "pending", failureReason: null, attempts: 0 });
+    expect(view.items[0]).toMatchObject({ id: b, status: "pending", failureReason: null, attempts: 0, delivery: "queue" });
 
     // Resumed, the reactor claims the head; the agent starts it and the item leaves the queue.
     await exec(server, threadId, { type: "queue.resume" });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { drainBlocker, headPending, isEligible, snapshotOf, type DomainEvent } from "../../src/domain/index.js";
+import { drainBlocker, nextItem, isEligible, snapshotOf, type DomainEvent } from "../../src/domain/index.js";
 import { Thread, claimOf, types } from "./harness.js";
 
-const policy = { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 10_000, dispatchTimeoutMs: 60_000 };
+const policy = { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 10_000, dispatchTimeoutMs: 60_000 };
 
 /** A ready thread holding `ids` in order, nothing claimed yet. */
 function ready(...ids: string[]): Thread {
@@ -76,7 +76,7 @@ describe("claim eligibility", () => {
     t.claim();
     t.startFailed("a", false);
     t.ok({ type: "queue.resume" });
-    expect(headPending(t.state)?.queueItemId).toBe("b");
+    expect(nextItem(t.state)?.queueItemId).toBe("b");
     expect(claimedId(t.claim())).toBe("b");
     expect(t.order()).toEqual(["a", "b", "c"]);
     expect(t.item("a")?.status).toBe("failed");
@@ -153,7 +153,7 @@ describe("turn started", () => {
     const events = t.started("a", "turn1");
     expect(events).toEqual([
       { type: "turn.started", payload: { turnId: "turn1", queueItemId: "a" } },
-      { type: "queue.item-resolved", payload: { queueItemId: "a", turnId: "turn1" } },
+      { type: "queue.item-resolved", payload: { queueItemId: "a", messageId: "m-a", turnId: "turn1" } },
       { type: "message.sent", payload: { messageId: "m-a", queueItemId: "a", turnId: "turn1", text: "text of a", attachments: [], attempts: 1 } },
     ]);
     expect(t.item("a")).toBeUndefined();
@@ -201,7 +201,7 @@ describe("turn start failed", () => {
     expect(events).toEqual([
       {
         type: "queue.item-send-failed",
-        payload: { queueItemId: "a", dispatchId: expect.any(String), reason: "agent busy", final: false, retryAt: "2026-01-01T00:00:01.000Z" },
+        payload: { queueItemId: "a", dispatchId: expect.any(String), reason: "agent busy", final: false, retryAt: "2026-01-01T00:00:01.000Z", messageId: "m-a", rateLimited: false },
       },
     ]);
     expect(t.item("a")).toMatchObject({ status: "pending", notBefore: "2026-01-01T00:00:01.000Z", failureReason: "agent busy", attempts: 1 });
@@ -212,7 +212,7 @@ describe("turn start failed", () => {
     const t = ready("a", "b");
     t.claim();
     t.startFailed("a", true);
-    expect(drainBlocker(t.state, t.now)).toBe("head waits for its retry");
+    expect(drainBlocker(t.state, t.now)).toBe("next item waits for its retry");
     expect(t.claim()).toEqual([]);
     t.advance(999);
     expect(t.claim()).toEqual([]);
@@ -252,8 +252,8 @@ describe("turn start failed", () => {
     t.claim();
     const events = t.startFailed("a", false, "model not available");
     expect(events).toEqual([
-      { type: "queue.item-send-failed", payload: { queueItemId: "a", dispatchId: expect.any(String), reason: "model not available", final: true, retryAt: null } },
-      { type: "queue.paused", payload: { reason: "failure" } },
+      { type: "queue.item-send-failed", payload: { queueItemId: "a", dispatchId: expect.any(String), reason: "model not available", final: true, retryAt: null, messageId: "m-a", rateLimited: false } },
+      { type: "queue.paused", payload: { reason: "failure", resumeAt: null } },
     ]);
     expect(snapshotOf(t.state).queue).toMatchObject({ paused: true, pauseReason: "failure" });
     expect(t.claim()).toEqual([]);

@@ -14,7 +14,7 @@ describe("edit lock", () => {
   it("an item being typed into is not claimed; the queue waits at it (order holds), then claims it with the final text", () => {
     const t = ready("a", "b");
     t.ok(lock("a", 3_000));
-    expect(drainBlocker(t.state, t.now)).toBe("head is being edited");
+    expect(drainBlocker(t.state, t.now)).toBe("next item is being edited");
     expect(t.claim()).toEqual([]);
     // The reactor wakes up when the lock lapses, not before.
     expect(drainWakeAt(t.state, t.now, t.policy, 0)).toEqual(new Date(t.now.getTime() + 3_000));
@@ -51,13 +51,15 @@ describe("edit lock", () => {
     expect(claimOf(t.claim()).queueItemId).toBe("a");
   });
 
-  it("send-now of an item being typed into is refused (ITEM_EDIT_LOCKED) and changes nothing", () => {
+  it("a steer of an item being typed into waits until the typing stops, then goes with the final text", () => {
     const t = ready("a");
     t.ok({ type: "queue.pause" });
     t.ok(lock("a", 3_000));
-    const version = t.state.version;
-    expect(t.refused({ type: "queue.sendNow", queueItemId: "a" })).toBe("ITEM_EDIT_LOCKED");
-    expect(t.state.version).toBe(version);
+    expect(types(t.run({ type: "queue.sendNow", queueItemId: "a" }))).toEqual(["queue.item-delivery-changed"]);
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "final" });
+    expect(t.claim()).toEqual([]);
+    t.advance(3_000);
+    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "a", message: { text: "final" } });
   });
 
   it("an item already being sent cannot be locked (ITEM_SENDING); an unknown one is ITEM_NOT_FOUND; the claim drops lapsed locks", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { snapshotOf } from "../../src/domain/index.js";
+import { defaultDrainPolicy, snapshotOf } from "../../src/domain/index.js";
 import { Thread, claimOf, types } from "./harness.js";
 
 /** A thread that queues without draining (paused by the user). */
@@ -109,23 +109,66 @@ describe("enqueue", () => {
     expect(t.order()).toEqual(["b", "a", "c"]);
   });
 
-  it("send now adds the message at the head of the queue (and it waits there while the agent cannot take it)", () => {
+  it("a steer is added at the tail, after the steers queued before it, and waits while the agent cannot take it", () => {
     const t = held();
     t.add("b");
     t.add("c");
     t.ok({ type: "agent.session", status: "starting" });
-    expect(types(t.add("d", "urgent", { sendNow: true }))).toEqual(["queue.item-added"]);
-    expect(t.order()).toEqual(["d", "b", "c"]);
-    expect(t.item("d")?.status).toBe("pending");
+    expect(types(t.add("d", "urgent", { delivery: "steer" }))).toEqual(["queue.item-added"]);
+    expect(t.order()).toEqual(["b", "c", "d"]);
+    expect(t.item("d")).toMatchObject({ status: "pending", delivery: "steer" });
   });
 
-  it("send now on an idle ready thread dispatches the new message at once", () => {
+  it("a steer on an idle ready thread dispatches the new message at once", () => {
     const t = Thread.ready();
     t.ok({ type: "queue.pause" });
     t.add("a");
-    const events = t.add("now", "do this first", { sendNow: true });
+    const events = t.add("now", "do this first", { delivery: "steer" });
     expect(types(events)).toEqual(["queue.item-added", "queue.item-send-started"]);
     expect(claimOf(events as never)).toMatchObject({ queueItemId: "now", kind: "turn", attempt: 1 });
-    expect(t.order()).toEqual(["now", "a"]);
+  });
+
+  it("records who queued it: the author the procedure took from the token, with the name the client gave", () => {
+    const t = held();
+    t.add("a", "x", { author: { sub: "alice", name: "Alice" } });
+    t.add("b", "y", { author: null });
+    expect(t.item("a").author).toEqual({ sub: "alice", name: "Alice" });
+    expect(t.item("b").author).toBeNull();
+    expect(snapshotOf(t.state).queue.items[0]).toMatchObject({ queueItemId: "a", author: { sub: "alice", name: "Alice" }, delivery: "queue" });
+  });
+});
+
+describe("bounded queue", () => {
+  const small = () => {
+    const t = new Thread("t1", { ...defaultDrainPolicy, maxQueueItems: 2 });
+    t.create();
+    return t;
+  };
+
+  it("one item more than the maximum is refused (QUEUE_FULL) and changes nothing", () => {
+    const t = small();
+    t.add("a");
+    t.add("b");
+    expect(t.refused({ type: "queue.add", queueItemId: "c", message: { messageId: "m-c", text: "c" } })).toBe("QUEUE_FULL");
+    expect(t.order()).toEqual(["a", "b"]);
+  });
+
+  it("a failed item still takes its place; a removed one frees it", () => {
+    const t = small();
+    t.ready();
+    t.add("a");
+    t.add("b");
+    t.claim();
+    t.startFailed("a", false);
+    expect(t.refused({ type: "queue.add", queueItemId: "c", message: { messageId: "m-c", text: "c" } })).toBe("QUEUE_FULL");
+    t.ok({ type: "queue.remove", queueItemId: "a" });
+    expect(types(t.add("c"))).toEqual(["queue.item-added"]);
+  });
+
+  it("a retried add of a known message still answers its item when full", () => {
+    const t = small();
+    t.add("a");
+    t.add("b");
+    expect(t.add("a-again", "text of a", { message: { messageId: "m-a", text: "text of a" } })).toEqual([]);
   });
 });

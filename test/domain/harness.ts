@@ -74,7 +74,7 @@ export class Thread {
     return this.ok({ type: "thread.create", workspaceId, title: "a thread" });
   }
   add(id: string, text = `text of ${id}`, extra: Partial<Extract<CommandInput, { type: "queue.add" }>> = {}) {
-    return this.run({ type: "queue.add", queueItemId: id, message: { messageId: `m-${id}`, text }, ...extra });
+    return this.run({ type: "queue.add", queueItemId: id, message: { messageId: `m-${id}`, text }, author: AUTHOR, ...extra });
   }
   ready() {
     return this.ok({ type: "agent.session", status: "ready" });
@@ -100,6 +100,9 @@ export class Thread {
     return t;
   }
 }
+
+/** Who queues in these tests, as a procedure fills it in from the caller's token. */
+export const AUTHOR = { sub: "user-1" };
 
 export const types = (events: DomainEvent[] | DomainError): string[] => {
   if (events instanceof DomainError) throw new Error(`refused: ${events.reason}`);

@@ -21,12 +21,12 @@ const turnId = fc.constantFrom("turn-a", "turn-b", "turn-c");
 
 type Step =
   | { kind: "command"; command: CommandInput }
-  | { kind: "add"; id: string; message: number; text: string; sendNow: boolean }
+  | { kind: "add"; id: string; message: number; text: string; delivery: "queue" | "steer" | "interrupt" }
   | { kind: "tie"; id: string; with: string }
   | { kind: "between"; id: string; a: string; b: string }
   | { kind: "startSending"; turn: string }
   | { kind: "failSending"; retryable: boolean }
-  | { kind: "onFailed"; action: "queue.retry" | "queue.remove" | "queue.sendNow" }
+  | { kind: "onFailed"; action: "queue.retry" | "queue.remove" | "queue.sendNow" | "interrupt" }
   | { kind: "endActive"; outcome: "completed" | "interrupted" | "failed" }
   | { kind: "timeoutSending"; stale: boolean }
   | { kind: "advance"; ms: number };
@@ -40,7 +40,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 12,
     arbitrary: fc.record({
-      kind: fc.constant("add" as const), id: item, message: fc.nat(7), text: fc.constantFrom("fix it", "test it", "ship it"), sendNow: fc.boolean(),
+      kind: fc.constant("add" as const), id: item, message: fc.nat(7), text: fc.constantFrom("fix it", "test it", "ship it"),
+      delivery: fc.constantFrom("queue", "queue", "queue", "steer", "interrupt"),
     }),
   },
   { weight: 3, arbitrary: command(fc.record({ type: fc.constant("queue.edit" as const), queueItemId: item, text: fc.constantFrom("v2", "v3") })) },
@@ -65,19 +66,35 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: command(fc.record({ type: fc.constant("queue.remove" as const), queueItemId: item })) },
   { weight: 3, arbitrary: command(fc.record({ type: fc.constant("queue.retry" as const), queueItemId: item })) },
   { weight: 3, arbitrary: command(fc.record({ type: fc.constant("queue.sendNow" as const), queueItemId: item })) },
+  {
+    weight: 3,
+    arbitrary: command(
+      fc.record({ type: fc.constant("queue.setDelivery" as const), queueItemId: item, delivery: fc.constantFrom("queue", "steer", "interrupt") }),
+    ),
+  },
+  { weight: 2, arbitrary: command(fc.record({ type: fc.constant("queue.setMode" as const), mode: fc.constantFrom("auto", "step") })) },
+  { weight: 1, arbitrary: command(fc.constant({ type: "thread.interrupt" })) },
+  { weight: 2, arbitrary: command(fc.constant({ type: "drain.resume" })) },
   { weight: 2, arbitrary: command(fc.constant({ type: "queue.pause" })) },
   { weight: 3, arbitrary: command(fc.constant({ type: "queue.resume" })) },
   {
     weight: 4,
     arbitrary: command(
-      fc.record({ type: fc.constant("agent.session" as const), status: fc.constantFrom("starting", "ready", "ready", "running", "stopped", "error") }),
+      fc.record({
+        type: fc.constant("agent.session" as const),
+        status: fc.constantFrom("starting", "ready", "ready", "running", "stopped", "error", "rate-limited"),
+        retryAt: fc.constantFrom(undefined, "2026-01-01T00:00:03.000Z", "2026-01-01T00:00:09.000Z"),
+      }),
     ),
   },
   { weight: 2, arbitrary: command(fc.record({ type: fc.constant("agent.turnStarted" as const), queueItemId: item, turnId })) },
   {
     weight: 1,
     arbitrary: command(
-      fc.record({ type: fc.constant("agent.turnStartFailed" as const), queueItemId: item, reason: fc.constant("no"), retryable: fc.boolean() }),
+      fc.record({
+        type: fc.constant("agent.turnStartFailed" as const), queueItemId: item, reason: fc.constant("no"), retryable: fc.boolean(),
+        retryAt: fc.constantFrom(undefined, undefined, "2026-01-01T00:00:05.000Z"),
+      }),
     ),
   },
   {
@@ -89,7 +106,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 10, arbitrary: command(fc.constant({ type: "drain.claim" })) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constant("startSending" as const), turn: turnId }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("failSending" as const), retryable: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant("onFailed" as const), action: fc.constantFrom("queue.retry", "queue.remove", "queue.sendNow") }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("onFailed" as const), action: fc.constantFrom("queue.retry", "queue.remove", "queue.sendNow", "interrupt") }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("endActive" as const), outcome: fc.constantFrom("completed", "completed", "interrupted", "failed") }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("timeoutSending" as const), stale: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 5_000 }) }) },
@@ -102,7 +119,7 @@ function resolve(s: Step, state: ThreadState, staleDispatchIds: string[]): Comma
     case "command":
       return s.command;
     case "add":
-      return { type: "queue.add", queueItemId: s.id, message: { messageId: `m${s.message}`, text: s.text }, sendNow: s.sendNow };
+      return { type: "queue.add", queueItemId: s.id, message: { messageId: `m${s.message}`, text: s.text }, delivery: s.delivery, author: { sub: "u" } };
     case "tie": {
       const other = state.items.get(s.with);
       return other ? { type: "queue.move", queueItemId: s.id, to: { position: other.position } } : null;
@@ -123,7 +140,10 @@ function resolve(s: Step, state: ThreadState, staleDispatchIds: string[]): Comma
       return sending ? { type: "agent.turnStartFailed", queueItemId: sending.queueItemId, reason: "agent said no", retryable: s.retryable } : null;
     case "onFailed": {
       const failed = [...state.items.values()].find((i) => i.status === "failed");
-      return failed ? { type: s.action, queueItemId: failed.queueItemId } : null;
+      if (!failed) return null;
+      return s.action === "interrupt"
+        ? { type: "queue.setDelivery", queueItemId: failed.queueItemId, delivery: "interrupt" }
+        : { type: s.action, queueItemId: failed.queueItemId };
     }
     case "endActive":
       return state.session.activeTurnId ? { type: "agent.turnEnded", turnId: state.session.activeTurnId, outcome: s.outcome } : null;
@@ -200,6 +220,13 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   expect(new Set(dispatchIds).size).toBe(dispatchIds.length);
   for (const d of dispatchIds) expect(d.length).toBeLessThanOrEqual(MAX_ID_LENGTH);
 
+  // A rate-limit hold lets nothing go: no claim, no interrupt.
+  if (before.paused && before.pauseReason === "rate-limited" && emitted.every((e) => e.type !== "queue.resumed")) {
+    expect(emitted.filter((e) => e.type === "queue.item-send-started" || e.type === "thread.interrupt-requested")).toEqual([]);
+  }
+  // The queue holds at most its maximum of items.
+  expect(items.length).toBeLessThanOrEqual(t.policy.maxQueueItems);
+
   // One turn per item: a turn dispatch never goes out while a turn runs or another item is sent.
   for (const e of emitted) {
     if (e.type === "queue.item-send-started" && e.payload.kind === "turn") {
@@ -249,7 +276,12 @@ const anyEvent: fc.Arbitrary<DomainEvent> = (() => {
     }),
     fc.record({ type: fc.constant("queue.item-requeued"), payload: fc.record({ queueItemId: item }) }),
     fc.record({ type: fc.constant("queue.item-resolved"), payload: fc.record({ queueItemId: item, turnId }) }),
-    fc.record({ type: fc.constant("queue.paused"), payload: fc.record({ reason: fc.constantFrom("user", "failure", "interrupted") }) }),
+    fc.record({
+      type: fc.constant("queue.paused"),
+      payload: fc.record({ reason: fc.constantFrom("user", "failure", "interrupted", "step", "rate-limited"), resumeAt: fc.constantFrom(null, "2026-01-01T00:00:05.000Z") }),
+    }),
+    fc.record({ type: fc.constant("queue.mode-changed"), payload: fc.record({ mode: fc.constantFrom("auto", "step") }) }),
+    fc.record({ type: fc.constant("queue.item-delivery-changed"), payload: fc.record({ queueItemId: item, delivery: fc.constantFrom("queue", "steer", "interrupt") }) }),
     fc.record({ type: fc.constant("queue.resumed"), payload: fc.constant({}) }),
     fc.record({ type: fc.constant("turn.started"), payload: fc.record({ turnId, queueItemId: item }) }),
     fc.record({ type: fc.constant("turn.ended"), payload: fc.record({ turnId, outcome: fc.constantFrom("completed", "interrupted", "failed"), error: fc.constant(null) }) }),
@@ -278,7 +310,7 @@ describe("invariants under random command sequences", () => {
   it("hold after every command of every sequence", () => {
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 80 }), (steps) => {
-        const t = new Thread("t1", { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
+        const t = new Thread("t1", { maxQueueItems: 3, maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
         t.create();
         const staleDispatchIds: string[] = [];
         for (const s of steps) {
@@ -303,7 +335,7 @@ describe("invariants under random command sequences", () => {
   it("repeating any command right away changes nothing more", () => {
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => {
-        const t = new Thread("t1", { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
+        const t = new Thread("t1", { maxQueueItems: 3, maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
         t.create();
         for (const s of steps) {
           if (s.kind === "advance") t.advance(s.ms);
@@ -323,7 +355,7 @@ describe("invariants under random command sequences", () => {
     const seen = new Set<string>();
     fc.assert(
       fc.property(fc.array(step, { minLength: 20, maxLength: 80 }), (steps) => {
-        const t = new Thread("t1", { maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
+        const t = new Thread("t1", { maxQueueItems: 3, maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 });
         t.create();
         for (const s of steps) {
           if (s.kind === "advance") t.advance(s.ms);
@@ -340,8 +372,9 @@ describe("invariants under random command sequences", () => {
     const expected = [
       "claim:turn", "claim:steer", "queue.item-resolved", "message.sent", "turn.ended", "queue.item-requeued",
       "queue.item-send-failed", "queue.paused", "queue.resumed", "queue.item-moved", "queue.item-removed", "thread.deleted",
-      "ITEM_SENDING", "ITEM_EXISTS", "MESSAGE_ID_REUSED", "DISPATCH_IN_FLIGHT", "INVALID_POSITION", "TURN_NOT_ACTIVE",
-      "ITEM_NOT_SENDING", "SESSION_NOT_READY", "THREAD_ARCHIVED", "THREAD_NOT_FOUND",
+      "ITEM_SENDING", "ITEM_EXISTS", "MESSAGE_ID_REUSED", "INVALID_POSITION", "TURN_NOT_ACTIVE",
+      "ITEM_NOT_SENDING", "THREAD_ARCHIVED", "THREAD_NOT_FOUND", "QUEUE_FULL",
+      "queue.item-delivery-changed", "queue.mode-changed", "thread.interrupt-requested",
     ];
     for (const what of expected) {
       expect(seen, what).toContain(what);

@@ -79,7 +79,7 @@ describe("move", () => {
   it("places an item at a raw position key written in the Yjs document", () => {
     const t = queue("a", "b", "c");
     const between = keyBetween(t.item("a")!.position, t.item("b")!.position);
-    expect(place(t, "c", between)).toEqual([{ type: "queue.item-moved", payload: { queueItemId: "c", position: between } }]);
+    expect(place(t, "c", between)).toEqual([{ type: "queue.item-moved", payload: { queueItemId: "c", messageId: "m-c", position: between } }]);
     expect(t.order()).toEqual(["a", "c", "b"]);
   });
 
@@ -130,7 +130,7 @@ describe("move", () => {
     const t = queue("a", "c", "b");
     place(t, "c", t.item("a")!.position);
     expect(t.order()).toEqual(["a", "c", "b"]);
-    expect(move(t, "b", "a")).toEqual([{ type: "queue.item-moved", payload: { queueItemId: "b", position: t.item("a")!.position } }]);
+    expect(move(t, "b", "a")).toEqual([{ type: "queue.item-moved", payload: { queueItemId: "b", messageId: "m-b", position: t.item("a")!.position } }]);
     expect(t.order()).toEqual(["a", "b", "c"]);
   });
 
@@ -177,7 +177,7 @@ describe("edit, move and remove while pending, failed or sending", () => {
   it("edits the text of a pending item", () => {
     const t = queue("a");
     expect(t.ok({ type: "queue.edit", queueItemId: "a", text: "new" })).toEqual([
-      { type: "queue.item-edited", payload: { queueItemId: "a", text: "new" } },
+      { type: "queue.item-edited", payload: { queueItemId: "a", messageId: "m-a", text: "new" } },
     ]);
     expect(t.item("a")?.text).toBe("new");
   });
@@ -199,7 +199,7 @@ describe("edit, move and remove while pending, failed or sending", () => {
 
   it("removes a pending item", () => {
     const t = queue("a", "b");
-    expect(t.ok({ type: "queue.remove", queueItemId: "a" })).toEqual([{ type: "queue.item-removed", payload: { queueItemId: "a" } }]);
+    expect(t.ok({ type: "queue.remove", queueItemId: "a" })).toEqual([{ type: "queue.item-removed", payload: { queueItemId: "a", messageId: "m-a" } }]);
     expect(t.order()).toEqual(["b"]);
   });
 

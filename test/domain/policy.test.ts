@@ -1,13 +1,13 @@
 import { Map as PersistentMap } from "immutable";
 import { describe, expect, it } from "vitest";
 import {
-  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, endOfQueue, headPending, initialState, isFrozen,
-  mayClaim, newQueueItem, nextWakeAt, orderedItems, type CommandInput, type ThreadState,
+  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, nextItem, placeInLine, initialState, isFrozen,
+  mayClaim, newQueueItem, nextWakeAt, orderedItems, type CommandInput, type Delivery, type ThreadState,
   Command,
 } from "../../src/domain/index.js";
 import { Thread } from "./harness.js";
 
-const policy = { maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 };
+const policy = { maxQueueItems: 1000, maxAttempts: 5, retryBaseMs: 500, retryMaxMs: 4_000, dispatchTimeoutMs: 60_000 };
 
 describe("retry backoff", () => {
   it("doubles from the base delay after each attempt", () => {
@@ -59,26 +59,38 @@ describe("next wake-up", () => {
   });
 });
 
-describe("ends of the queue without sorting it", () => {
-  const item = (queueItemId: string, position: string, status: "pending" | "failed" = "pending") =>
-    ({ ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position }, "2026-01-01T00:00:00.000Z"), status });
+describe("which item goes next, without sorting the queue", () => {
+  const item = (queueItemId: string, position: string, status: "pending" | "failed" = "pending", delivery: Delivery = "queue") => ({
+    ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position, delivery, author: null }, "2026-01-01T00:00:00.000Z"),
+    status,
+  });
   const state = (...items: ReturnType<typeof item>[]): ThreadState => ({
     ...initialState("t"),
     items: PersistentMap(items.map((i) => [i.queueItemId, i])),
   });
 
-  it("the head and the tail are those of queue order, ties broken by id", () => {
+  it("with plain items, the head of queue order, ties broken by id", () => {
     const s = state(item("b", "a1"), item("c", "a0"), item("a", "a1"), item("z", "a0"));
-    const order = orderedItems(s).map((i) => i.queueItemId);
-    expect(order).toEqual(["c", "z", "a", "b"]);
-    expect(endOfQueue(s, "first")?.queueItemId).toBe(order[0]);
-    expect(endOfQueue(s, "last")?.queueItemId).toBe(order.at(-1));
+    expect(orderedItems(s).map((i) => i.queueItemId)).toEqual(["c", "z", "a", "b"]);
+    expect(nextItem(s)?.queueItemId).toBe("c");
   });
 
-  it("the next item to drain is the first pending one; a failed head keeps its place but is skipped", () => {
+  it("the first pending one; a failed head keeps its place but is skipped", () => {
     const s = state(item("f", "a0", "failed"), item("p2", "a2"), item("p1", "a1"));
-    expect(headPending(s)?.queueItemId).toBe("p1");
-    expect(endOfQueue(state(), "first")).toBeUndefined();
+    expect(nextItem(s)?.queueItemId).toBe("p1");
+    expect(nextItem(state())).toBeUndefined();
+  });
+
+  it("the first interrupt, else the first steer, else the head; each first in queue order, failed ones skipped", () => {
+    const s = state(
+      item("q", "a0"), item("s2", "a3", "pending", "steer"), item("s1", "a2", "pending", "steer"),
+      item("i-failed", "a1", "failed", "interrupt"), item("i", "a4", "pending", "interrupt"),
+    );
+    expect(nextItem(s)?.queueItemId).toBe("i");
+    const goes = ["i", "s1", "s2", "q"].map((id) => placeInLine(s, s.items.get(id)!));
+    expect(goes).toEqual([1, 2, 3, 4]);
+    expect(placeInLine(s, s.items.get("i-failed")!)).toBeNull();
+    expect(nextItem(state(item("q", "a0"), item("s2", "a3", "pending", "steer"), item("s1", "a2", "pending", "steer")))?.queueItemId).toBe("s1");
   });
 });
 
@@ -141,13 +153,28 @@ describe("which commands claim", () => {
     const cases: [CommandInput, boolean][] = [
       [{ type: "drain.claim" }, true],
       [{ type: "queue.sendNow", queueItemId: "a" }, true],
-      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, sendNow: true }, true],
+      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" }, true],
+      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "interrupt" }, true],
+      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "queue" }, false],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "steer" }, true],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "interrupt" }, true],
       [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "later" } }, false],
       [{ type: "queue.resume" }, false],
+      [{ type: "queue.setMode", mode: "auto" }, false],
+      [{ type: "drain.resume" }, false],
       [{ type: "agent.session", status: "ready" }, false],
     ];
     for (const [input, claimed] of cases) {
-      expect(claims(input, input.type === "queue.resume" ? (t) => t.ok({ type: "queue.pause" }) : undefined), input.type).toBe(claimed);
+      // Each on a paused thread, so that what it does is its own and not the drain's.
+      const setup = (t: Thread) => {
+        t.ok({ type: "queue.pause" });
+        if (input.type !== "queue.setDelivery" || input.delivery !== "queue") return;
+        // A waiting steer (marked while the session could not take it) set back to queue.
+        t.ok({ type: "agent.session", status: "starting" });
+        t.ok({ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" });
+        t.ready();
+      };
+      expect(claims(input, input.type === "drain.claim" ? undefined : setup), input.type).toBe(claimed);
       expect(mayClaim(Command.parse(input)), input.type).toBe(claimed);
     }
   });

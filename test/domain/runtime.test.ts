@@ -67,22 +67,3 @@ describe("thread.interrupt", () => {
     );
   });
 });
-
-describe("a start failure's retryAt", () => {
-  it("holds the retry until the agent's own time when that is later than the backoff", () => {
-    const t = Thread.ready();
-    t.add("q1");
-    t.claim();
-    const retryAt = new Date(t.now.getTime() + 60_000).toISOString();
-    t.ok({ type: "agent.turnStartFailed", queueItemId: "q1", reason: "rate limited", retryable: true, retryAt });
-    expect(t.item("q1")).toMatchObject({ status: "pending", notBefore: retryAt });
-  });
-
-  it("never shortens the backoff", () => {
-    const t = Thread.ready();
-    t.add("q1");
-    t.claim();
-    t.ok({ type: "agent.turnStartFailed", queueItemId: "q1", reason: "busy", retryable: true, retryAt: t.now.toISOString() });
-    expect(Date.parse(t.item("q1")!.notBefore!)).toBeGreaterThan(t.now.getTime());
-  });
-});

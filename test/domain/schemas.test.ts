@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { Command, DomainEvent, EVENT_TYPES, dispatchOf, snapshotOf, type StoredEvent } from "../../src/domain/index.js";
+import {
+  Command, DomainEvent, EVENT_TYPES, dispatchOf, initialState, messageStatus, replay, snapshotOf, type StoredEvent, type VersionedEvent,
+} from "../../src/domain/index.js";
 import { Thread, claimOf } from "./harness.js";
 
 const add = (message: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
@@ -27,9 +29,9 @@ describe("command input limits of docs/contract.md", () => {
     expect(Command.safeParse({ type: "queue.edit", queueItemId: "q1", text: "x".repeat(100_001) }).success).toBe(false);
   });
 
-  it("fills the defaults: no attachments, no options, not send-now", () => {
+  it("fills the defaults: no attachments, no options, queued plainly, no author", () => {
     const parsed = add({});
-    expect(parsed.data).toMatchObject({ message: { attachments: [] }, options: {}, sendNow: false });
+    expect(parsed.data).toMatchObject({ message: { attachments: [] }, options: {}, delivery: "queue", author: null });
   });
 
   it("keeps extra options the user saw, but only plain values", () => {
@@ -66,6 +68,7 @@ describe("events", () => {
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
         "message.sent", "thread.interrupt-requested", "queue.item-edit-locked", "thread.renamed",
+        "queue.item-delivery-changed", "queue.mode-changed",
       ].sort(),
     );
   });
@@ -114,9 +117,12 @@ describe("thread snapshot", () => {
     const snapshot = snapshotOf(t.state);
     expect(Object.keys(snapshot).sort()).toEqual(["archived", "queue", "session", "threadId", "title", "version"]);
     expect(Object.keys(snapshot.session).sort()).toEqual(["activeTurnId", "error", "runtimeSessionId", "status"]);
-    expect(Object.keys(snapshot.queue).sort()).toEqual(["items", "pauseReason", "paused"]);
+    expect(Object.keys(snapshot.queue).sort()).toEqual(["items", "mode", "pauseReason", "paused", "resumeAt"]);
     expect(Object.keys(snapshot.queue.items[0]!).sort()).toEqual(
-      ["attachments", "attempts", "createdAt", "failureReason", "messageId", "options", "position", "queueItemId", "status", "text", "updatedAt"],
+      [
+        "attachments", "attempts", "author", "createdAt", "delivery", "failureReason", "messageId", "options", "position", "queueItemId", "status",
+        "text", "updatedAt",
+      ],
     );
     expect(snapshot).toMatchObject({ threadId: "t1", title: "a thread", version: t.state.version, archived: false, queue: { paused: true, pauseReason: "user" } });
   });
@@ -140,5 +146,20 @@ describe("thread snapshot", () => {
       ["q1", "failed", "model unavailable"],
       ["q2", "pending", null],
     ]);
+  });
+});
+
+describe("events stored before issue 11", () => {
+  it("replay as they are (the log is read back unparsed and never rewritten): a plain item with no author, a hold with no resumeAt", () => {
+    const old = [
+      { type: "thread.created", payload: { workspaceId: "w", title: "t" } },
+      { type: "queue.item-added", payload: { queueItemId: "q1", messageId: "m1", text: "x", attachments: [], options: {}, position: "a0" } },
+      { type: "queue.paused", payload: { reason: "user" } },
+      { type: "queue.item-removed", payload: { queueItemId: "q1" } },
+    ].map((e, k) => ({ ...e, version: k + 1, createdAt: "2026-01-01T00:00:00.000Z" })) as unknown as VersionedEvent[];
+    const before = replay(initialState("t1"), old.slice(0, 3));
+    expect(before.items.get("q1")).toMatchObject({ delivery: "queue", author: null });
+    expect(snapshotOf(before).queue).toMatchObject({ paused: true, pauseReason: "user", resumeAt: null, mode: "auto" });
+    expect(messageStatus(replay(before, old.slice(3)), "m1")).toEqual({ state: "removed", queueItemId: "q1" });
   });
 });

@@ -21,7 +21,7 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
   let h: DrainHarness;
   const threads: string[] = [];
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 } }, database);
+    h = await startDrainHarness({ drainPolicy: { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {
@@ -130,8 +130,8 @@ describe.each(databases)("failures, holds, interrupts, send now and steers (real
     expect(claimsIn(await h.events(threadId))).toHaveLength(1);
     expect((await h.state(threadId)).items.get(a)!.status).toBe("pending");
 
-    // queue.add with sendNow: queued at the head and sent at once.
-    const c = await h.add(threadId, "urgent", { sendNow: true });
+    // queue.add with delivery steer: sent at once, past the pause.
+    const c = await h.add(threadId, "urgent", { delivery: "steer" });
     const urgent = await h.agent.nextTurn(threadId);
     expect(urgent.dispatch.queueItemId).toBe(c);
     await urgent.start();

@@ -18,7 +18,7 @@ export interface DrainHarness {
   agent: ScriptedAgent;
   createThread(): Promise<string>;
   /** Queues a message; returns its queue item id. */
-  add(threadId: string, text: string, options?: { sendNow?: boolean }): Promise<string>;
+  add(threadId: string, text: string, options?: { delivery?: "queue" | "steer" | "interrupt" }): Promise<string>;
   state(threadId: string): Promise<ThreadState>;
   events(threadId: string): Promise<StoredEvent[]>;
   /**
@@ -30,7 +30,7 @@ export interface DrainHarness {
 }
 
 export const testDrainConfig: Partial<Config> = {
-  drainPolicy: { maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 },
+  drainPolicy: { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 100, retryMaxMs: 400, dispatchTimeoutMs: 30_000 },
   sweepIntervalMs: 60_000,
 };
 
@@ -52,7 +52,7 @@ export async function startDrainHarness(config: Partial<Config> = {}, database: 
       const { queueItemId } = await user.queue.add.mutate({
         threadId,
         message: { messageId: randomUUID(), text },
-        sendNow: options.sendNow,
+        delivery: options.delivery,
       });
       return queueItemId;
     },
@@ -76,8 +76,8 @@ export interface HeldTurn {
   dispatch: Dispatch;
   /** Reports turnStarted; resolves with the turn id once the server acknowledged it. */
   start(): Promise<string>;
-  /** Makes the start fail (before `start`). */
-  fail(reason: string, retryable: boolean): void;
+  /** Makes the start fail (before `start`); `retryAt`: a rate limit's reset. */
+  fail(reason: string, retryable: boolean, retryAt?: string): void;
   /** Ends the turn (after `start`) with an outcome. */
   end(outcome?: TurnOutcome): void;
 }
@@ -118,7 +118,7 @@ export class ScriptedAgent {
         turn: {
           dispatch: turn.dispatch,
           start: () => turn.start(),
-          fail: (reason, retryable) => reject(new TurnStartError(reason, { retryable })),
+          fail: (reason, retryable, retryAt) => reject(new TurnStartError(reason, { retryable, retryAt: retryAt === undefined ? undefined : new Date(retryAt) })),
           end: (outcome = "completed") => resolve({ outcome }),
         },
       });

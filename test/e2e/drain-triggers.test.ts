@@ -18,7 +18,7 @@ describe.each(databases)("drain triggers: every path to 'ready, non-empty, not p
   const threads: string[] = [];
   // A long backoff: a head waiting for its retry stays blocked for the whole test.
   beforeAll(async () => {
-    h = await startDrainHarness({ drainPolicy: { maxAttempts: 3, retryBaseMs: 600_000, retryMaxMs: 600_000, dispatchTimeoutMs: 30_000 } }, database);
+    h = await startDrainHarness({ drainPolicy: { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 600_000, retryMaxMs: 600_000, dispatchTimeoutMs: 30_000 } }, database);
   });
   afterAll(() => h?.close());
   afterEach(async () => {

@@ -92,9 +92,10 @@ describe("/mcp: the queue tools over streamable HTTP on the server (the MCP SDK'
   });
 
   it("bad input and refusals are tool errors with the stable reason, changing nothing", async () => {
+    await call(client, "add_to_queue", { threadId, text: "first text", idempotencyKey: "reused" });
     const before = value<Shown>(await call(client, "show_queue", { threadId }));
     expect(errorText(await call(client, "remove_queue_item", { threadId, queueItemId: "qi_missing" }))).toMatch(/^ITEM_NOT_FOUND: /);
-    expect(errorText(await call(client, "send_now", { threadId, queueItemId: before.items[0].queueItemId }))).toMatch(/^SESSION_NOT_READY: /);
+    expect(errorText(await call(client, "add_to_queue", { threadId, text: "other text", idempotencyKey: "reused" }))).toMatch(/^MESSAGE_ID_REUSED: /);
     expect(value<Shown>(await call(client, "show_queue", { threadId }))).toEqual(before);
   });
 

@@ -102,7 +102,7 @@ describe("turnqueue mcp: the queue as MCP tools over stdio (the MCP SDK's own cl
     let shown = value<Shown>(await call(client, "show_queue", { threadId }));
     expect(shown.paused).toBe(true);
     expect(shown.items.map((i) => i.text)).toEqual(["fix lint", "run the tests, then push"]);
-    expect(value<{ status: string; position: number }>(await call(client, "queue_status", { threadId, messageId: "m-1" }))).toMatchObject({ status: "pending", position: 2 });
+    expect(value<{ state: string; position: number }>(await call(client, "queue_status", { threadId, messageId: "m-1" }))).toMatchObject({ state: "queued", position: 2 });
 
     value(await call(client, "remove_queue_item", { threadId, queueItemId: second.queueItemId }));
     value(await call(client, "resume_queue", { threadId }));
@@ -124,10 +124,11 @@ describe("turnqueue mcp: the queue as MCP tools over stdio (the MCP SDK's own cl
 
   it("refusals and unknown ids come back as tool errors with the stable reason, changing nothing", async () => {
     expect(errorText(await call(client, "show_queue", { threadId: "no-such-thread" }))).toMatch(/^THREAD_NOT_FOUND: /);
+    await call(client, "add_to_queue", { threadId, text: "first text", idempotencyKey: "reused" });
     const before = value<Shown>(await call(client, "show_queue", { threadId }));
     expect(errorText(await call(client, "remove_queue_item", { threadId, queueItemId: "qi_missing" }))).toMatch(/^ITEM_NOT_FOUND: /);
-    // Send now needs a ready agent session, and there is none on this thread.
-    expect(errorText(await call(client, "send_now", { threadId, queueItemId: before.items[0].queueItemId }))).toMatch(/^SESSION_NOT_READY: /);
+    // A message id names one text for ever.
+    expect(errorText(await call(client, "add_to_queue", { threadId, text: "other text", idempotencyKey: "reused" }))).toMatch(/^MESSAGE_ID_REUSED: /);
     expect(value<Shown>(await call(client, "show_queue", { threadId }))).toEqual(before);
   });
 

@@ -85,7 +85,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       services.engine.execute(threadId, command, { actor: "test" });
     await run({ type: "thread.create", workspaceId: "w", title: "" });
     if (options.paused) await run({ type: "queue.pause" });
-    await run({ type: "queue.add", queueItemId: `${threadId}-item`, message: { messageId: "m", text: "t", attachments: [] }, options: {}, sendNow: false });
+    await run({ type: "queue.add", queueItemId: `${threadId}-item`, message: { messageId: "m", text: "t", attachments: [] }, options: {}, delivery: "queue", author: null });
     await run({ type: "agent.session", status: "ready", error: null });
   };
 

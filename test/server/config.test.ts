@@ -36,7 +36,7 @@ describe("loadConfig", () => {
       port: 0,
       databaseUrl: "postgresql://u@db:5432/tq",
       redisUrl: "redis://cache:6379",
-      drainPolicy: { maxAttempts: 2, retryBaseMs: 500, retryMaxMs: 30_000, dispatchTimeoutMs: 1500 },
+      drainPolicy: { maxQueueItems: 1000, maxAttempts: 2, retryBaseMs: 500, retryMaxMs: 30_000, dispatchTimeoutMs: 1500 },
     });
   });
 

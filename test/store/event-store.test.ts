@@ -31,7 +31,7 @@ describe.each(kinds)("event store (%s)", (kind) => {
       const before = replay(initialState(threadId), [
         { type: "thread.created", payload: { workspaceId: "w", title: threadId }, version: 1, createdAt: "2026-01-01T00:00:00.000Z" },
       ]);
-      const events: DomainEvent[] = [{ type: "queue.paused", payload: { reason: "user" } }];
+      const events: DomainEvent[] = [{ type: "queue.paused", payload: { reason: "user", resumeAt: null } }];
       const createdAt = "2026-01-01T00:00:01.000Z";
       return {
         threadId, workspaceId: "w", expectedVersion: 1, commandId: `gc-${threadId}`, fingerprint: "f", actor: "test", createdAt, events,

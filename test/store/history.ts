@@ -65,13 +65,13 @@ export async function playMixedHistory(engine: Engine, advance: (ms: number) => 
   // Thread C: deleted with items queued.
   await run("C", cmd({ type: "thread.create", workspaceId: "w2", title: "doomed" }));
   await run("C", add("C1"));
-  await run("C", add("C2", "second", { sendNow: true }));
+  await run("C", add("C2", "second", { delivery: "steer" }));
   await run("C", cmd({ type: "thread.delete" }));
 
   // Thread D: a send-now on an idle, ready thread.
   await run("D", cmd({ type: "thread.create", workspaceId: "w2" }));
   await ready("D");
-  await run("D", add("D1", "right away", { sendNow: true }));
+  await run("D", add("D1", "right away", { delivery: "steer" }));
   await run("D", cmd({ type: "agent.turnStarted", queueItemId: "item-D1", turnId: "turn-d" }));
   await run("D", add("D2"));
 }

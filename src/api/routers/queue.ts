@@ -1,13 +1,17 @@
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import {
-  QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow,
-  type ItemStatus, type ThreadState,
+  Author, Id, messageStatus, QueueAdd, QueueEdit, QueueMove, QueuePause, QueueRemove, QueueResume, QueueRetry, QueueSendNow, QueueSetDelivery,
+  QueueSetMode, type ItemStatus, type ThreadState,
 } from "../../domain/index.js";
-import { commandMutation, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
+import { authorizeThread, commandMutation, executeOnThread, threadCommandInput, versionOf } from "../commands.js";
 import { router, userProcedure } from "../trpc.js";
 
-/** The item id is chosen here (decide stays pure); the message id is the client's key. */
-const AddInput = threadCommandInput(QueueAdd.omit({ queueItemId: true }));
+/**
+ * The item id is chosen here (decide stays pure); the message id is the client's key. The
+ * author is the caller's token, never input: a client only gives the name to show.
+ */
+const AddInput = threadCommandInput(QueueAdd.omit({ queueItemId: true, author: true }).extend({ authorName: Author.shape.name }));
 
 /**
  * The item id of a message, derived rather than random: a retried `queue.add` (same
@@ -33,8 +37,10 @@ function statusOf(state: ThreadState, messageId: string): { queueItemId: string;
 
 export const queueRouter = router({
   add: userProcedure.input(AddInput).mutation(async ({ ctx, input }) => {
-    const { threadId, commandId, ...command } = input;
-    const { state } = await executeOnThread(ctx, threadId, { type: "queue.add", queueItemId: itemIdOf(threadId, command.message.messageId), ...command }, commandId);
+    const { threadId, commandId, authorName, ...command } = input;
+    const author = { sub: ctx.principal.sub, ...(authorName !== undefined && { name: authorName }) };
+    const queueItemId = itemIdOf(threadId, command.message.messageId);
+    const { state } = await executeOnThread(ctx, threadId, { type: "queue.add", queueItemId, ...command, author }, commandId);
     return statusOf(state, command.message.messageId);
   }),
 
@@ -48,6 +54,13 @@ export const queueRouter = router({
   remove: commandMutation(userProcedure, QueueRemove),
   retry: commandMutation(userProcedure, QueueRetry),
   sendNow: commandMutation(userProcedure, QueueSendNow),
+  setDelivery: commandMutation(userProcedure, QueueSetDelivery),
+  setMode: commandMutation(userProcedure, QueueSetMode),
+  /** What became of a message: asked by a client that lost its connection, instead of sending it again. */
+  status: userProcedure.input(z.strictObject({ threadId: Id, messageId: Id })).query(async ({ ctx, input }) => {
+    await authorizeThread(ctx.services, ctx.principal, input.threadId);
+    return messageStatus(await ctx.services.engine.load(input.threadId), input.messageId);
+  }),
   pause: commandMutation(userProcedure, QueuePause),
   resume: commandMutation(userProcedure, QueueResume),
 });
