@@ -315,13 +315,19 @@ function mergeRateLimits(known: RateLimitSnapshot | null, update: RateLimitSnaps
   };
 }
 
-/** The message as Codex input: its text, and attachments as images (by URL) or mentioned files. */
+/**
+ * The message as Codex input: its text, images as image input (by URL, or a local file),
+ * and any other attachment named with its path or URL in a text part, as Codex's own
+ * composer puts a file in a prompt. (Codex's `mention` input is for apps and plugins: a
+ * file given as one never reaches the model.)
+ */
 function inputOf(dispatch: Dispatch): UserInput[] {
   const input: UserInput[] = [{ type: "text", text: dispatch.message.text, text_elements: [] }];
   for (const a of dispatch.message.attachments) {
     if (!a.url) continue;
-    if (a.mimeType?.startsWith("image/")) input.push(/^https?:|^data:/.test(a.url) ? { type: "image", url: a.url } : { type: "localImage", path: a.url });
-    else input.push({ type: "mention", name: a.name, path: a.url.replace(/^file:\/\//, "") });
+    const local = a.url.replace(/^file:\/\//, "");
+    if (a.mimeType?.startsWith("image/")) input.push(/^https?:|^data:/.test(a.url) ? { type: "image", url: a.url } : { type: "localImage", path: local });
+    else input.push({ type: "text", text: `Attached file "${a.name}": ${local}`, text_elements: [] });
   }
   return input;
 }
