@@ -47,8 +47,8 @@ interface AcpProcess {
  * `runtimeSessionId` when the agent can load sessions), one `session/prompt` per turn,
  * `session/cancel` for an interrupt; the prompt's stop reason is the turn's outcome. The
  * item's model, mode and effort set the session's settings of those categories first. ACP
- * has no way to add a message to a running prompt, so steers are rejected (the item goes
- * back to its place). Permission requests are answered by the approve policy at once.
+ * has no way to add a message to a running prompt, so steers are refused with that reason.
+ * Permission requests are answered by the approve policy at once.
  */
 export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
   // What a turn may carry: the options that are session settings in ACP (whether this agent
@@ -173,7 +173,12 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
 
   return {
     onTurn,
-    // No onSteer: ACP cannot add a message to a running prompt.
+    // ACP has no way to add a message to a running prompt (a second session/prompt is a turn
+    // of its own, and cancelling to resend would lose the running work): a steer is refused
+    // with that reason, the item fails where it is and the queue holds for the user.
+    async onSteer() {
+      throw new Error("an ACP agent cannot take a message into its running prompt (the protocol has no steer): queue it as the next turn instead");
+    },
     autoReady: true,
     close: () => agentProcess.stop(),
   };

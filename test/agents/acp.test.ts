@@ -43,4 +43,21 @@ describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queu
     expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining('this ACP agent cannot take the option "temperature" (it takes model, mode, effort)') });
     expect(h.model.requests.some((r) => /nobody offers|run hot/.test(r.userText))).toBe(false);
   });
+
+  it("send-now (a steer) during a prompt is refused with the reason — ACP has no steer — the item fails and the queue holds; the running turn goes on", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    h.model.script((r) => (r.userText === "a long prompt" ? { kind: "slow", text: "done", until: gate } : echoScript(r)));
+    const threadId = await h.thread();
+    await h.add(threadId, "a long prompt");
+    const started = await h.waitForEvent(threadId, "turn.started");
+    const steer = await h.add(threadId, "and this too", { sendNow: true });
+    const refused = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === steer);
+    expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining("the protocol has no steer") });
+    release();
+    const ended = await h.waitForEvent(threadId, "turn.ended");
+    expect(ended.payload).toMatchObject({ turnId: (started.payload as { turnId: string }).turnId, outcome: "completed" });
+    expect((await h.user.thread.get.query({ threadId })).queue).toMatchObject({ paused: true, pauseReason: "failure" });
+    expect(h.model.requests.some((r) => JSON.stringify(r.body).includes("and this too"))).toBe(false);
+  });
 });
