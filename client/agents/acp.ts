@@ -4,6 +4,7 @@ import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn, type TurnOutcome } from "../agent.js";
 import { allows, type ApprovePolicy, type PermissionKind } from "./approval.js";
+import { looksTransient } from "./transient.js";
 
 export interface AcpAdapterOptions {
   /** The agent's command line, split on spaces, e.g. "npx @zed-industries/claude-agent-acp". */
@@ -18,9 +19,6 @@ export interface AcpAdapterOptions {
   /** The agent's own log lines (stderr); dropped by default. */
   onStderr?: (line: string) => void;
 }
-
-/** Errors an agent reports for what passes with time (HTTP 429/5xx, overload, the network). */
-const TRANSIENT = /\b(429|500|502|503|504|529)\b|rate.?limit|usage.?limit|overload|unavailable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|timed? ?out/i;
 
 /** One session's turn in flight: the first sign the model works on it. */
 interface PromptWatch {
@@ -168,7 +166,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     if (error instanceof TurnStartError) return error;
     const message = messageOf(error);
     const crashed = !agentProcess.running; // the process went away under us
-    return new TurnStartError(`acp: ${message}`, { retryable: !agentProcess.stopped && (crashed || TRANSIENT.test(message)) });
+    return new TurnStartError(`acp: ${message}`, { retryable: !agentProcess.stopped && (crashed || looksTransient(message)) });
   }
 
   return {

@@ -21,6 +21,7 @@ import type { TurnStartResponse } from "./codex-protocol/v2/TurnStartResponse.js
 import type { TurnSteerParams } from "./codex-protocol/v2/TurnSteerParams.js";
 import type { UserInput } from "./codex-protocol/v2/UserInput.js";
 import { JsonlRpc, RpcClosedError } from "./jsonl-rpc.js";
+import { looksTransient } from "./transient.js";
 
 export interface CodexAdapterOptions {
   /** The directory Codex works in. */
@@ -285,7 +286,10 @@ function startFailure(turn: CodexTurn, last: ErrorNotification | null, rateLimit
   const error = turn.error ?? last?.error ?? null;
   const kind = errorKind(error?.codexErrorInfo);
   const status = httpStatusOf(error?.codexErrorInfo);
-  const retryable = status !== null ? transientStatus(status) : kind !== null && TRANSIENT.has(kind);
+  // Without a structured kind (none, or `other`: a dropped stream, an unreachable model), the text tells.
+  const retryable = status !== null ? transientStatus(status)
+    : kind !== null && kind !== "other" ? TRANSIENT.has(kind)
+    : looksTransient(error?.message ?? "");
   const limited = status === 429 || kind === "usageLimitExceeded" || kind === "rateLimitExceeded";
   const retryAt = limited && rateLimits ? resetOf(rateLimits) : undefined;
   return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable, retryAt });

@@ -59,6 +59,17 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
       expect(h.model.requests.filter((r) => r.userText === "rate limited once").length).toBe(2);
     });
 
+    it("the model unreachable (the scripted model hangs up) is a retryable start failure naming the connection, and the item is retried and runs", async () => {
+      let hungUp = 0;
+      h.model.script(withModels((r) => (r.userText === "model unreachable once" && hungUp++ === 0 ? { kind: "hangup" } : echoScript(r))));
+      const threadId = await h.thread();
+      await h.add(threadId, "model unreachable once");
+      await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      const failures = (await h.events(threadId)).filter((e) => e.type === "queue.item-send-failed");
+      expect(failures.map((e) => e.payload)).toMatchObject([{ final: false, reason: expect.stringMatching(/^codex: .*(stream disconnected|connection)/i) }]);
+      expect(turnsIn(await h.events(threadId))).toHaveLength(1);
+    });
+
     it("a usage limit from the model (429 with the provider's reset) is a retryable start failure that waits for Codex's reset time, then runs once", async () => {
       // The scripted model answers as OpenAI's does at a usage limit: the error body's
       // resets_at and the x-codex-* rate-limit headers, from which Codex tells its client.
