@@ -3,7 +3,7 @@ import type * as Y from "yjs";
 import { announce } from "./announce.js";
 import { ask } from "./dialog.js";
 import { h, reportTo } from "./dom.js";
-import { History, NowCard, type HistoryEntry } from "./history.js";
+import { attemptsOf, History, NowCard, type HistoryEntry } from "./history.js";
 import { bindTextarea } from "./text-binding.js";
 import type { ThreadSummary } from "./thread-list.js";
 import { touchDrag } from "./touch-drag.js";
@@ -44,7 +44,7 @@ export class Board {
   private readonly now = new NowCard();
   private readonly history: History;
   private runtimeSessionId: string | null = null;
-  private running: HistoryEntry | null = null;
+  private running: HistoryEntry[] = [];
   /** What was last announced about the thread, so only changes are read out. */
   private spoken: { session?: SessionStatus; paused?: string; statuses: Map<string, string> } = { statuses: new Map() };
   private lastVersion = -1;
@@ -171,8 +171,8 @@ export class Board {
     }
   }
 
-  private showRunning(entries: HistoryEntry[]): void {
-    this.running = entries.find((e) => e.outcome === "running") ?? null;
+  private showRunning(running: HistoryEntry[]): void {
+    this.running = running;
     this.now.show(this.running, this.runtimeSessionId);
   }
 
@@ -209,7 +209,10 @@ export class Board {
     const statuses = new Map(this.queue.entries.map((e) => [e.id, e.status] as const));
     for (const e of this.queue.entries) {
       const was = this.spoken.statuses.get(e.id);
-      if (was !== undefined && was !== e.status) said.push(e.status === "failed" ? `item failed: ${e.failureReason ?? "no reason given"}` : `item ${STATUS_LABEL[e.status]}`);
+      if (was === undefined || was === e.status) continue;
+      if (e.status === "failed") said.push(`item failed: ${e.failureReason ?? "no reason given"}`);
+      else if (was === "sending" && e.status === "pending" && e.failureReason) said.push(`attempt ${e.attempts} failed: ${e.failureReason}`);
+      else said.push(`item ${STATUS_LABEL[e.status]}`);
     }
     for (const [id, was] of this.spoken.statuses) if (!statuses.has(id) && was === "sending") said.push("item sent");
     this.spoken = { session, paused: pause, statuses };
@@ -425,10 +428,12 @@ class Row {
     this.element.dataset.status = entry.status;
     this.chip.textContent = STATUS_LABEL[entry.status];
     this.chip.dataset.status = entry.status;
-    this.reason.hidden = entry.status !== "failed" || !entry.failureReason;
+    // A failed attempt shows while the item waits to try again, not only once it failed for good.
+    this.reason.hidden = !entry.failureReason;
     this.reason.textContent = entry.failureReason ?? "";
-    this.attempts.hidden = entry.status !== "failed" || entry.attempts < 1;
-    this.attempts.textContent = `after ${entry.attempts} attempt${entry.attempts === 1 ? "" : "s"}`;
+    const attempts = attemptsLine(entry);
+    this.attempts.hidden = attempts === null;
+    this.attempts.textContent = attempts ?? "";
     // A frozen item is on its way to the agent: nothing about it can change any more.
     const frozen = isFrozen(entry);
     this.text.readOnly = frozen;
@@ -439,6 +444,21 @@ class Row {
 
   showEditors(peers: Peer[]): void {
     this.editors.replaceChildren(...peers.map((p) => h("span", { class: "editor", style: `--peer: ${p.color}` }, `${p.name} is typing…`)));
+  }
+}
+
+/** How many times the item was tried, as its status makes it matter; null before any attempt. */
+function attemptsLine(entry: QueueEntry): string | null {
+  const n = entry.attempts;
+  if (n < 1) return null;
+  const count = attemptsOf(n);
+  switch (entry.status) {
+    case "failed":
+      return `after ${count}`;
+    case "pending":
+      return `${count} so far`;
+    case "sending":
+      return n > 1 ? `attempt ${n}` : null;
   }
 }
 

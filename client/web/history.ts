@@ -18,6 +18,9 @@ const LONG_TEXT = 280;
 export const timeOf = (iso: string) => new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const dateTimeOf = (iso: string) => new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 
+/** "2 attempts": how many start attempts a message took; null when it was not recorded. */
+export const attemptsOf = (n: number | null): string | null => (n === null ? null : `${n} attempt${n === 1 ? "" : "s"}`);
+
 /** "3 min" since `iso`, for a turn still running. */
 export function since(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -28,14 +31,16 @@ export function since(iso: string, now = Date.now()): string {
 
 /**
  * What the thread already sent, newest first, a page at a time: each message with how its
- * turn ended and when. `refresh` reads again as many entries as are shown, so a turn that
- * ends updates its entry in place.
+ * turn ended, when, and how many attempts it took. The running turn's messages are handed
+ * to `onRunning` (the board shows them above the queue) and not listed here, so a turn
+ * shows once. `refresh` reads again as many entries as are read, so a turn that ends moves
+ * from the running card into the list.
  */
 export class History {
   readonly element: HTMLElement;
   private readonly list = h("ol", { class: "history", "aria-label": "Sent messages" });
   private readonly more = h("button", { type: "button", class: "secondary", "data-action": "older", hidden: true }, "Show older");
-  private readonly empty = h("p", { class: "empty" }, "Nothing sent yet.");
+  private readonly empty = h("p", { class: "empty" });
   private entries: HistoryEntry[] = [];
   private cursor: string | null = null;
   private inFlight: Promise<void> | null = null;
@@ -45,7 +50,7 @@ export class History {
   constructor(
     private readonly client: TurnqueueClient,
     private readonly threadId: string,
-    private readonly onEntries: (entries: HistoryEntry[]) => void,
+    private readonly onRunning: (running: HistoryEntry[]) => void,
     private readonly report: (error: unknown) => void,
   ) {
     this.more.addEventListener("click", () => void this.older().catch(report));
@@ -92,9 +97,15 @@ export class History {
   }
 
   private render(): void {
-    this.onEntries(this.entries);
-    this.list.replaceChildren(...this.entries.map(entryView));
-    this.empty.hidden = this.entries.length > 0;
+    // The newest running turn is the one going on (its steered messages are newer than the
+    // one that started it); an older turn the agent never reported ending stays listed.
+    const current = this.entries.find((e) => e.outcome === "running")?.turnId;
+    const running = this.entries.filter((e) => e.outcome === "running" && e.turnId === current);
+    const listed = this.entries.filter((e) => !running.includes(e));
+    this.onRunning(running);
+    this.list.replaceChildren(...listed.map(entryView));
+    this.empty.textContent = running.length > 0 ? "Nothing sent before the running turn." : "Nothing sent yet.";
+    this.empty.hidden = listed.length > 0;
     this.more.hidden = this.cursor === null;
   }
 }
@@ -111,10 +122,12 @@ function entryView(e: HistoryEntry): HTMLLIElement {
       } }, "Show all")
     : null;
   const ended = e.endedAt ? `, ended ${timeOf(e.endedAt)}` : "";
+  const attempts = attemptsOf(e.attempts);
   return h("li", { class: "sent", "data-outcome": e.outcome, "data-message": e.messageId },
     h("div", { class: "sent-head" },
       h("span", { class: "chip outcome", "data-outcome": e.outcome }, OUTCOME_LABEL[e.outcome]),
       h("time", { datetime: e.sentAt, title: `sent ${dateTimeOf(e.sentAt)}${ended}` }, dateTimeOf(e.sentAt)),
+      attempts && h("span", { class: "attempts" }, attempts),
     ),
     text,
     toggle,
@@ -123,16 +136,17 @@ function entryView(e: HistoryEntry): HTMLLIElement {
 }
 
 /**
- * The turn the agent works on now, at the top of the queue: what was sent, since when, and
- * the agent's own session id.
+ * The turn the agent works on now, at the top of the queue: what was sent (the message that
+ * started it, then any steered in), since when, and the agent's own session id.
  */
 export class NowCard {
   readonly element = h("section", { class: "now", "aria-label": "Running now", "data-testid": "now", hidden: true });
-  private running: HistoryEntry | null = null;
+  /** The running turn's messages, newest first as the history reads them. */
+  private running: HistoryEntry[] = [];
   private sessionId: string | null = null;
   private readonly tick = setInterval(() => this.render(), 15_000);
 
-  show(running: HistoryEntry | null, sessionId: string | null): void {
+  show(running: HistoryEntry[], sessionId: string | null): void {
     this.running = running;
     this.sessionId = sessionId;
     this.render();
@@ -143,16 +157,23 @@ export class NowCard {
   }
 
   private render(): void {
-    const r = this.running;
-    this.element.hidden = !r;
-    if (!r) return this.element.replaceChildren();
-    const start = r.startedAt ?? r.sentAt;
+    const [first, ...steered] = [...this.running].reverse();
+    this.element.hidden = !first;
+    if (!first) return this.element.replaceChildren();
+    const start = first.startedAt ?? first.sentAt;
+    const message = (e: HistoryEntry, label: string | null) => {
+      const attempts = e.attempts !== null && e.attempts > 1 ? attemptsOf(e.attempts) : null;
+      return h("li", { "data-message": e.messageId },
+        label || attempts ? h("p", { class: "now-note" }, [label, attempts].filter(Boolean).join(" · ")) : null,
+        h("p", { class: "sent-text clamped" }, e.text),
+      );
+    };
     this.element.replaceChildren(
       h("div", { class: "now-head" },
         h("span", { class: "chip outcome", "data-outcome": "running" }, "running now"),
         h("span", { class: "now-since" }, "since ", h("time", { datetime: start }, timeOf(start)), ` (${since(start)})`),
       ),
-      h("p", { class: "sent-text clamped" }, r.text),
+      h("ol", { class: "now-messages" }, message(first, null), ...steered.map((e) => message(e, `steered in at ${timeOf(e.sentAt)}`))),
       this.sessionId ? h("p", { class: "now-session" }, "agent session ", h("code", {}, this.sessionId)) : "",
     );
   }

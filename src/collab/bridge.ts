@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import * as Y from "yjs";
-import { DomainError, isFrozen, isValidPositionKey, QueueEdit, QueueMove, type Command, type ThreadState } from "../domain/index.js";
+import {
+  DomainError, isFrozen, isValidPositionKey, QueueEdit, QueueMove, textHash, type Command, type DomainErrorReason, type ThreadState,
+} from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
 import { itemsOf, keepPlainText, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
@@ -18,6 +20,8 @@ export interface BridgeHost {
   execute(command: Command, actor: string): Promise<unknown>;
   /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
   persisted(): Promise<void>;
+  /** Merges the stored document (every instance's updates, whatever the bus delivered) into this replica. */
+  mergeStored(): Promise<void>;
   /** Reload the log's state and bring the whole document to it (keeping `pending`'s items). */
   resync(): Promise<void>;
 }
@@ -36,6 +40,14 @@ interface Review {
 
 const RETRY_MS = 1_000;
 
+/** An item's coalescing window: its timer (null once its commit is queued) and last typist. */
+interface Edit {
+  timer: NodeJS.Timeout | null;
+  actor: string;
+  /** Set when this replica follows another's commit: the log's text it follows (see `follow`). */
+  follows?: string;
+}
+
 /**
  * Client writes → commands. Text typed into an item becomes `queue.edit` (coalesced per
  * item); a new position becomes `queue.move`. Every other client write is undone at once by
@@ -43,8 +55,19 @@ const RETRY_MS = 1_000;
  * to the log — so every replica converges to what the log says.
  */
 export class Bridge {
-  /** Items with typed text not yet committed: their coalescing timer and last typist. */
-  private readonly edits = new Map<string, { timer: NodeJS.Timeout | null; actor: string }>();
+  /** Items with typed text whose commit has not started. */
+  private readonly edits = new Map<string, Edit>();
+  /** Items whose typed text is being committed: the document's text, not yet the log's. */
+  private readonly committing = new Map<string, number>();
+  /**
+   * Acknowledging typing: each keystroke a client made into an item gets a number
+   * (`typedUpTo`); a commit that read the text after it, or a refusal that undid it,
+   * settles it (`settledUpTo`). `committed()` waits for the numbers it was called after.
+   */
+  private keystrokes = 0;
+  private readonly typedUpTo = new Map<string, number>();
+  private readonly settledUpTo = new Map<string, number>();
+  private settledWaiters: (() => void)[] = [];
   /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
   private readonly moves = new Map<string, number>();
   /** Commands run one after another, in the order the writes arrived. */
@@ -67,7 +90,24 @@ export class Bridge {
 
   /** Items whose typed text or position the pending commands are about to commit. */
   get pending(): { text: ReadonlySet<string>; position: ReadonlySet<string> } {
-    return { text: new Set(this.edits.keys()), position: new Set(this.moves.keys()) };
+    return { text: new Set([...this.edits.keys(), ...this.committing.keys()]), position: new Set(this.moves.keys()) };
+  }
+
+  /**
+   * Resolves once every keystroke clients made before the call is in the log (committed),
+   * or was refused and undone in the document: what the server acknowledges to a device
+   * (the answer to its sync request) is then never typing the log may still lose. An
+   * unavailable store keeps it waiting: the edit retries, and an unanswered device knows
+   * nothing was acknowledged.
+   */
+  async committed(): Promise<void> {
+    const due = [...this.typedUpTo].filter(([id, n]) => (this.settledUpTo.get(id) ?? 0) < n);
+    while (!this.closed && due.some(([id, n]) => (this.settledUpTo.get(id) ?? 0) < n)) {
+      const settled = new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+      await this.flush();
+      if (due.every(([id, n]) => (this.settledUpTo.get(id) ?? 0) >= n)) break;
+      await settled;
+    }
   }
 
   /**
@@ -123,6 +163,7 @@ export class Bridge {
         if (text instanceof Y.Text) keepPlainText(text, transaction);
         if (isFrozen(truth)) writeText(doc, id, truth.text);
         else {
+          this.typedUpTo.set(id, ++this.keystrokes);
           this.scheduleEdit(id, actor);
           typed.push(id);
         }
@@ -140,11 +181,14 @@ export class Bridge {
    * own text. The text is never written back into the document: the document is its source.
    */
   follow(id: string, actor: string): void {
-    if (this.edits.has(id)) return;
+    if (this.edits.has(id) || this.committing.has(id)) return;
     const truth = this.host.state().items.get(id);
     const text = itemsOf(this.host.doc).get(id)?.get("text");
     if (!truth || isFrozen(truth) || !(text instanceof Y.Text) || text.toString() === truth.text) return;
-    this.scheduleEdit(id, actor);
+    // This replica may lack keystrokes the other one had (the bus lost them), and the log
+    // may move on before this commit lands: the commit merges the stored document first,
+    // and replaces only the text followed (else refused, and the next commit is followed).
+    this.scheduleEdit(id, actor, truth.text);
   }
 
   /** Commits every coalesced edit now and waits for all queued commands (before a claim). */
@@ -158,6 +202,7 @@ export class Bridge {
   async close(): Promise<void> {
     await this.flush();
     this.closed = true;
+    for (const resolve of this.settledWaiters.splice(0)) resolve();
   }
 
   private reviewOf(client: Client): Review {
@@ -166,20 +211,32 @@ export class Bridge {
     return this.review;
   }
 
-  private scheduleEdit(id: string, actor: string): void {
+  /** `follows`: a follow's window (a client's keystroke into it makes it the client's). */
+  private scheduleEdit(id: string, actor: string, follows?: string): void {
     const edit = this.edits.get(id);
     if (edit) {
       edit.actor = actor;
+      if (follows === undefined) delete edit.follows;
       if (edit.timer) return;
     }
     const timer = setTimeout(() => this.commitEdit(id), this.host.editCoalesceMs);
-    this.edits.set(id, { timer, actor });
+    this.edits.set(id, { timer, actor, ...(follows !== undefined && { follows }) });
   }
 
+  /** The item's typing is gone (undone by a server write): nothing of it is left to commit. */
   private dropEdit(id: string): void {
     const edit = this.edits.get(id);
     if (edit?.timer) clearTimeout(edit.timer);
     this.edits.delete(id);
+    this.settleTyping(id, this.typedUpTo.get(id) ?? 0);
+  }
+
+  private settleTyping(id: string, upTo: number): void {
+    if (upTo <= (this.settledUpTo.get(id) ?? 0)) return;
+    this.settledUpTo.set(id, upTo);
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** Queues the edit; the text is read when it runs, so it carries everything typed until then. */
@@ -189,18 +246,36 @@ export class Bridge {
     if (edit.timer) clearTimeout(edit.timer);
     edit.timer = null;
     this.enqueue(async () => {
-      // Typing that arrives from here on starts a new coalescing window.
+      // Typing that arrives from here on starts a new coalescing window; until the log has
+      // this one's text, no server write puts the log's older text over it (`pending`).
       if (this.edits.get(id) === edit) this.edits.delete(id);
-      const text = itemsOf(this.host.doc).get(id)?.get("text");
-      if (!(text instanceof Y.Text)) return;
-      // Read after the backlog is stored, so the edit carries everything merged meanwhile
-      // (other instances' keystrokes too); the second wait covers only what that read added.
-      await this.host.persisted();
-      const typed = text.toString();
-      await this.host.persisted();
-      const command = QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document" });
-      if (!command.success) return this.host.resync();
-      await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor));
+      this.committing.set(id, (this.committing.get(id) ?? 0) + 1);
+      let covers = 0;
+      try {
+        if (edit.follows !== undefined) await this.host.mergeStored();
+        const text = itemsOf(this.host.doc).get(id)?.get("text");
+        // The item left the document (sent or removed): its typing goes with it.
+        if (!(text instanceof Y.Text)) return void (covers = this.typedUpTo.get(id) ?? 0);
+        // Read after the backlog is stored, so the edit carries everything merged meanwhile
+        // (other instances' keystrokes too); the second wait covers only what that read added.
+        await this.host.persisted();
+        const typed = text.toString();
+        covers = this.typedUpTo.get(id) ?? 0;
+        await this.host.persisted();
+        const command = QueueEdit.safeParse({
+          type: "queue.edit", queueItemId: id, text: typed, via: "document",
+          ...(edit.follows !== undefined && { replaces: textHash(edit.follows) }),
+        });
+        if (!command.success) return await this.host.resync();
+        // A followed text the log moved past is left alone: that newer commit is followed in its turn.
+        const outcome = await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor, edit.follows), edit.follows !== undefined ? "TEXT_CHANGED" : undefined);
+        if (outcome === "retrying") covers = 0;
+      } finally {
+        const left = this.committing.get(id)! - 1;
+        if (left) this.committing.set(id, left);
+        else this.committing.delete(id);
+        this.settleTyping(id, covers);
+      }
     });
   }
 
@@ -215,18 +290,25 @@ export class Bridge {
     });
   }
 
-  /** A refusal puts the document back to the log; an unavailable store retries later. */
-  private async run(command: Command, actor: string, retry: () => unknown): Promise<void> {
+  /**
+   * A refusal puts the document back to the log (but a `tolerated` one, which leaves it
+   * be); an unavailable store retries later.
+   */
+  private async run(command: Command, actor: string, retry: () => unknown, tolerated?: DomainErrorReason): Promise<"done" | "retrying"> {
     try {
       await this.host.execute(command, actor);
     } catch (error) {
-      if (error instanceof DomainError) return this.host.resync();
+      if (error instanceof DomainError) {
+        if (error.reason !== tolerated) await this.host.resync();
+        return "done";
+      }
       if (error instanceof StoreUnavailableError && !this.closed) {
         setTimeout(retry, RETRY_MS).unref();
-        return;
+        return "retrying";
       }
       throw error;
     }
+    return "done";
   }
 
   private enqueue(task: () => Promise<void>): void {

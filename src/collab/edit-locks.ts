@@ -30,11 +30,12 @@ interface Typing {
  * `editLockMs` after its last keystroke; typing without such a presence, only until the
  * text is committed. Then the text is committed and this instance's lock ended.
  *
- * The relay of keystrokes waits for their lock (`typed` resolves): a keystroke another
- * device has seen is covered by a lock in the log that lasts until it is committed, so a
- * claim decided anywhere after that sees either the lock or the committed text. A lock
- * refused (the item was claimed or removed meanwhile) lets the relay go only after the
- * keystrokes were refused and undone.
+ * The relay of keystrokes to other instances waits for their lock (`typed` resolves): a
+ * keystroke a device there has seen is covered by a lock in the log that lasts until it is
+ * committed, so a claim decided anywhere after that sees either the lock or the committed
+ * text. A lock refused (the item was claimed or removed meanwhile) lets that relay go only
+ * after the keystrokes were refused and undone. This instance's own devices do not wait:
+ * a claim here commits their text first (the pre-claim barrier).
  */
 export class EditLocks {
   /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */

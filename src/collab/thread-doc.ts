@@ -79,9 +79,15 @@ export class ThreadDoc {
   state!: ThreadState;
   private readonly bridge: Bridge;
   private readonly locks: EditLocks;
-  /** While above zero, this replica's own updates wait in `outbox` instead of going out (see `hold`). */
-  private relayHold = 0;
-  private readonly outbox: { update: Uint8Array; origin: unknown }[] = [];
+  /**
+   * A client's update under review: this replica's own updates wait in `localOutbox` instead
+   * of reaching its clients (see `applyClientUpdate`). The review is synchronous.
+   */
+  private reviewing = false;
+  private readonly localOutbox: { update: Uint8Array; origin: unknown }[] = [];
+  /** While above zero, this replica's own updates wait in `busOutbox` instead of reaching the other instances (their edit locks). */
+  private busHold = 0;
+  private readonly busOutbox: Uint8Array[] = [];
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
@@ -105,6 +111,7 @@ export class ThreadDoc {
       logger: deps.logger,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       persisted: () => deps.writer.flushed(),
+      mergeStored: () => this.mergeStored(),
       resync: () => this.resync(),
     });
     this.locks = new EditLocks({
@@ -174,7 +181,7 @@ export class ThreadDoc {
       const message = parseClientMessage(data);
       switch (message.type) {
         case "sync-step1":
-          client.send(syncStep2Message(this.doc, message.stateVector));
+          void this.answerSync(client, message.stateVector);
           break;
         case "update": {
           const missing = missingDependencies(message.decoded, (c) => Y.getState(this.doc.store, c));
@@ -201,6 +208,23 @@ export class ThreadDoc {
       client.close(error.code, error.message);
       this.detach(client);
     }
+  }
+
+  /**
+   * The answer to a sync request is the server's acknowledgement of everything the device
+   * sent before it (the SDK's `flush`): it goes once the text typed so far is in the log, so
+   * acknowledged typing is what a claim on any instance dispatches, and no server write of
+   * an older text can undo it. A device that only connects has typed nothing: answered at once.
+   */
+  private async answerSync(client: Client, stateVector: Uint8Array): Promise<void> {
+    try {
+      await this.bridge.committed();
+    } catch (err) {
+      this.deps.logger.warn({ err, threadId: this.threadId }, "typed text not committed; the sync request stays unanswered");
+      return;
+    }
+    if (this.closed || !this.clients.has(client)) return;
+    client.send(syncStep2Message(this.doc, stateVector));
   }
 
   /**
@@ -241,8 +265,10 @@ export class ThreadDoc {
       ? new Y.UndoManager([metaOf(this.doc), itemsOf(this.doc)], { trackedOrigins: new Set([client]), captureTimeout: 0 })
       : null;
     // Nothing of the update goes out before it is reviewed: an undone write then goes out
-    // merged with its undoing (no one sees it), a keystroke only once its item is locked.
-    this.relayHold++;
+    // merged with its undoing (no one sees it). This instance's clients get it as soon as the
+    // review is done; other instances only once the items typed into are locked in the log.
+    this.reviewing = true;
+    this.busHold++;
     try {
       Y.applyUpdate(this.doc, update, client);
       if (undo) this.doc.transact(() => { while (undo.undoStack.length > 0) undo.undo(); }, SERVER);
@@ -251,10 +277,16 @@ export class ThreadDoc {
     } finally {
       undo?.destroy();
       // Even a partly applied update is reviewed, so nothing illegal stays.
-      const typed = this.bridge.settle();
-      const locked = typed && this.locks.typed(typed.client, typed.typed);
-      if (locked) void locked.finally(() => this.releaseRelay());
-      else this.releaseRelay();
+      let locked: Promise<void> | null = null;
+      try {
+        const typed = this.bridge.settle();
+        locked = typed && this.locks.typed(typed.client, typed.typed);
+      } finally {
+        this.reviewing = false;
+        this.releaseLocal();
+        if (locked) void locked.finally(() => this.releaseBus());
+        else this.releaseBus();
+      }
     }
   }
 
@@ -436,24 +468,38 @@ export class ThreadDoc {
     if (origin === STORED) return;
     if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
     // Another instance's updates cannot depend on ours still held: they pass.
-    if (this.relayHold > 0 && origin !== REMOTE) return void this.outbox.push({ update, origin });
-    this.relay(update, origin);
+    if (this.reviewing && origin !== REMOTE) this.localOutbox.push({ update, origin });
+    else this.sendToClients(update, origin);
+    if (origin === REMOTE) return;
+    if (this.busHold > 0) this.busOutbox.push(update);
+    else this.publishUpdate(update);
   }
 
-  /** To this instance's clients (but the one it came from), and to the other instances unless it came from them. */
-  private relay(update: Uint8Array, origin: unknown): void {
+  /** To this instance's clients, but the one it came from. */
+  private sendToClients(update: Uint8Array, origin: unknown): void {
+    if (this.clients.size === 0 || (this.clients.size === 1 && this.clients.has(origin as Client))) return;
     const message = updateMessage(update);
     for (const client of this.clients) if (client !== origin) client.send(message);
-    if (origin === REMOTE) return;
+  }
+
+  /** To the other instances. */
+  private publishUpdate(update: Uint8Array): void {
     this.publishDoc((e) => syncProtocol.writeUpdate(e, update));
   }
 
-  /** The held updates go out, in order, as one update once no hold is left. */
-  private releaseRelay(): void {
-    if (--this.relayHold > 0 || this.outbox.length === 0 || this.closed) return;
-    const held = this.outbox.splice(0);
-    if (held.length === 1) return this.relay(held[0].update, held[0].origin);
-    this.relay(Y.mergeUpdates(held.map((h) => h.update)), null);
+  /** The reviewed update goes out to this instance's clients: as it came, or merged with what the review wrote. */
+  private releaseLocal(): void {
+    if (this.localOutbox.length === 0 || this.closed) return void this.localOutbox.splice(0);
+    const held = this.localOutbox.splice(0);
+    if (held.length === 1) return this.sendToClients(held[0].update, held[0].origin);
+    this.sendToClients(Y.mergeUpdates(held.map((h) => h.update)), null);
+  }
+
+  /** The held updates go out to the other instances, in order, as one update once no hold is left. */
+  private releaseBus(): void {
+    if (--this.busHold > 0 || this.busOutbox.length === 0 || this.closed) return;
+    const held = this.busOutbox.splice(0);
+    this.publishUpdate(held.length === 1 ? held[0] : Y.mergeUpdates(held));
   }
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {

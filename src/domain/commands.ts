@@ -25,7 +25,12 @@ export const QueueAdd = command("queue.add", {
   options: TurnOptions.default({}),
   sendNow: z.boolean().default(false),
 });
-export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text, via: EditVia.optional() });
+/**
+ * `replaces` (collab only, like `via`): the `textHash` of the text this edit was made over.
+ * A replica following the log commits the merge of its document, which must not land over
+ * a text the log took meanwhile (its document may not hold it yet): refused `TEXT_CHANGED`.
+ */
+export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text, via: EditVia.optional(), replaces: z.string().max(32).optional() });
 /** `afterId: null` moves to the head; `position` (from the Yjs document) places exactly. */
 export const QueueMove = command("queue.move", {
   queueItemId: Id,

@@ -42,11 +42,14 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
     case "queue.add":
       return add(state, command, ctx);
     case "queue.edit":
-      return withEditable(state, command.queueItemId, (item) =>
-        item.text === command.text
+      return withEditable(state, command.queueItemId, (item) => {
+        if (command.replaces !== undefined && textHash(item.text) !== command.replaces) {
+          return refuse("TEXT_CHANGED", `item ${item.queueItemId}'s text changed since this edit was made`);
+        }
+        return item.text === command.text
           ? []
-          : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text, ...(command.via && { via: command.via }) } }],
-      );
+          : [{ type: "queue.item-edited", payload: { queueItemId: item.queueItemId, text: command.text, ...(command.via && { via: command.via }) } }];
+      });
     case "queue.move":
       return withEditable(state, command.queueItemId, (item) => move(state, item, command.to));
     case "queue.editLock":
@@ -247,7 +250,14 @@ function turnStarted(state: ThreadState, item: QueueItemState, turnId: string): 
     { type: "queue.item-resolved", payload: { queueItemId: item.queueItemId, turnId } },
     {
       type: "message.sent",
-      payload: { messageId: item.messageId, queueItemId: item.queueItemId, turnId, text: item.text, attachments: item.attachments },
+      payload: {
+        messageId: item.messageId,
+        queueItemId: item.queueItemId,
+        turnId,
+        text: item.text,
+        attachments: item.attachments,
+        attempts: item.attempts,
+      },
     },
   ];
   return item.dispatchKind === "steer"

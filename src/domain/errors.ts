@@ -10,6 +10,7 @@ export type DomainErrorReason =
   | "ITEM_EXISTS"
   | "ITEM_SENDING"
   | "ITEM_EDIT_LOCKED"
+  | "TEXT_CHANGED"
   | "ITEM_NOT_SENDING"
   | "ITEM_NOT_FAILED"
   | "MESSAGE_ID_REUSED"

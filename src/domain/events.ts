@@ -70,6 +70,8 @@ export const DomainEvent = z.discriminatedUnion("type", [
     turnId: Id,
     text: Text,
     attachments: Attachments,
+    /** Start attempts the message took (the last one started its turn); null in logs from before it was recorded. */
+    attempts: z.number().int().positive().nullable().default(null),
   }),
 ]);
 export type DomainEvent = z.infer<typeof DomainEvent>;

@@ -34,6 +34,21 @@ export const storedEvent = (r: EventRow): StoredEvent =>
     createdAt: r.createdAt.toISOString(),
   }) as StoredEvent;
 
+/**
+ * A page of a thread's sent messages, newest first, after the cursor's (sentAt, messageId)
+ * when there is one: read backwards along the Message (threadId, sentAt, messageId) index,
+ * so a page costs its own rows however long the thread's history is.
+ * $1 thread, $2 $3 the cursor (or nulls), $4 how many rows.
+ */
+export const HISTORY_PAGE_SQL = `select m."messageId", m."queueItemId", m.text, m."sentAt", m."turnId", m.attempts,
+         coalesce(t.status, 'running') as outcome, t.error, t."startedAt", t."endedAt"
+  from "Message" m
+  left join "Turn" t on t."threadId" = m."threadId" and t."turnId" = m."turnId"
+  where m."threadId" = $1
+    and ($2::timestamptz is null or (m."sentAt", m."messageId") < ($2::timestamptz, $3::text))
+  order by m."sentAt" desc, m."messageId" desc
+  limit $4`;
+
 /** Thread owners kept in memory (a few MB at most). */
 const OWNERS_REMEMBERED = 100_000;
 
@@ -121,17 +136,7 @@ export class PrismaEventStore implements EventStore {
   readHistory(threadId: string, cursor: string | null, limit: number) {
     return guarded(async () => {
       const after = cursor ? decodeCursor(cursor) : null;
-      const rows = await this.db.sql.query<HistoryRow>(
-        `select m."messageId", m."queueItemId", m.text, m."sentAt", m."turnId",
-                coalesce(t.status, 'running') as outcome, t.error, t."startedAt", t."endedAt"
-         from "Message" m
-         left join "Turn" t on t."threadId" = m."threadId" and t."turnId" = m."turnId"
-         where m."threadId" = $1
-           and ($2::timestamptz is null or (m."sentAt", m."messageId") < ($2::timestamptz, $3::text))
-         order by m."sentAt" desc, m."messageId" desc
-         limit $4`,
-        [threadId, after?.createdAt ?? null, after?.id ?? null, limit + 1],
-      );
+      const rows = await this.db.sql.query<HistoryRow>(HISTORY_PAGE_SQL, [threadId, after?.createdAt ?? null, after?.id ?? null, limit + 1]);
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       const items: HistoryEntry[] = page.map((r) => ({
@@ -140,6 +145,7 @@ export class PrismaEventStore implements EventStore {
         text: r.text,
         sentAt: r.sentAt.toISOString(),
         turnId: r.turnId,
+        attempts: r.attempts,
         outcome: r.outcome,
         error: r.error,
         startedAt: r.startedAt?.toISOString() ?? null,
@@ -254,6 +260,7 @@ interface HistoryRow {
   text: string;
   sentAt: Date;
   turnId: string;
+  attempts: number | null;
   outcome: HistoryEntry["outcome"];
   error: string | null;
   startedAt: Date | null;

@@ -48,6 +48,7 @@ export interface MessageRow {
   text: string;
   attachments: unknown;
   sentAt: string;
+  attempts: number | null;
 }
 
 /** An event with the stamp the projections read: when it was recorded. */
@@ -129,6 +130,7 @@ export function projectionChanges(before: ThreadState, after: ThreadState, event
           text: e.payload.text,
           attachments: e.payload.attachments,
           sentAt: e.createdAt,
+          attempts: e.payload.attempts,
         });
         break;
       default:

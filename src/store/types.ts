@@ -62,6 +62,8 @@ export interface HistoryEntry {
   text: string;
   sentAt: string;
   turnId: string;
+  /** Start attempts it took (the last one started the turn); null when sent before they were recorded. */
+  attempts: number | null;
   /** `running` while the turn goes on; then how it ended. */
   outcome: "running" | "completed" | "interrupted" | "failed";
   error: string | null;

@@ -63,10 +63,10 @@ describe.each(databases)("thread.rename, thread.history and thread.changes (%s)"
     await sendTurn(threadId, "third", null);
 
     const all = await user.thread.history.query({ threadId });
-    expect(all.items.map((e) => [e.text, e.outcome, e.error])).toEqual([
-      ["third", "running", null],
-      ["second", "failed", "the model crashed"],
-      ["first", "completed", null],
+    expect(all.items.map((e) => [e.text, e.outcome, e.error, e.attempts])).toEqual([
+      ["third", "running", null, 1],
+      ["second", "failed", "the model crashed", 1],
+      ["first", "completed", null, 1],
     ]);
     expect(all.items[0]!.endedAt).toBeNull();
     expect(all.items[2]!.endedAt).not.toBeNull();

@@ -120,19 +120,32 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     return names;
   }
 
-  /** An agent on the workspace: `Break…` messages fail to start; `Hold…` runs until released. */
+  /**
+   * An agent on the workspace: `Break…` messages fail to start; `Hold…` runs until released;
+   * `Flaky…` fails its first start attempt (retryable) and waits for the release before the
+   * second. Steers are taken.
+   */
   async function agentFor(workspace: string) {
     let release!: () => void;
     let hold = new Promise<void>((resolve) => (release = resolve));
     held.push(() => release());
+    const tried = new Set<string>();
     agents.push(
       runAgent({
         url: server.url,
         token: await server.token("agent", workspace, "runner"),
         autoReady: true,
+        async onSteer() {},
         async onTurn(turn) {
           const text = turn.dispatch.message.text;
           if (text.startsWith("Break")) throw new TurnStartError("model quota exhausted", { retryable: false });
+          if (text.startsWith("Flaky")) {
+            if (!tried.has(text)) {
+              tried.add(text);
+              throw new TurnStartError("agent busy", { retryable: true });
+            }
+            await hold;
+          }
           await turn.start();
           await turn.session("codex-thread-0193a7");
           if (text.startsWith("Crash")) return { outcome: "failed", error: "the model stopped answering" };
@@ -251,6 +264,7 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await expect.poll(() => page.locator("li.sent").count(), LONG).toBe(20);
     expect(await page.locator("li.sent").first().locator(".chip").textContent()).toBe("turn failed");
     expect(await page.locator("li.sent").first().locator(".reason").textContent()).toBe("the model stopped answering");
+    expect(await page.locator("li.sent").first().locator(".attempts").textContent()).toBe("1 attempt");
     expect(await page.locator("li.sent").nth(1).locator(".chip").textContent()).toBe("completed");
     expect(await page.locator("li.sent time").first().getAttribute("datetime")).toMatch(/^\d{4}-\d\d-\d\dT/);
     await page.getByRole("button", { name: "Show older" }).click();
@@ -268,6 +282,16 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await expect.poll(() => page.getByTestId("now").locator(".now-session code").textContent(), LONG).toBe("codex-thread-0193a7");
     expect(await page.getByTestId("now").locator(".now-since").textContent()).toMatch(/^since .+ \(\d+ s\)$/);
     await expect.poll(() => said(page), LONG).toContain("agent working");
+    // The running turn shows once: on top, not also in the history below it.
+    expect(await page.locator("li.sent", { hasText: "Hold on and profile the tokenizer" }).count()).toBe(0);
+    expect(await page.getByText("Hold on and profile the tokenizer", { exact: true }).count()).toBe(1);
+    // A message steered into it joins it there, after the one that started it.
+    await page.getByLabel("New message").fill("Also time the lexer");
+    await page.getByRole("button", { name: "Send now" }).first().click();
+    await expect.poll(() => page.getByTestId("now").locator(".sent-text").allTextContents(), LONG)
+      .toEqual(["Hold on and profile the tokenizer", "Also time the lexer"]);
+    expect(await page.getByTestId("now").locator(".now-note").textContent()).toMatch(/^steered in at /);
+    expect(await page.locator("li.sent", { hasText: "Also time the lexer" }).count()).toBe(0);
     await screen(page, "running-and-history");
     await page.setViewportSize(PHONE);
     await screen(page, "running-and-history");
@@ -276,7 +300,37 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     agent.release();
     await expect.poll(() => page.getByTestId("now").isHidden(), LONG).toBe(true);
     await expect.poll(() => page.locator("li.sent").first().locator(".chip").textContent(), LONG).toBe("completed");
-    expect(await page.locator("li.sent .sent-text").first().textContent()).toBe("Hold on and profile the tokenizer");
+    expect(await page.locator("li.sent .sent-text").first().textContent()).toBe("Also time the lexer");
+    expect(await page.locator("li.sent .sent-text").nth(1).textContent()).toBe("Hold on and profile the tokenizer");
+  });
+
+  it("a message tried more than once shows the failed attempt's reason and its attempts in its row, then in its history entry", async () => {
+    const ws = "attempts";
+    const me = await sdk(ws, "noa");
+    const { threadId } = await me.thread.create.mutate({ title: "Flaky agent" });
+    const agent = await agentFor(ws);
+    const page = await openThread(ws, "noa", threadId, "phone");
+    await recordAnnouncements(page);
+    await page.getByLabel("New message").fill("Flaky: regenerate the lockfile");
+    await page.getByRole("button", { name: "Queue", exact: true }).click();
+
+    // The first start attempt failed and the second waits in the agent: the row says both.
+    const row = page.locator("li.item");
+    await expect.poll(() => row.locator(".attempts").textContent(), LONG).toBe("attempt 2");
+    expect(await row.locator(".reason").textContent()).toBe("agent busy");
+    expect(await row.locator(".chip").textContent()).toBe("sending");
+    await expect.poll(() => said(page), LONG).toContain("attempt 1 failed: agent busy");
+    expect(await overflow(page)).toBeLessThanOrEqual(0);
+    await screen(page, "item-retrying");
+
+    agent.release();
+    await expect.poll(() => page.locator("li.sent").count(), LONG).toBe(1);
+    expect(await page.locator("li.sent .attempts").textContent()).toBe("2 attempts");
+    expect(await page.locator("li.sent .chip").textContent()).toBe("completed");
+    expect(await row.count()).toBe(0);
+    await screen(page, "history-attempts");
+    await page.setViewportSize(DESKTOP);
+    await screen(page, "history-attempts");
   });
 
   it("the thread list follows every change live, without polling; threads are renamed, archived and deleted after a confirm", async () => {

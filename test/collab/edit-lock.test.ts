@@ -3,6 +3,7 @@ import { EDITING } from "../../src/contract/document.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { hasPostgres } from "../support/postgres.js";
+import { deferred } from "../cluster/deferred.js";
 import { eventually, until } from "../support/poll.js";
 import type { TestServer } from "../support/server.js";
 import { connect, createThread, exec, startCollabServer, startInstancePair, synced } from "./harness.js";
@@ -83,6 +84,45 @@ describe.runIf(hasPostgres && hasRedis)("the edit race on two instances (Postgre
     ({ a, b } = pair);
   });
   afterAll(() => pair?.close());
+
+  it("a keystroke reaches the typist's neighbours on its own instance while its lock is still being written, and the other instance only once the lock is in the log (fault injected: A's lock held)", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = connect(a, threadId, await a.token("user", "local", "ann"));
+    const neighbour = connect(a, threadId, await a.token("user", "local", "bob"));
+    const farAway = connect(b, threadId, await b.token("user", "local", "cid"));
+    await synced([typist, neighbour, farAway]);
+    const mapId = (d: typeof typist) => JSON.stringify((d.item(ids[0]) as unknown as { _item: { id: unknown } | null })._item?.id);
+    await until(() => mapId(typist) === mapId(neighbour) && mapId(typist) === mapId(farAway));
+    const held = deferred();
+    const release = deferred();
+    const engine = a.services.engine;
+    const execute = engine.execute.bind(engine);
+    engine.execute = async (id, command, options) => {
+      if (id === threadId && command.type === "queue.editLock" && command.forMs > 0) {
+        held.resolve();
+        await release.promise;
+      }
+      return execute(id, command, options);
+    };
+    try {
+      typist.text(ids[0]).insert(5, ", then the tests");
+      await held.promise;
+      await until(() => neighbour.text(ids[0]).toString() === "draft, then the tests");
+      // Published after the keystroke on the same bus connection, so it reaches B after the
+      // keystroke unless the keystroke is held for its lock.
+      typist.provider.awareness.setLocalStateField("user", { name: "ann" });
+      await until(() => (farAway.provider.awareness.getStates().get(typist.doc.clientID) as { user?: unknown } | undefined)?.user !== undefined);
+      expect(farAway.text(ids[0]).toString()).toBe("draft");
+      release.resolve();
+      await until(() => farAway.text(ids[0]).toString() === "draft, then the tests");
+      const log = await a.services.store.readThread(threadId, 0);
+      expect(log.some((e) => e.type === "queue.item-edit-locked")).toBe(true);
+    } finally {
+      release.resolve();
+      engine.execute = execute;
+      for (const device of [typist, neighbour, farAway]) device.destroy();
+    }
+  });
 
   it(`typed on A, seen by a device on B, claimed on B as soon as the agent is ready: the agent gets the edit (${RUNS} runs, zero stale)`, { timeout: 40_000 + RUNS * 8_000 }, async () => {
     const stale: string[] = [];

@@ -154,7 +154,7 @@ describe("turn started", () => {
     expect(events).toEqual([
       { type: "turn.started", payload: { turnId: "turn1", queueItemId: "a" } },
       { type: "queue.item-resolved", payload: { queueItemId: "a", turnId: "turn1" } },
-      { type: "message.sent", payload: { messageId: "m-a", queueItemId: "a", turnId: "turn1", text: "text of a", attachments: [] } },
+      { type: "message.sent", payload: { messageId: "m-a", queueItemId: "a", turnId: "turn1", text: "text of a", attachments: [], attempts: 1 } },
     ]);
     expect(t.item("a")).toBeUndefined();
     expect(t.state.messages.get("m-a")?.fate).toBe("sent");

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { initialState, replay, type DomainEvent } from "../../src/domain/index.js";
 import type { Engine } from "../../src/engine/types.js";
-import { InvalidCursorError } from "../../src/store/event-store.js";
+import { HISTORY_PAGE_SQL, InvalidCursorError } from "../../src/store/event-store.js";
 import { VersionConflictError, type AppendRequest } from "../../src/store/types.js";
 import { add, cmd, testEngine, user } from "../engine/harness.js";
 import { OPEN_TIMEOUT_MS, openTestDatabase, type TestDatabase } from "../support/database.js";
@@ -95,5 +95,27 @@ describe.each(kinds)("event store (%s)", (kind) => {
     expect(await t.db.store.ownerOf("work-2")).toBe("w-work");
     expect(await t.db.store.threadsWithWork()).not.toContain("work-1");
     await t.db.store.ping();
+  });
+
+  test("readHistory pages a long history newest first along the (threadId, sentAt, messageId) index, sorting nothing", async () => {
+    // 4,000 sent messages over four threads, written straight into the projection (a turn each would take minutes).
+    await t.db.sql.exec(`
+      insert into "Message" ("threadId", "messageId", "queueItemId", "turnId", text, attachments, "sentAt", attempts)
+      select 'long-' || (i % 4), 'm' || lpad(i::text, 4, '0'), 'q' || i, 'turn' || i, 'text ' || i, '[]',
+             timestamptz '2026-01-01' + (i / 8) * interval '1 second', 1 + i % 3
+      from generate_series(1, 4000) i;
+      analyze "Message";`);
+    const first = await t.db.store.readHistory("long-1", null, 3);
+    expect(first.items.map((e) => [e.messageId, e.attempts])).toEqual([["m3997", 2], ["m3993", 1], ["m3989", 3]]);
+    const second = await t.db.store.readHistory("long-1", first.nextCursor, 2);
+    expect(second.items.map((e) => e.messageId)).toEqual(["m3985", "m3981"]);
+
+    const plan = async (cursor: [string, string] | [null, null]) =>
+      (await t.db.sql.query<{ "QUERY PLAN": string }>(`explain ${HISTORY_PAGE_SQL}`, ["long-1", ...cursor, 21])).map((r) => r["QUERY PLAN"]).join("\n");
+    for (const cursor of [[null, null], ["2026-01-01T00:04:00.000Z", "m1921"]] as const) {
+      const shown = await plan([...cursor] as [string, string] | [null, null]);
+      expect(shown).toContain(`Index Scan Backward using "Message_threadId_sentAt_messageId_idx"`);
+      expect(shown).not.toMatch(/Sort/);
+    }
   });
 });

@@ -53,6 +53,10 @@ export async function playMixedHistory(engine: Engine, advance: (ms: number) => 
   await run("B", cmd({ type: "agent.turnStartFailed", queueItemId: "item-B1", reason: "bad attachment", retryable: false }));
   await run("B", cmd({ type: "queue.remove", queueItemId: "item-B1" }));
   await run("B", cmd({ type: "drain.claim" }));
+  // B2 starts on its second attempt: its message records two.
+  await run("B", cmd({ type: "agent.turnStartFailed", queueItemId: "item-B2", reason: "agent busy", retryable: true }));
+  advance(60_000);
+  await run("B", cmd({ type: "drain.claim" }));
   await run("B", cmd({ type: "agent.turnStarted", queueItemId: "item-B2", turnId: "turn-b" }));
   await run("B", cmd({ type: "agent.session", status: "error", error: "crashed" }));
   await run("B", add("B3"));

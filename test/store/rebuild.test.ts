@@ -44,7 +44,7 @@ describe.each(kinds)("rebuilding projections from the log (%s)", (kind) => {
     expect(live.turns.map((r) => [r.turnId, r.status])).toEqual([
       ["turn-1", "completed"], ["turn-2", "interrupted"], ["turn-b", "running"], ["turn-d", "running"],
     ]);
-    expect(live.messages.map((m) => m.messageId)).toEqual(["msg-A2", "msg-A5", "msg-A6", "msg-B2", "msg-D1"]);
+    expect(live.messages.map((m) => [m.messageId, m.attempts])).toEqual([["msg-A2", 1], ["msg-A5", 1], ["msg-A6", 1], ["msg-B2", 2], ["msg-D1", 1]]);
 
     const stats = await rebuildProjections(t.db);
     expect(stats.threads).toBe(4);

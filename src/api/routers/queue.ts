@@ -38,7 +38,7 @@ export const queueRouter = router({
     return statusOf(state, command.message.messageId);
   }),
 
-  edit: commandMutation(userProcedure, QueueEdit.omit({ via: true })),
+  edit: commandMutation(userProcedure, QueueEdit.omit({ via: true, replaces: true })),
 
   move: userProcedure.input(MoveInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, queueItemId, afterId } = input;
