@@ -4,6 +4,7 @@ import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
 import { TurnStartError, type AgentAdapter, type Dispatch, type Turn, type TurnOutcome } from "../agent.js";
 import { allows, type ApprovePolicy, type PermissionKind } from "./approval.js";
+import { looksTransient } from "./transient.js";
 
 export interface AcpAdapterOptions {
   /** The agent's command line, split on spaces, e.g. "npx @zed-industries/claude-agent-acp". */
@@ -19,9 +20,6 @@ export interface AcpAdapterOptions {
   onStderr?: (line: string) => void;
 }
 
-/** Errors an agent reports for what passes with time (HTTP 429/5xx, overload, the network). */
-const TRANSIENT = /\b(429|500|502|503|504|529)\b|rate.?limit|usage.?limit|overload|unavailable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|timed? ?out/i;
-
 /** One session's turn in flight: the first sign the model works on it. */
 interface PromptWatch {
   markWorking(): void;
@@ -33,6 +31,8 @@ interface AcpProcess {
   capabilities: acp.AgentCapabilities | undefined;
   /** Turnqueue thread id → ACP session id, for sessions open in this process. */
   sessions: Map<string, string>;
+  /** ACP session id → its settings (model, mode, …) and their values, as the agent last told. */
+  config: Map<string, acp.SessionConfigOption[]>;
   /** ACP session id → its prompt in flight. */
   prompts: Map<string, PromptWatch>;
 }
@@ -43,13 +43,15 @@ interface AcpProcess {
  *
  * One ACP session per Turnqueue thread (`session/new`, or `session/load` with the stored
  * `runtimeSessionId` when the agent can load sessions), one `session/prompt` per turn,
- * `session/cancel` for an interrupt; the prompt's stop reason is the turn's outcome. ACP
- * has no way to add a message to a running prompt, so steers are rejected (the item goes
- * back to its place). Permission requests are answered by the approve policy at once.
+ * `session/cancel` for an interrupt; the prompt's stop reason is the turn's outcome. The
+ * item's model, mode and effort set the session's settings of those categories first. ACP
+ * has no way to add a message to a running prompt, so steers are refused with that reason.
+ * Permission requests are answered by the approve policy at once.
  */
 export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
-  // What a turn may carry: a prompt has no per-turn settings in ACP, so no option is taken.
-  const takes = { name: "this ACP agent", options: [], maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
+  // What a turn may carry: the options that are session settings in ACP (whether this agent
+  // offers them is known once its session is open).
+  const takes = { name: "this ACP agent", options: Object.keys(SETTINGS), maxAttachmentBytes: options.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES };
   const [command, ...args] = options.command.trim().split(/\s+/);
   // Started where the runtime was (as a shell would, so `npx <package>` finds this
   // project's copy); the agent works in `options.cwd`, which every session names.
@@ -58,11 +60,13 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     async ({ child, exit }) => {
       const sessions = new Map<string, string>();
       const prompts = new Map<string, PromptWatch>();
+      const config = new Map<string, acp.SessionConfigOption[]>();
       const app = acp
         .client({ name: "turnqueue" })
         .onRequest(acp.methods.client.session.requestPermission, ({ params }) => permission(params))
         .onNotification(acp.methods.client.session.update, ({ params }) => {
           if (WORK.has(params.update.sessionUpdate)) prompts.get(params.sessionId)?.markWorking();
+          if (params.update.sessionUpdate === "config_option_update") config.set(params.sessionId, params.update.configOptions);
         });
       const connection = app.connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>));
       void exit.then((why) => connection.close(new Error(why)));
@@ -70,7 +74,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
         protocolVersion: acp.PROTOCOL_VERSION,
         clientCapabilities: {},
       });
-      return { connection, capabilities: init.agentCapabilities, sessions, prompts };
+      return { connection, capabilities: init.agentCapabilities, sessions, prompts, config };
     },
   );
   const agent = () => agentProcess.get();
@@ -89,15 +93,38 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     const open = proc.sessions.get(threadId);
     if (open) return open;
     let sessionId: string;
+    let configOptions: acp.SessionConfigOption[] | null | undefined;
     if (runtimeSessionId && proc.capabilities?.loadSession) {
-      await proc.connection.agent.request(acp.methods.agent.session.load, { sessionId: runtimeSessionId, cwd: options.cwd, mcpServers: [] });
+      ({ configOptions } = await proc.connection.agent.request(acp.methods.agent.session.load, { sessionId: runtimeSessionId, cwd: options.cwd, mcpServers: [] }));
       sessionId = runtimeSessionId;
     } else {
-      sessionId = (await proc.connection.agent.request(acp.methods.agent.session.new, { cwd: options.cwd, mcpServers: [] })).sessionId;
+      ({ sessionId, configOptions } = await proc.connection.agent.request(acp.methods.agent.session.new, { cwd: options.cwd, mcpServers: [] }));
     }
+    proc.config.set(sessionId, configOptions ?? []);
     proc.sessions.set(threadId, sessionId);
     if (sessionId !== runtimeSessionId) await turn.session(sessionId);
     return sessionId;
+  }
+
+  /**
+   * Sets the session's model, mode and effort to the item's options, through the settings the
+   * agent offers (`session/set_config_option`, by category). An option the agent has no setting
+   * for, or a value it does not offer, refuses the turn with what it does offer.
+   */
+  async function applyOptions(proc: AcpProcess, sessionId: string, dispatch: Dispatch): Promise<void> {
+    for (const [name, category] of Object.entries(SETTINGS)) {
+      const wanted = (dispatch.options as Record<string, unknown>)[name];
+      if (wanted === undefined || wanted === null) continue;
+      const setting = proc.config.get(sessionId)?.find((o) => o.category === category && o.type === "select");
+      if (!setting || setting.type !== "select") throw new TurnStartError(`this ACP agent has no ${name} setting`, { retryable: false });
+      const offered = setting.options.flatMap((o) => ("group" in o ? o.options : [o])).map((o) => o.value);
+      if (!offered.includes(String(wanted))) {
+        throw new TurnStartError(`this ACP agent cannot take the ${name} "${String(wanted)}" (it offers ${offered.join(", ")})`, { retryable: false });
+      }
+      if (setting.currentValue === String(wanted)) continue;
+      const { configOptions } = await proc.connection.agent.request(acp.methods.agent.session.setConfigOption, { sessionId, configId: setting.id, value: String(wanted) });
+      proc.config.set(sessionId, configOptions);
+    }
   }
 
   async function onTurn(turn: Turn): Promise<{ outcome: TurnOutcome; error?: string }> {
@@ -107,6 +134,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     try {
       proc = await agent();
       sessionId = await sessionFor(proc, turn);
+      await applyOptions(proc, sessionId, turn.dispatch);
     } catch (error) {
       throw startError(error);
     }
@@ -138,16 +166,24 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     if (error instanceof TurnStartError) return error;
     const message = messageOf(error);
     const crashed = !agentProcess.running; // the process went away under us
-    return new TurnStartError(`acp: ${message}`, { retryable: !agentProcess.stopped && (crashed || TRANSIENT.test(message)) });
+    return new TurnStartError(`acp: ${message}`, { retryable: !agentProcess.stopped && (crashed || looksTransient(message)) });
   }
 
   return {
     onTurn,
-    // No onSteer: ACP cannot add a message to a running prompt.
+    // ACP has no way to add a message to a running prompt (a second session/prompt is a turn
+    // of its own, and cancelling to resend would lose the running work): a steer is refused
+    // with that reason, the item fails where it is and the queue holds for the user.
+    async onSteer() {
+      throw new Error("an ACP agent cannot take a message into its running prompt (the protocol has no steer): queue it as the next turn instead");
+    },
     autoReady: true,
     close: () => agentProcess.stop(),
   };
 }
+
+/** Turnqueue options → the category of the ACP session setting that holds them. */
+const SETTINGS = { model: "model", mode: "mode", effort: "thought_level" } as const satisfies Record<string, acp.SessionConfigOptionCategory>;
 
 /** Session updates that show the model working on the prompt (not echoes of the user's own message). */
 const WORK = new Set(["agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan"]);

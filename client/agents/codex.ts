@@ -21,6 +21,7 @@ import type { TurnStartResponse } from "./codex-protocol/v2/TurnStartResponse.js
 import type { TurnSteerParams } from "./codex-protocol/v2/TurnSteerParams.js";
 import type { UserInput } from "./codex-protocol/v2/UserInput.js";
 import { JsonlRpc, RpcClosedError } from "./jsonl-rpc.js";
+import { looksTransient } from "./transient.js";
 
 export interface CodexAdapterOptions {
   /** The directory Codex works in. */
@@ -285,7 +286,10 @@ function startFailure(turn: CodexTurn, last: ErrorNotification | null, rateLimit
   const error = turn.error ?? last?.error ?? null;
   const kind = errorKind(error?.codexErrorInfo);
   const status = httpStatusOf(error?.codexErrorInfo);
-  const retryable = status !== null ? transientStatus(status) : kind !== null && TRANSIENT.has(kind);
+  // Without a structured kind (none, or `other`: a dropped stream, an unreachable model), the text tells.
+  const retryable = status !== null ? transientStatus(status)
+    : kind !== null && kind !== "other" ? TRANSIENT.has(kind)
+    : looksTransient(error?.message ?? "");
   const limited = status === 429 || kind === "usageLimitExceeded" || kind === "rateLimitExceeded";
   const retryAt = limited && rateLimits ? resetOf(rateLimits) : undefined;
   return new TurnStartError(`codex: ${error?.message ?? `the turn ${turn.status}`}${kind ? ` (${kind})` : ""}`, { retryable, retryAt });
@@ -315,13 +319,19 @@ function mergeRateLimits(known: RateLimitSnapshot | null, update: RateLimitSnaps
   };
 }
 
-/** The message as Codex input: its text, and attachments as images (by URL) or mentioned files. */
+/**
+ * The message as Codex input: its text, images as image input (by URL, or a local file),
+ * and any other attachment named with its path or URL in a text part, as Codex's own
+ * composer puts a file in a prompt. (Codex's `mention` input is for apps and plugins: a
+ * file given as one never reaches the model.)
+ */
 function inputOf(dispatch: Dispatch): UserInput[] {
   const input: UserInput[] = [{ type: "text", text: dispatch.message.text, text_elements: [] }];
   for (const a of dispatch.message.attachments) {
     if (!a.url) continue;
-    if (a.mimeType?.startsWith("image/")) input.push(/^https?:|^data:/.test(a.url) ? { type: "image", url: a.url } : { type: "localImage", path: a.url });
-    else input.push({ type: "mention", name: a.name, path: a.url.replace(/^file:\/\//, "") });
+    const local = a.url.replace(/^file:\/\//, "");
+    if (a.mimeType?.startsWith("image/")) input.push(/^https?:|^data:/.test(a.url) ? { type: "image", url: a.url } : { type: "localImage", path: local });
+    else input.push({ type: "text", text: `Attached file "${a.name}": ${local}`, text_elements: [] });
   }
   return input;
 }

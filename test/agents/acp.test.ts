@@ -1,7 +1,9 @@
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../support/poll.js";
 import { CODEX_ACP_BIN, codexEnv, workDir } from "../support/agents.js";
+import { echoScript } from "../support/model-server.js";
 import { rateLimitedOnce, startAcp, threeInOrder } from "./acp-shared.js";
-import { startAgentHarness, type AgentHarness } from "./harness.js";
+import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
 
 describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queue", () => {
   let h: AgentHarness;
@@ -16,4 +18,46 @@ describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queu
   it("three queued items reach codex-acp in order, one prompt each, in one ACP session", () => threeInOrder(h));
 
   it("a 429 from the model is a retryable start failure through codex-acp; the item is retried and runs once", () => rateLimitedOnce(h));
+
+  it("a queued item's model and effort set the session's settings (session/set_config_option) and reach the model request", async () => {
+    h.model.script(echoScript);
+    const threadId = await h.thread();
+    await h.add(threadId, "with a smaller model", { options: { model: "gpt-5.4-mini", effort: "low" } });
+    await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+    const request = h.model.requests.find((r) => r.userText === "with a smaller model")!;
+    expect(request.body).toMatchObject({ model: "gpt-5.4-mini", reasoning: { effort: "low" } });
+  });
+
+  it("a model the agent does not offer, or an option it has no setting for, fails the item with what it offers and holds the queue; nothing reaches the model", async () => {
+    h.model.script(echoScript);
+    const threadId = await h.thread();
+    const bad = await h.add(threadId, "on a model nobody offers", { options: { model: "no-such-model" } });
+    const failed = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === bad);
+    expect(failed.payload).toMatchObject({ final: true, reason: expect.stringMatching(/cannot take the model "no-such-model" \(it offers gpt-5\.5, .*gpt-5\.4-mini/) });
+    expect((await h.user.thread.get.query({ threadId })).queue).toMatchObject({ paused: true, pauseReason: "failure" });
+
+    await h.user.queue.remove.mutate({ threadId, queueItemId: bad });
+    const hot = await h.add(threadId, "run hot", { options: { temperature: "2" } });
+    await h.user.queue.resume.mutate({ threadId });
+    const refused = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === hot);
+    expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining('this ACP agent cannot take the option "temperature" (it takes model, mode, effort)') });
+    expect(h.model.requests.some((r) => /nobody offers|run hot/.test(r.userText))).toBe(false);
+  });
+
+  it("send-now (a steer) during a prompt is refused with the reason — ACP has no steer — the item fails and the queue holds; the running turn goes on", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    h.model.script((r) => (r.userText === "a long prompt" ? { kind: "slow", text: "done", until: gate } : echoScript(r)));
+    const threadId = await h.thread();
+    await h.add(threadId, "a long prompt");
+    const started = await h.waitForEvent(threadId, "turn.started");
+    const steer = await h.add(threadId, "and this too", { sendNow: true });
+    const refused = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === steer);
+    expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining("the protocol has no steer") });
+    release();
+    const ended = await h.waitForEvent(threadId, "turn.ended");
+    expect(ended.payload).toMatchObject({ turnId: (started.payload as { turnId: string }).turnId, outcome: "completed" });
+    expect((await h.user.thread.get.query({ threadId })).queue).toMatchObject({ paused: true, pauseReason: "failure" });
+    expect(h.model.requests.some((r) => JSON.stringify(r.body).includes("and this too"))).toBe(false);
+  });
 });

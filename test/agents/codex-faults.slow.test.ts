@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Agent } from "../../client/agent.js";
 import { codexAdapter } from "../../client/agents/codex.js";
 import { eventually } from "../support/poll.js";
 import { CODEX_BIN, codexEnv, UNKNOWN_MODEL, workDir } from "../support/agents.js";
@@ -16,6 +17,18 @@ const usageLimit = (reset: number): Reply => ({
   headers: { "x-codex-primary-used-percent": "100", "x-codex-primary-window-minutes": "300", "x-codex-primary-reset-at": String(reset) },
 });
 
+/** Every process under `pid`, with its command line. */
+function descendants(pid: number): { pid: number; args: string }[] {
+  const all = execFileSync("ps", ["-e", "-o", "pid=,ppid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .flatMap((line) => {
+      const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+      return m ? [{ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }] : [];
+    });
+  const under = (p: number): { pid: number; args: string }[] => all.filter((c) => c.ppid === p).flatMap((c) => [c, ...under(c.pid)]);
+  return under(pid);
+}
+
 const withModels = (script: Script): Script => (r) =>
   r.body.model === UNKNOWN_MODEL ? { kind: "error", status: 404, message: `The model \`${UNKNOWN_MODEL}\` does not exist` } : script(r);
 
@@ -26,10 +39,13 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
   });
   afterAll(() => h?.close());
 
-  describe("model errors", () => {
+  describe("model errors and a Codex crash, under a runtime in this process", () => {
+    let runtime: Agent;
     beforeAll(() => {
-      h.runtime(codexAdapter({ cwd: workDir(), approve: "deny", command: CODEX_BIN, env: codexEnv(h.model.url) }));
+      runtime = h.runtime(codexAdapter({ cwd: workDir(), approve: "deny", command: CODEX_BIN, env: codexEnv(h.model.url) }));
     });
+    // Closed before the runtime-restart test, whose dispatches are for the runtime it starts alone.
+    afterAll(() => runtime?.close());
 
     it("a 429 from the model is a retryable start failure, and the item is retried and runs", async () => {
       let limited = 0;
@@ -41,6 +57,17 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
       expect(failures).toHaveLength(1);
       expect(failures[0]!.payload).toMatchObject({ final: false });
       expect(h.model.requests.filter((r) => r.userText === "rate limited once").length).toBe(2);
+    });
+
+    it("the model unreachable (the scripted model hangs up) is a retryable start failure naming the connection, and the item is retried and runs", async () => {
+      let hungUp = 0;
+      h.model.script(withModels((r) => (r.userText === "model unreachable once" && hungUp++ === 0 ? { kind: "hangup" } : echoScript(r))));
+      const threadId = await h.thread();
+      await h.add(threadId, "model unreachable once");
+      await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      const failures = (await h.events(threadId)).filter((e) => e.type === "queue.item-send-failed");
+      expect(failures.map((e) => e.payload)).toMatchObject([{ final: false, reason: expect.stringMatching(/^codex: .*(stream disconnected|connection)/i) }]);
+      expect(turnsIn(await h.events(threadId))).toHaveLength(1);
     });
 
     it("a usage limit from the model (429 with the provider's reset) is a retryable start failure that waits for Codex's reset time, then runs once", async () => {
@@ -74,6 +101,35 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
       // It reached Codex, which asked the model for it by that name: the option was passed on.
       expect(h.model.requests.some((r) => r.body.model === UNKNOWN_MODEL)).toBe(true);
       expect((await h.events(threadId)).some((e) => e.type === "turn.started")).toBe(false);
+    });
+
+    it("Codex crashing mid-turn (codex app-server SIGKILLed, the runtime alive): the turn ends failed with the reason and the queue holds; the next item starts Codex again and resumes the thread", async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      h.model.script((r) => (r.userText === "cut short by a crash" ? { kind: "slow", text: "never finished", until: gate } : echoScript(r)));
+      const threadId = await h.thread();
+      await h.add(threadId, "cut short by a crash");
+      await h.waitForEvent(threadId, "turn.started");
+      const codexThread = (await h.events(threadId)).flatMap((e) => (e.type === "session.changed" && e.payload.runtimeSessionId ? [e.payload.runtimeSessionId] : []))[0];
+      // The native codex process under this test process (the npm launcher's child): the crash.
+      const [codex] = descendants(process.pid).filter((p) => /codex-linux[^ ]*\/codex app-server/.test(p.args));
+      expect(codex, "a codex app-server process under this test").toBeTruthy();
+      process.kill(codex!.pid, "SIGKILL");
+      release();
+
+      const ended = await h.waitForEvent(threadId, "turn.ended");
+      expect(ended.payload).toMatchObject({ outcome: "failed", error: expect.stringContaining("codex app-server exited") });
+      expect((await h.user.thread.get.query({ threadId })).queue).toMatchObject({ paused: true, pauseReason: "failure" });
+
+      await h.add(threadId, "after Codex came back");
+      await h.user.queue.resume.mutate({ threadId });
+      await eventually(async () => expect(turnsIn(await h.events(threadId)).find((t) => t.text === "after Codex came back")?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      // The same Codex thread, resumed by the new codex process: its history went to the model.
+      const resumed = h.model.requests.find((r) => r.userText === "after Codex came back")!;
+      expect(JSON.stringify(resumed.body.input)).toContain("cut short by a crash");
+      const ids = (await h.events(threadId)).flatMap((e) => (e.type === "session.changed" && e.payload.runtimeSessionId ? [e.payload.runtimeSessionId] : []));
+      expect(new Set(ids)).toEqual(new Set([codexThread]));
+      expect(h.model.requests.filter((r) => r.userText === "cut short by a crash")).toHaveLength(1);
     });
   });
 

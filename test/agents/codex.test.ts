@@ -1,9 +1,15 @@
+import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codexAdapter } from "../../client/agents/codex.js";
 import { eventually } from "../support/poll.js";
 import { CODEX_BIN, codexEnv, workDir } from "../support/agents.js";
 import { echoScript } from "../support/model-server.js";
 import { AGENT_WAIT_MS, startAgentHarness, turnsIn, type AgentHarness } from "./harness.js";
+
+/** A 1×1 PNG, as a data URL. */
+const PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 /** Codex generates UUIDv7 turn and thread ids. */
 const CODEX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -34,6 +40,32 @@ describe("Codex (the real codex app-server, scripted model) drives a thread's qu
     const sessions = (await h.events(threadId)).flatMap((e) => (e.type === "session.changed" && e.payload.runtimeSessionId ? [e.payload.runtimeSessionId] : []));
     expect(sessions).toHaveLength(1);
     expect(sessions[0]).toMatch(CODEX_ID);
+  });
+
+  it("a queued item's model, effort and attachments reach Codex's model request: the image as an input image, the file by its path", async () => {
+    h.model.script(echoScript);
+    const threadId = await h.thread();
+    const dir = workDir();
+    const notes = path.join(dir, "notes.md");
+    writeFileSync(notes, "# Notes\nthe attached file\n");
+    await h.user.queue.add.mutate({
+      threadId,
+      message: {
+        messageId: randomUUID(),
+        text: "look at these",
+        attachments: [
+          { name: "pixel.png", mimeType: "image/png", url: PIXEL, size: 68 },
+          { name: "notes.md", mimeType: "text/markdown", url: `file://${notes}`, size: 27 },
+        ],
+      },
+      options: { model: "scripted-model-2", effort: "low" },
+    });
+    await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
+    const request = h.model.requests.find((r) => r.userText.includes("look at these"))!;
+    expect(request.body).toMatchObject({ model: "scripted-model-2", reasoning: { effort: "low" } });
+    const input = JSON.stringify(request.body.input);
+    expect(input).toContain(`"image_url":"${PIXEL}"`);
+    expect(input).toContain(notes);
   });
 
   it("send-now during a turn steers the running Codex turn; Stop (thread.interrupt) ends the turn interrupted and pauses the queue", async () => {

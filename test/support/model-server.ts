@@ -19,6 +19,8 @@ export type Reply =
    * as given (a provider's rate-limit headers).
    */
   | { kind: "error"; status: number; message: string; retryAfterSeconds?: number; type?: string; body?: Record<string, unknown>; headers?: Record<string, string> }
+  /** The model unreachable: the connection is closed without an answer. */
+  | { kind: "hangup" }
   /** Starts streaming, then holds the stream open until the agent hangs up (or `ms` passes). */
   | { kind: "slow"; text: string; ms?: number; until?: Promise<unknown> };
 
@@ -81,6 +83,7 @@ export async function startModelServer(script: Script = echoScript): Promise<Mod
       }
     }
     const reply = current(request);
+    if (reply.kind === "hangup") return void req.socket.destroy();
     if (reply.kind === "error") {
       const headers: Record<string, string> = { ...(reply.retryAfterSeconds ? { "retry-after": String(reply.retryAfterSeconds) } : {}), ...reply.headers };
       return json(res, reply.status, errorBody(api, reply), headers);
@@ -119,7 +122,7 @@ type Send = (event: string, data: unknown) => void;
 let ids = 0;
 const id = (prefix: string) => `${prefix}_${++ids}`;
 
-async function streamResponses(reply: Exclude<Reply, { kind: "error" }>, send: Send, res: ServerResponse) {
+async function streamResponses(reply: Exclude<Reply, { kind: "error" | "hangup" }>, send: Send, res: ServerResponse) {
   const responseId = id("resp");
   send("response.created", { type: "response.created", response: { id: responseId } });
   if (reply.kind === "slow") {
@@ -144,7 +147,7 @@ async function streamResponses(reply: Exclude<Reply, { kind: "error" }>, send: S
   });
 }
 
-async function streamMessages(reply: Exclude<Reply, { kind: "error" }>, send: Send, res: ServerResponse) {
+async function streamMessages(reply: Exclude<Reply, { kind: "error" | "hangup" }>, send: Send, res: ServerResponse) {
   const usage = { input_tokens: 10, output_tokens: 1 };
   send("message_start", {
     type: "message_start",
@@ -172,7 +175,7 @@ async function streamMessages(reply: Exclude<Reply, { kind: "error" }>, send: Se
   send("message_stop", { type: "message_stop" });
 }
 
-function anthropicMessage(reply: Exclude<Reply, { kind: "error" }>) {
+function anthropicMessage(reply: Exclude<Reply, { kind: "error" | "hangup" }>) {
   const text = reply.kind === "tool" ? "" : reply.text;
   return {
     id: id("msg"), type: "message", role: "assistant", model: "claude-scripted",
