@@ -1,14 +1,24 @@
-import { isFrozen, type Peer, type QueueEntry, type SessionStatus, type ThreadQueue, type TurnqueueClient } from "../index.js";
+import { isFrozen, type PauseReason, type Peer, type QueueEntry, type SessionStatus, type ThreadQueue, type TurnqueueClient } from "../index.js";
 import type * as Y from "yjs";
 import { announce } from "./announce.js";
+import { Countdown } from "./countdown.js";
 import { ask } from "./dialog.js";
 import { h, reportTo } from "./dom.js";
-import { attemptsOf, History, NowCard, type HistoryEntry } from "./history.js";
+import { attemptsOf, History, NowCard, timeOf, type HistoryEntry } from "./history.js";
 import { bindTextarea } from "./text-binding.js";
 import type { ThreadSummary } from "./thread-list.js";
 import { touchDrag } from "./touch-drag.js";
 
 const STATUS_LABEL: Record<QueueEntry["status"], string> = { pending: "queued", sending: "sending", failed: "failed" };
+/** How an item goes, as its picker offers it (Steer is what "Send now" does). */
+const DELIVERY_LABEL: Record<QueueEntry["delivery"], string> = { queue: "Queue", steer: "Steer (send now)", interrupt: "Interrupt" };
+const PAUSE_LABEL: Record<PauseReason, string> = {
+  user: "paused",
+  failure: "paused (failure)",
+  interrupted: "paused (interrupted)",
+  step: "step: waiting for Next",
+  "rate-limited": "paused (rate limit)",
+};
 const SESSION_LABEL: Record<SessionStatus, string> = {
   unknown: "no agent yet",
   starting: "agent starting",
@@ -37,7 +47,11 @@ export class Board {
   private readonly paused = h("span", { class: "chip paused", "data-testid": "paused", hidden: true });
   private readonly archived = h("span", { class: "chip archived", "data-testid": "archived", hidden: true }, "archived");
   private readonly archiveButton = h("button", { type: "button", class: "secondary small", "data-action": "archive" }, "Archive");
+  /** Pause, Resume, or Next when step mode holds the queue after a turn: one button, the hold's way out. */
   private readonly pauseButton = h("button", { type: "button", class: "secondary", "data-action": "pause" });
+  /** Step mode: the queue holds after each turn until someone presses Next. */
+  private readonly modeButton = h("button", { type: "button", class: "secondary toggle", "data-action": "step-mode", "aria-pressed": "false", title: "Hold the queue after each turn until Next" }, "Step mode");
+  private readonly countdown = new Countdown();
   /** Shown while the agent works on a turn: stops it (the turn ends interrupted, the queue holds). */
   private readonly stopButton = h("button", { type: "button", class: "secondary", "data-action": "stop", hidden: true }, "Stop");
   private readonly connection = h("span", { class: "connection", "data-testid": "connection" });
@@ -47,13 +61,16 @@ export class Board {
   private runtimeSessionId: string | null = null;
   private running: HistoryEntry[] = [];
   /** What was last announced about the thread, so only changes are read out. */
-  private spoken: { session?: SessionStatus; paused?: string; statuses: Map<string, string> } = { statuses: new Map() };
+  private spoken: { session?: SessionStatus; paused?: string; mode?: string; statuses: Map<string, string>; deliveries: Map<string, string> } = {
+    statuses: new Map(),
+    deliveries: new Map(),
+  };
   private lastVersion = -1;
   private dragged: string | null = null;
   /** Wraps a user action: its failure (a refused move, a lost connection) shows on the board. */
   private readonly act: (f: () => Promise<unknown> | void) => () => void;
 
-  constructor(private readonly client: TurnqueueClient, private readonly threadId: string, me: string) {
+  constructor(private readonly client: TurnqueueClient, private readonly threadId: string, private readonly me: string) {
     this.queue = client.openThreadQueue(threadId, { presence: { name: me } });
     const report = reportTo(this.error);
     this.history = new History(client, threadId, (entries) => this.showRunning(entries), report);
@@ -89,6 +106,7 @@ export class Board {
     );
     this.pauseButton.addEventListener("click", act(() => (this.queue.state.paused ? this.queue.resume() : this.queue.pause())));
     this.stopButton.addEventListener("click", act(() => this.queue.interrupt()));
+    this.modeButton.addEventListener("click", act(() => this.queue.setMode(this.queue.state.mode === "step" ? "auto" : "step")));
 
     this.title.textContent = threadId;
     client.thread.get.query({ threadId }).then(
@@ -119,7 +137,9 @@ export class Board {
       h("header", { class: "board-head" },
         h("div", { class: "board-title" }, this.title, this.connection),
         threadActions,
-        h("div", { class: "board-meta" }, this.session, this.archived, this.paused, this.pauseButton, this.stopButton, this.peers),
+        h("div", { class: "board-meta" },
+          this.session, this.archived, this.paused, this.countdown.element, this.pauseButton, this.stopButton, this.modeButton, this.peers,
+        ),
       ),
       composer,
       this.error,
@@ -153,6 +173,7 @@ export class Board {
     this.queue.close();
     this.history.close();
     this.now.close();
+    this.countdown.close();
   }
 
   /** The thread's summary changed (thread.changes): title, and whatever was sent or ended since. */
@@ -202,11 +223,24 @@ export class Board {
 
   /** Reads out what changed: the agent starting or ending work, a pause, an item failing or leaving. */
   private speak(): void {
-    const { session, paused, pauseReason } = this.queue.state;
+    const { session, paused, pauseReason, mode, resumeAt } = this.queue.state;
     const said: string[] = [];
     if (this.spoken.session !== undefined && this.spoken.session !== session) said.push(SESSION_LABEL[session]);
-    const pause = paused ? `queue paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}` : "queue running";
+    const modeSaid = `step mode ${mode === "step" ? "on" : "off"}`;
+    if (this.spoken.mode !== undefined && this.spoken.mode !== modeSaid) said.push(modeSaid);
+    const pause = !paused
+      ? "queue running"
+      : pauseReason === "step"
+        ? "turn done: the queue waits for Next"
+        : pauseReason === "rate-limited"
+          ? `agent rate limited: the queue resumes ${resumeAt ? `at ${timeOf(resumeAt)}` : "when the agent is ready"}`
+          : `queue paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}`;
     if (this.spoken.paused !== undefined && this.spoken.paused !== pause) said.push(pause);
+    const deliveries = new Map(this.queue.entries.map((e) => [e.id, e.delivery] as const));
+    for (const e of this.queue.entries) {
+      const was = this.spoken.deliveries.get(e.id);
+      if (was !== undefined && was !== e.delivery) said.push(`item set to ${DELIVERY_LABEL[e.delivery].toLowerCase()}`);
+    }
     const statuses = new Map(this.queue.entries.map((e) => [e.id, e.status] as const));
     for (const e of this.queue.entries) {
       const was = this.spoken.statuses.get(e.id);
@@ -216,18 +250,22 @@ export class Board {
       else said.push(`item ${STATUS_LABEL[e.status]}`);
     }
     for (const [id, was] of this.spoken.statuses) if (!statuses.has(id) && was === "sending") said.push("item sent");
-    this.spoken = { session, paused: pause, statuses };
+    this.spoken = { session, paused: pause, mode: modeSaid, statuses, deliveries };
     if (said.length > 0) announce(said.join(". "));
   }
 
   private render(): void {
-    const { session, paused, pauseReason } = this.queue.state;
+    const { session, paused, pauseReason, mode, resumeAt } = this.queue.state;
     this.session.textContent = SESSION_LABEL[session];
     this.session.dataset.status = session;
     this.paused.hidden = !paused;
-    this.paused.textContent = `paused${pauseReason && pauseReason !== "user" ? ` (${pauseReason})` : ""}`;
-    this.pauseButton.textContent = paused ? "Resume" : "Pause";
-    this.pauseButton.dataset.action = paused ? "resume" : "pause";
+    this.paused.textContent = PAUSE_LABEL[pauseReason ?? "user"];
+    this.paused.dataset.reason = pauseReason ?? "user";
+    const next = paused && pauseReason === "step";
+    this.pauseButton.textContent = next ? "Next" : paused ? "Resume" : "Pause";
+    this.pauseButton.dataset.action = next ? "next" : paused ? "resume" : "pause";
+    this.modeButton.setAttribute("aria-pressed", String(mode === "step"));
+    this.countdown.show(paused && pauseReason === "rate-limited" ? resumeAt : null);
     this.stopButton.hidden = session !== "running";
     this.speak();
 
@@ -266,7 +304,7 @@ export class Board {
   }
 
   private createRow(entry: QueueEntry): Row {
-    const row = new Row(entry, this.queue, this.act, (id) => (this.dragged = id), {
+    const row = new Row(entry, this.queue, this.me, this.act, (id) => (this.dragged = id), {
       move: (x, y) => this.markDrop(document.elementFromPoint(x, y), y),
       drop: (x, y) => {
         const move = this.placeAt(document.elementFromPoint(x, y), y);
@@ -336,22 +374,27 @@ export class Board {
   }
 }
 
-/** One queue item: handle, status chip, its shared text, failure reason, actions. */
+/** One queue item: handle, status chip, its shared text, author, failure reason, how it goes, actions. */
 class Row {
   readonly element: HTMLLIElement;
   private readonly chip = h("span", { class: "chip status" });
+  private readonly author = h("p", { class: "author" });
+  /** How the item goes: wait its turn, steer into the running turn (send now), or interrupt it. */
+  private readonly delivery = h("select", { class: "delivery", "aria-label": "Delivery", "data-action": "delivery" },
+    ...(Object.entries(DELIVERY_LABEL) as [QueueEntry["delivery"], string][]).map(([value, label]) => h("option", { value }, label)),
+  );
   private readonly text = h("textarea", { class: "text", rows: 1, "aria-label": "Message text" });
   private readonly reason = h("p", { class: "reason", hidden: true });
   private readonly attempts = h("p", { class: "attempts", hidden: true });
   private readonly editors = h("span", { class: "editors" });
   private readonly retry: HTMLButtonElement;
-  private readonly sendNow: HTMLButtonElement;
   private readonly remove: HTMLButtonElement;
   private bound: { text: Y.Text; unbind: () => void } | null = null;
 
   constructor(
     entry: QueueEntry,
     private readonly queue: ThreadQueue,
+    private readonly me: string,
     act: (f: () => Promise<unknown> | void) => () => void,
     onDrag: (id: string | null) => void,
     touch: { move: (x: number, y: number) => void; drop: (x: number, y: number) => void },
@@ -394,7 +437,13 @@ class Row {
       act(() => queue.move(id, target === 0 ? null : others[target - 1]))();
     });
     this.retry = h("button", { type: "button", "data-action": "retry", onclick: act(() => queue.retry(id)) }, "Retry");
-    this.sendNow = h("button", { type: "button", class: "secondary", "data-action": "send-now", onclick: act(() => queue.sendNow(id)) }, "Send now");
+    this.delivery.addEventListener("change", () => {
+      const chosen = this.delivery.value as QueueEntry["delivery"];
+      act(() => queue.setDelivery(id, chosen).catch((error: unknown) => {
+        this.delivery.value = this.queue.entries.find((e) => e.id === id)?.delivery ?? "queue";
+        throw error;
+      }))();
+    });
     this.remove = h("button", { type: "button", class: "danger", "data-action": "remove", onclick: act(() => queue.remove(id)) }, "Remove");
     this.text.addEventListener("focus", () => queue.setEditing(id));
     this.text.addEventListener("blur", () => queue.setEditing(null));
@@ -403,8 +452,8 @@ class Row {
       { class: "item", "data-id": id },
       handle,
       this.chip,
-      h("div", { class: "item-body" }, this.text, this.reason, this.attempts, this.editors),
-      h("div", { class: "item-actions" }, this.retry, this.sendNow, this.remove),
+      h("div", { class: "item-body" }, this.text, this.author, this.reason, this.attempts, this.editors),
+      h("div", { class: "item-actions" }, this.delivery, this.retry, this.remove),
     );
     this.update(entry);
   }
@@ -427,6 +476,10 @@ class Row {
       if (!text) this.text.value = entry.text;
     }
     this.element.dataset.status = entry.status;
+    this.element.dataset.delivery = entry.delivery;
+    this.author.hidden = !entry.authorSub;
+    this.author.textContent = entry.authorSub === this.me ? "by you" : `by ${entry.authorName ?? entry.authorSub}`;
+    if (document.activeElement !== this.delivery) this.delivery.value = entry.delivery;
     this.chip.textContent = STATUS_LABEL[entry.status];
     this.chip.dataset.status = entry.status;
     // A failed attempt shows while the item waits to try again, not only once it failed for good.
@@ -439,7 +492,7 @@ class Row {
     const frozen = isFrozen(entry);
     this.text.readOnly = frozen;
     this.retry.hidden = entry.status !== "failed";
-    this.sendNow.disabled = frozen;
+    this.delivery.disabled = frozen;
     this.remove.disabled = frozen;
   }
 

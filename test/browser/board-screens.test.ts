@@ -6,6 +6,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
+import { connect, type Client } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
@@ -102,9 +103,9 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
 
   const overflow = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
-  /** Every shown button lies inside the screen's width and takes a tap at its centre (nothing covers it). */
+  /** Every shown button (and picker) lies inside the screen's width and takes a tap at its centre (nothing covers it). */
   async function everyButtonUsable(page: Page): Promise<string[]> {
-    const buttons = page.locator("button:visible, [role=button]:visible");
+    const buttons = page.locator("button:visible, [role=button]:visible, select:visible");
     const names: string[] = [];
     for (let i = 0; i < (await buttons.count()); i++) {
       const button = buttons.nth(i);
@@ -149,8 +150,9 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
           await turn.start();
           await turn.session("codex-thread-0193a7");
           if (text.startsWith("Crash")) return { outcome: "failed", error: "the model stopped answering" };
-          if (text.startsWith("Hold")) await hold;
-          return { outcome: "completed" };
+          // Held until released, or until the user stops the turn (it then ends interrupted).
+          if (text.startsWith("Hold")) await Promise.race([hold, new Promise((stopped) => turn.interrupt.addEventListener("abort", stopped, { once: true }))]);
+          return { outcome: turn.interrupt.aborted ? "interrupted" : "completed" };
         },
       }),
     );
@@ -183,7 +185,7 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await expect.poll(() => page.locator("li.sent").count(), LONG).toBe(1);
     expect(await overflow(page)).toBeLessThanOrEqual(0);
     const actions = await everyButtonUsable(page);
-    for (const action of ["rename", "archive", "delete", "resume", "send-now-draft", "retry", "send-now", "remove"]) expect(actions).toContain(action);
+    for (const action of ["rename", "archive", "delete", "resume", "step-mode", "send-now-draft", "retry", "delivery", "remove"]) expect(actions).toContain(action);
     expect(await page.locator("li.item .attempts").first().textContent()).toBe("after 1 attempt");
     await screen(page, "board-failed-long");
 
@@ -411,7 +413,7 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
         return el?.dataset.action ?? el?.getAttribute("aria-label") ?? el?.textContent?.trim() ?? "";
       }));
     }
-    for (const control of ["New thread title", "New", "Sign out", "rename", "archive", "delete", "resume", "New message", "Queue", "send-now-draft", "Reorder", "Message text", "send-now", "remove"]) {
+    for (const control of ["New thread title", "New", "Sign out", "rename", "archive", "delete", "resume", "step-mode", "New message", "Queue", "send-now-draft", "Reorder", "Message text", "delivery", "remove"]) {
       expect([...reached], control).toContain(control);
     }
 
@@ -432,6 +434,89 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await screen(page, "board-queue");
     await page.setViewportSize(PHONE);
     await screen(page, "board-queue");
+  });
+
+  it("issue 11's controls: each item's delivery, step mode and Next, who queued each item, the rate-limit countdown — at both sizes, announced", async () => {
+    const ws = "semantics";
+    const me = await sdk(ws, "omar");
+    const pia = await sdk(ws, "pia");
+    const { threadId } = await me.thread.create.mutate({ title: "Queue semantics" });
+    const agent = await agentFor(ws);
+    const page = await openThread(ws, "omar", threadId);
+    await recordAnnouncements(page);
+    const row = (id: string) => page.locator(`li.item[data-id="${id}"]`);
+    const sent = () => page.locator("li.sent").evaluateAll((els) => els.map((el) => [el.querySelector(".sent-text")!.textContent, el.querySelector(".chip")!.textContent]));
+
+    // Two people queue behind a running turn: each item says who queued it.
+    await me.queue.add.mutate({ threadId, message: { messageId: "hold", text: "Hold the migration until the backup is verified" } });
+    await expect.poll(() => page.getByTestId("now").isVisible(), LONG).toBe(true);
+    const second = (await me.queue.add.mutate({ threadId, message: { messageId: "second", text: "Then rerun the billing tests" } })).queueItemId;
+    const urgent = (await pia.queue.add.mutate({ threadId, message: { messageId: "urgent", text: "Stop: the backup target is the production bucket" } })).queueItemId;
+    await expect.poll(() => page.locator("li.item").count(), LONG).toBe(2);
+    expect(await row(second).locator(".author").textContent()).toBe("by you");
+    expect(await row(urgent).locator(".author").textContent()).toBe("by pia");
+    expect(await row(urgent).getByLabel("Delivery").inputValue()).toBe("queue");
+    await screen(page, "delivery-and-authors");
+    await page.setViewportSize(PHONE);
+    expect(await overflow(page)).toBeLessThanOrEqual(0);
+    expect(await everyButtonUsable(page)).toEqual(expect.arrayContaining(["delivery", "step-mode", "stop"]));
+    await screen(page, "delivery-and-authors");
+    await page.setViewportSize(DESKTOP);
+
+    // Pia's item set to interrupt: the running turn stops and it goes first, then the rest in order.
+    await row(urgent).getByLabel("Delivery").selectOption("interrupt");
+    await expect.poll(() => said(page), LONG).toContain("item set to interrupt");
+    await expect.poll(sent, LONG).toEqual([
+      ["Then rerun the billing tests", "completed"],
+      ["Stop: the backup target is the production bucket", "completed"],
+      ["Hold the migration until the backup is verified", "stopped"],
+    ]);
+
+    // Step mode, switched on by keyboard: after each turn the queue waits for Next.
+    await page.locator('[data-action="step-mode"]').focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.locator('[data-action="step-mode"]').getAttribute("aria-pressed"), LONG).toBe("true");
+    await expect.poll(() => said(page), LONG).toContain("step mode on");
+    await me.queue.add.mutate({ threadId, message: { messageId: "step-a", text: "Step A: bump the schema version" } });
+    const stepB = (await me.queue.add.mutate({ threadId, message: { messageId: "step-b", text: "Step B: regenerate the client" } })).queueItemId;
+    await expect.poll(() => page.getByTestId("paused").textContent(), LONG).toBe("step: waiting for Next");
+    expect(await page.getByRole("button", { name: "Next" }).isVisible()).toBe(true);
+    expect(await row(stepB).locator(".chip").textContent()).toBe("queued");
+    await expect.poll(() => said(page), LONG).toContain("turn done: the queue waits for Next");
+    await screen(page, "step-hold");
+    await page.setViewportSize(PHONE);
+    expect(await overflow(page)).toBeLessThanOrEqual(0);
+    await screen(page, "step-hold");
+    await page.setViewportSize(DESKTOP);
+    await page.getByRole("button", { name: "Next" }).focus();
+    await page.keyboard.press("Enter");
+    await expect.poll(async () => (await sent())[0], LONG).toEqual(["Step B: regenerate the client", "completed"]);
+    await expect.poll(() => page.getByTestId("paused").textContent(), LONG).toBe("step: waiting for Next");
+
+    // Step mode off lets the held queue go; then the agent reports a rate limit: the board counts down to its end.
+    await page.locator('[data-action="step-mode"]').click();
+    await expect.poll(() => page.getByTestId("paused").isHidden(), LONG).toBe(true);
+    expect(await said(page)).toMatch(/step mode off.*queue running/);
+    const runtime: Client = connect(server, await server.token("agent", ws, "runner"));
+    try {
+      const retryAt = new Date(Date.now() + 5 * 60_000).toISOString();
+      await runtime.agent.session.mutate({ threadId, status: "rate-limited", retryAt });
+      await expect.poll(() => page.getByTestId("resume-at").isVisible(), LONG).toBe(true);
+      expect(await page.getByTestId("resume-at").locator("time").getAttribute("datetime")).toBe(retryAt);
+      expect(await page.getByTestId("resume-at").textContent()).toMatch(/^resumes at .+ \(in [45]:\d\d\)$/);
+      expect(await page.getByTestId("paused").textContent()).toBe("paused (rate limit)");
+      await expect.poll(() => said(page), LONG).toMatch(/agent rate limited: the queue resumes at /);
+      await screen(page, "rate-limited");
+      await page.setViewportSize(PHONE);
+      expect(await overflow(page)).toBeLessThanOrEqual(0);
+      await screen(page, "rate-limited");
+      // A person may end the hold before its time.
+      await page.getByRole("button", { name: "Resume" }).click();
+      await expect.poll(() => page.getByTestId("resume-at").isHidden(), LONG).toBe(true);
+    } finally {
+      await runtime.close();
+    }
+    agent.release();
   });
 
   it("the sign-in page and an empty workspace pass axe at both sizes", async () => {

@@ -255,8 +255,8 @@ describe.skipIf(!CHROMIUM)("the web queue board in Chromium (real server, real b
     await shot(page, "echo-before-resume-phone");
     await page.setViewportSize({ width: 1180, height: 760 });
 
-    // Send now jumps the paused queue with one chosen item; Resume drains the rest in order.
-    await page.locator(`li.item[data-id="${ids[2]}"]`).getByRole("button", { name: "Send now" }).click();
+    // Steer (send now) jumps the paused queue with one chosen item; Resume drains the rest in order.
+    await page.locator(`li.item[data-id="${ids[2]}"]`).getByLabel("Delivery").selectOption("steer");
     await expect.poll(() => echoed, LONG).toEqual([texts[2]]);
     await expect.poll(() => order(page), LONG).toEqual(ids.slice(0, 2));
     await page.getByRole("button", { name: "Resume" }).click();
