@@ -479,6 +479,7 @@ class Row {
     this.element.dataset.delivery = entry.delivery;
     this.author.hidden = !entry.authorSub;
     this.author.textContent = entry.authorSub === this.me ? "by you" : `by ${entry.authorName ?? entry.authorSub}`;
+    // Not under the user's hand: a render before the server has the new choice would flick it back.
     if (document.activeElement !== this.delivery) this.delivery.value = entry.delivery;
     this.chip.textContent = STATUS_LABEL[entry.status];
     this.chip.dataset.status = entry.status;
