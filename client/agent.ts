@@ -60,6 +60,12 @@ export interface Turn {
    * that session and keeps no state of its own.
    */
   session(runtimeSessionId: string): Promise<void>;
+  /**
+   * Tells that the agent's account is rate-limited until `retryAt` (a limit the agent reported
+   * while this turn ran): the thread's queue holds until then and resumes by itself. For a
+   * turn that never started, throw a TurnStartError with `retryAt` instead.
+   */
+  rateLimited(retryAt: Date, reason: string): Promise<void>;
   /** Aborted when the agent is closed. */
   readonly signal: AbortSignal;
   /**
@@ -189,6 +195,7 @@ export function runAgent(options: RunAgentOptions): Agent {
         return (turnId = id);
       },
       session: (runtimeSessionId) => session(threadId, turnId ? "running" : "ready", undefined, runtimeSessionId),
+      rateLimited: (retryAt, reason) => session(threadId, "rate-limited", reason, undefined, retryAt.toISOString()),
     };
     let end: { outcome: TurnOutcome; error?: string };
     try {
@@ -322,7 +329,8 @@ export function runAgent(options: RunAgentOptions): Agent {
   const attach = (threadId: string, sessionStatus: string) => {
     const first = !known.has(threadId);
     known.add(threadId);
-    if (busyThreads.has(threadId) || sessionStatus === "ready") return;
+    // A rate-limited session takes turns once its hold ends by itself: a "ready" would end it early.
+    if (busyThreads.has(threadId) || sessionStatus === "ready" || sessionStatus === "rate-limited") return;
     if (sessionStatus === "running" && !first) return;
     void (async () => {
       // A turn that was running before this runtime existed can never end: close that

@@ -243,7 +243,13 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
         void proc.rpc.request("turn/interrupt", { threadId: codexThreadId, turnId: codexTurnId } satisfies TurnInterruptParams).catch(() => {});
       if (turn.interrupt.aborted) interrupt();
       else turn.interrupt.addEventListener("abort", interrupt, { once: true });
-      const ended = await watch.completed.catch((error: Error) => ({ status: "failed" as const, error: { message: error.message } }));
+      const ended = await watch.completed.catch((error: Error) => ({ status: "failed" as const, error: { message: error.message, codexErrorInfo: null } }));
+      // Codex told of the account's limit used up while the turn ran (the provider's limit
+      // headers): the next turn would only fail, so the queue holds until the reset, by itself.
+      const reset = watch.rateLimits ? resetOf(watch.rateLimits) : undefined;
+      if (reset && reset.getTime() > Date.now()) {
+        await turn.rateLimited(reset, `codex: ${ended.error?.message ?? "the account's rate limit is used up"}`);
+      }
       if (ended.status === "completed") return { outcome: "completed" as const };
       if (ended.status === "interrupted" || turn.interrupt.aborted) return { outcome: "interrupted" as const };
       return { outcome: "failed" as const, error: ended.error?.message ?? "the Codex turn failed" };
@@ -301,7 +307,7 @@ function startFailure(turn: CodexTurn, last: ErrorNotification | null, rateLimit
  * the turn cannot run before all of them reset. Nothing when no window is used up: a 429
  * without a reset time gets the queue's own backoff, not an invented time.
  */
-export function resetOf(limits: RateLimitSnapshot): Date | undefined {
+function resetOf(limits: RateLimitSnapshot): Date | undefined {
   const resets = [limits.primary, limits.secondary]
     .flatMap((w) => (w && w.usedPercent >= 100 && w.resetsAt ? [w.resetsAt] : []))
     .concat(limits.individualLimit && limits.individualLimit.remainingPercent <= 0 ? [limits.individualLimit.resetsAt] : []);

@@ -51,7 +51,7 @@ describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queu
     const threadId = await h.thread();
     await h.add(threadId, "a long prompt");
     const started = await h.waitForEvent(threadId, "turn.started");
-    const steer = await h.add(threadId, "and this too", { sendNow: true });
+    const steer = await h.add(threadId, "and this too", { delivery: "steer" });
     const refused = await h.waitForEvent(threadId, "queue.item-send-failed", (e) => (e.payload as { queueItemId: string }).queueItemId === steer);
     expect(refused.payload).toMatchObject({ final: true, reason: expect.stringContaining("the protocol has no steer") });
     release();

@@ -79,12 +79,40 @@ describe("Codex (real codex app-server, scripted model): model errors and a runt
       const threadId = await h.thread();
       await h.add(threadId, "limited until the reset");
       await eventually(async () => expect(turnsIn(await h.events(threadId))[0]?.outcome).toBe("completed"), AGENT_WAIT_MS);
-      const failures = (await h.events(threadId)).filter((e) => e.type === "queue.item-send-failed");
-      expect(failures.map((e) => e.payload)).toMatchObject([{ final: false, retryAt: new Date(reset * 1000).toISOString(), reason: expect.stringContaining("usageLimitExceeded") }]);
+      const events = await h.events(threadId);
+      // The thread held, rate-limited until the reset Codex gave, and resumed by itself; the
+      // item kept its attempt (it was not the item's fault).
+      expect(events.filter((e) => e.type === "queue.item-send-failed").map((e) => e.payload)).toMatchObject([
+        { final: false, rateLimited: true, reason: expect.stringContaining("usageLimitExceeded") },
+      ]);
+      expect(events.find((e) => e.type === "queue.paused")?.payload).toMatchObject({ reason: "rate-limited", resumeAt: new Date(reset * 1000).toISOString() });
+      expect(events.some((e) => e.type === "queue.resumed")).toBe(true);
       const asked = h.model.requests.filter((r) => r.userText === "limited until the reset");
       expect(asked).toHaveLength(2);
       // The retry waited for the reset the agent gave.
       expect(asked[1]!.at).toBeGreaterThanOrEqual(reset * 1000);
+    });
+
+    it("the account's limit used up mid-turn (429 with a reset on the turn's second model request): the turn ends failed, the thread holds rate-limited until Codex's reset and resumes by itself; the next item runs after it", async () => {
+      let reset = 0;
+      h.model.script((r) => {
+        const body = JSON.stringify(r.body.input ?? "");
+        if (!body.includes("limited mid-turn")) return echoScript(r);
+        // First a tool call (the turn has started), then the limit on the follow-up request.
+        if (!body.includes("function_call_output")) return { kind: "tool", name: "no_such_tool", arguments: {} };
+        if (!reset) reset = Math.ceil(Date.now() / 1000) + 4;
+        return usageLimit(reset);
+      });
+      const threadId = await h.thread();
+      await h.add(threadId, "limited mid-turn");
+      await h.add(threadId, "after the reset");
+      const ended = await h.waitForEvent(threadId, "turn.ended");
+      expect(ended.payload).toMatchObject({ outcome: "failed", error: expect.stringContaining("usage limit") });
+      const held = await h.waitForEvent(threadId, "queue.paused");
+      expect(held.payload).toMatchObject({ reason: "rate-limited", resumeAt: new Date(reset * 1000).toISOString() });
+      await eventually(async () => expect(turnsIn(await h.events(threadId)).find((t) => t.text === "after the reset")?.outcome).toBe("completed"), AGENT_WAIT_MS);
+      expect((await h.events(threadId)).some((e) => e.type === "queue.resumed")).toBe(true);
+      expect(h.model.requests.find((r) => r.userText === "after the reset")!.at).toBeGreaterThanOrEqual(reset * 1000);
     });
 
     it("a bad model name is a permanent start failure: the item fails with the reason and holds the queue", async () => {
