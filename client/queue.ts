@@ -288,18 +288,50 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
     };
     await this.outboxLoaded;
     if (this.connection === "connected" && this.waiting.length === 0) {
+      let added: Added | null = null;
       try {
-        return await this.send(entry);
+        added = await this.send(entry);
       } catch (error) {
         if (!unreachable(error)) throw error;
       }
+      if (added) return this.shown(added, entry.messageId);
     }
     await this.outboxStore.put(entry);
     const answer = new Promise<Added>((resolve, reject) => this.answers.set(entry.messageId, { resolve, reject }));
     this.waiting.push(entry);
     this.changed();
     void this.sendOutbox();
-    return answer;
+    return this.shown(await answer, entry.messageId);
+  }
+
+  /**
+   * Resolves once the live queue shows the added item, so that what `add` resolved with can
+   * be moved or edited at once. The server answers the add as soon as it is in the log and
+   * writes the item into the documents a moment later (under the thread's writer lease, so
+   * it is created once across instances). It stops waiting when the item left the queue
+   * before it showed (an idle agent took it at once, or someone removed it) or when the
+   * connection is not up (the replica catches up on reconnect).
+   */
+  private async shown(added: Added, messageId: string): Promise<Added> {
+    const settled = () => this.items.has(added.queueItemId) || this.connection !== "connected" || this.destroyed;
+    while (!settled()) {
+      let wake = () => {};
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      this.on("change", wake);
+      this.on("status", wake);
+      const timer = setTimeout(wake, 250);
+      try {
+        await woken;
+      } finally {
+        clearTimeout(timer);
+        this.off("change", wake);
+        this.off("status", wake);
+      }
+      if (settled()) break;
+      const fate = await this.messageStatus(messageId).then((s) => s.state, () => "unknown");
+      if (fate !== "queued" && fate !== "sending" && fate !== "failed") break;
+    }
+    return added;
   }
 
   /** Messages written while offline, not yet acknowledged by the server, in the order they go. */
