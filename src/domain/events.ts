@@ -13,7 +13,7 @@ const event = <T extends string, P extends z.ZodRawShape>(type: T, payload: P) =
 
 /**
  * The message an item event concerns. Every item event carries it since the queue learnt
- * message fates (issue 11); events stored before have none, and the log is never rewritten.
+ * message fates (migration 20261202100000_queue_semantics); events stored before have none, and the log is never rewritten.
  */
 const messageId = Id.optional();
 

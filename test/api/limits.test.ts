@@ -4,17 +4,17 @@ import { startTestServer, type TestServer } from "../support/server.js";
 import { httpCall, RawSocket } from "../support/trpc-raw.js";
 import { rawConnect } from "../collab/harness.js";
 import { connect, uid, type Client } from "../support/clients.js";
+import { eventually } from "../support/poll.js";
 
 const limits = { maxBodyBytes: 64 * 1024, maxBatchSize: 4, maxSubscriptionsPerConnection: 3, maxConnectionsPerToken: 2 };
 
-/** Retries `check` until it holds: the server frees a slot when it has processed a close or a stop. */
-async function eventually<T>(attempt: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  for (let i = 0; ; i++) {
+/** Retries `attempt` until `ok` holds (its last value is then the test's to assert): the server frees a slot once it has processed a close or a stop. */
+const retried = <T>(attempt: () => Promise<T>, ok: (value: T) => boolean): Promise<T> =>
+  eventually(async () => {
     const value = await attempt();
-    if (ok(value) || i >= 200) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+    if (!ok(value)) throw Object.assign(new Error("not yet"), { value });
+    return value;
+  });
 
 describe("limits per body, batch, connection and token, each refused with a clear error", () => {
   let server: TestServer;
@@ -122,7 +122,7 @@ describe("limits per body, batch, connection and token, each refused with a clea
       expect((await socket.call("query", "thread.get", { threadId })).error).toBeNull();
 
       socket.stop(open[0]);
-      const again = await eventually(
+      const again = await retried(
         () => socket.call("subscription", "thread.events", { threadId }, { keep: true }),
         (a) => a.error === null,
       );
@@ -150,7 +150,7 @@ describe("limits per body, batch, connection and token, each refused with a clea
 
       sockets[0].close();
       await sockets[0].whenClosed();
-      const answer = await eventually(
+      const answer = await retried(
         async () => {
           const next = await RawSocket.open(server.wsUrl, token);
           sockets.push(next);
@@ -181,7 +181,7 @@ describe("limits per body, batch, connection and token, each refused with a clea
 
       doc.ws.close();
       await doc.closed;
-      const next = await eventually(
+      const next = await retried(
         async () => {
           const attempt = rawConnect(server, threadId, token);
           const outcome = await attempt.outcome;

@@ -1,5 +1,5 @@
 import { decodeJwt } from "jose";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { runAgent, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
@@ -8,6 +8,7 @@ import { TOKEN_EXPIRED } from "../../src/token-expiry.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { RawSocket } from "../support/trpc-raw.js";
 import { connect, uid, type Client } from "../support/clients.js";
+import { eventually as poll } from "../support/poll.js";
 
 /**
  * Real tokens that expire in 8 seconds (jose, whole seconds: 7 to 8 s of life; 3 s was too
@@ -15,7 +16,7 @@ import { connect, uid, type Client } from "../support/clients.js";
  * tokens' own expiry: the tests wait past it, no fake timers.
  */
 const LIFETIME = "8s";
-const eventually = (assertion: () => void | Promise<void>) => vi.waitFor(assertion, { timeout: 30_000, interval: 50 });
+const eventually = (assertion: () => void | Promise<void>) => poll(assertion, 30_000);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 /** Resolves a moment after the token's expiry. */
 const pastExpiry = (token: string) => sleep(decodeJwt(token).exp! * 1000 - Date.now() + 300);

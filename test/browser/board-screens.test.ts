@@ -436,7 +436,7 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
     await screen(page, "board-queue");
   });
 
-  it("issue 11's controls: each item's delivery, step mode and Next, who queued each item, the rate-limit countdown — at both sizes, announced", async () => {
+  it("the queue-semantics controls: each item's delivery, step mode and Next, who queued each item, the rate-limit countdown — at both sizes, announced", async () => {
     const ws = "semantics";
     const me = await sdk(ws, "omar");
     const pia = await sdk(ws, "pia");

@@ -10,7 +10,7 @@ import { createThread, exec, startInstancePair } from "./harness.js";
 
 /**
  * "Acknowledged typing" is what the SDK's `flush` resolving means: the server answered the
- * device's sync request. Each fault the chaos checker found (issue 13) had the log end up
+ * device's sync request. Each fault the chaos checker (test/chaos/) found had the log end up
  * with something else than that text: a claim on the other instance, a late commit over a
  * later API edit, a replica following the log with an older document. Two instances on one
  * PostgreSQL and one Redis; the faults named in a test's title are injected.

@@ -149,7 +149,7 @@ describe("thread snapshot", () => {
   });
 });
 
-describe("events stored before issue 11", () => {
+describe("events stored before delivery modes and message fates", () => {
   it("replay as they are (the log is read back unparsed and never rewritten): a plain item with no author, a hold with no resumeAt", () => {
     const old = [
       { type: "thread.created", payload: { workspaceId: "w", title: "t" } },

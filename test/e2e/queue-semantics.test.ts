@@ -12,7 +12,7 @@ import { eventually } from "../support/poll.js";
 import { failure } from "../support/clients.js";
 
 /**
- * Issue 11 through the real server and the agent SDK: delivery modes against a running
+ * The queue's rules (docs/design.md) through the real server and the agent SDK: delivery modes against a running
  * turn, step mode, the rate-limit hold, the bounded queue, authors and message fates.
  */
 describe.each(databases)("queue semantics end to end (%s)", (database) => {
