@@ -46,9 +46,8 @@ import { startServer } from "./door/turnqueue.js";
 import { CODEX_ACP_BIN, CODEX_BIN, codexEnv, workDir } from "../test/support/agents.js";
 
 /**
- * A model Codex knows, as a user's would be: with an unknown name codex-acp sends Codex's
- * missing-metadata warning as agent text before the model is asked, so the runtime would
- * report the turn started (and the server record it) while the agent is still working.
+ * A model Codex knows, as a user's would be (for an unknown name Codex warns of missing
+ * model metadata before every turn, and codex-acp sends that as agent text).
  */
 const MODEL = "gpt-5.5";
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);

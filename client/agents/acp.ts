@@ -22,7 +22,9 @@ export interface AcpAdapterOptions {
 
 /** One session's turn in flight: the first sign the model works on it. */
 interface PromptWatch {
-  markWorking(): void;
+  /** A session update of the prompt's, by kind. */
+  seen(kind: acp.SessionUpdate["sessionUpdate"]): void;
+  /** Resolves at the model's first sign of work on the prompt (its turn has really started). */
   working: Promise<void>;
 }
 
@@ -65,7 +67,7 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
         .client({ name: "turnqueue" })
         .onRequest(acp.methods.client.session.requestPermission, ({ params }) => permission(params))
         .onNotification(acp.methods.client.session.update, ({ params }) => {
-          if (WORK.has(params.update.sessionUpdate)) prompts.get(params.sessionId)?.markWorking();
+          prompts.get(params.sessionId)?.seen(params.update.sessionUpdate);
           if (params.update.sessionUpdate === "config_option_update") config.set(params.sessionId, params.update.configOptions);
         });
       const connection = app.connect(acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout) as ReadableStream<Uint8Array>));
@@ -138,16 +140,15 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
     } catch (error) {
       throw startError(error);
     }
-    let markWorking!: () => void;
-    const working = new Promise<void>((resolve) => (markWorking = resolve));
-    proc.prompts.set(sessionId, { markWorking, working });
+    const watch = watchPrompt();
+    proc.prompts.set(sessionId, watch);
     const cancel = () => void proc.connection.agent.notify(acp.methods.agent.session.cancel, { sessionId }).catch(() => {});
     turn.interrupt.addEventListener("abort", cancel, { once: true });
     try {
       const prompt = proc.connection.agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: promptOf(turn.dispatch) });
       prompt.catch(() => {});
       // Started for Turnqueue once the model works on it: a prompt refused before that never started.
-      const first = await Promise.race([working.then(() => null), prompt.then((r) => r, (e: unknown) => ({ error: e }))]);
+      const first = await Promise.race([watch.working.then(() => null), prompt.then((r) => r, (e: unknown) => ({ error: e }))]);
       if (first && "error" in first) throw startError(first.error);
       await turn.start();
       const { stopReason } = await prompt.catch((error: unknown) => {
@@ -186,7 +187,30 @@ export function acpAdapter(options: AcpAdapterOptions): AgentAdapter {
 const SETTINGS = { model: "model", mode: "mode", effort: "thought_level" } as const satisfies Record<string, acp.SessionConfigOptionCategory>;
 
 /** Session updates that show the model working on the prompt (not echoes of the user's own message). */
-const WORK = new Set(["agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan"]);
+const WORK = new Set<acp.SessionUpdate["sessionUpdate"]>(["agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan"]);
+
+/**
+ * When a prompt has started for Turnqueue. Thoughts, tool calls and plans are the model's
+ * work at once; agent text only once more text (or other work) follows it. An agent sends
+ * notices of its own as agent text before it asks the model — codex-acp forwards Codex's
+ * warnings, one message each, as for a model Codex has no metadata for — and a rate limit
+ * after such a notice is still a start failure, retried when it passes. The model's text
+ * streams in many chunks, so its second one starts the turn; a whole answer in one chunk
+ * starts it when the prompt ends. Two notices in a row would still count as a start.
+ */
+function watchPrompt(): PromptWatch {
+  let markWorking!: () => void;
+  const working = new Promise<void>((resolve) => (markWorking = resolve));
+  let texts = 0;
+  return {
+    working,
+    seen(kind) {
+      if (!WORK.has(kind)) return;
+      if (kind === "agent_message_chunk" && ++texts === 1) return;
+      markWorking();
+    },
+  };
+}
 
 /** The message as ACP content: its text, then attachments as images or resource links. */
 function promptOf(dispatch: Dispatch): acp.ContentBlock[] {

@@ -134,6 +134,10 @@ export function codexAdapter(options: CodexAdapterOptions): AgentAdapter {
   function notified(proc: CodexProcess, method: string, params: unknown) {
     switch (method) {
       case "item/started": {
+        // Every tool the model calls shows as an item, but for one Codex does not have: it
+        // answers the model itself and tells nothing, so a response made only of such a call
+        // is no sign here (its token count is none either: Codex resends the thread's count
+        // with a rate limit's headers, so a refused first request shows one too).
         const p = params as ItemStartedNotification;
         if (p.item.type !== "userMessage" && p.item.type !== "hookPrompt") watchOf(proc, p.threadId, p.turnId)?.markWorking();
         break;

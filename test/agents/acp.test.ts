@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { acpAdapter } from "../../client/agents/acp.js";
 import { eventually } from "../support/poll.js";
 import { CODEX_ACP_BIN, codexEnv, workDir } from "../support/agents.js";
 import { echoScript } from "../support/model-server.js";
@@ -9,8 +10,7 @@ describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queu
   let h: AgentHarness;
   beforeAll(async () => {
     h = await startAgentHarness();
-    // A model Codex has metadata for: for an unknown one codex-acp sends a warning as agent
-    // text before it asks the model, which would count as the model working on the turn.
+    // A model Codex has metadata for (it offers the models the settings test picks from).
     startAcp(h, CODEX_ACP_BIN, codexEnv(h.model.url, "gpt-5.5"), workDir());
   });
   afterAll(() => h?.close());
@@ -59,5 +59,24 @@ describe("ACP: codex-acp (the real agent, scripted model) drives a thread's queu
     expect(ended.payload).toMatchObject({ turnId: (started.payload as { turnId: string }).turnId, outcome: "completed" });
     expect((await h.user.thread.get.query({ threadId })).queue).toMatchObject({ paused: true, pauseReason: "failure" });
     expect(h.model.requests.some((r) => JSON.stringify(r.body).includes("and this too"))).toBe(false);
+  });
+});
+
+describe("ACP: codex-acp (the real agent, scripted model) on a model Codex has no metadata for", () => {
+  let h: AgentHarness;
+  /** codex-acp's log: it logs each warning it forwards to the client as agent text. */
+  const log: string[] = [];
+  beforeAll(async () => {
+    h = await startAgentHarness();
+    // For this model codex-acp sends Codex's warning (no model metadata) as agent text at the
+    // start of every prompt, before it asks the model.
+    const env = { ...codexEnv(h.model.url, "scripted-model"), RUST_LOG: "warn" };
+    h.runtime(acpAdapter({ command: CODEX_ACP_BIN, cwd: workDir(), approve: "deny", env, onStderr: (line) => log.push(line) }));
+  });
+  afterAll(() => h?.close());
+
+  it("a 429 from the model after codex-acp's warning text is still a retryable start failure; the item is retried and runs once", async () => {
+    await rateLimitedOnce(h);
+    expect(log.some((line) => line.includes("Model metadata for `scripted-model` not found")), "codex-acp sent its warning").toBe(true);
   });
 });

@@ -119,6 +119,9 @@ export async function startModelServer(script: Script = echoScript): Promise<Mod
 
 type Send = (event: string, data: unknown) => void;
 
+/** What a slow reply streams before it stalls. */
+const WORKING = ["working", " on it"];
+
 let ids = 0;
 const id = (prefix: string) => `${prefix}_${++ids}`;
 
@@ -126,13 +129,15 @@ async function streamResponses(reply: Exclude<Reply, { kind: "error" | "hangup" 
   const responseId = id("resp");
   send("response.created", { type: "response.created", response: { id: responseId } });
   if (reply.kind === "slow") {
-    // Some output first: the agent sees the model working, then the stream stalls.
+    // Some output first, in pieces as a model streams it (an ACP runtime takes a lone leading
+    // text for what may be the agent's own notice): the agent sees the model working, then
+    // the stream stalls.
     const itemId = id("msg");
     send("response.output_item.added", {
       type: "response.output_item.added", output_index: 0,
       item: { type: "message", role: "assistant", id: itemId, content: [] },
     });
-    send("response.output_text.delta", { type: "response.output_text.delta", item_id: itemId, output_index: 0, content_index: 0, delta: "working" });
+    for (const delta of WORKING) send("response.output_text.delta", { type: "response.output_text.delta", item_id: itemId, output_index: 0, content_index: 0, delta });
     await holdOpen(res, reply.ms, reply.until);
     if (res.destroyed) return;
   }
@@ -155,7 +160,7 @@ async function streamMessages(reply: Exclude<Reply, { kind: "error" | "hangup" }
   });
   if (reply.kind === "slow") {
     send("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
-    send("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "working" } });
+    for (const text of WORKING) send("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } });
     await holdOpen(res, reply.ms, reply.until);
     if (res.destroyed) return;
     send("content_block_stop", { type: "content_block_stop", index: 0 });
