@@ -303,21 +303,26 @@ export class ThreadDoc {
       const texts: string[] = [];
       const added: string[] = [];
       const followed = new Map<string, string>();
-      for (const event of events) {
-        const place = placeIn(this.state.version, event);
-        if (place === "seen") continue;
-        if (place === "gap") return this.catchUp("missed");
-        this.doc.transact(() => {
+      let stop: "gap" | "gone" | null = null;
+      // One server transaction for the whole commit: a command's events (a lock, an edit, its
+      // meta.version rewrites) reach the clients, the store and the bus as one update, not one each.
+      this.doc.transact(() => {
+        for (const event of events) {
+          const place = placeIn(this.state.version, event);
+          if (place === "seen") continue;
+          if (place === "gap") return void (stop = "gap");
           this.state = evolve(this.state, event);
           writeEvent(this.doc, event, this.state);
-        }, SERVER);
-        if (event.type === "thread.deleted") return this.deps.onGone(this.threadId);
-        const edited = editedText(event);
-        if (edited && !texts.includes(edited)) texts.push(edited);
-        if (event.type === "queue.item-added") added.push(event.payload.queueItemId);
-        const typed = typedText(event);
-        if (typed) followed.set(typed.id, typed.actor);
-      }
+          if (event.type === "thread.deleted") return void (stop = "gone");
+          const edited = editedText(event);
+          if (edited && !texts.includes(edited)) texts.push(edited);
+          if (event.type === "queue.item-added") added.push(event.payload.queueItemId);
+          const typed = typedText(event);
+          if (typed) followed.set(typed.id, typed.actor);
+        }
+      }, SERVER);
+      if (stop === "gap") return this.catchUp("missed");
+      if (stop === "gone") return this.deps.onGone(this.threadId);
       this.writeTexts(texts);
       this.writeTexts(added, "item");
       for (const [id, actor] of followed) this.bridge.follow(id, actor);
@@ -481,10 +486,11 @@ export class ThreadDoc {
 
   private onUpdate(update: Uint8Array, origin: unknown): void {
     if (origin === STORED) return;
-    if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
+    // Relayed first: storing it (which may start a write at once) never holds up the devices.
     // Another instance's updates cannot depend on ours still held: they pass.
     if (this.reviewing && origin !== REMOTE) this.localOutbox.push({ update, origin });
     else this.sendToClients(update, origin);
+    if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
     if (origin === REMOTE) return;
     if (this.busHold > 0) this.busOutbox.push(update);
     else this.publishUpdate(update);

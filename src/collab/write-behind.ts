@@ -15,6 +15,14 @@ const RETRY_MS = 1_000;
 export class WriteBehind {
   private pending = new Map<string, Uint8Array[]>();
   private running: Promise<void> | null = null;
+  /**
+   * Updates pushed, and how many of the first of them are stored (or dropped: forgotten, or
+   * lost at shutdown). `flushed()` waits for the count at its call only: under steady typing
+   * the writes never go idle, and a commit waiting for idleness would wait for the typing to stop.
+   */
+  private pushed = 0;
+  private stored = 0;
+  private waiters: { upTo: number; resolve(): void }[] = [];
   /** Rows appended per thread since its last compaction. */
   private readonly tails = new Map<string, number>();
   private stopping = false;
@@ -35,12 +43,14 @@ export class WriteBehind {
     const list = this.pending.get(threadId);
     if (list) list.push(update);
     else this.pending.set(threadId, [update]);
+    this.pushed++;
     this.running ??= this.drain();
   }
 
   /** Resolves once everything pushed so far is stored. */
   flushed(): Promise<void> {
-    return this.running ?? Promise.resolve();
+    if (this.stored >= this.pushed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ upTo: this.pushed, resolve }));
   }
 
   /** Everything of this thread stored and its tail folded into the merged state (at unload). */
@@ -55,6 +65,7 @@ export class WriteBehind {
   forget(threadId: string): void {
     this.pending.delete(threadId);
     this.tails.delete(threadId);
+    if (!this.running) this.storedUpTo(this.pushed);
   }
 
   /** Shutting down: a failed write is reported, not retried forever. */
@@ -64,14 +75,20 @@ export class WriteBehind {
 
   private async drain(): Promise<void> {
     while (this.pending.size) {
+      // Taken after the I/O callbacks already due have run: the keystrokes of every socket
+      // read in this turn of the event loop go into one write. Without the wait, a store that
+      // answers within the turn (PGlite runs in this process) would get one insert per update.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const batch = this.pending;
       this.pending = new Map();
+      const upTo = this.pushed;
       const rows = [...batch].map(([threadId, updates]) => ({ threadId, update: updates.length === 1 ? updates[0] : Y.mergeUpdates(updates) }));
       try {
         await this.store.append(rows);
       } catch (err) {
         if (this.stopping) {
           this.logger.error({ err, threads: rows.map((r) => r.threadId) }, "document updates lost at shutdown: the store is unavailable");
+          this.storedUpTo(upTo);
           continue;
         }
         // The documents still hold these updates; they go first in the next attempt.
@@ -80,6 +97,7 @@ export class WriteBehind {
         await new Promise((r) => setTimeout(r, RETRY_MS).unref());
         continue;
       }
+      this.storedUpTo(upTo);
       for (const { threadId } of rows) {
         const tail = (this.tails.get(threadId) ?? 0) + 1;
         this.tails.set(threadId, tail >= COMPACT_AFTER ? 0 : tail);
@@ -87,6 +105,17 @@ export class WriteBehind {
       }
     }
     this.running = null;
+    // Nothing is left pending: whatever was pushed is stored, or was forgotten meanwhile.
+    this.storedUpTo(this.pushed);
+  }
+
+  private storedUpTo(upTo: number): void {
+    if (upTo <= this.stored) return;
+    this.stored = upTo;
+    const due = this.waiters.filter((w) => w.upTo <= upTo);
+    if (due.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.upTo > upTo);
+    for (const w of due) w.resolve();
   }
 
   /** A failed compaction loses nothing: the tail stays and is merged at the next load. */

@@ -26,6 +26,7 @@ const MAX_BYTES = 4 << 20;
 export class AppendBatcher {
   private readonly queue: Pending[] = [];
   private readonly running = new Set<Promise<void>>();
+  private scheduled = false;
 
   constructor(
     private readonly sql: Sql,
@@ -36,20 +37,39 @@ export class AppendBatcher {
     return new Promise((resolve, reject) => {
       const bytes = chain.reduce((n, r) => n + JSON.stringify(r.events).length, 0);
       this.queue.push({ chain, bytes, resolve, reject });
-      this.pump();
+      this.schedule();
     });
   }
 
   /** Resolves when everything submitted so far is written (or failed). */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.all(this.running);
+    for (;;) {
+      if (this.running.size > 0) await Promise.all(this.running);
+      else if (this.scheduled) await new Promise((resolve) => setImmediate(resolve));
+      else return;
+    }
+  }
+
+  /**
+   * Writes start after the I/O callbacks already due have run, so the commands of every
+   * request read in this turn of the event loop share a statement. Without the wait, a
+   * store that answers within the turn (PGlite runs in this process) would never have a
+   * write in flight when the next command comes, and would take one statement per command.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
     while (this.running.size < this.concurrency && this.queue.length > 0) {
       const flush = this.flush(this.takeBatch()).finally(() => {
         this.running.delete(flush);
-        this.pump();
+        this.schedule();
       });
       this.running.add(flush);
     }
