@@ -209,9 +209,9 @@ if (BREAKDOWN) {
 /** The cut points of Turnqueue's part, in order, and what lies between each and the one before. */
 const SEGMENTS = [
   ["received", "request in: the user's client → the server has queue.add"],
-  ["appended", "queue.add: decide + append (the database)"],
-  ["claiming", "notify: the commit → the drain reactor claims"],
-  ["claimed", "claim: decide + append"],
+  ["appended", "queue.add: decide + append (the database), with the claim when it is in the same append"],
+  ["claiming", "notify: the commit → the drain reactor claims (0 when the add claimed)"],
+  ["claimed", "claim: decide + append (0 when the add claimed)"],
   ["dispatched", "claim committed → dispatch sent on the agent's stream"],
   ["handed", "dispatch transport: the stream → runAgent → the turn handler"],
   ["adapter", "adapter: the handler → turn/start written to the agent"],
@@ -225,16 +225,17 @@ function cutsOf(marks: Marks, spans: SpanLine[]): Record<Cut, number> | null {
   const trace = spans.filter((s) => s.traceId === root.traceId);
   const one = (name: string, under?: SpanLine) => trace.find((s) => s.name === name && (!under || s.parentId === under.spanId));
   const add = one("command queue.add");
+  // The add claims in its own append when the thread is idle; the drain reactor's claim otherwise.
   const claim = one("command drain.claim");
   const dispatch = one("dispatch");
   const added = add && one("append", add);
-  const claimAppended = claim && one("append", claim);
+  const claimAppended = claim ? one("append", claim) : added;
   const adapter = turnStartWritten.get(marks.text);
-  if (!add || !claim || !dispatch || !added || !claimAppended || adapter === undefined) return null;
+  if (!add || !dispatch || !added || !claimAppended || adapter === undefined) return null;
   return {
     received: root.start,
     appended: added.end,
-    claiming: claim.start,
+    claiming: claim?.start ?? added.end,
     claimed: claimAppended.end,
     dispatched: dispatch.start,
     handed: marks.handed,

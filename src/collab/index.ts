@@ -103,10 +103,15 @@ export function createCollab(deps: CollabDeps): Collab {
   // Committed events reach every loaded document; until this subscription is live no document loads.
   const subscribed = engine.feed.subscribe((events) => registry.dispatch(events));
   // Text typed into an item and acknowledged to its typist is committed before the item
-  // can be claimed, so the agent gets the last acknowledged text.
-  const removeBarrier = engine.addPreClaimBarrier(async function commitTypedText(threadId) {
-    const doc = await registry.peek(threadId)?.catch(() => undefined);
-    await doc?.flush();
+  // can be claimed, so the agent gets the last acknowledged text. Every add, turn end and
+  // session report may claim now, so the common case costs nothing: no document of the
+  // thread here, or one with nothing typed on its way to the log, means no wait.
+  const removeBarrier = engine.addPreClaimBarrier(function commitTypedText(threadId) {
+    const loading = registry.peek(threadId);
+    if (!loading) return;
+    const doc = registry.peekLoaded(threadId);
+    if (doc && !doc.writing) return;
+    return loading.then((d) => d.flush(), () => {});
   });
 
   new Gauge({

@@ -8,6 +8,8 @@ import { ThreadDoc, type ThreadDocDeps } from "./thread-doc.js";
  */
 export class DocRegistry {
   private readonly docs = new Map<string, Promise<ThreadDoc>>();
+  /** The documents of `docs` whose load is done, for a look that must not wait. */
+  private readonly loaded = new Map<string, ThreadDoc>();
   private readonly unloading = new Map<string, Promise<void>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
 
@@ -31,7 +33,10 @@ export class DocRegistry {
       if (!loading) {
         loading = ThreadDoc.load(threadId, { ...this.deps, onGone: (id) => this.gone(id) });
         this.docs.set(threadId, loading);
-        loading.then(() => this.observe.loaded(threadId), () => {});
+        loading.then((doc) => {
+          if (this.docs.get(threadId) === loading) this.loaded.set(threadId, doc);
+          this.observe.loaded(threadId);
+        }, () => {});
         loading.catch(() => {
           if (this.docs.get(threadId) === loading) this.docs.delete(threadId);
         });
@@ -47,6 +52,12 @@ export class DocRegistry {
   /** The loaded (or loading) document of a thread, without loading it. */
   peek(threadId: string): Promise<ThreadDoc> | undefined {
     return this.docs.get(threadId);
+  }
+
+  /** The thread's document if loaded and open here, without waiting; undefined while it loads. */
+  peekLoaded(threadId: string): ThreadDoc | undefined {
+    const doc = this.loaded.get(threadId);
+    return doc && !doc.closed && this.docs.has(threadId) ? doc : undefined;
   }
 
   dispatch(events: readonly StoredEvent[]): void {
@@ -74,6 +85,7 @@ export class DocRegistry {
     this.cancelIdle(threadId);
     if (this.unloading.has(threadId)) return this.unloading.get(threadId);
     this.docs.delete(threadId);
+    this.loaded.delete(threadId);
     this.observe.unloaded(threadId);
     const done = doc.close().finally(() => this.unloading.delete(threadId));
     this.unloading.set(threadId, done);
@@ -89,6 +101,7 @@ export class DocRegistry {
   private gone(threadId: string): void {
     const loading = this.docs.get(threadId);
     this.docs.delete(threadId);
+    this.loaded.delete(threadId);
     this.cancelIdle(threadId);
     void loading?.then((doc) => {
       this.onGone(doc);

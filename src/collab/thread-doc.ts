@@ -451,6 +451,12 @@ export class ThreadDoc {
     }
   }
 
+  /** Typed text or a move of a client's is on its way to the log (what `flush` waits for). */
+  get writing(): boolean {
+    const { text, position } = this.bridge.pending;
+    return text.size > 0 || position.size > 0;
+  }
+
   /** Coalesced edits committed and queued commands done: the log has the last acknowledged text. */
   flush(): Promise<void> {
     return this.bridge.flush();

@@ -19,11 +19,18 @@ export type Decision = DomainEvent[] | DomainError;
  * The commands whose decision may claim an item (append `queue.item-send-started`). Whoever
  * must settle something before an item leaves (text typed into it, say) hooks in before
  * these; a property test checks that no other command ever claims.
+ *
+ * Besides the drain's own claim: an add, a turn's end and a session report claim in the
+ * same decision when they leave the thread able to send (`thenDrain`), so the common path
+ * (a message to an idle agent, the next item after a turn) is one append and one commit.
  */
 export const mayClaim = (command: Command): boolean =>
   command.type === "drain.claim" ||
   command.type === "queue.sendNow" ||
-  ((command.type === "queue.add" || command.type === "queue.setDelivery") && command.delivery !== "queue");
+  command.type === "queue.add" ||
+  command.type === "agent.turnEnded" ||
+  command.type === "agent.session" ||
+  (command.type === "queue.setDelivery" && command.delivery !== "queue");
 
 /**
  * The queue's rules (docs/design.md, "The queue's rules"), all of them, in one place: given the thread's
@@ -86,13 +93,13 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
     case "thread.interrupt":
       return interrupt(state);
     case "agent.session":
-      return session(state, command);
+      return thenDrain(state, session(state, command), ctx);
     case "agent.turnStarted":
       return withItem(state, command.queueItemId, (item) => turnStarted(state, item, command.turnId));
     case "agent.turnStartFailed":
       return withItem(state, command.queueItemId, (item) => startFailed(state, item, command, ctx));
     case "agent.turnEnded":
-      return turnEnded(state, command);
+      return withDecision(turnEnded(state, command), (ended) => thenDrain(state, ended, ctx));
     case "drain.claim":
       return drain(state, ctx.now);
     case "drain.resume":
@@ -146,7 +153,7 @@ function add(state: ThreadState, c: CommandOf<"queue.add">, ctx: DecideContext):
       author: c.author,
     },
   };
-  return c.delivery === "queue" ? [added] : thenDrain(state, [added], ctx);
+  return thenDrain(state, [added], ctx);
 }
 
 function move(state: ThreadState, item: QueueItemState, to: CommandOf<"queue.move">["to"]): Decision {
@@ -237,8 +244,14 @@ function drain(state: ThreadState, now: Date): DomainEvent[] {
   return [...lifted, claim(state, step.item, step.dispatch, step.expectedTurnId, state.version + lifted.length + 1)];
 }
 
-/** `events`, then what the drain does on the state they make: a steer or interrupt goes in the same decision. */
+/**
+ * `events`, then what the drain does on the state they make, in the same decision: the
+ * claim (or the interrupt an interrupt item asks for) the drain reactor would otherwise
+ * append right after. Nothing more when the thread cannot send (`drainStep` says why).
+ */
 function thenDrain(state: ThreadState, events: DomainEvent[], ctx: DecideContext): DomainEvent[] {
+  // A repeat that changes nothing stays a no-op: the drain reactor looks at the thread anyway.
+  if (events.length === 0) return events;
   const createdAt = ctx.now.toISOString();
   const after = events.reduce((s, e, k) => evolve(s, { ...e, version: state.version + k + 1, createdAt }), state);
   return [...events, ...drain(after, ctx.now)];
@@ -317,7 +330,7 @@ function rateLimitHold(state: ThreadState, resumeAt: string | null): DomainEvent
   return [paused("rate-limited", resumeAt)];
 }
 
-function session(state: ThreadState, c: CommandOf<"agent.session">): Decision {
+function session(state: ThreadState, c: CommandOf<"agent.session">): DomainEvent[] {
   const { status, error, runtimeSessionId } = c;
   const same = state.session.status === status && state.session.error === error &&
     (runtimeSessionId === undefined || runtimeSessionId === state.session.runtimeSessionId);
@@ -398,6 +411,10 @@ const resumed: DomainEvent = { type: "queue.resumed", payload: {} };
 const paused = (reason: PauseReason, resumeAt: string | null = null): DomainEvent => ({ type: "queue.paused", payload: { reason, resumeAt } });
 /** The ids every item event carries. */
 const ids = (item: QueueItemState) => ({ queueItemId: item.queueItemId, messageId: item.messageId });
+
+function withDecision(decision: Decision, f: (events: DomainEvent[]) => Decision): Decision {
+  return decision instanceof DomainError ? decision : f(decision);
+}
 
 function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
   const item = state.items.get(id);

@@ -230,7 +230,10 @@ export function createEngine(options: EngineOptions): Engine {
       const commandId = opts.commandId ?? randomUUID();
       const fingerprint = fingerprintOf(command);
       // Outside the thread's lane: a barrier may issue commands on the same thread.
-      if (mayClaim(command)) await Promise.all([...barriers].map((barrier) => barrier(threadId)));
+      if (mayClaim(command)) {
+        const waits = [...barriers].map((barrier) => barrier(threadId)).filter((w) => w !== undefined);
+        if (waits.length > 0) await Promise.all(waits);
+      }
       return new Promise<ExecuteResult>((resolve, reject) => {
         const job: Job = { command, options: opts, commandId, fingerprint, trace: context.active(), resolve, reject };
         const box = mailboxes.get(threadId);

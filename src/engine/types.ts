@@ -4,9 +4,11 @@ import type { EventFeed } from "./feed.js";
 /**
  * Resolves once every change a client was told is accepted on the thread is committed to
  * the log, so that a claim decided after it carries those changes. It may issue commands on
- * the thread itself: barriers run outside the thread's lane.
+ * the thread itself: barriers run outside the thread's lane. Nothing to wait for: return
+ * nothing, and the command is decided without a pause (most commands that may claim are
+ * adds and turn ends, on threads nobody is typing in).
  */
-export type PreClaimBarrier = (threadId: string) => Promise<void>;
+export type PreClaimBarrier = (threadId: string) => Promise<void> | void;
 
 export interface ExecuteOptions {
   /** Idempotency key: a retried command with the same id returns the first result. */

@@ -30,6 +30,9 @@ export interface Violation {
 
 type Claim = StoredEvent & { type: "queue.item-send-started" };
 
+/** Events whose command claims by the drain's rule in the same decision (`thenDrain` in src/domain/decide.ts). */
+const DRAIN_CUES = new Set<string>(["queue.item-added", "turn.ended", "session.changed"]);
+
 export function check(run: RunHistory): Violation[] {
   const violations: Violation[] = [];
   const ctx = new Context(run);
@@ -41,7 +44,11 @@ export function check(run: RunHistory): Violation[] {
   const resolvedClaim = new Map<string, string>();
   for (const [threadId, events] of run.log) {
     let state: ThreadState = initialState(threadId);
+    /** The command whose events are being replayed, and whether one of them is a drain cue. */
+    let commit = { commandId: "", cue: false };
     for (const event of events) {
+      if (event.commandId !== commit.commandId) commit = { commandId: event.commandId, cue: false };
+      commit.cue ||= DRAIN_CUES.has(event.type);
       if (event.type === "queue.item-send-started") {
         claims.push(event as Claim);
         const { queueItemId } = event.payload;
@@ -49,7 +56,9 @@ export function check(run: RunHistory): Violation[] {
         if (busy) {
           add({ check: "one-in-flight", threadId, queueItemId, message: `claimed while ${busy.queueItemId} was still sending (version ${event.version})` });
         }
-        if (event.actor === "reactor:drain" && event.payload.kind === "turn") {
+        // The drain's rule claims: the reactor's, and those an add, a turn's end or a session
+        // report made in the same decision (a send-now claims past the order, by design).
+        if ((event.actor === "reactor:drain" || commit.cue) && event.payload.kind === "turn") {
           const head = nextItem(state);
           if (head?.queueItemId !== queueItemId) {
             add({ check: "claim-order", threadId, queueItemId, message: `the drain claimed ${queueItemId} while the head of the queue was ${head?.queueItemId ?? "nothing"} (version ${event.version})` });

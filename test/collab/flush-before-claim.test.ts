@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../support/server.js";
 import { connect, converged, createThread, exec, projection, startCollabServer, synced } from "./harness.js";
 import { eventually, until } from "../support/poll.js";
+import { isEditLocked } from "../../src/domain/index.js";
 
 describe("typed text is committed before its item is claimed or its document unloaded", () => {
   let server: TestServer;
@@ -76,5 +77,38 @@ describe("typed text is committed before its item is claimed or its document unl
     const view = await converged(server, threadId, [again]);
     expect(view.items.map((i) => i.text)).toEqual(["write the docs for the collab endpoint"]);
     again.destroy();
+  });
+});
+
+describe("a turn's end that claims the next item in its own decision", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // Edit locks lapse soon; the coalescing window outlasts the test (the lock's end or the barrier commits the text).
+    server = await startCollabServer({ config: { editCoalesceMs: 600_000, editLockMs: 100 } });
+  });
+  afterAll(() => server?.close());
+
+  it("claims it with the text typed into it and acknowledged while the turn ran, committed before the claim", async () => {
+    const { threadId, ids } = await createThread(server, ["first", "second"]);
+    // The ready report claims "first" in its own decision; its turn runs, so "second" waits.
+    await exec(server, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+    await exec(server, threadId, { type: "agent.turnStarted", queueItemId: ids[0], turnId: "turn-1" }, "agent:a");
+    const [typist, watcher] = [connect(server, threadId, await server.token()), connect(server, threadId, await server.token())];
+    await synced([typist, watcher]);
+    typist.text(ids[1]).insert(6, ", with the typed words");
+    await until(() => watcher.text(ids[1]).toString() === "second, with the typed words");
+    // The typing's edit lock ends, so nothing but the turn holds the item back.
+    await until(async () => !isEditLocked((await server.services.engine.load(threadId)).items.get(ids[1])!, new Date()));
+
+    const ended = await exec(server, threadId, { type: "agent.turnEnded", turnId: "turn-1", outcome: "completed" }, "agent:a");
+    expect(ended.events.map((e) => e.type)).toEqual(["turn.ended", "queue.item-send-started"]);
+    const claim = ended.events[1]!;
+    expect(claim.type === "queue.item-send-started" && claim.payload).toMatchObject({ queueItemId: ids[1], message: { text: "second, with the typed words" } });
+    const log = await server.services.store.readThread(threadId, 0);
+    const edit = log.findLastIndex((e) => e.type === "queue.item-edited");
+    expect(edit).toBeGreaterThan(-1);
+    expect(edit).toBeLessThan(log.findIndex((e) => e.type === "turn.ended"));
+    typist.destroy();
+    watcher.destroy();
   });
 });

@@ -37,8 +37,7 @@ describe("steer", () => {
     expect(types(t.started("q3", "turn1"))).toEqual(["queue.item-resolved", "message.sent"]);
     expect(t.state.session.activeTurnId).toBe("turn1");
     expect(t.claim()).toEqual([]);
-    t.ended("turn1");
-    expect(claimOf(t.claim()).queueItemId).toBe("q2");
+    expect(claimOf(t.ended("turn1")).queueItemId).toBe("q2");
   });
 
   it("when idle: the next turn, ahead of the head", () => {
@@ -47,8 +46,7 @@ describe("steer", () => {
     t.add("q1");
     t.add("q2");
     expect(types(setDelivery(t, "q2", "steer"))).toEqual(["queue.item-delivery-changed"]);
-    t.ready();
-    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "q2", kind: "turn", expectedTurnId: null, attempt: 1 });
+    expect(claimOf(t.ready())).toMatchObject({ queueItemId: "q2", kind: "turn", expectedTurnId: null, attempt: 1 });
     expect(t.item("q1").status).toBe("pending");
   });
 
@@ -59,16 +57,18 @@ describe("steer", () => {
     t.ok({ type: "agent.session", status: "starting" });
     setDelivery(t, "d", "steer");
     setDelivery(t, "b", "steer");
-    t.ready();
     // They pass the user's pause one after another, in queue order; the pause stays for "a" and "c".
+    // The ready report claims the first; each turn's end claims the next in its own decision.
     const sent: string[] = [];
+    let claimed = t.ready();
     for (let k = 0; k < 2; k++) {
-      const id = claimOf(t.claim()).queueItemId;
+      const id = claimOf(claimed).queueItemId;
       sent.push(id);
       t.started(id, `turn-${id}`);
-      t.ended(`turn-${id}`);
+      claimed = t.ended(`turn-${id}`);
     }
     expect(sent).toEqual(["b", "d"]);
+    expect(claimed).toHaveLength(1);
     expect(t.claim()).toEqual([]);
     expect(t.state.pauseReason).toBe("user");
   });
@@ -116,8 +116,7 @@ describe("steer", () => {
     expect(types(sendNow(t, "q3"))).toEqual(["queue.item-delivery-changed", "queue.resumed", "queue.item-send-started"]);
     expect(t.state.paused).toBe(false);
     t.started("q3", "turn2");
-    t.ended("turn2");
-    expect(claimOf(t.claim()).queueItemId).toBe("q2");
+    expect(claimOf(t.ended("turn2")).queueItemId).toBe("q2");
   });
 
   it("of a failed item queues it again and sends it: requeued, the hold released, attempt 1", () => {
@@ -140,8 +139,7 @@ describe("steer", () => {
     t.startFailed("q1", false);
     expect(types(sendNow(t, "q2"))).toEqual(["queue.item-delivery-changed", "queue.resumed", "queue.item-send-started"]);
     t.started("q2", "turn1");
-    t.ended("turn1");
-    expect(claimOf(t.claim()).queueItemId).toBe("q3");
+    expect(claimOf(t.ended("turn1")).queueItemId).toBe("q3");
     expect(t.item("q1").status).toBe("failed");
   });
 
@@ -149,8 +147,7 @@ describe("steer", () => {
     const t = held("q1");
     t.ok({ type: "agent.session", status: "starting" });
     expect(types(sendNow(t, "q1"))).toEqual(["queue.item-delivery-changed"]);
-    t.ready();
-    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "q1", kind: "turn" });
+    expect(claimOf(t.ready())).toMatchObject({ queueItemId: "q1", kind: "turn" });
   });
 
   it("repeated changes nothing more", () => {
@@ -170,21 +167,19 @@ describe("interrupt", () => {
     expect(events).toContainEqual(expect.objectContaining({ payload: expect.objectContaining({ turnId: "turn1" }) }));
     // Nothing more while the turn is being stopped: no steer into it, no second request.
     expect(t.claim()).toEqual([]);
-    expect(types(t.ended("turn1", "interrupted"))).toEqual(["turn.ended", "queue.paused"]);
-    // It passes the hold it caused, and lifts it.
-    const claimed = t.claim();
-    expect(types(claimed)).toEqual(["queue.resumed", "queue.item-send-started"]);
+    // It passes the hold its turn's end puts on the queue, and lifts it, in the same decision.
+    const claimed = t.ended("turn1", "interrupted");
+    expect(types(claimed)).toEqual(["turn.ended", "queue.paused", "queue.resumed", "queue.item-send-started"]);
     expect(claimOf(claimed)).toMatchObject({ queueItemId: "q4", kind: "turn", expectedTurnId: null });
     t.started("q4", "turn2");
-    t.ended("turn2");
-    expect(claimOf(t.claim()).queueItemId).toBe("q2");
+    expect(claimOf(t.ended("turn2")).queueItemId).toBe("q2");
   });
 
   it("when idle: simply the next turn", () => {
     const t = Thread.ready();
+    t.ok({ type: "queue.pause" });
     t.add("q1");
     t.add("q2");
-    t.ok({ type: "queue.pause" });
     const events = setDelivery(t, "q2", "interrupt");
     expect(types(events)).toEqual(["queue.item-delivery-changed", "queue.item-send-started"]);
     expect(claimOf(events as never)).toMatchObject({ queueItemId: "q2", kind: "turn" });
@@ -195,8 +190,7 @@ describe("interrupt", () => {
     t.ok({ type: "agent.session", status: "starting" });
     setDelivery(t, "a", "steer");
     setDelivery(t, "b", "interrupt");
-    t.ready();
-    expect(claimOf(t.claim()).queueItemId).toBe("b");
+    expect(claimOf(t.ready()).queueItemId).toBe("b");
   });
 });
 
@@ -207,8 +201,7 @@ describe("setDelivery", () => {
     setDelivery(t, "q2", "steer");
     expect(types(setDelivery(t, "q2", "queue"))).toEqual(["queue.item-delivery-changed"]);
     t.ok({ type: "queue.resume" });
-    t.ready();
-    expect(claimOf(t.claim()).queueItemId).toBe("q1");
+    expect(claimOf(t.ready()).queueItemId).toBe("q1");
   });
 
   it("of a failed item to queue changes only its delivery: it stays failed", () => {

@@ -5,11 +5,7 @@ import { Thread, claimOf, types } from "./harness.js";
 const policy = { maxQueueItems: 1000, maxAttempts: 3, retryBaseMs: 1_000, retryMaxMs: 10_000, dispatchTimeoutMs: 60_000 };
 
 /** A ready thread holding `ids` in order, nothing claimed yet. */
-function ready(...ids: string[]): Thread {
-  const t = Thread.ready(policy);
-  for (const id of ids) t.add(id);
-  return t;
-}
+const ready = (...ids: string[]): Thread => Thread.holding(policy, ...ids);
 
 const claimedId = (events: DomainEvent[]) => claimOf(events).queueItemId;
 
@@ -125,8 +121,7 @@ describe("claim carries the full dispatch", () => {
   it("keeps dispatch ids within the 128-character id limit for the longest item ids", () => {
     const t = Thread.ready(policy);
     const id = "q".repeat(128);
-    t.ok({ type: "queue.add", queueItemId: id, message: { messageId: "m", text: "x" } });
-    const { dispatchId } = claimOf(t.claim());
+    const { dispatchId } = claimOf(t.ok({ type: "queue.add", queueItemId: id, message: { messageId: "m", text: "x" } }));
     expect(dispatchId.length).toBeLessThanOrEqual(128);
     expect(t.item(id)?.dispatchId).toBe(dispatchId);
   });
@@ -141,8 +136,37 @@ describe("one turn per item", () => {
     expect(t.claim()).toEqual([]);
     t.started("a", "turn1");
     expect(t.claim()).toEqual([]);
-    t.ended("turn1");
-    expect(claimedId(t.claim())).toBe("b");
+    expect(claimedId(t.ended("turn1"))).toBe("b");
+    expect(t.claim()).toEqual([]);
+  });
+});
+
+describe("claim in the same decision", () => {
+  it("an add on an idle thread whose session is ready claims the item in the add's own decision", () => {
+    const t = Thread.ready(policy);
+    const events = t.ok({ type: "queue.add", queueItemId: "a", message: { messageId: "m-a", text: "hi" } });
+    expect(types(events)).toEqual(["queue.item-added", "queue.item-send-started"]);
+    expect(claimOf(events)).toMatchObject({ queueItemId: "a", kind: "turn", expectedTurnId: null, attempt: 1 });
+    expect(t.item("a")?.status).toBe("sending");
+    expect(t.claim()).toEqual([]);
+  });
+
+  it("an add on a busy thread (an item being sent, a turn running) only queues; the turn's end claims it", () => {
+    const t = Thread.ready(policy);
+    t.add("a");
+    expect(types(t.add("b"))).toEqual(["queue.item-added"]);
+    t.started("a", "turn1");
+    expect(types(t.add("c"))).toEqual(["queue.item-added"]);
+    expect(t.item("b")?.status).toBe("pending");
+    expect(claimedId(t.ended("turn1"))).toBe("b");
+  });
+
+  it("an add waits, unclaimed, on a paused thread or a session not ready; the session's ready report claims the head", () => {
+    const t = new Thread("t1", policy);
+    t.create();
+    expect(types(t.add("a"))).toEqual(["queue.item-added"]);
+    expect(types(t.ok({ type: "agent.session", status: "ready" }))).toEqual(["session.changed", "queue.item-send-started"]);
+    expect(t.item("a")?.status).toBe("sending");
   });
 });
 
@@ -385,10 +409,12 @@ describe("turn ended", () => {
 
   it("completed: the session is ready again and the next item is eligible", () => {
     const t = running();
-    expect(t.ended("turn1", "completed")).toEqual([{ type: "turn.ended", payload: { turnId: "turn1", outcome: "completed", error: null } }]);
+    const events = t.ended("turn1", "completed");
+    expect(events[0]).toEqual({ type: "turn.ended", payload: { turnId: "turn1", outcome: "completed", error: null } });
     expect(t.state.session).toMatchObject({ status: "ready", activeTurnId: null, error: null });
-    expect(isEligible(t.state, t.now)).toBe(true);
-    expect(claimOf(t.claim()).queueItemId).toBe("b");
+    // The next item goes in the same decision.
+    expect(types(events)).toEqual(["turn.ended", "queue.item-send-started"]);
+    expect(claimOf(events).queueItemId).toBe("b");
   });
 
   it("interrupted: the queue pauses (reason interrupted)", () => {
@@ -475,8 +501,7 @@ describe("session", () => {
     t.started("a", "turn1");
     t.ok({ type: "agent.session", status });
     expect(t.state.session.activeTurnId).toBeNull();
-    t.ready();
-    expect(claimOf(t.claim()).queueItemId).toBe("b");
+    expect(claimOf(t.ready()).queueItemId).toBe("b");
   });
 
   it("session ready triggers eligibility of a waiting queue", () => {
@@ -484,7 +509,6 @@ describe("session", () => {
     t.create();
     t.add("a");
     expect(t.claim()).toEqual([]);
-    t.ready();
-    expect(claimOf(t.claim()).queueItemId).toBe("a");
+    expect(claimOf(t.ready()).queueItemId).toBe("a");
   });
 });

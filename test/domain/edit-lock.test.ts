@@ -3,11 +3,7 @@ import { drainBlocker, drainWakeAt, mayClaim, Command } from "../../src/domain/i
 import { Thread, claimOf, types } from "./harness.js";
 
 /** A ready thread holding `ids` in order, nothing claimed yet. */
-function ready(...ids: string[]): Thread {
-  const t = Thread.ready();
-  for (const id of ids) t.add(id);
-  return t;
-}
+const ready = (...ids: string[]): Thread => Thread.holding(undefined, ...ids);
 const lock = (queueItemId: string, forMs: number, holder = "instance-a") => ({ type: "queue.editLock" as const, queueItemId, holder, forMs });
 
 describe("edit lock", () => {

@@ -162,7 +162,9 @@ describe("bounded queue", () => {
     t.startFailed("a", false);
     expect(t.refused({ type: "queue.add", queueItemId: "c", message: { messageId: "m-c", text: "c" } })).toBe("QUEUE_FULL");
     t.ok({ type: "queue.remove", queueItemId: "a" });
-    expect(types(t.add("c"))).toEqual(["queue.item-added"]);
+    // The removal released the failure hold: the add claims "b", the head, in the same decision.
+    expect(types(t.add("c"))).toEqual(["queue.item-added", "queue.item-send-started"]);
+    expect(t.item("b").status).toBe("sending");
   });
 
   it("a retried add of a known message still answers its item when full", () => {

@@ -92,6 +92,19 @@ export class Thread {
     return this.ok({ type: "agent.turnStartFailed", queueItemId, reason, retryable });
   }
 
+  /**
+   * A ready thread holding `ids` in order, nothing claimed yet: added under a pause (an add on
+   * an idle ready thread claims in the same decision), then resumed (a resume leaves the claim
+   * to the drain).
+   */
+  static holding(policy: DrainPolicy | undefined, ...ids: string[]): Thread {
+    const t = Thread.ready(policy);
+    t.ok({ type: "queue.pause" });
+    for (const id of ids) t.add(id);
+    t.ok({ type: "queue.resume" });
+    return t;
+  }
+
   /** A created thread with a ready session: the usual starting point. */
   static ready(policy?: DrainPolicy): Thread {
     const t = new Thread("t1", policy);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { drainCommandDue, drainWakeAt, snapshotOf } from "../../src/domain/index.js";
+import { drainCommandDue, drainWakeAt, sendingItem, snapshotOf } from "../../src/domain/index.js";
 import { Thread, claimOf, types } from "./harness.js";
 
-/** Runs the next item's turn to completion; returns its id. */
+/** Runs the next item's turn to completion (claimed already, by the add or a turn's end, or now); returns its id. */
 function runNext(t: Thread, turnId: string): string {
-  const id = claimOf(t.claim()).queueItemId;
+  const id = sendingItem(t.state)?.queueItemId ?? claimOf(t.claim()).queueItemId;
   t.started(id, turnId);
   t.ended(turnId);
   return id;
@@ -84,10 +84,7 @@ describe("rate-limit hold", () => {
   });
 
   it("from agent.session rate-limited: the session does not take a turn until the hold ends by itself", () => {
-    const t = Thread.ready();
-    t.add("a");
-    t.ok({ type: "queue.pause" });
-    t.ok({ type: "queue.resume" });
+    const t = Thread.holding(undefined, "a");
     const at = retryAt(t, 5_000);
     const events = t.ok({ type: "agent.session", status: "rate-limited", retryAt: at });
     expect(types(events)).toEqual(["session.changed", "queue.paused"]);
@@ -100,8 +97,7 @@ describe("rate-limit hold", () => {
   });
 
   it("a steer or an interrupt never passes it", () => {
-    const t = Thread.ready();
-    t.add("a");
+    const t = Thread.holding(undefined, "a");
     t.ok({ type: "agent.session", status: "rate-limited", retryAt: retryAt(t, 5_000) });
     expect(types(t.run({ type: "queue.sendNow", queueItemId: "a" }))).toEqual(["queue.item-delivery-changed"]);
     expect(types(t.add("b", "now", { delivery: "interrupt" }))).toEqual(["queue.item-added"]);
@@ -136,8 +132,8 @@ describe("rate-limit hold", () => {
 
   it("under the user's own pause, the pause stays the user's; their resume lets the item go (the agent reports the limit again if it lasts)", () => {
     const t = Thread.ready();
-    t.add("a");
     t.ok({ type: "queue.pause" });
+    t.add("a");
     t.run({ type: "queue.sendNow", queueItemId: "a" });
     const at = retryAt(t, 5_000);
     expect(types(t.ok({ type: "agent.turnStartFailed", queueItemId: "a", reason: "429", retryable: true, retryAt: at }))).toEqual([

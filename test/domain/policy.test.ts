@@ -121,8 +121,7 @@ describe("dispatch timeout", () => {
   });
 
   it("a claim is due on an eligible thread, nothing on a paused one", () => {
-    const t = Thread.ready(policy);
-    t.add("a");
+    const t = Thread.holding(policy, "a");
     expect(drainCommandDue(t.state, t.now, policy, 0)).toEqual({ type: "drain.claim" });
     t.ok({ type: "queue.pause" });
     expect(drainCommandDue(t.state, t.now, policy, 0)).toBeNull();
@@ -131,8 +130,7 @@ describe("dispatch timeout", () => {
 
 describe("a sending item is frozen", () => {
   it("only while it is sending", () => {
-    const t = Thread.ready(policy);
-    t.add("a");
+    const t = Thread.holding(policy, "a");
     expect(isFrozen(t.item("a"))).toBe(false);
     t.claim();
     expect(isFrozen(t.item("a"))).toBe(true);
@@ -142,39 +140,51 @@ describe("a sending item is frozen", () => {
 });
 
 describe("which commands claim", () => {
+  /** On a ready thread holding "a", unclaimed: does `input`, after `setup`, claim? */
   const claims = (input: CommandInput, setup: (t: Thread) => void = () => {}) => {
-    const t = Thread.ready(policy);
-    t.add("a");
+    const t = Thread.holding(policy, "a");
     setup(t);
     return t.ok(input).some((e) => e.type === "queue.item-send-started");
   };
+  const paused = (t: Thread) => void t.ok({ type: "queue.pause" });
 
   it("the domain declares exactly the commands whose decision claims an item", () => {
-    const cases: [CommandInput, boolean][] = [
+    const cases: [CommandInput, boolean, ((t: Thread) => void)?][] = [
       [{ type: "drain.claim" }, true],
-      [{ type: "queue.sendNow", queueItemId: "a" }, true],
-      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" }, true],
-      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "interrupt" }, true],
-      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "queue" }, false],
-      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "steer" }, true],
-      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "interrupt" }, true],
-      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "later" } }, false],
-      [{ type: "queue.resume" }, false],
-      [{ type: "queue.setMode", mode: "auto" }, false],
-      [{ type: "drain.resume" }, false],
-      [{ type: "agent.session", status: "ready" }, false],
+      // Each of these on a paused thread, so that what it does is its own and not the drain's.
+      [{ type: "queue.sendNow", queueItemId: "a" }, true, paused],
+      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" }, true, paused],
+      [{ type: "queue.setDelivery", queueItemId: "a", delivery: "interrupt" }, true, paused],
+      [
+        { type: "queue.setDelivery", queueItemId: "a", delivery: "queue" },
+        false,
+        (t) => {
+          // A waiting steer (marked while the session could not take it) set back to queue.
+          paused(t);
+          t.ok({ type: "agent.session", status: "starting" });
+          t.ok({ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" });
+        },
+      ],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "steer" }, true, paused],
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "now" }, delivery: "interrupt" }, true, paused],
+      // An add, a turn's end, a session's ready report: the drain's claim goes in the same decision.
+      [{ type: "queue.add", queueItemId: "b", message: { messageId: "mb", text: "later" } }, true],
+      [
+        { type: "agent.turnEnded", turnId: "turn1", outcome: "completed" },
+        true,
+        (t) => {
+          t.claim();
+          t.started("a", "turn1");
+          t.add("b");
+        },
+      ],
+      [{ type: "agent.session", status: "ready" }, true, (t) => void t.ok({ type: "agent.session", status: "starting" })],
+      [{ type: "queue.resume" }, false, paused],
+      [{ type: "queue.setMode", mode: "auto" }, false, paused],
+      [{ type: "drain.resume" }, false, paused],
     ];
-    for (const [input, claimed] of cases) {
-      // Each on a paused thread, so that what it does is its own and not the drain's.
-      const setup = (t: Thread) => {
-        t.ok({ type: "queue.pause" });
-        if (input.type !== "queue.setDelivery" || input.delivery !== "queue") return;
-        // A waiting steer (marked while the session could not take it) set back to queue.
-        t.ok({ type: "agent.session", status: "starting" });
-        t.ok({ type: "queue.setDelivery", queueItemId: "a", delivery: "steer" });
-        t.ready();
-      };
-      expect(claims(input, input.type === "drain.claim" ? undefined : setup), input.type).toBe(claimed);
+    for (const [input, claimed, setup] of cases) {
+      expect(claims(input, setup), input.type).toBe(claimed);
       expect(mayClaim(Command.parse(input)), input.type).toBe(claimed);
     }
   });

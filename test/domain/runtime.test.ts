@@ -14,8 +14,7 @@ function midTurn(): Thread {
 describe("the agent's runtime session id", () => {
   it("is stored with the thread and sent on every later dispatch, and a report without one keeps it", () => {
     const t = Thread.ready();
-    t.add("q1");
-    expect(claimOf(t.claim()).runtimeSessionId).toBeNull();
+    expect(claimOf(t.add("q1") as never).runtimeSessionId).toBeNull();
     t.ok({ type: "agent.session", status: "ready", runtimeSessionId: "codex-thread-1" });
     t.started("q1", "turn1");
     t.ended("turn1");
@@ -23,8 +22,7 @@ describe("the agent's runtime session id", () => {
     t.ok({ type: "agent.session", status: "stopped", error: "the agent runtime restarted" });
     t.ready();
     expect(t.state.session.runtimeSessionId).toBe("codex-thread-1");
-    t.add("q2");
-    expect(claimOf(t.claim())).toMatchObject({ queueItemId: "q2", runtimeSessionId: "codex-thread-1" });
+    expect(claimOf(t.add("q2") as never)).toMatchObject({ queueItemId: "q2", runtimeSessionId: "codex-thread-1" });
   });
 
   it("a new id on an unchanged status is recorded", () => {

@@ -96,8 +96,7 @@ describe("events", () => {
 
   it("the dispatch an agent receives is built from the claim event alone", () => {
     const t = Thread.ready();
-    t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "go" }, options: { mode: "auto" } });
-    const claim = claimOf(t.claim());
+    const claim = claimOf(t.ok({ type: "queue.add", queueItemId: "q1", message: { messageId: "m1", text: "go" }, options: { mode: "auto" } }));
     const stored = {
       type: "queue.item-send-started", payload: claim, seq: "7", threadId: "t1", workspaceId: "w1",
       version: 4, commandId: "c", actor: "reactor:drain", createdAt: "2026-01-01T00:00:00.000Z",

@@ -123,20 +123,41 @@ describe.each(kinds)("engine (%s)", (kind) => {
     await engine.close();
   });
 
+  test("an add on an idle thread whose session is ready is claimed in the same append and published as one commit", async () => {
+    const bus = new InProcessBus();
+    const engine = testEngine(t.db.store, { bus });
+    const threadId = await fresh(engine);
+    await engine.execute(threadId, cmd({ type: "agent.session", status: "ready" }), user);
+    const published: string[][] = [];
+    await bus.subscribe(channels.events, (message) => {
+      published.push((JSON.parse(new TextDecoder().decode(message)) as StoredEvent[]).map((e) => e.type));
+    });
+    const result = await engine.execute(threadId, add(`${threadId}-go`), user);
+    expect(result.events.map((e) => [e.type, e.version, e.actor])).toEqual([
+      ["queue.item-added", 3, user.actor],
+      ["queue.item-send-started", 4, user.actor],
+    ]);
+    await expect.poll(() => published).toEqual([["queue.item-added", "queue.item-send-started"]]);
+    // The next add finds the thread busy: it only queues.
+    expect((await engine.execute(threadId, add(`${threadId}-later`), user)).events.map((e) => e.type)).toEqual(["queue.item-added"]);
+    await engine.close();
+  });
+
   test("pre-claim barriers finish before a claim is decided, so the dispatch carries the flushed text", async () => {
     const engine = testEngine(t.db.store);
     const threadId = await fresh(engine);
     await engine.execute(threadId, add(`${threadId}-h`, "draft"), user);
-    await engine.execute(threadId, cmd({ type: "agent.session", status: "ready" }), user);
     const flushed: string[] = [];
     const unregister = engine.addPreClaimBarrier(async (id) => {
       flushed.push(id);
       // What collab's barrier does: the coalesced edit lands on the same thread before the claim.
       await engine.execute(id, cmd({ type: "queue.edit", queueItemId: `item-${threadId}-h`, text: "final text" }), user);
     });
-    const claim = await engine.execute(threadId, cmd({ type: "drain.claim" }), { actor: "reactor:drain" });
+    // The session's ready report claims the waiting item in its own decision, after the barrier.
+    const claim = await engine.execute(threadId, cmd({ type: "agent.session", status: "ready" }), user);
     expect(flushed).toEqual([threadId]);
-    expect(claim.events[0]).toMatchObject({ type: "queue.item-send-started", payload: { message: { text: "final text" } } });
+    expect(claim.events.map((e) => e.type)).toEqual(["session.changed", "queue.item-send-started"]);
+    expect(claim.events[1]).toMatchObject({ type: "queue.item-send-started", payload: { message: { text: "final text" } } });
     unregister();
     await engine.execute(threadId, cmd({ type: "queue.pause" }), user);
     expect(flushed).toEqual([threadId]);

@@ -78,8 +78,10 @@ describe.each(kinds)("event store (%s)", (kind) => {
     await create("work-2", "w-work");
     await engine.execute("work-1", add("work-1-a"), user);
     await engine.execute("work-1", add("work-1-b"), user);
-    await engine.execute("work-1", cmd({ type: "agent.session", status: "ready" }), user);
-    const claim = await engine.execute("work-1", cmd({ type: "drain.claim" }), user);
+    // The ready report claims the head in the same append.
+    const ready = await engine.execute("work-1", cmd({ type: "agent.session", status: "ready" }), user);
+    const claim = { events: ready.events.filter((e) => e.type === "queue.item-send-started") };
+    expect(claim.events).toHaveLength(1);
     expect(await t.db.store.workspaceOf("work-1")).toBe("w-work");
     expect(await t.db.store.workspaceOf("nowhere")).toBeNull();
     expect(await t.db.store.ownerOf("nowhere")).toBeNull();
