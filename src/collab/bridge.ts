@@ -17,13 +17,18 @@ export interface BridgeHost {
   /** Origin of server writes. */
   readonly serverOrigin: unknown;
   readonly logger: Logger;
-  execute(command: Command, actor: string): Promise<unknown>;
+  /** Runs a command; resolves with the thread's version after it. */
+  execute(command: Command, actor: string): Promise<{ version: number }>;
   /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
   persisted(): Promise<void>;
   /** Merges the stored document (every instance's updates, whatever the bus delivered) into this replica. */
   mergeStored(): Promise<void>;
   /** Reload the log's state and bring the whole document to it (keeping `pending`'s items). */
   resync(): Promise<void>;
+  /** Apply the events this replica missed, as if they had arrived (their typed texts followed: see `followed`). */
+  catchUp(): Promise<void>;
+  /** Write the log's text of the item into the document (by the replica holding the writer lease). */
+  writeLogText(id: string): void;
 }
 
 /** The client writes one transaction made, as the observers saw them. */
@@ -44,8 +49,15 @@ const RETRY_MS = 1_000;
 interface Edit {
   timer: NodeJS.Timeout | null;
   actor: string;
-  /** Set when this replica follows another's commit: the log's text it follows (see `follow`). */
-  follows?: string;
+}
+
+/**
+ * The log's text an item's document text was typed on: the newest text of the log this
+ * replica's document is known to hold, and the thread version at which the log had it.
+ */
+interface Base {
+  text: string;
+  version: number;
 }
 
 /**
@@ -68,6 +80,18 @@ export class Bridge {
   private readonly typedUpTo = new Map<string, number>();
   private readonly settledUpTo = new Map<string, number>();
   private settledWaiters: (() => void)[] = [];
+  /**
+   * Per item, the log's text its document text was typed on: every commit carries it
+   * (`replaces`), and the decider refuses it once the log moved past it. It is the text the
+   * document was seen holding whole (written by a server, or arrived so from another
+   * instance or the store) or this replica committed; or the text of another replica's
+   * commit, which the document holds only once the stored document (where that replica put
+   * everything it committed) is merged: those are `unmerged` until then.
+   */
+  private readonly bases = new Map<string, Base>();
+  private readonly unmerged = new Set<string>();
+  /** The text a server-side write last left an item with, when it was not the log's (yet): the log's may catch up with it. */
+  private readonly lastSeen = new Map<string, string>();
   /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
   private readonly moves = new Map<string, number>();
   /** Commands run one after another, in the order the writes arrived. */
@@ -82,7 +106,8 @@ export class Bridge {
       if (tr.origin instanceof Client && !tr.origin.readOnly) this.reviewOf(tr.origin).meta = true;
     });
     itemsOf(doc).observeDeep((events, tr) => {
-      if (!(tr.origin instanceof Client) || tr.origin.readOnly) return;
+      if (!(tr.origin instanceof Client)) return this.seen(events);
+      if (tr.origin.readOnly) return;
       const review = this.reviewOf(tr.origin);
       for (const event of events) collect(review, event, itemsOf(doc));
     });
@@ -174,21 +199,40 @@ export class Bridge {
   }
 
   /**
-   * The log took an edit made through some replica's document. Its text is the Y.Text that
-   * replica read, which may lack keystrokes still on their way to it over the bus; CRDT merge
-   * gets them there, but only a new edit gets them into the log. So a replica whose merged
-   * text differs from the log's, with nothing typed here about to be committed, commits its
-   * own text. The text is never written back into the document: the document is its source.
+   * The log took an edit typed into some replica's document (`version`, `text`): this
+   * replica's document holds it once the stored document is merged (the committer stored
+   * its document before committing), and typing here goes on over it.
+   */
+  followed(id: string, text: string, version: number): void {
+    this.setBase(id, text, version, this.textOf(id) === text);
+  }
+
+  /**
+   * After `followed`: the edit's text may lack keystrokes still on their way to this replica
+   * (CRDT merge gets them there, but only a new edit gets them into the log). So a replica
+   * whose text differs from the followed one, with nothing typed here about to be committed,
+   * commits its own text over it (after merging the stored document, where every instance's
+   * keystrokes are, whatever the bus lost). Nothing when the log moved on from the followed
+   * text: the newer text is written into the document by the writer of the log's texts.
    */
   follow(id: string, actor: string): void {
     if (this.edits.has(id) || this.committing.has(id)) return;
     const truth = this.host.state().items.get(id);
-    const text = itemsOf(this.host.doc).get(id)?.get("text");
-    if (!truth || isFrozen(truth) || !(text instanceof Y.Text) || text.toString() === truth.text) return;
-    // This replica may lack keystrokes the other one had (the bus lost them), and the log
-    // may move on before this commit lands: the commit merges the stored document first,
-    // and replaces only the text followed (else refused, and the next commit is followed).
-    this.scheduleEdit(id, actor, truth.text);
+    const base = this.bases.get(id);
+    const text = this.textOf(id);
+    if (!truth || isFrozen(truth) || !base || base.text !== truth.text || text === undefined || text === base.text) return;
+    this.scheduleEdit(id, actor);
+  }
+
+  /**
+   * The log's state (this replica's, or `state`, read fresh from the log) may have reached
+   * texts this replica's document holds: those are the items' bases from now on.
+   */
+  known(ids: Iterable<string> = itemsOf(this.host.doc).keys(), state: ThreadState = this.host.state()): void {
+    for (const id of ids) {
+      const truth = state.items.get(id);
+      if (truth && (this.textOf(id) === truth.text || this.lastSeen.get(id) === truth.text)) this.setBase(id, truth.text, state.version, true);
+    }
   }
 
   /** Commits every coalesced edit now and waits for all queued commands (before a claim). */
@@ -211,16 +255,64 @@ export class Bridge {
     return this.review;
   }
 
-  /** `follows`: a follow's window (a client's keystroke into it makes it the client's). */
-  private scheduleEdit(id: string, actor: string, follows?: string): void {
+  private scheduleEdit(id: string, actor: string): void {
     const edit = this.edits.get(id);
     if (edit) {
       edit.actor = actor;
-      if (follows === undefined) delete edit.follows;
       if (edit.timer) return;
     }
     const timer = setTimeout(() => this.commitEdit(id), this.host.editCoalesceMs);
-    this.edits.set(id, { timer, actor, ...(follows !== undefined && { follows }) });
+    this.edits.set(id, { timer, actor });
+  }
+
+  private textOf(id: string): string | undefined {
+    const text = itemsOf(this.host.doc).get(id)?.get("text");
+    return text instanceof Y.Text ? text.toString() : undefined;
+  }
+
+  /** A newer base (or the same one, now known to be held by the document: `merged`). */
+  private setBase(id: string, text: string, version: number, merged: boolean): void {
+    const base = this.bases.get(id);
+    if (base && (base.version > version || (base.version === version && !merged))) return;
+    this.bases.set(id, { text, version });
+    this.lastSeen.delete(id);
+    if (merged) this.unmerged.delete(id);
+    else this.unmerged.add(id);
+  }
+
+  /**
+   * Server-side writes (this replica's, another instance's, the store's) an item's text now
+   * shows: the log's text as this replica knows it is then its base; any other text may be
+   * one the log has and this replica does not know yet (`known` looks again when it does).
+   */
+  private seen(events: Y.YEvent<Y.AbstractType<unknown>>[]): void {
+    const items = itemsOf(this.host.doc);
+    const touched = new Set<string>();
+    for (const event of events) {
+      if (event.target !== items) {
+        touched.add(String(event.path[0]));
+        continue;
+      }
+      for (const [key, change] of event.changes.keys) {
+        if (change.action !== "delete") touched.add(key);
+        else if (!items.has(key)) this.forget(key);
+      }
+    }
+    // Nothing is known of the log while the stored document is loaded: `known` looks once it is.
+    const state: ThreadState | undefined = this.host.state();
+    if (!state) return;
+    for (const id of touched) {
+      const text = this.textOf(id);
+      if (text === undefined) continue;
+      if (state.items.get(id)?.text === text) this.setBase(id, text, state.version, true);
+      else this.lastSeen.set(id, text);
+    }
+  }
+
+  private forget(id: string): void {
+    this.bases.delete(id);
+    this.unmerged.delete(id);
+    this.lastSeen.delete(id);
   }
 
   /** The item's typing is gone (undone by a server write): nothing of it is left to commit. */
@@ -252,7 +344,8 @@ export class Bridge {
       this.committing.set(id, (this.committing.get(id) ?? 0) + 1);
       let covers = 0;
       try {
-        if (edit.follows !== undefined) await this.host.mergeStored();
+        // A base followed from another replica's commit is in the document once the stored document is.
+        while (this.unmerged.delete(id)) await this.host.mergeStored();
         const text = itemsOf(this.host.doc).get(id)?.get("text");
         // The item left the document (sent or removed): its typing goes with it.
         if (!(text instanceof Y.Text)) return void (covers = this.typedUpTo.get(id) ?? 0);
@@ -260,16 +353,21 @@ export class Bridge {
         // (other instances' keystrokes too); the second wait covers only what that read added.
         await this.host.persisted();
         const typed = text.toString();
+        const base = this.bases.get(id);
         covers = this.typedUpTo.get(id) ?? 0;
         await this.host.persisted();
-        const command = QueueEdit.safeParse({
-          type: "queue.edit", queueItemId: id, text: typed, via: "document",
-          ...(edit.follows !== undefined && { replaces: textHash(edit.follows) }),
-        });
-        if (!command.success) return await this.host.resync();
-        // A followed text the log moved past is left alone: that newer commit is followed in its turn.
-        const outcome = await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor, edit.follows), edit.follows !== undefined ? "TEXT_CHANGED" : undefined);
+        // The document holds exactly the log's text it was typed on: nothing to commit.
+        if (base?.text === typed) return;
+        const command = base && QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document", replaces: textHash(base.text) });
+        if (command && !command.success) return await this.host.resync();
+        const outcome = command
+          ? await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor), "TEXT_CHANGED")
+          : "refused";
         if (outcome === "retrying") covers = 0;
+        else if (outcome === "refused") {
+          if (await this.rebase(id, edit.actor, base)) covers = 0;
+          else covers = this.typedUpTo.get(id) ?? 0;
+        } else if (outcome !== "done") this.setBase(id, typed, outcome.version, true);
       } finally {
         const left = this.committing.get(id)! - 1;
         if (left) this.committing.set(id, left);
@@ -277,6 +375,28 @@ export class Bridge {
         this.settleTyping(id, covers);
       }
     });
+  }
+
+  /**
+   * The log moved past the text this typing was typed on (or this replica knows of none).
+   * Once this replica caught up with the log, either its document holds the log's text
+   * (another replica's commit, followed: the typing goes on over it, committed again), or
+   * the log's newer text is one the document never held (an API edit, committed first):
+   * then the typing is refused and the document takes the log's text. Not merged into it:
+   * the merge would be a text nobody wrote, and the API edit was acknowledged first. Returns
+   * whether the typing is committed again.
+   */
+  private async rebase(id: string, actor: string, stale: Base | undefined): Promise<boolean> {
+    await this.host.catchUp();
+    const truth = this.host.state().items.get(id);
+    const base = this.bases.get(id);
+    if (truth && !isFrozen(truth) && base && base.text === truth.text && (!stale || base.version > stale.version)) {
+      this.scheduleEdit(id, actor);
+      return true;
+    }
+    this.dropEdit(id);
+    if (truth) this.host.writeLogText(id);
+    return false;
   }
 
   private queueMove(id: string, position: string, actor: string): void {
@@ -291,15 +411,16 @@ export class Bridge {
   }
 
   /**
-   * A refusal puts the document back to the log (but a `tolerated` one, which leaves it
-   * be); an unavailable store retries later.
+   * A refusal puts the document back to the log (but a `tolerated` one, left to the caller:
+   * "refused"); an unavailable store retries later. Done: the thread's version after it.
    */
-  private async run(command: Command, actor: string, retry: () => unknown, tolerated?: DomainErrorReason): Promise<"done" | "retrying"> {
+  private async run(command: Command, actor: string, retry: () => unknown, tolerated?: DomainErrorReason): Promise<{ version: number } | "done" | "refused" | "retrying"> {
     try {
-      await this.host.execute(command, actor);
+      return await this.host.execute(command, actor);
     } catch (error) {
       if (error instanceof DomainError) {
-        if (error.reason !== tolerated) await this.host.resync();
+        if (error.reason === tolerated) return "refused";
+        await this.host.resync();
         return "done";
       }
       if (error instanceof StoreUnavailableError && !this.closed) {
@@ -308,7 +429,6 @@ export class Bridge {
       }
       throw error;
     }
-    return "done";
   }
 
   private enqueue(task: () => Promise<void>): void {

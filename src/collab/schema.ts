@@ -137,9 +137,11 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
 export const editedText = (event: StoredEvent): string | null =>
   event.type === "queue.item-edited" && event.payload.via !== "document" ? event.payload.queueItemId : null;
 
-/** The item and typist of an edit made through the document (never written back into it). */
-export const typedText = (event: StoredEvent): { id: string; actor: string } | null =>
-  event.type === "queue.item-edited" && event.payload.via === "document" ? { id: event.payload.queueItemId, actor: event.actor } : null;
+/** The item, text and typist of an edit made through the document (never written back into it). */
+export const typedText = (event: StoredEvent): { id: string; text: string; actor: string } | null =>
+  event.type === "queue.item-edited" && event.payload.via === "document"
+    ? { id: event.payload.queueItemId, text: event.payload.text, actor: event.actor }
+    : null;
 
 /**
  * Brings a document to the log's state by server writes: the load-time reconciliation and

@@ -117,6 +117,8 @@ export class ThreadDoc {
       persisted: () => deps.writer.flushed(),
       mergeStored: () => this.mergeStored(),
       resync: () => this.resync(),
+      catchUp: () => this.resync("missed"),
+      writeLogText: (id) => this.writeTexts([id]),
     });
     this.locks = new EditLocks({
       threadId,
@@ -153,6 +155,7 @@ export class ThreadDoc {
       td.state = state;
       let texts: string[] = [];
       td.doc.transact(() => (texts = reconcile(td.doc, state, td.bridge.pending)), SERVER);
+      td.bridge.known();
       td.writeTexts(texts);
       // A device joining gets the items the log has, not a queue still being filled in.
       await td.writingTexts;
@@ -303,6 +306,7 @@ export class ThreadDoc {
       const texts: string[] = [];
       const added: string[] = [];
       const followed = new Map<string, string>();
+      const changed = new Set<string>();
       let stop: "gap" | "gone" | null = null;
       // One server transaction for the whole commit: a command's events (a lock, an edit, its
       // meta.version rewrites) reach the clients, the store and the bus as one update, not one each.
@@ -317,12 +321,17 @@ export class ThreadDoc {
           const edited = editedText(event);
           if (edited && !texts.includes(edited)) texts.push(edited);
           if (event.type === "queue.item-added") added.push(event.payload.queueItemId);
+          if (event.type === "queue.item-added" || event.type === "queue.item-edited") changed.add(event.payload.queueItemId);
           const typed = typedText(event);
-          if (typed) followed.set(typed.id, typed.actor);
+          if (typed) {
+            followed.set(typed.id, typed.actor);
+            this.bridge.followed(typed.id, typed.text, event.version);
+          }
         }
       }, SERVER);
       if (stop === "gap") return this.catchUp("missed");
       if (stop === "gone") return this.deps.onGone(this.threadId);
+      this.bridge.known(changed);
       this.writeTexts(texts);
       this.writeTexts(added, "item");
       for (const [id, actor] of followed) this.bridge.follow(id, actor);
@@ -375,8 +384,13 @@ export class ThreadDoc {
     if (this.closed) return;
     if (!state.exists || state.deleted) return this.deps.onGone(this.threadId);
     this.state = state;
+    for (const event of missed) {
+      const typed = typedText(event);
+      if (typed) this.bridge.followed(typed.id, typed.text, event.version);
+    }
     let texts: string[] = [];
     this.doc.transact(() => (texts = reconcile(this.doc, state, this.bridge.pending)), SERVER);
+    this.bridge.known();
     if (cause === "refused") return this.writeTexts(texts);
     const edited = new Set(missed.map(editedText));
     this.writeTexts(texts.filter((id) => edited.has(id)));
@@ -438,6 +452,7 @@ export class ThreadDoc {
               else if (what === "text" && !typed.has(id)) writeText(this.doc, id, item.text);
             }
           }, SERVER);
+          this.bridge.known(ids.map(([id]) => id), state);
           // Stored before the lease goes: the next writer merges it first.
           await this.deps.writer.flushed();
         });

@@ -33,9 +33,10 @@ export const QueueAdd = command("queue.add", {
   author: Author.nullable().default(null),
 });
 /**
- * `replaces` (collab only, like `via`): the `textHash` of the text this edit was made over.
- * A replica following the log commits the merge of its document, which must not land over
- * a text the log took meanwhile (its document may not hold it yet): refused `TEXT_CHANGED`.
+ * `replaces` (collab only, like `via`): the `textHash` of the log's text this edit was typed
+ * on. Every edit made through the document carries it: a replica's document may lack a text
+ * the log took meanwhile (the bus lost it, or it is still being written), and its text must
+ * not land over that one: refused `TEXT_CHANGED`.
  */
 export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text, via: EditVia.optional(), replaces: z.string().max(32).optional() });
 /** `afterId: null` moves to the head; `position` (from the Yjs document) places exactly. */

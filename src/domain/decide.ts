@@ -52,7 +52,9 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
       return add(state, command, ctx);
     case "queue.edit":
       return withEditable(state, command.queueItemId, (item) => {
-        if (command.replaces !== undefined && textHash(item.text) !== command.replaces) {
+        // Typed text replaces the log's text it was typed on, and only that one: a document
+        // edit naming none could land over an edit its document never held. API edits: last writer wins.
+        if ((command.via === "document" || command.replaces !== undefined) && command.replaces !== textHash(item.text)) {
           return refuse("TEXT_CHANGED", `item ${item.queueItemId}'s text changed since this edit was made`);
         }
         return item.text === command.text

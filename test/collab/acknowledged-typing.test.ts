@@ -119,4 +119,46 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["hello world"]);
     expect(typist.get(ids[0]!)?.text).toBe("hello world");
   });
+
+  it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "draft" && watcher.get(ids[0]!)?.text === "draft");
+    // The bus outage, as B sees it: nothing A publishes about this thread arrives.
+    const bus = a.services.bus;
+    const publish = bus.publish;
+    const aboutThread = (channel: string, message: Uint8Array) =>
+      channel === channels.doc(threadId) || (channel === channels.events && Buffer.from(message).toString().includes(threadId));
+    bus.publish = (channel, message) => (aboutThread(channel, message) ? Promise.resolve() : publish.call(bus, channel, message));
+    // The API's text is not in any document yet: its writer (on A) holds the per-thread lease and waits.
+    const lease = a.services.lease;
+    const tryWith = lease.tryWith;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    lease.tryWith = <T>(key: string, fn: () => Promise<T>) =>
+      tryWith.call(lease, key, key === `collab:text:${threadId}` ? async () => ((await held), fn()) : fn) as ReturnType<typeof lease.tryWith<T>>;
+    try {
+      typist.edit(ids[0]!, "typed during the outage");
+      await typist.flush();
+      await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0]!, text: "edited through the API" });
+      bus.publish = publish;
+      // The next event reaches B with a gap: B catches up (merges the stored document, which has
+      // the typing, and reads both edits), and would commit what its document holds over the log's.
+      await exec(a, threadId, { type: "thread.rename", title: "renamed" });
+      await until(() => watcher.get(ids[0]!)?.text === "typed during the outage", () => watcher.get(ids[0]!)?.text);
+      // Longer than a coalescing window: a commit B scheduled has landed by now.
+      await pause(3_500);
+    } finally {
+      bus.publish = publish;
+      release();
+      lease.tryWith = tryWith;
+    }
+    await until(
+      () => [typist, watcher].every((q) => q.get(ids[0]!)?.text === "edited through the API"),
+      () => [typist, watcher].map((q) => q.get(ids[0]!)?.text),
+    );
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["typed during the outage", "edited through the API"]);
+  });
 });

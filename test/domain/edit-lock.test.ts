@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { drainBlocker, drainWakeAt, mayClaim, Command } from "../../src/domain/index.js";
+import { drainBlocker, drainWakeAt, mayClaim, textHash, Command } from "../../src/domain/index.js";
 import { Thread, claimOf, types } from "./harness.js";
 
 /** A ready thread holding `ids` in order, nothing claimed yet. */
@@ -72,5 +72,27 @@ describe("edit lock", () => {
     expect(mayClaim(Command.parse(lock("a", 3_000)))).toBe(false);
     expect(Command.safeParse(lock("a", -1)).success).toBe(false);
     expect(Command.safeParse(lock("a", 60_001)).success).toBe(false);
+  });
+});
+
+describe("an edit typed into the document replaces the log's text it was typed on", () => {
+  const typed = (text: string, on?: string) => ({ type: "queue.edit" as const, queueItemId: "a", text, via: "document" as const, ...(on !== undefined && { replaces: textHash(on) }) });
+
+  it("is taken over that text, refused TEXT_CHANGED once the log moved past it, and refused when it names none", () => {
+    const t = ready("a");
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "v1" });
+    expect(types(t.ok(typed("v1, typed", "v1")))).toEqual(["queue.item-edited"]);
+    // An API edit lands in between: typing still made over "v1, typed" must not undo it.
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "v2 from the API" });
+    expect(t.refused(typed("v1, typed more", "v1, typed"))).toBe("TEXT_CHANGED");
+    expect(t.refused(typed("v1, typed more"))).toBe("TEXT_CHANGED");
+    expect(t.item("a").text).toBe("v2 from the API");
+  });
+
+  it("an API edit names no text and wins over whatever the log has (last writer)", () => {
+    const t = ready("a");
+    t.ok(typed("typed", "text of a"));
+    expect(types(t.ok({ type: "queue.edit", queueItemId: "a", text: "from the API" }))).toEqual(["queue.item-edited"]);
+    expect(t.item("a").text).toBe("from the API");
   });
 });
