@@ -51,7 +51,7 @@ export interface Turn {
    * Reports the turn as started: call it once the underlying agent accepted the message.
    * Idempotent. Rejects with ReportRefusedError when the server no longer expects this
    * turn; the handler should then stop. A handler that returns without calling it started
-   * its turn when it returned.
+   * its turn when it returned (its start and end then go in one report).
    */
   start(turnId?: string): Promise<string>;
   /**
@@ -198,12 +198,14 @@ export function runAgent(options: RunAgentOptions): Agent {
       rateLimited: (retryAt, reason) => session(threadId, "rate-limited", reason, undefined, retryAt.toISOString()),
     };
     let end: { outcome: TurnOutcome; error?: string };
+    // Set when the handler returned without reporting a start: its end reports both.
+    let unreported: string | undefined;
     try {
       end = (await options.onTurn(turn)) ?? { outcome: interrupt.signal.aborted ? "interrupted" : "completed" };
       // Closing before the turn started leaves the dispatch unacknowledged: the server
       // redelivers it to the next runtime (or times it out) rather than hear a false start.
       if (!turnId && closing.signal.aborted) return;
-      if (!turnId) await turn.start();
+      if (!turnId) turnId = unreported = randomUUID();
     } catch (error) {
       if (error instanceof ReportRefusedError) return onError(error);
       if (!turnId && closing.signal.aborted) return;
@@ -221,14 +223,20 @@ export function runAgent(options: RunAgentOptions): Agent {
     }
     const finishedTurn = turnId!;
     await report(() =>
-      trpc.agent.turnEnded.mutate({
-        threadId,
-        turnId: finishedTurn,
-        outcome: end.outcome,
-        error: end.error ?? null,
-        commandId: `ended:${finishedTurn}`,
-      }),
-    ).catch(onError);
+      trpc.agent.turnEnded.mutate(
+        {
+          threadId,
+          turnId: finishedTurn,
+          outcome: end.outcome,
+          error: end.error ?? null,
+          ...(unreported && { queueItemId }),
+          commandId: `ended:${finishedTurn}`,
+        },
+        unreported ? traced(dispatch) : undefined,
+      ),
+    )
+      .then(() => unreported && remember(started, queueItemId))
+      .catch(onError);
   }
 
   async function runSteer(dispatch: Dispatch): Promise<void> {

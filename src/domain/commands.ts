@@ -85,6 +85,11 @@ export const AgentTurnStartFailed = command("agent.turnStartFailed", {
 });
 export const AgentTurnEnded = command("agent.turnEnded", {
   turnId: Id,
+  /**
+   * The item the turn took, when its start was never reported (a handler that returned before
+   * it reported one): the turn starts and ends in this one report, one append instead of two.
+   */
+  queueItemId: Id.optional(),
   outcome: TurnOutcome,
   error: storableString(4096).nullable().default(null),
 });

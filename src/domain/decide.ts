@@ -101,7 +101,7 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
     case "agent.turnStartFailed":
       return withItem(state, command.queueItemId, (item) => startFailed(state, item, command, ctx));
     case "agent.turnEnded":
-      return withDecision(turnEnded(state, command), (ended) => thenDrain(state, ended, ctx));
+      return withDecision(endTurn(state, command, ctx), (ended) => thenDrain(state, ended, ctx));
     case "drain.claim":
       return drain(state, ctx.now);
     case "drain.resume":
@@ -254,9 +254,13 @@ function drain(state: ThreadState, now: Date): DomainEvent[] {
 function thenDrain(state: ThreadState, events: DomainEvent[], ctx: DecideContext): DomainEvent[] {
   // A repeat that changes nothing stays a no-op: the drain reactor looks at the thread anyway.
   if (events.length === 0) return events;
+  return [...events, ...drain(evolveAll(state, events, ctx), ctx.now)];
+}
+
+/** The state once `events` are appended (with the versions and time the append will give them). */
+function evolveAll(state: ThreadState, events: readonly DomainEvent[], ctx: DecideContext): ThreadState {
   const createdAt = ctx.now.toISOString();
-  const after = events.reduce((s, e, k) => evolve(s, { ...e, version: state.version + k + 1, createdAt }), state);
-  return [...events, ...drain(after, ctx.now)];
+  return events.reduce((s, e, k) => evolve(s, { ...e, version: state.version + k + 1, createdAt }), state);
 }
 
 /** `version`: the thread version the claim event will have. */
@@ -368,6 +372,16 @@ const interruptRequested = (state: ThreadState, turnId: string): DomainEvent => 
   type: "thread.interrupt-requested",
   payload: { turnId, dispatchId: dispatchIdOf(`${state.threadId}.interrupt`, state.version + 1), runtimeSessionId: state.session.runtimeSessionId },
 });
+
+/** A turn's end; named with its item while no turn runs, the turn's start too (both in one report). */
+function endTurn(state: ThreadState, c: CommandOf<"agent.turnEnded">, ctx: DecideContext): Decision {
+  if (c.queueItemId === undefined || state.session.activeTurnId === c.turnId) return turnEnded(state, c);
+  return withItem(state, c.queueItemId, (item) =>
+    withDecision(turnStarted(state, item, c.turnId), (started) =>
+      withDecision(turnEnded(evolveAll(state, started, ctx), c), (ended) => [...started, ...ended]),
+    ),
+  );
+}
 
 function turnEnded(state: ThreadState, c: CommandOf<"agent.turnEnded">): Decision {
   if (state.session.activeTurnId !== c.turnId) {

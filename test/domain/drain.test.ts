@@ -512,3 +512,38 @@ describe("session", () => {
     expect(claimOf(t.ready()).queueItemId).toBe("a");
   });
 });
+
+describe("a turn reported once it is over (a handler that returned before reporting its start)", () => {
+  it("starts and ends in one decision, and the next item is claimed in it too", () => {
+    const t = ready("a", "b");
+    claimOf(t.claim());
+    const events = t.ok({ type: "agent.turnEnded", turnId: "turn-a", queueItemId: "a", outcome: "completed" });
+    expect(types(events)).toEqual(["turn.started", "queue.item-resolved", "message.sent", "turn.ended", "queue.item-send-started"]);
+    expect(claimedId(events)).toBe("b");
+    expect(t.state.items.has("a")).toBe(false);
+    expect(t.state.session.activeTurnId).toBeNull();
+  });
+
+  it("a failed outcome holds the queue, as a failed turn does", () => {
+    const t = ready("a", "b");
+    t.claim();
+    const events = t.ok({ type: "agent.turnEnded", turnId: "turn-a", queueItemId: "a", outcome: "failed", error: "boom" });
+    expect(types(events)).toEqual(["turn.started", "queue.item-resolved", "message.sent", "turn.ended", "queue.paused"]);
+  });
+
+  it("is refused, changing nothing, when the item is no longer being sent (its dispatch timed out)", () => {
+    const t = ready("a");
+    const { dispatchId } = claimOf(t.claim());
+    t.ok({ type: "drain.timeout", queueItemId: "a", dispatchId });
+    const before = t.state;
+    expect(t.refused({ type: "agent.turnEnded", turnId: "turn-a", queueItemId: "a", outcome: "completed" })).toBe("ITEM_NOT_SENDING");
+    expect(t.state).toBe(before);
+  });
+
+  it("while the named turn runs, is the plain end of that turn", () => {
+    const t = ready("a");
+    t.claim();
+    t.started("a", "turn-a");
+    expect(types(t.ok({ type: "agent.turnEnded", turnId: "turn-a", queueItemId: "a", outcome: "completed" }))).toEqual(["turn.ended"]);
+  });
+});
