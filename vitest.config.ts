@@ -3,7 +3,8 @@ import { configDefaults, defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // `*.slow.test.ts` (real agents through every fault) run with `npm run test:agents`.
+    // `*.slow.test.ts` (real agents through every fault; the SDK packed into a fresh app) run
+    // with `npm run test:agents` and `npm run test:package`.
     exclude: process.env.TURNQUEUE_SLOW_TESTS ? configDefaults.exclude : [...configDefaults.exclude, "test/**/*.slow.test.ts"],
     // Limits against hangs, not measurements: the CI check (two cores, every suite) saw
     // PGlite start-ups alone take over a minute while other workers ran crash tests.

@@ -306,11 +306,14 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   /**
    * Resolves once the live queue shows the added item, so that what `add` resolved with can
-   * be moved or edited at once. The server answers the add as soon as it is in the log and
-   * writes the item into the documents a moment later (under the thread's writer lease, so
-   * it is created once across instances). It stops waiting when the item left the queue
-   * before it showed (an idle agent took it at once, or someone removed it) or when the
-   * connection is not up (the replica catches up on reconnect).
+   * be moved or edited at once. The instance that commits an add writes the item into its
+   * document before it answers, and sends it to its devices before the answer: connected
+   * there, the item is already here (no wait). Otherwise (this device's document is served
+   * by another instance, another replica held the thread's writer lease, or the answer
+   * overtook the update on its own connection) it waits for the item, asking the server
+   * what became of the message every 250 ms; it stops when the item left the queue before
+   * it showed (an idle agent took it at once, or someone removed it) or when the connection
+   * is not up (the replica catches up on reconnect).
    */
   private async shown(added: Added, messageId: string): Promise<Added> {
     const settled = () => this.items.has(added.queueItemId) || this.connection !== "connected" || this.destroyed;

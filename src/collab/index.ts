@@ -102,6 +102,8 @@ export function createCollab(deps: CollabDeps): Collab {
 
   // Committed events reach every loaded document; until this subscription is live no document loads.
   const subscribed = engine.feed.subscribe((events) => registry.dispatch(events));
+  // This instance's own commits reach its documents before the command answers as well.
+  const stopReadingLocally = engine.feed.onLocalCommit((events) => registry.committedHere(events));
   // Text typed into an item and acknowledged to its typist is committed before the item
   // can be claimed, so the agent gets the last acknowledged text. Every add, turn end and
   // session report may claim now, so the common case costs nothing: no document of the
@@ -227,6 +229,7 @@ export function createCollab(deps: CollabDeps): Collab {
       // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
       for (const client of clients) client.close(CLOSE.restarting, "server restarting");
       removeBarrier();
+      stopReadingLocally();
       writer.stop();
       await registry.closeAll();
       await (await subscribed)();

@@ -98,6 +98,8 @@ export class ThreadDoc {
    */
   private readonly textsToWrite = new Map<string, "text" | "item">();
   private writingTexts: Promise<void> | null = null;
+  /** The write of `textsToWrite` under way: the items it took, and its end (written or not). */
+  private textWrite: { ids: ReadonlySet<string>; done: Promise<void> } | null = null;
   closed = false;
 
   private constructor(
@@ -340,6 +342,26 @@ export class ThreadDoc {
   }
 
   /**
+   * This instance committed these events: applied now, and the items they add (and texts
+   * the API edited) written into the document before the command answers, so a device
+   * connected here never sees `queue.add` answered without its item. One attempt: when
+   * another replica holds the writer lease, they are written as any commit's are (later,
+   * by whichever replica gets it). The bus brings the events again; they are then seen.
+   */
+  async committedHere(events: readonly StoredEvent[]): Promise<void> {
+    await this.applyEvents(events).catch(() => {});
+    const ids = events.flatMap((e) => (e.type === "queue.item-added" ? [e.payload.queueItemId] : (editedText(e) ?? [])));
+    while (ids.length > 0 && !this.closed) {
+      const write = this.textWrite;
+      if (write && ids.some((id) => write.ids.has(id))) return write.done;
+      // Written already, or waiting for the lease another replica holds.
+      if (!write || !ids.some((id) => this.textsToWrite.has(id))) return;
+      // Behind another write: theirs goes next, if that one got the lease.
+      await write.done;
+    }
+  }
+
+  /**
    * Brings the document to the log's current state: after a client write was refused (its
    * texts are this replica's to fix), or after events were `missed` (their edits are
    * applied as if they had arrived: the log's text written for API edits, typed ones
@@ -435,6 +457,8 @@ export class ThreadDoc {
     for (let attempt = 0; this.textsToWrite.size > 0 && !this.closed; attempt++) {
       const ids = [...this.textsToWrite];
       this.textsToWrite.clear();
+      let ended!: () => void;
+      this.textWrite = { ids: new Set(ids.map(([id]) => id)), done: new Promise<void>((resolve) => (ended = resolve)) };
       let written = false;
       try {
         const held = await this.deps.lease.tryWith(key, async () => {
@@ -460,6 +484,8 @@ export class ThreadDoc {
       } catch (err) {
         this.deps.logger.warn({ err, threadId: this.threadId }, "text write failed; retrying");
       }
+      this.textWrite = null;
+      ended();
       if (written) continue;
       for (const [id, what] of ids) this.writeTexts([id], what);
       await new Promise((r) => setTimeout(r, Math.min(TEXT_WRITE_RETRY_MAX_MS, TEXT_WRITE_RETRY_MS * 2 ** attempt)).unref());

@@ -21,7 +21,6 @@ export const initialState = (threadId: string): ThreadState => ({
   mode: "auto",
   items: PersistentMap(),
   messages: PersistentMap(),
-  turns: PersistentMap(),
   itemIds: PersistentSet(),
   sending: PersistentSet(),
   lastPosition: null,
@@ -161,14 +160,12 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "turn.started":
       return {
         ...s,
-        turns: s.turns.set(e.payload.turnId, "running"),
         session: { ...s.session, status: "running", activeTurnId: e.payload.turnId, interruptRequested: null },
       };
     case "turn.ended":
       // The session is idle again once its turn has ended: that is what lets the next item go.
       return {
         ...s,
-        turns: s.turns.has(e.payload.turnId) ? s.turns.set(e.payload.turnId, e.payload.outcome) : s.turns,
         session: {
           ...s.session,
           activeTurnId: null,

@@ -1,11 +1,12 @@
 import type { Map as PersistentMap, Set as PersistentSet } from "immutable";
-import type { Author, Delivery, PauseReason, QueueMode, SessionStatus, TurnOutcome } from "./primitives.js";
+import type { Author, Delivery, PauseReason, QueueMode, SessionStatus } from "./primitives.js";
 import { compareOrder } from "./ordering.js";
 import type { QueueItemState } from "./queue-item.js";
 
 /**
  * What became of every message ever queued: makes `queue.add` idempotent by messageId, and
- * answers `queue.status` (a queued one's details are its item's).
+ * answers `queue.status` (a queued one's details are its item's; a sent one's turn outcome
+ * is the Turn projection's, so the state does not grow with every turn's outcome).
  */
 export type KnownMessage = { queueItemId: string; textHash: string } & (
   | { fate: "queued" | "removed" }
@@ -42,8 +43,6 @@ export interface ThreadState {
    */
   items: PersistentMap<string, QueueItemState>;
   messages: PersistentMap<string, KnownMessage>;
-  /** How each turn that took a message went ("running" until it ended): a sent message's outcome. */
-  turns: PersistentMap<string, TurnOutcome | "running">;
   /** Every item id ever queued here: an id names one message for ever. */
   itemIds: PersistentSet<string>;
   /** Ids of the items being sent (at most one while the rules hold), so no check walks the queue for it. */

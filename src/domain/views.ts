@@ -36,7 +36,8 @@ export const snapshotOf = (s: ThreadState): ThreadSnapshot => ({
 /**
  * What became of a message (`queue.status`), so a client that lost its connection asks
  * instead of sending again. `position`: its place, from 1, in the order the waiting items
- * will go; `outcome`: the turn's, once it ended.
+ * will go; `outcome`: the turn's, once it ended (the Turn projection's: `messageStatus`
+ * answers from the state, which keeps no turn outcomes, and the procedure adds it).
  */
 export type MessageStatus =
   | { state: "queued"; queueItemId: string; position: number }
@@ -53,10 +54,8 @@ export function messageStatus(s: ThreadState, messageId: string): MessageStatus 
   switch (known.fate) {
     case "removed":
       return { state: "removed", queueItemId };
-    case "sent": {
-      const outcome = s.turns.get(known.turnId);
-      return { state: "sent", queueItemId, turnId: known.turnId, ...(outcome && outcome !== "running" && { outcome }) };
-    }
+    case "sent":
+      return { state: "sent", queueItemId, turnId: known.turnId };
     case "queued": {
       const item = s.items.get(queueItemId);
       // A deleted thread's items are gone with it.

@@ -140,6 +140,8 @@ export function createEngine(options: EngineOptions): Engine {
       }
 
       let stored: StoredEvent[][] = [];
+      // This instance's own readers of the commit (collab's documents) have it before anyone is answered.
+      let readLocally: Promise<void> | null = null;
       if (requests.length > 0) {
         const appending = jobs.filter((_, i) => outcomes[i]!.kind === "appended");
         const appendSpans = appending.map((job) => tracer.startSpan("append", { attributes: { "turnqueue.chain": requests.length } }, job.trace));
@@ -167,8 +169,9 @@ export function createEngine(options: EngineOptions): Engine {
         for (const span of appendSpans) span.end();
         cache.set(state);
         publish(stored.flat(), appending);
+        readLocally = feed.committedHere(stored.flat());
       }
-      jobs.forEach((job, i) => {
+      const answer = () => jobs.forEach((job, i) => {
         const o = outcomes[i]!;
         switch (o.kind) {
           case "done":
@@ -179,6 +182,9 @@ export function createEngine(options: EngineOptions): Engine {
             return job.resolve({ version: o.state.version, events: stored[o.index]!, state: o.state, replayed: false });
         }
       });
+      // Not awaited here: the thread's lane goes on meanwhile (a local reader may load state through it).
+      if (readLocally) void readLocally.then(answer);
+      else answer();
       return;
     }
   }

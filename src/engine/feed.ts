@@ -3,6 +3,9 @@ import type { Logger } from "pino";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { StoredEvent } from "../domain/index.js";
 
+/** The longest a command's answer waits for the local readers of its commit. */
+export const LOCAL_READERS_MAX_MS = 1_000;
+
 /** The events of one committed command, in version order (all of one thread). */
 export type Committed = readonly StoredEvent[];
 
@@ -15,6 +18,8 @@ export type Committed = readonly StoredEvent[];
  */
 export class EventFeed {
   private readonly handlers = new Set<(events: Committed) => void>();
+  /** Readers of this instance's own commits, which the committing command waits for (`committedHere`). */
+  private readonly localReaders = new Set<(events: Committed) => Promise<void>>();
   private live: Promise<() => Promise<void>> | null = null;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
@@ -36,6 +41,35 @@ export class EventFeed {
         return false;
       },
     );
+  }
+
+  /**
+   * Calls `reader` with each commit of this instance before the command that made it
+   * answers (the engine waits, up to `LOCAL_READERS_MAX_MS`), besides the bus's delivery
+   * (which the reader then sees again, as already applied): collab puts a new item into
+   * this instance's document, so a device connected here has it when `queue.add` answers.
+   * A reader must not call the engine (the answer would wait on itself). Returns its removal.
+   */
+  onLocalCommit(reader: (events: Committed) => Promise<void>): () => void {
+    this.localReaders.add(reader);
+    return () => void this.localReaders.delete(reader);
+  }
+
+  /**
+   * This instance committed `events`: its local readers take them. Resolves once they are
+   * done, or after `LOCAL_READERS_MAX_MS` at most (a store that stopped answering must not
+   * hold the answer of a command that is already in the log); never rejects.
+   */
+  committedHere(events: Committed): Promise<void> {
+    if (this.localReaders.size === 0) return Promise.resolve();
+    const read = Promise.all(
+      [...this.localReaders].map((reader) =>
+        reader(events).catch((err: unknown) => this.logger.warn({ err, threadId: events[0]?.threadId }, "a local reader of a commit failed")),
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCAL_READERS_MAX_MS)));
+    return Promise.race([read.then(() => undefined), late]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { Id, type StoredEvent } from "../domain/index.js";
+import { Id, TurnOutcome, type StoredEvent } from "../domain/index.js";
 import { AppendBatcher } from "./append-batcher.js";
 import { guarded } from "./errors.js";
 import type { PrismaClient } from "./generated/client.js";
@@ -130,6 +130,14 @@ export class PrismaEventStore implements EventStore {
         [workspaceId, [...threadIds]],
       );
       return rows.map(summaryOf);
+    });
+  }
+
+  turnOutcome(threadId: string, turnId: string): Promise<TurnOutcome | null> {
+    return guarded(async () => {
+      const [row] = await this.db.sql.query<{ status: string }>(`select status from "Turn" where "threadId" = $1 and "turnId" = $2`, [threadId, turnId]);
+      const outcome = TurnOutcome.safeParse(row?.status);
+      return outcome.success ? outcome.data : null;
     });
   }
 

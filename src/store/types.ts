@@ -1,4 +1,4 @@
-import type { DomainEvent, StoredEvent, ThreadState } from "../domain/index.js";
+import type { DomainEvent, StoredEvent, ThreadState, TurnOutcome } from "../domain/index.js";
 
 /** The database went away (or never came): commands fail fast with a retryable error. */
 export class StoreUnavailableError extends Error {
@@ -88,6 +88,8 @@ export interface EventStore {
   listThreads(workspaceId: string, cursor: string | null, limit: number): Promise<{ items: ThreadSummary[]; nextCursor: string | null }>;
   /** The summaries of these threads of the workspace; a deleted or unknown one is absent. */
   threadSummaries(workspaceId: string, threadIds: readonly string[]): Promise<ThreadSummary[]>;
+  /** How a turn ended (the Turn projection); null while it runs or when there is no such turn. */
+  turnOutcome(threadId: string, turnId: string): Promise<TurnOutcome | null>;
   /** A thread's sent messages, newest first, paged like `listThreads`. */
   readHistory(threadId: string, cursor: string | null, limit: number): Promise<{ items: HistoryEntry[]; nextCursor: string | null }>;
   /**

@@ -2,7 +2,6 @@ import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { AxeBuilder } from "@axe-core/playwright";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
@@ -36,7 +35,6 @@ describe.skipIf(!CHROMIUM)("the web board on phones, live and accessible (real s
   const held: (() => void)[] = [];
 
   beforeAll(async () => {
-    await build({ configFile: root("client/web/vite.config.ts"), logLevel: "warn" });
     await mkdir(screens, { recursive: true });
     server = await startTestServer();
     browser = await chromium.launch({ executablePath: CHROMIUM!, headless: true, args: FLAGS });

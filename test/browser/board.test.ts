@@ -1,7 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { runAgent, TurnStartError, type Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
@@ -26,8 +25,6 @@ describe.skipIf(!CHROMIUM)("the web queue board in Chromium (real server, real b
   const agents: Agent[] = [];
 
   beforeAll(async () => {
-    // The page under test is built from the current sources, as `npm run build:web` does.
-    await build({ configFile: root("client/web/vite.config.ts"), logLevel: "warn" });
     await mkdir(artifacts, { recursive: true });
     server = await startTestServer();
     browser = await chromium.launch({ executablePath: CHROMIUM!, headless: true, args: FLAGS });

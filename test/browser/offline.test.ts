@@ -1,13 +1,10 @@
-import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
 import { createTurnqueueClient } from "../../client/index.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
-const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const CHROMIUM = inject("chromiumPath");
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 const LONG = { timeout: 40_000 };
@@ -24,7 +21,6 @@ describe.skipIf(!CHROMIUM)("offline enqueue on the web board (real server, real 
   let agent: Agent | null = null;
 
   beforeAll(async () => {
-    await build({ configFile: root("client/web/vite.config.ts"), logLevel: "warn" });
     server = await startTestServer();
     browser = await chromium.launch({ executablePath: CHROMIUM!, headless: true, args: FLAGS });
   });

@@ -113,8 +113,10 @@ describe("operator CLI over a running server (token from TURNQUEUE_TOKEN or --to
       [["queue", "add", threadId, "x".repeat(100_001)], env, ExitCode.badSetting, /BAD_REQUEST|too_big|100000/i],
       [["threads", "list", "--url", "http://127.0.0.1:1"], env, ExitCode.unavailable, /cannot reach http:\/\/127\.0\.0\.1:1/],
     ];
-    for (const [args, caseEnv, code, message] of cases) {
-      const ran = await turnqueueOnce(args, caseEnv);
+    // Each case is its own process and changes nothing on the server: they run at once.
+    const runs = await Promise.all(cases.map(([args, caseEnv]) => turnqueueOnce(args, caseEnv)));
+    for (const [i, [args, , code, message]] of cases.entries()) {
+      const ran = runs[i]!;
       expect({ args: args.join(" ").slice(0, 60), code: ran.code }).toEqual({ args: args.join(" ").slice(0, 60), code });
       expect(ran.stdout).toBe("");
       expect(ran.stderr.trim().split("\n"), ran.stderr).toHaveLength(1);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as Y from "yjs";
 import { readDoc } from "../../src/collab/index.js";
 import { ThreadDoc } from "../../src/collab/thread-doc.js";
 import { WriteBehind } from "../../src/collab/write-behind.js";
@@ -75,6 +76,22 @@ describe("every committed event shows in the document", () => {
     await exec(server, threadId, { type: "queue.remove", queueItemId: ids[0] });
     view = await converged(server, threadId, [device]);
     expect(view.items).toEqual([]);
+    device.destroy();
+  });
+
+  it("an add answers once its item is in the document of the instance that committed it (stored, and sent to its devices)", async () => {
+    const { threadId } = await createThread(server);
+    const device = connect(server, threadId, token);
+    await synced([device]);
+    const docStore = createDocStore(server.services.db.sql);
+    for (const text of ["one", "two", "three"]) {
+      const id = await addItem(server, threadId, text);
+      // Read right after the answer: a device loading the thread anywhere now gets the item.
+      const { update } = await docStore.load(threadId);
+      const stored = new Y.Doc();
+      if (update) Y.applyUpdate(stored, update);
+      expect(readDoc(stored).items.find((i) => i.id === id)?.text, text).toBe(text);
+    }
     device.destroy();
   });
 

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkoutCopy, pack, runOnce, tempDir } from "./harness.js";
@@ -47,8 +48,10 @@ const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
 });
 
 // Slow (npm pack runs the whole build; the global install fetches the server's dependencies
-// from the npm cache): one pack and one install for every test here.
-describe("the server from npm pack, installed globally (npm install -g, slow)", { timeout: 300_000 }, () => {
+// from the npm cache): one pack of each package and one install for every test here. This is
+// the package check `npm test` runs; the SDK's own suite (a fresh app compiling and running
+// the README's examples) is test/package/sdk.slow.test.ts, in `npm run test:package`.
+describe("the server from npm pack, installed globally (npm install -g, slow), with the packed SDK beside it", { timeout: 300_000 }, () => {
   let files: string[];
   let prefix: string;
   let bin: string;
@@ -56,12 +59,14 @@ describe("the server from npm pack, installed globally (npm install -g, slow)", 
 
   beforeAll(async () => {
     temp = await tempDir("turnqueue-server-");
-    const packed = await pack(await checkoutCopy(temp.dir), temp.dir);
+    const checkout = await checkoutCopy(temp.dir);
+    const packed = await pack(checkout, temp.dir);
+    const sdk = await pack(path.join(checkout, "packages/sdk"), temp.dir);
     files = packed.files;
     prefix = path.join(temp.dir, "prefix");
     const installed = await runOnce(
       "npm",
-      ["install", "-g", "--prefix", prefix, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", packed.tarball],
+      ["install", "-g", "--prefix", prefix, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", packed.tarball, sdk.tarball],
       { cwd: temp.dir },
     );
     if (installed.code !== 0) throw new Error(`npm install -g failed:\n${installed.stdout}\n${installed.stderr}`);
@@ -95,7 +100,7 @@ describe("the server from npm pack, installed globally (npm install -g, slow)", 
     }
   });
 
-  it("`turnqueue serve` from the global install serves the API and the web board on the embedded database, and stops on SIGTERM", async () => {
+  it("`turnqueue serve` from the global install serves the API and the web board on the embedded database (the packed SDK talks to it), and stops on SIGTERM", async () => {
     const dataDir = path.join(temp.dir, "data");
     const env = cleanEnv({ PATH: `${path.join(prefix, "bin")}:${process.env.PATH}` });
     const server = await serve(bin, dataDir, env);
@@ -116,6 +121,24 @@ describe("the server from npm pack, installed globally (npm install -g, slow)", 
       expect(token.code, token.stderr).toBe(0);
       const listed = await fetch(`${server.url}/trpc/thread.list`, { headers: { authorization: `Bearer ${token.stdout.trim()}` } });
       expect(((await listed.json()) as { result: { data: { items: { title: string }[] } } }).result.data.items.map((t) => t.title)).toEqual(["installed"]);
+
+      // The packed SDK, installed beside it, imports with its own dependencies and talks to it.
+      const script = path.join(prefix, "lib", "sdk-check.mjs");
+      await writeFile(
+        script,
+        [
+          'import { createTurnqueueClient } from "@turnqueue/sdk";',
+          'import { runAgent } from "@turnqueue/sdk/agent";',
+          "const client = createTurnqueueClient({ url: process.env.TURNQUEUE_URL, token: process.env.TURNQUEUE_TOKEN });",
+          "const { items } = await client.thread.list.query();",
+          "await client.close();",
+          'console.log(JSON.stringify({ titles: items.map((t) => t.title), runAgent: typeof runAgent }));',
+          "",
+        ].join("\n"),
+      );
+      const sdkRun = await runOnce(process.execPath, [script], { cwd: temp.dir, env: { ...env, TURNQUEUE_URL: server.url, TURNQUEUE_TOKEN: server.token } });
+      expect(sdkRun.code, sdkRun.stderr).toBe(0);
+      expect(JSON.parse(sdkRun.stdout)).toEqual({ titles: ["installed"], runAgent: "function" });
 
       expect(await server.stop()).toEqual({ code: 0, signal: null });
       stopped = true;

@@ -59,7 +59,11 @@ export const queueRouter = router({
   /** What became of a message: asked by a client that lost its connection, instead of sending it again. */
   status: userProcedure.input(z.strictObject({ threadId: Id, messageId: Id })).query(async ({ ctx, input }) => {
     await authorizeThread(ctx.services, ctx.principal, input.threadId);
-    return messageStatus(await ctx.services.engine.load(input.threadId), input.messageId);
+    const status = messageStatus(await ctx.services.engine.load(input.threadId), input.messageId);
+    if (status.state !== "sent") return status;
+    // The state keeps no turn outcomes (it would grow with every turn): the projection has them.
+    const outcome = await ctx.services.store.turnOutcome(input.threadId, status.turnId);
+    return outcome ? { ...status, outcome } : status;
   }),
   pause: commandMutation(userProcedure, QueuePause),
   resume: commandMutation(userProcedure, QueueResume),
