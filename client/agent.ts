@@ -189,7 +189,7 @@ export function runAgent(options: RunAgentOptions): Agent {
         // Known before the report lands: an interrupt may follow the report at once.
         interrupts.set((key = turnKey(threadId, id)), interrupt);
         await report(() =>
-          trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: id, commandId: `started:${dispatchId}` }, traced(dispatch)),
+          trpc.agent.turnStarted.mutate({ threadId, queueItemId, dispatchId, turnId: id, commandId: `started:${dispatchId}` }, traced(dispatch)),
         );
         remember(started, queueItemId);
         return (turnId = id);
@@ -213,7 +213,7 @@ export function runAgent(options: RunAgentOptions): Agent {
         const retryable = error instanceof TurnStartError && error.retryable;
         const retryAt = error instanceof TurnStartError ? error.retryAt?.toISOString() : undefined;
         await report(() =>
-          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable, retryAt, commandId: `failed:${dispatchId}` }),
+          trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, dispatchId, reason: messageOf(error), retryable, retryAt, commandId: `failed:${dispatchId}` }),
         ).catch(onError);
         return;
       }
@@ -229,7 +229,7 @@ export function runAgent(options: RunAgentOptions): Agent {
           turnId: finishedTurn,
           outcome: end.outcome,
           error: end.error ?? null,
-          ...(unreported && { queueItemId }),
+          ...(unreported && { queueItemId, dispatchId }),
           commandId: `ended:${finishedTurn}`,
         },
         unreported ? traced(dispatch) : undefined,
@@ -246,13 +246,13 @@ export function runAgent(options: RunAgentOptions): Agent {
       if (!expectedTurnId) throw new Error("a steer without the turn it is for");
       await options.onSteer(dispatch, closing.signal);
       await report(() =>
-        trpc.agent.turnStarted.mutate({ threadId, queueItemId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }, traced(dispatch)),
+        trpc.agent.turnStarted.mutate({ threadId, queueItemId, dispatchId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }, traced(dispatch)),
       );
       remember(started, queueItemId);
     } catch (error) {
       if (error instanceof ReportRefusedError) return onError(error);
       await report(() =>
-        trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, reason: messageOf(error), retryable: false, commandId: `failed:${dispatchId}` }),
+        trpc.agent.turnStartFailed.mutate({ threadId, queueItemId, dispatchId, reason: messageOf(error), retryable: false, commandId: `failed:${dispatchId}` }),
       ).catch(onError);
     }
   }

@@ -75,9 +75,17 @@ export const AgentSession = command("agent.session", {
   /** The agent's own session/thread id; omitted keeps the one stored, so a restarted runtime can resume it. */
   runtimeSessionId: Id.optional(),
 });
-export const AgentTurnStarted = command("agent.turnStarted", { queueItemId: Id, turnId: Id });
+/**
+ * `dispatchId` (on every report about a dispatch): the claim the report is about. A report for
+ * an earlier claim of the same item (a runtime that woke after its dispatch timed out and the
+ * item was claimed again) is refused instead of being taken for the current one. The SDK always
+ * sends it; a caller that leaves it out reports on whichever claim is current.
+ */
+const DispatchOf = { dispatchId: Id.optional() };
+export const AgentTurnStarted = command("agent.turnStarted", { queueItemId: Id, turnId: Id, ...DispatchOf });
 export const AgentTurnStartFailed = command("agent.turnStartFailed", {
   queueItemId: Id,
+  ...DispatchOf,
   reason: storableString(4096, 1),
   retryable: z.boolean(),
   /** When the agent can take a turn again (a rate limit's reset): the item stays pending and the queue holds until then. */
@@ -90,6 +98,7 @@ export const AgentTurnEnded = command("agent.turnEnded", {
    * it reported one): the turn starts and ends in this one report, one append instead of two.
    */
   queueItemId: Id.optional(),
+  ...DispatchOf,
   outcome: TurnOutcome,
   error: storableString(4096).nullable().default(null),
 });

@@ -97,9 +97,9 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
     case "agent.session":
       return thenDrain(state, session(state, command), ctx);
     case "agent.turnStarted":
-      return withItem(state, command.queueItemId, (item) => turnStarted(state, item, command.turnId));
+      return withSending(state, command, (item) => turnStarted(state, item, command.turnId));
     case "agent.turnStartFailed":
-      return withItem(state, command.queueItemId, (item) => startFailed(state, item, command, ctx));
+      return withSending(state, command, (item) => startFailed(state, item, command, ctx));
     case "agent.turnEnded":
       return withDecision(endTurn(state, command, ctx), (ended) => thenDrain(state, ended, ctx));
     case "drain.claim":
@@ -376,7 +376,7 @@ const interruptRequested = (state: ThreadState, turnId: string): DomainEvent => 
 /** A turn's end; named with its item while no turn runs, the turn's start too (both in one report). */
 function endTurn(state: ThreadState, c: CommandOf<"agent.turnEnded">, ctx: DecideContext): Decision {
   if (c.queueItemId === undefined || state.session.activeTurnId === c.turnId) return turnEnded(state, c);
-  return withItem(state, c.queueItemId, (item) =>
+  return withSending(state, { ...c, queueItemId: c.queueItemId }, (item) =>
     withDecision(turnStarted(state, item, c.turnId), (started) =>
       withDecision(turnEnded(evolveAll(state, started, ctx), c), (ended) => [...started, ...ended]),
     ),
@@ -435,6 +435,21 @@ function withDecision(decision: Decision, f: (events: DomainEvent[]) => Decision
 function withItem(state: ThreadState, id: string, f: (item: QueueItemState) => Decision): Decision {
   const item = state.items.get(id);
   return item ? f(item) : refuse("ITEM_NOT_FOUND", `item ${id} is not in the queue`);
+}
+
+/**
+ * A runtime's report about a dispatch: its item must be `sending` under that very claim. A
+ * report for an earlier claim (its runtime was paused or cut off past the dispatch timeout, and
+ * the item was claimed again since) must not start, fail or end the current one.
+ */
+function withSending(state: ThreadState, c: { queueItemId: string; dispatchId?: string | undefined }, f: (item: QueueItemState) => Decision): Decision {
+  return withItem(state, c.queueItemId, (item) => {
+    if (item.status !== "sending") return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is ${item.status}, not being sent`);
+    if (c.dispatchId !== undefined && item.dispatchId !== c.dispatchId) {
+      return refuse("ITEM_NOT_SENDING", `item ${item.queueItemId} is no longer sent by dispatch ${c.dispatchId} (now ${item.dispatchId})`);
+    }
+    return f(item);
+  });
 }
 
 /** Edit, move and remove are allowed while pending or failed, refused while sending. */

@@ -547,3 +547,25 @@ describe("a turn reported once it is over (a handler that returned before report
     expect(types(t.ok({ type: "agent.turnEnded", turnId: "turn-a", queueItemId: "a", outcome: "completed" }))).toEqual(["turn.ended"]);
   });
 });
+
+describe("a report names its dispatch (fencing: a runtime that wakes after losing its claim)", () => {
+  it("a start for an earlier claim of the item is refused once the item was claimed again, changing nothing", () => {
+    const t = ready("a");
+    const first = claimOf(t.claim()).dispatchId;
+    t.ok({ type: "drain.timeout", queueItemId: "a", dispatchId: first });
+    t.ok({ type: "queue.retry", queueItemId: "a" });
+    const second = claimOf(t.claim()).dispatchId;
+    expect(second).not.toBe(first);
+    const before = t.state;
+    for (const stale of [
+      { type: "agent.turnStarted", queueItemId: "a", turnId: "late", dispatchId: first },
+      { type: "agent.turnStartFailed", queueItemId: "a", dispatchId: first, reason: "late", retryable: true },
+      { type: "agent.turnEnded", queueItemId: "a", dispatchId: first, turnId: "late", outcome: "completed" },
+    ] as const) {
+      expect(t.refused(stale)).toBe("ITEM_NOT_SENDING");
+      expect(t.state).toBe(before);
+    }
+    // The current claim's own report is taken.
+    expect(types(t.ok({ type: "agent.turnStarted", queueItemId: "a", turnId: "now", dispatchId: second }))).toContain("turn.started");
+  });
+});
