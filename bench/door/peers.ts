@@ -12,11 +12,16 @@ const quiet = new Logger(() => () => {});
 
 /** graphile-worker: `addJob` → the task function's entry, one job at a time, worker listening. */
 export async function graphileDispatch(connectionString: string, samples: number): Promise<Latency> {
-  const utils = await makeWorkerUtils({ connectionString, logger: quiet });
+  // One pool of ours, with an error handler and ended below: the scratch database is dropped
+  // with (force) after the run, and a pool graphile made itself could still hold an idle
+  // connection then, whose termination had no listener and ended the bench process.
+  const pool = new pg.Pool({ connectionString, max: 10 });
+  pool.on("error", () => {});
+  const utils = await makeWorkerUtils({ pgPool: pool, logger: quiet });
   await utils.migrate();
   let entered: ((at: number) => void) | null = null;
   const runner = await run({
-    connectionString,
+    pgPool: pool,
     concurrency: 1,
     noHandleSignals: true,
     pollInterval: 2_000,
@@ -36,6 +41,7 @@ export async function graphileDispatch(connectionString: string, samples: number
   } finally {
     await runner.stop();
     await utils.release();
+    await pool.end();
   }
   return latency(out);
 }
