@@ -69,11 +69,10 @@ export class DocRegistry {
   }
 
   /** A commit of this instance, for its loaded (or loading) document: see ThreadDoc.committedHere. */
-  async committedHere(events: readonly StoredEvent[]): Promise<void> {
+  committedHere(events: readonly StoredEvent[]): Promise<void> | undefined {
     const threadId = events[0]?.threadId;
     const loading = threadId === undefined ? undefined : this.docs.get(threadId);
-    const doc = await loading?.catch(() => undefined);
-    await doc?.committedHere(events);
+    return loading?.then((doc) => doc.committedHere(events), () => {});
   }
 
   /** The last client left: unload after the idle delay unless one comes back. */

@@ -141,7 +141,7 @@ export function createEngine(options: EngineOptions): Engine {
 
       let stored: StoredEvent[][] = [];
       // This instance's own readers of the commit (collab's documents) have it before anyone is answered.
-      let readLocally: Promise<void> | null = null;
+      let readLocally: Promise<void> | undefined;
       if (requests.length > 0) {
         const appending = jobs.filter((_, i) => outcomes[i]!.kind === "appended");
         const appendSpans = appending.map((job) => tracer.startSpan("append", { attributes: { "turnqueue.chain": requests.length } }, job.trace));

@@ -19,7 +19,7 @@ export type Committed = readonly StoredEvent[];
 export class EventFeed {
   private readonly handlers = new Set<(events: Committed) => void>();
   /** Readers of this instance's own commits, which the committing command waits for (`committedHere`). */
-  private readonly localReaders = new Set<(events: Committed) => Promise<void>>();
+  private readonly localReaders = new Set<(events: Committed) => Promise<void> | undefined>();
   private live: Promise<() => Promise<void>> | null = null;
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
@@ -48,9 +48,11 @@ export class EventFeed {
    * answers (the engine waits, up to `LOCAL_READERS_MAX_MS`), besides the bus's delivery
    * (which the reader then sees again, as already applied): collab puts a new item into
    * this instance's document, so a device connected here has it when `queue.add` answers.
-   * A reader must not call the engine (the answer would wait on itself). Returns its removal.
+   * A reader must not call the engine (the answer would wait on itself); one with nothing to
+   * do returns nothing, so the common commit (no document of the thread here) waits for
+   * nothing. Returns its removal.
    */
-  onLocalCommit(reader: (events: Committed) => Promise<void>): () => void {
+  onLocalCommit(reader: (events: Committed) => Promise<void> | undefined): () => void {
     this.localReaders.add(reader);
     return () => void this.localReaders.delete(reader);
   }
@@ -58,14 +60,14 @@ export class EventFeed {
   /**
    * This instance committed `events`: its local readers take them. Resolves once they are
    * done, or after `LOCAL_READERS_MAX_MS` at most (a store that stopped answering must not
-   * hold the answer of a command that is already in the log); never rejects.
+   * hold the answer of a command that is already in the log); never rejects. Nothing when
+   * no reader had anything to do: the command answers at once.
    */
-  committedHere(events: Committed): Promise<void> {
-    if (this.localReaders.size === 0) return Promise.resolve();
+  committedHere(events: Committed): Promise<void> | undefined {
+    const reads = [...this.localReaders].flatMap((reader) => reader(events) ?? []);
+    if (reads.length === 0) return undefined;
     const read = Promise.all(
-      [...this.localReaders].map((reader) =>
-        reader(events).catch((err: unknown) => this.logger.warn({ err, threadId: events[0]?.threadId }, "a local reader of a commit failed")),
-      ),
+      reads.map((r) => r.catch((err: unknown) => this.logger.warn({ err, threadId: events[0]?.threadId }, "a local reader of a commit failed"))),
     );
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOCAL_READERS_MAX_MS)));
