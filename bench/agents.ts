@@ -22,18 +22,26 @@
  * bench process to settle; nothing polls while a sample runs. The model is a scripted server
  * in a process of its own that answers at once; the agents are the real binaries.
  *
+ * Each sample also marks when the message's `turn/start` (`session/prompt`) was written to
+ * the agent's stdin, on both sides: the agent's own part (that write → the model's request)
+ * is then compared like with like, apart from the runtime's and the adapter's share. An agent
+ * slower via Turnqueue from its own write on has not been sent more work (the same requests
+ * reach it both ways): it shares the machine with what Turnqueue does meanwhile (the server
+ * answering `queue.add`, the user's client reading that answer).
+ *
  * `BENCH_BREAKDOWN=1` also tells where Turnqueue's part of each sample goes: the server runs
  * with the OpenTelemetry SDK (bench/spans-to-file.mjs: its spans, in batches, to a file), the
- * runtime's side is timed in this process (the turn handler's entry; Codex's `turn/start`
- * write), and each sample's trace is cut at: the server receiving `queue.add`, its append,
+ * runtime's side is timed in this process (the turn handler's entry; the write to the
+ * agent), and each sample's trace is cut at: the server receiving `queue.add`, its append,
  * the drain reactor's claim starting, the claim's append, the dispatch sent on the agent's
- * stream, the runtime's turn handler, the adapter's `turn/start`, the model's request. The
- * machine is shared, so read the shares, not the milliseconds.
+ * stream, the runtime's turn handler, the adapter's write to the agent, the model's request.
+ * The machine is shared, so read the shares, not the milliseconds.
  */
 import { fork, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import net from "node:net";
 import { Readable, Writable } from "node:stream";
 import * as acp from "@agentclientprotocol/sdk";
 import { runAgent, type AgentAdapter } from "../client/agent.js";
@@ -50,7 +58,8 @@ import { CODEX_ACP_BIN, CODEX_BIN, codexEnv, workDir } from "../test/support/age
  * model metadata before every turn, and codex-acp sends that as agent text).
  */
 const MODEL = "gpt-5.5";
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 20);
+/** Per side: the p50 of 20 moved by a few ms between runs on a quiet machine (Codex 13.1 and 7.4 ms added). */
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 40);
 const BREAKDOWN = Boolean(process.env.BENCH_BREAKDOWN);
 const now = () => performance.timeOrigin + performance.now();
 const percentile = (samples: number[], p: number) => {
@@ -101,12 +110,41 @@ interface Side {
   close(): Promise<void>;
 }
 
-/** One sample's marks on the bench's clock: sent, the message reached the handler, the model got it. */
+/**
+ * One sample's marks on the bench's clock: sent, the message reached the handler, its turn
+ * start was written to the agent's stdin, the model got it.
+ */
 interface Marks {
   text: string;
   t0: number;
   handed: number;
+  written: number;
   at: number;
+}
+
+/**
+ * When each message's `turn/start` (Codex) or `session/prompt` (ACP) was written to an agent's
+ * stdin, by its text: read off the pipe's writes, so both sides (the adapters' own clients,
+ * the bench's direct ones) are timed at the same point. A write is only parsed when it holds
+ * one of those methods (a byte search), so the other writes of the process cost nothing more.
+ */
+const writtenAt = new Map<string, number>();
+{
+  const METHODS = ['"method":"turn/start"', '"method":"session/prompt"'];
+  const write = net.Socket.prototype.write;
+  net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
+    const at = now();
+    const bytes = typeof chunk === "string" ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : null;
+    if (bytes && METHODS.some((m) => bytes.indexOf(m) >= 0)) {
+      for (const line of bytes.toString().split("\n")) {
+        if (!METHODS.some((m) => line.includes(m))) continue;
+        const { params } = JSON.parse(line) as { params: { input?: { text?: string }[]; prompt?: { text?: string }[] } };
+        const text = (params.input ?? params.prompt)?.[0]?.text;
+        if (text) writtenAt.set(text, at);
+      }
+    }
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
 }
 
 /** One sample, in ms: sending → the model receives the request, and the part before the agent got it. */
@@ -119,12 +157,22 @@ async function sample(model: Model, side: Side, i: number): Promise<{ total: num
   await ended();
   // Let what the turn's end set off (reports, the drain reactor's look) finish before the next sample.
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return { total: at - t0, before: handedAt - t0, marks: { text, t0, handed: handedAt, at } };
+  const written = writtenAt.get(text)!;
+  writtenAt.delete(text);
+  return { total: at - t0, before: handedAt - t0, marks: { text, t0, handed: handedAt, written, at } };
 }
 
 /** Samples both sides in turns (alternating which goes first); the first sample of each is a warm-up. */
 async function compare(model: Model, via: Side, direct: Side) {
-  const samples = { via: [] as number[], direct: [] as number[], turnqueue: [] as number[], viaAgent: [] as number[], marks: [] as Marks[] };
+  const samples = {
+    via: [] as number[],
+    direct: [] as number[],
+    turnqueue: [] as number[],
+    /** The agent's own part: its stdin write → the model's request. */
+    viaAgent: [] as number[],
+    directAgent: [] as number[],
+    marks: [] as Marks[],
+  };
   for (let i = 0; i <= SAMPLES; i++) {
     const order = i % 2 === 0 ? (["via", "direct"] as const) : (["direct", "via"] as const);
     for (const which of order) {
@@ -132,7 +180,8 @@ async function compare(model: Model, via: Side, direct: Side) {
       if (process.env.BENCH_DEBUG) console.error(`${which === "via" ? via.name : direct.name} ${i} ${total.toFixed(1)} ms (${before.toFixed(1)} ms before the agent)`);
       if (i === 0) continue;
       samples[which].push(total);
-      if (which === "via") samples.turnqueue.push(before), samples.viaAgent.push(total - before), samples.marks.push(marks);
+      samples[which === "via" ? "viaAgent" : "directAgent"].push(marks.at - marks.written);
+      if (which === "via") samples.turnqueue.push(before), samples.marks.push(marks);
     }
   }
   return samples;
@@ -193,19 +242,6 @@ interface SpanLine {
   end: number;
 }
 
-/** When the Codex adapter wrote each message's `turn/start` to codex app-server, by its text. */
-const turnStartWritten = new Map<string, number>();
-if (BREAKDOWN) {
-  const request = JsonlRpc.prototype.request;
-  JsonlRpc.prototype.request = function (this: JsonlRpc, method: string, params: unknown) {
-    if (method === "turn/start") {
-      const text = (params as { input: { type: string; text?: string }[] }).input.find((i) => i.type === "text")?.text;
-      if (text) turnStartWritten.set(text, now());
-    }
-    return request.call(this, method, params);
-  } as typeof request;
-}
-
 /** The cut points of Turnqueue's part, in order, and what lies between each and the one before. */
 const SEGMENTS = [
   ["received", "request in: the user's client → the server has queue.add"],
@@ -214,7 +250,7 @@ const SEGMENTS = [
   ["claimed", "claim: decide + append (0 when the add claimed)"],
   ["dispatched", "claim committed → dispatch sent on the agent's stream"],
   ["handed", "dispatch transport: the stream → runAgent → the turn handler"],
-  ["adapter", "adapter: the handler → turn/start written to the agent"],
+  ["written", "adapter: the handler → turn/start (session/prompt) written to the agent"],
 ] as const;
 type Cut = (typeof SEGMENTS)[number][0];
 
@@ -230,8 +266,7 @@ function cutsOf(marks: Marks, spans: SpanLine[]): Record<Cut, number> | null {
   const dispatch = one("dispatch");
   const added = add && one("append", add);
   const claimAppended = claim ? one("append", claim) : added;
-  const adapter = turnStartWritten.get(marks.text);
-  if (!add || !dispatch || !added || !claimAppended || adapter === undefined) return null;
+  if (!add || !dispatch || !added || !claimAppended) return null;
   return {
     received: root.start,
     appended: added.end,
@@ -239,7 +274,7 @@ function cutsOf(marks: Marks, spans: SpanLine[]): Record<Cut, number> | null {
     claimed: claimAppended.end,
     dispatched: dispatch.start,
     handed: marks.handed,
-    adapter,
+    written: marks.written,
   };
 }
 
@@ -322,36 +357,32 @@ async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
 
 const model = await startModel();
 try {
-  const rows: [string, Awaited<ReturnType<typeof compare>>][] = [];
-  let codexSpans: SpanLine[] = [];
-  {
+  const rows: { name: string; samples: Awaited<ReturnType<typeof compare>>; spans: SpanLine[] }[] = [];
+  const agents = [
+    { name: "Codex (codex app-server)", side: "codex", adapter: (cwd: string) => codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url, MODEL) }), direct: codexDirect },
+    { name: "ACP (codex-acp)", side: "acp", adapter: (cwd: string) => acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url, MODEL) }), direct: acpDirect },
+  ];
+  for (const agent of agents) {
     const cwd = workDir();
-    const via = await viaTurnqueue("codex via turnqueue", codexAdapter({ cwd, approve: "deny", command: CODEX_BIN, env: codexEnv(model.url, MODEL) }));
-    const direct = await codexDirect(model.url, cwd);
-    rows.push(["Codex (codex app-server)", await compare(model, via, direct)]);
-    if (BREAKDOWN) codexSpans = await via.spans();
-    await Promise.all([via.close(), direct.close()]);
-  }
-  {
-    const cwd = workDir();
-    const via = await viaTurnqueue("acp via turnqueue", acpAdapter({ command: CODEX_ACP_BIN, cwd, approve: "deny", env: codexEnv(model.url, MODEL) }));
-    const direct = await acpDirect(model.url, cwd);
-    rows.push(["ACP (codex-acp)", await compare(model, via, direct)]);
+    const via = await viaTurnqueue(`${agent.side} via turnqueue`, agent.adapter(cwd));
+    const direct = await agent.direct(model.url, cwd);
+    const samples = await compare(model, via, direct);
+    rows.push({ name: agent.name, samples, spans: BREAKDOWN ? await via.spans() : [] });
     await Promise.all([via.close(), direct.close()]);
   }
 
   console.log(`queue.add on an idle thread → the model receives the agent's request (${SAMPLES} samples each, interleaved, warm agents)`);
   const f = (ms: number) => `${ms.toFixed(1)} ms`;
-  for (const [name, { via, direct, turnqueue, viaAgent }] of rows) {
+  for (const { name, samples, spans } of rows) {
+    const { via, direct, turnqueue, viaAgent, directAgent } = samples;
     const [v50, v99, d50, d99] = [percentile(via, 50), percentile(via, 99), percentile(direct, 50), percentile(direct, 99)];
     console.log(
       `${name.padEnd(26)} via Turnqueue p50 ${f(v50)} p99 ${f(v99)} | direct p50 ${f(d50)} p99 ${f(d99)} | ratio p50 ${(v50 / d50).toFixed(2)}x, added ${f(v50 - d50)}`,
     );
     console.log(
-      `${"".padEnd(26)} of which queue.add → the runtime's turn handler p50 ${f(percentile(turnqueue, 50))} p99 ${f(percentile(turnqueue, 99))}; the agent's own part p50 ${f(percentile(viaAgent, 50))} via Turnqueue, ${f(d50)} direct`,
+      `${"".padEnd(26)} of which queue.add → the runtime's turn handler p50 ${f(percentile(turnqueue, 50))} p99 ${f(percentile(turnqueue, 99))}; the agent's own part (its stdin write → the model) p50 ${f(percentile(viaAgent, 50))} via Turnqueue, ${f(percentile(directAgent, 50))} direct`,
     );
-    // The Codex adapter's turn/start is timed here; the ACP one's session/prompt is not (its connection is the SDK's).
-    if (BREAKDOWN && name.startsWith("Codex")) printBreakdown(rows[0]![1].marks, codexSpans);
+    if (BREAKDOWN) printBreakdown(samples.marks, spans);
   }
 } finally {
   model.close();
