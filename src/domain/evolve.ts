@@ -1,5 +1,6 @@
 import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
+import { compareGoing, firstGoing, isWaiting } from "./policy.js";
 import type { QueueItemState } from "./queue-item.js";
 import { isFrozen, newQueueItem, textHash, type KnownMessage, type ThreadState } from "./state.js";
 
@@ -23,6 +24,7 @@ export const initialState = (threadId: string): ThreadState => ({
   messages: PersistentMap(),
   itemIds: PersistentSet(),
   sending: PersistentSet(),
+  head: null,
   lastPosition: null,
   createdAt: "",
   updatedAt: "",
@@ -30,6 +32,26 @@ export const initialState = (threadId: string): ThreadState => ({
 
 /** The highest key ever given, raised to take `position` in. */
 const widen = (last: string | null, position: string): string | null => (last === null || position > last ? position : last);
+
+/**
+ * The head after item `id` changed from `before` (or was added, or left): a walk over the
+ * queue only when the head itself left the waiting items or went later; otherwise one
+ * comparison, so an add to a long queue costs the same as to a short one.
+ */
+const headAfter = (state: ThreadState, id: string, before: QueueItemState | undefined): string | null => {
+  const item = state.items.get(id);
+  if (state.head === id) {
+    if (item && isWaiting(item) && before && compareGoing(item, before) <= 0) return id;
+    return firstGoing(state.items.values())?.queueItemId ?? null;
+  }
+  const head = state.head === null ? undefined : state.items.get(state.head);
+  return item && isWaiting(item) && (!head || compareGoing(item, head) < 0) ? id : state.head;
+};
+
+const withHead = (state: ThreadState, id: string, before: QueueItemState | undefined): ThreadState => ({
+  ...state,
+  head: headAfter(state, id, before),
+});
 
 const withItem = (
   state: ThreadState,
@@ -40,12 +62,12 @@ const withItem = (
   const item = state.items.get(id);
   if (!item) return state;
   const next = { ...item, ...patch(item), updatedAt: at };
-  return {
+  return withHead({
     ...state,
     items: state.items.set(id, next),
     sending: isFrozen(next) ? state.sending.add(id) : state.sending.delete(id),
     lastPosition: next.position === item.position ? state.lastPosition : widen(state.lastPosition, next.position),
-  };
+  }, id, item);
 };
 
 /** `turnId`: the turn that took it (sent), or null (removed). */
@@ -57,12 +79,12 @@ const withoutItem = (state: ThreadState, id: string, turnId: string | null): Thr
     turnId === null
       ? { queueItemId: k.queueItemId, textHash: k.textHash, fate: "removed" }
       : { queueItemId: k.queueItemId, textHash: k.textHash, fate: "sent", turnId };
-  return {
+  return withHead({
     ...state,
     items: state.items.delete(id),
     sending: state.sending.delete(id),
     messages: known ? state.messages.set(item.messageId, fate(known)) : state.messages,
-  };
+  }, id, item);
 };
 
 /** Folds one event into the thread's state. Total: never throws, never refuses. */
@@ -81,7 +103,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "thread.renamed":
       return { ...s, title: e.payload.title };
     case "thread.deleted":
-      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear() };
+      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear(), head: null };
     case "session.changed": {
       const gone = e.payload.status === "stopped" || e.payload.status === "error";
       return {
@@ -100,13 +122,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "queue.item-added": {
       // The log is read back unparsed: an event stored before delivery modes and authors has neither.
       const p = { ...e.payload, delivery: e.payload.delivery ?? "queue", author: e.payload.author ?? null };
-      return {
+      return withHead({
         ...s,
         items: s.items.set(p.queueItemId, newQueueItem(p, at)),
         messages: s.messages.set(p.messageId, { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" }),
         itemIds: s.itemIds.add(p.queueItemId),
         lastPosition: widen(s.lastPosition, p.position),
-      };
+      }, p.queueItemId, undefined);
     }
     case "queue.item-edited":
       return withItem(s, e.payload.queueItemId, at, () => ({ text: e.payload.text }));

@@ -32,17 +32,22 @@ const DELIVERY_RANK: Record<Delivery, number> = { interrupt: 0, steer: 1, queue:
 export const compareGoing = (a: QueueItemState, b: QueueItemState): number =>
   DELIVERY_RANK[a.delivery] - DELIVERY_RANK[b.delivery] || compareOrder(a, b);
 
-const isWaiting = (item: QueueItemState): boolean => item.status === "pending";
+export const isWaiting = (item: QueueItemState): boolean => item.status === "pending";
 
 /**
- * The item that goes next: the first `interrupt` item, else the first `steer` item, else the
- * head in queue order. Failed items keep their place and are skipped. A linear scan.
+ * The rule of which item goes next: the first `interrupt` item, else the first `steer` item,
+ * else the head in queue order. Failed items keep their place and are skipped. A walk over
+ * the queue: evolve keeps its answer (`ThreadState.head`) and walks only when the head leaves.
  */
-export function nextItem(state: ThreadState): QueueItemState | undefined {
+export function firstGoing(items: Iterable<QueueItemState>): QueueItemState | undefined {
   let best: QueueItemState | undefined;
-  for (const item of state.items.values()) if (isWaiting(item) && (!best || compareGoing(item, best) < 0)) best = item;
+  for (const item of items) if (isWaiting(item) && (!best || compareGoing(item, best) < 0)) best = item;
   return best;
 }
+
+/** The item that goes next (`firstGoing` of the queue), without a walk over it. */
+export const nextItem = (state: ThreadState): QueueItemState | undefined =>
+  state.head === null ? undefined : state.items.get(state.head);
 
 /** A waiting item's place in the order they will go, from 1; null for an item that is not waiting. */
 export function placeInLine(state: ThreadState, item: QueueItemState): number | null {

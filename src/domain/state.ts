@@ -47,6 +47,11 @@ export interface ThreadState {
   itemIds: PersistentSet<string>;
   /** Ids of the items being sent (at most one while the rules hold), so no check walks the queue for it. */
   sending: PersistentSet<string>;
+  /**
+   * The waiting item that goes next (`firstGoing` of `items`): checked on every command and
+   * every wake of the drain, so evolve keeps it instead of each check walking the queue.
+   */
+  head: string | null;
   /** The highest position key ever given in the thread: a new item goes past it without a walk over the queue. */
   lastPosition: string | null;
   createdAt: string;

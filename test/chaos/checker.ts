@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { evolve, nextItem, initialState, sendingItem, type StoredEvent, type ThreadState } from "../../src/domain/index.js";
+import { evolve, firstGoing, initialState, sendingItem, type StoredEvent, type ThreadState } from "../../src/domain/index.js";
 import type { AgentRecord, NemesisRecord, Op, RunHistory } from "./history.js";
 
 /**
@@ -59,7 +59,7 @@ export function check(run: RunHistory): Violation[] {
         // The drain's rule claims: the reactor's, and those an add, a turn's end or a session
         // report made in the same decision (a send-now claims past the order, by design).
         if ((event.actor === "reactor:drain" || commit.cue) && event.payload.kind === "turn") {
-          const head = nextItem(state);
+          const head = firstGoing(state.items.values());
           if (head?.queueItemId !== queueItemId) {
             add({ check: "claim-order", threadId, queueItemId, message: `the drain claimed ${queueItemId} while the head of the queue was ${head?.queueItemId ?? "nothing"} (version ${event.version})` });
           }

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  Command, DomainError, MAX_ID_LENGTH, compareOrder, initialState, isValidPositionKey, keyBetween, mayClaim, replay, snapshotOf,
+  Command, DomainError, MAX_ID_LENGTH, compareOrder, firstGoing, initialState, isValidPositionKey, keyBetween, mayClaim, nextItem, replay, snapshotOf,
   type CommandInput, type DomainEvent, type ThreadState,
 } from "../../src/domain/index.js";
 import { Thread } from "./harness.js";
@@ -180,6 +180,9 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
     expect(i.updatedAt).toBe(claim?.createdAt);
   }
 
+  // The head evolve keeps is the one the rule picks by walking the queue.
+  expect(nextItem(state)?.queueItemId).toBe(firstGoing(items)?.queueItemId);
+
   // Version increases by one per event.
   expect(state.version).toBe(log.length);
   log.forEach((e, k) => expect(e.version).toBe(k + 1));
@@ -300,6 +303,7 @@ describe("evolve", () => {
         const state = replay(freeze(initialState("t1")), log.map(freeze));
         expect(state.version).toBe(log.length);
         expect(replay(initialState("t1"), log)).toEqual(state);
+        expect(nextItem(state)?.queueItemId).toBe(firstGoing(state.items.values())?.queueItemId);
       }),
       { numRuns: 500 },
     );

@@ -1,7 +1,7 @@
 import { Map as PersistentMap } from "immutable";
 import { describe, expect, it } from "vitest";
 import {
-  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, nextItem, placeInLine, initialState, isFrozen,
+  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, firstGoing, placeInLine, initialState, isFrozen,
   mayClaim, newQueueItem, nextWakeAt, orderedItems, type CommandInput, type Delivery, type ThreadState,
   Command,
 } from "../../src/domain/index.js";
@@ -59,7 +59,7 @@ describe("next wake-up", () => {
   });
 });
 
-describe("which item goes next, without sorting the queue", () => {
+describe("which item goes next (the rule evolve keeps the answer of), without sorting the queue", () => {
   const item = (queueItemId: string, position: string, status: "pending" | "failed" = "pending", delivery: Delivery = "queue") => ({
     ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position, delivery, author: null }, "2026-01-01T00:00:00.000Z"),
     status,
@@ -72,13 +72,13 @@ describe("which item goes next, without sorting the queue", () => {
   it("with plain items, the head of queue order, ties broken by id", () => {
     const s = state(item("b", "a1"), item("c", "a0"), item("a", "a1"), item("z", "a0"));
     expect(orderedItems(s).map((i) => i.queueItemId)).toEqual(["c", "z", "a", "b"]);
-    expect(nextItem(s)?.queueItemId).toBe("c");
+    expect(firstGoing(s.items.values())?.queueItemId).toBe("c");
   });
 
   it("the first pending one; a failed head keeps its place but is skipped", () => {
     const s = state(item("f", "a0", "failed"), item("p2", "a2"), item("p1", "a1"));
-    expect(nextItem(s)?.queueItemId).toBe("p1");
-    expect(nextItem(state())).toBeUndefined();
+    expect(firstGoing(s.items.values())?.queueItemId).toBe("p1");
+    expect(firstGoing(state().items.values())).toBeUndefined();
   });
 
   it("the first interrupt, else the first steer, else the head; each first in queue order, failed ones skipped", () => {
@@ -86,11 +86,11 @@ describe("which item goes next, without sorting the queue", () => {
       item("q", "a0"), item("s2", "a3", "pending", "steer"), item("s1", "a2", "pending", "steer"),
       item("i-failed", "a1", "failed", "interrupt"), item("i", "a4", "pending", "interrupt"),
     );
-    expect(nextItem(s)?.queueItemId).toBe("i");
+    expect(firstGoing(s.items.values())?.queueItemId).toBe("i");
     const goes = ["i", "s1", "s2", "q"].map((id) => placeInLine(s, s.items.get(id)!));
     expect(goes).toEqual([1, 2, 3, 4]);
     expect(placeInLine(s, s.items.get("i-failed")!)).toBeNull();
-    expect(nextItem(state(item("q", "a0"), item("s2", "a3", "pending", "steer"), item("s1", "a2", "pending", "steer")))?.queueItemId).toBe("s1");
+    expect(firstGoing(state(item("q", "a0"), item("s2", "a3", "pending", "steer"), item("s1", "a2", "pending", "steer")).items.values())?.queueItemId).toBe("s1");
   });
 });
 
