@@ -126,7 +126,7 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
       onRun: (d) => runs.set(d.queueItemId, (runs.get(d.queueItemId) ?? 0) + 1),
     });
     cleanups.push(() => agent.close());
-    const user: Transport = createTransport({ url, token: await auth.issue({ sub: "user", workspaceId: "local", role: "user" }) });
+    const user: Transport = createTransport({ url, token: await auth.issue({ sub: "user", workspaceId: "local", role: "user" }), calls: "socket" });
     cleanups.push(() => user.close());
 
     // Each thread enqueues its items one after another (so their order is known), retrying

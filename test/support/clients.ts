@@ -12,7 +12,7 @@ import type { ThreadEvent } from "../../src/api/thread-events.js";
 export type Client = Transport;
 
 /** A client of a running server (a TestServer, or any `url`) with `token`. */
-export const connect = (server: { url: string }, token: string): Client => createTransport({ url: server.url, token });
+export const connect = (server: { url: string }, token: string): Client => createTransport({ url: server.url, token, calls: "socket" });
 
 /** The tRPC error code of a failed call (UNAUTHORIZED, CONFLICT, …), undefined for anything else. */
 export const codeOf = (error: unknown): string | undefined =>
