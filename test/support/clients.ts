@@ -4,9 +4,9 @@ import type { AppRouter } from "../../client/router-types.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
 
 /**
- * tRPC clients for tests, built the one way the SDK builds them (client/transport.ts):
- * queries and mutations over HTTP with a Bearer token, subscriptions over its WebSocket with
- * `connectionParams.token`. A test that must send what no client would (no token, bad
+ * tRPC clients for tests, built the way the SDK builds a long-lived one (client/transport.ts):
+ * queries and mutations over its WebSocket (`connectionParams.token`), over HTTP with a
+ * Bearer token while the socket is not open or for a large input; subscriptions over the socket. A test that must send what no client would (no token, bad
  * frames, malformed input) speaks raw tRPC through ./trpc-raw.ts instead.
  */
 export type Client = Transport;
