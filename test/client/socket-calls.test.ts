@@ -11,6 +11,7 @@ import { describeFailure } from "../../src/cli/remote.js";
 import { ExitCode } from "../../src/exit-codes.js";
 import { openDatabase } from "../../src/store/database.js";
 import { codeOf, failure, watchEvents } from "../support/clients.js";
+import { trpcHttpRequests } from "../support/http-requests.js";
 import { eventually } from "../support/poll.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
 import { ServerProcess } from "../support/server-process.js";
@@ -18,21 +19,12 @@ import { startTestServer, type TestServer } from "../support/server.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** tRPC calls the server answered over HTTP so far (its own count, on /metrics). */
-async function httpCalls(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return text
-    .split("\n")
-    .filter((line) => line.startsWith("turnqueue_http_requests_total{") && line.includes('door="trpc"'))
-    .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
-}
-
 /** Resolves once `client`'s calls go over its socket: one made now reaches the server without an HTTP request. */
 const overTheSocket = (url: string, call: () => Promise<unknown>) =>
   eventually(async () => {
-    const before = await httpCalls(url);
+    const before = await trpcHttpRequests(url);
     await call();
-    expect(await httpCalls(url)).toBe(before);
+    expect(await trpcHttpRequests(url)).toBe(before);
   });
 
 describe("SDK calls over its WebSocket: a real server process, killed and restarted", { timeout: 180_000 }, () => {
@@ -81,7 +73,7 @@ describe("SDK calls over its WebSocket: a real server process, killed and restar
     cleanups.push(() => agent.close());
     await eventually(() => expect(changes).toContainEqual({ state: "ready" }));
 
-    const before = await httpCalls(url);
+    const before = await trpcHttpRequests(url);
     const { threadId } = await user.thread.create.mutate({ title: "over the socket" });
     await agent.session(threadId, "ready");
     for (const text of ["one", "two", "three"]) await user.queue.add.mutate({ threadId, message: { messageId: `m-${text}`, text } });
@@ -91,7 +83,7 @@ describe("SDK calls over its WebSocket: a real server process, killed and restar
       expect(thread.session.activeTurnId).toBeNull();
     });
     expect(ran).toEqual(["one", "two", "three"]);
-    expect(await httpCalls(url)).toBe(before);
+    expect(await trpcHttpRequests(url)).toBe(before);
     await agent.close();
   });
 
