@@ -1,4 +1,4 @@
-import type { Operation, TRPCLink } from "@trpc/client";
+import { TRPCClientError, type Operation, type TRPCLink } from "@trpc/client";
 import { observable } from "@trpc/server/observable";
 import type { AppRouter } from "./router-types.js";
 
@@ -68,7 +68,7 @@ export function callsLink({ socket, traced, http, socketReady }: CallsLinkOption
           },
           error: (error) => {
             release();
-            observer.error(error);
+            observer.error(error.data === undefined ? answerLost(error) : error);
           },
           complete: () => {
             release();
@@ -95,6 +95,17 @@ function socketCost(op: Operation, inFlight: number, open: boolean): number | nu
 }
 
 const utf8 = new TextEncoder();
+
+/**
+ * A socket call that failed without an answer from the server (the socket closed or failed
+ * under it): tRPC says "Unknown error" or "WebSocket closed"; this says what it means. Still
+ * a TRPCClientError without `data`, as a failed fetch is, so callers treat it alike.
+ */
+function answerLost(error: TRPCClientError<AppRouter>): TRPCClientError<AppRouter> {
+  return new TRPCClientError("the connection to the server was lost before its answer: the call may have run; send it again with the same key", {
+    cause: error,
+  });
+}
 
 const noNext = (): never => {
   throw new Error("a terminating link has no next link");

@@ -231,3 +231,31 @@ describe("SDK calls over its WebSocket: what the socket carries and what it leav
     }
   });
 });
+
+describe("SDK calls over its WebSocket across a graceful restart", { timeout: 120_000 }, () => {
+  it("the server answers the socket calls in flight before it closes the socket: each is committed or refused SERVICE_UNAVAILABLE (call again), none left unknown", async () => {
+    let server = await startTestServer();
+    const user = createTurnqueueClient({ url: server.url, token: await server.token("user", "local", "erin") });
+    try {
+      const { threadId } = await user.thread.create.mutate({ title: "restart" });
+      await overTheSocket(server.url, () => user.thread.get.query({ threadId }));
+      const sent = Array.from({ length: 30 }, (_, i) => `m${i}`);
+      const outcomes = sent.map((messageId) =>
+        user.queue.add.mutate({ threadId, message: { messageId, text: messageId } }).then(
+          () => "answered",
+          (error: unknown) => codeOf(error) ?? `unknown: ${(error as Error).message}`,
+        ),
+      );
+      await outcomes[0];
+      server = await server.restart();
+      const all = await Promise.all(outcomes);
+      expect(all.filter((o) => o !== "answered" && o !== "SERVICE_UNAVAILABLE")).toEqual([]);
+      const answered = sent.filter((_, i) => all[i] === "answered");
+      const items = (await user.thread.get.query({ threadId })).queue.items.map((i) => i.messageId);
+      expect(items.filter((m) => answered.includes(m)).sort()).toEqual([...answered].sort());
+    } finally {
+      await user.close();
+      await server.close();
+    }
+  });
+});
