@@ -27,8 +27,8 @@ export interface BridgeHost {
   resync(): Promise<void>;
   /** Apply the events this replica missed, as if they had arrived (their typed texts followed: see `followed`). */
   catchUp(): Promise<void>;
-  /** Write the log's text of the item into the document (by the replica holding the writer lease). */
-  writeLogText(id: string): void;
+  /** Write the log's text of the item into the document (by the replica holding the writer lease); resolves once it is there. */
+  writeLogText(id: string): Promise<void>;
 }
 
 /** The client writes one transaction made, as the observers saw them. */
@@ -120,10 +120,12 @@ export class Bridge {
 
   /**
    * Resolves once every keystroke clients made before the call is in the log (committed),
-   * or was refused and undone in the document: what the server acknowledges to a device
-   * (the answer to its sync request) is then never typing the log may still lose. An
-   * unavailable store keeps it waiting: the edit retries, and an unanswered device knows
-   * nothing was acknowledged.
+   * or was refused and undone in the document: the answer to a device's sync request, sent
+   * after it, then carries the outcome — the device's replica shows its typed text only if
+   * the log holds it, and the log's text where the typing was refused (an item another
+   * instance had claimed, one removed, a text an API edit replaced first). So a device is
+   * never told typing is held that the log has lost. An unavailable store keeps it waiting:
+   * the edit retries, and an unanswered device knows nothing was acknowledged.
    */
   async committed(): Promise<void> {
     const due = [...this.typedUpTo].filter(([id, n]) => (this.settledUpTo.get(id) ?? 0) < n);
@@ -265,6 +267,14 @@ export class Bridge {
     this.edits.set(id, { timer, actor });
   }
 
+  /** The item's typing was refused: nothing of it is left to commit, and the log's text goes over it. */
+  private async undo(id: string): Promise<void> {
+    const edit = this.edits.get(id);
+    if (edit?.timer) clearTimeout(edit.timer);
+    this.edits.delete(id);
+    if (this.host.state().items.has(id)) await this.host.writeLogText(id);
+  }
+
   private textOf(id: string): string | undefined {
     const text = itemsOf(this.host.doc).get(id)?.get("text");
     return text instanceof Y.Text ? text.toString() : undefined;
@@ -343,6 +353,7 @@ export class Bridge {
       if (this.edits.get(id) === edit) this.edits.delete(id);
       this.committing.set(id, (this.committing.get(id) ?? 0) + 1);
       let covers = 0;
+      let refused = false;
       try {
         // A base followed from another replica's commit is in the document once the stored document is.
         while (this.unmerged.delete(id)) await this.host.mergeStored();
@@ -359,19 +370,27 @@ export class Bridge {
         // The document holds exactly the log's text it was typed on: nothing to commit.
         if (base?.text === typed) return;
         const command = base && QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document", replaces: textHash(base.text) });
-        if (command && !command.success) return await this.host.resync();
+        // Typing the log cannot take (a text past the limit) is refused like any other.
+        if (command && !command.success) return void (refused = true);
         const outcome = command
           ? await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor), "TEXT_CHANGED")
           : "refused";
         if (outcome === "retrying") covers = 0;
         else if (outcome === "refused") {
           if (await this.rebase(id, edit.actor, base)) covers = 0;
-          else covers = this.typedUpTo.get(id) ?? 0;
-        } else if (outcome !== "done") this.setBase(id, typed, outcome.version, true);
+          else refused = true;
+        } else if (outcome === "done") refused = true;
+        else this.setBase(id, typed, outcome.version, true);
       } finally {
         const left = this.committing.get(id)! - 1;
         if (left) this.committing.set(id, left);
         else this.committing.delete(id);
+        // Settled once the undo is in the document (no longer `committing`, so the writer of
+        // the log's text writes it), not before: the sync answer then shows the refusal.
+        if (refused) {
+          covers = this.typedUpTo.get(id) ?? 0;
+          await this.undo(id);
+        }
         this.settleTyping(id, covers);
       }
     });
@@ -384,7 +403,7 @@ export class Bridge {
    * the log's newer text is one the document never held (an API edit, committed first):
    * then the typing is refused and the document takes the log's text. Not merged into it:
    * the merge would be a text nobody wrote, and the API edit was acknowledged first. Returns
-   * whether the typing is committed again.
+   * whether the typing is committed again (if not, the caller undoes it).
    */
   private async rebase(id: string, actor: string, stale: Base | undefined): Promise<boolean> {
     await this.host.catchUp();
@@ -394,8 +413,6 @@ export class Bridge {
       this.scheduleEdit(id, actor);
       return true;
     }
-    this.dropEdit(id);
-    if (truth) this.host.writeLogText(id);
     return false;
   }
 

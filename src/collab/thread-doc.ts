@@ -98,6 +98,8 @@ export class ThreadDoc {
    */
   private readonly textsToWrite = new Map<string, "text" | "item">();
   private writingTexts: Promise<void> | null = null;
+  /** What the store is known to hold of this document (at least): see `stored`. */
+  private storedVector: Uint8Array | undefined;
   /** The write of `textsToWrite` under way: the items it took, and its end (written or not). */
   private textWrite: { ids: ReadonlySet<string>; done: Promise<void> } | null = null;
   closed = false;
@@ -116,11 +118,14 @@ export class ThreadDoc {
       serverOrigin: SERVER,
       logger: deps.logger,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
-      persisted: () => deps.writer.flushed(),
+      persisted: () => this.stored(),
       mergeStored: () => this.mergeStored(),
       resync: () => this.resync(),
       catchUp: () => this.resync("missed"),
-      writeLogText: (id) => this.writeTexts([id]),
+      writeLogText: (id) => {
+        this.writeTexts([id]);
+        return this.textsWritten([id], "written");
+      },
     });
     this.locks = new EditLocks({
       threadId,
@@ -151,6 +156,7 @@ export class ThreadDoc {
       td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
       const stored = await deps.docStore.load(threadId);
       if (stored.update) Y.applyUpdate(td.doc, stored.update, STORED);
+      if (stored.update) td.storedVector = Y.encodeStateVectorFromUpdate(stored.update);
       deps.writer.track(threadId, stored.tail);
       const state = await deps.engine.load(threadId);
       if (!state.exists || state.deleted) throw new ThreadGoneError(threadId);
@@ -351,13 +357,29 @@ export class ThreadDoc {
   async committedHere(events: readonly StoredEvent[]): Promise<void> {
     await this.applyEvents(events).catch(() => {});
     const ids = events.flatMap((e) => (e.type === "queue.item-added" ? [e.payload.queueItemId] : (editedText(e) ?? [])));
+    await this.textsWritten(ids, "tried");
+  }
+
+  /**
+   * Resolves once these items' texts are `written` (by this replica, or found written by
+   * another under the lease), or once this replica `tried` (one attempt: the other holder
+   * of the lease writes them as it would any commit's).
+   */
+  private async textsWritten(ids: readonly string[], until: "written" | "tried"): Promise<void> {
     while (ids.length > 0 && !this.closed) {
       const write = this.textWrite;
-      if (write && ids.some((id) => write.ids.has(id))) return write.done;
-      // Written already, or waiting for the lease another replica holds.
-      if (!write || !ids.some((id) => this.textsToWrite.has(id))) return;
-      // Behind another write: theirs goes next, if that one got the lease.
-      await write.done;
+      if (write && ids.some((id) => write.ids.has(id))) {
+        await write.done;
+        if (until === "tried") return;
+        continue;
+      }
+      if (!ids.some((id) => this.textsToWrite.has(id))) return;
+      // Waiting for the lease another replica holds: tried, or written on a later attempt.
+      if (!write && until === "tried") return;
+      const next = write?.done ?? this.writingTexts;
+      if (!next) return;
+      // Behind another write, or another attempt: theirs goes next.
+      await next;
     }
   }
 
@@ -429,6 +451,22 @@ export class ThreadDoc {
     const stored = await this.deps.docStore.load(this.threadId);
     // As if from another instance: on to this replica's clients, not back to the bus or the store.
     if (stored.update && !this.closed) Y.applyUpdate(this.doc, stored.update, REMOTE);
+    if (stored.update) this.storedVector = Y.encodeStateVectorFromUpdate(stored.update);
+  }
+
+  /**
+   * Everything this replica's document holds is stored: what it pushed itself, and what
+   * other instances' updates brought by bus (they are relayed before their instance stores
+   * them, and that instance may die first). A commit of typed text waits for it, so any
+   * replica that merges the stored document after the commit holds the committed text
+   * (`Bridge.followed` counts on it). Only what the store is not known to hold is written.
+   */
+  private async stored(): Promise<void> {
+    const vector = Y.encodeStateVector(this.doc);
+    const missing = Y.encodeStateAsUpdate(this.doc, this.storedVector);
+    this.deps.writer.push(this.threadId, missing);
+    await this.deps.writer.flushed();
+    this.storedVector = vector;
   }
 
   /**

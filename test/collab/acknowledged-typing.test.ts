@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as Y from "yjs";
 import { createTurnqueueClient, type ThreadQueue } from "../../client/index.js";
 import { channels } from "../../src/cluster/bus.js";
 import type { Command, StoredEvent } from "../../src/domain/index.js";
@@ -77,6 +78,38 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     }
   });
 
+  it("typed on A into an item B already claimed, unheard of on A (B's bus messages dropped, A's drain held: injected): the answer to A's sync shows the typing undone, and the log has no edit", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    await until(() => typist.get(ids[0]!)?.text === "draft");
+    // A hears nothing B publishes about this thread (a bus outage as A sees it), and A's
+    // own drain waits: B's claim is one A learns of only from the log.
+    const bus = b.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.doc(threadId) || (channel === channels.events && Buffer.from(message).toString().includes(threadId))
+        ? Promise.resolve()
+        : publish.call(bus, channel, message);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const unhold = holdCommands(a, (c) => c.type === "drain.claim", () => held);
+    try {
+      await exec(b, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+      await eventually(async () => expect(claimOf(await b.services.store.readThread(threadId, 0))).toBeDefined());
+      typist.edit(ids[0]!, "draft, and more");
+      await typist.flush();
+      // The answer came after the refusal's undo: the device shows the text the log keeps.
+      expect(typist.get(ids[0]!)?.text).toBe("draft");
+    } finally {
+      bus.publish = publish;
+      release();
+      unhold();
+    }
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.some((e) => e.type === "queue.item-edited")).toBe(false);
+    expect(claimOf(log)?.message.text).toBe("draft");
+  });
+
   it("acknowledged on A, then edited through the API on B: the log takes the typed text, then the API's, and both replicas end on the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
@@ -118,6 +151,52 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const log = await b.services.store.readThread(threadId, 0);
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["hello world"]);
     expect(typist.get(ids[0]!)?.text).toBe("hello world");
+  });
+
+  it("B commits typing it got from A by bus that A has not stored yet (A's document writes held, A's events to B dropped: injected): the stored document holds the text the log took", async () => {
+    const { threadId, ids } = await createThread(a, ["hello"]);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "hello" && watcher.get(ids[0]!)?.text === "hello");
+    // B hears of A's commit only later, by catching up: by then it holds newer keystrokes.
+    const bus = a.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    const sql = a.services.db.sql;
+    const query = sql.query;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      typist.edit(ids[0]!, "hello world");
+      await typist.flush();
+      // From here A stores nothing of its document: its next keystrokes reach B by bus only.
+      sql.query = (async (text: string, params?: unknown[]) => {
+        if (text.includes(`insert into "DocUpdate"`)) await held;
+        return query.call(sql, text, params);
+      }) as typeof sql.query;
+      typist.edit(ids[0]!, "hello world, again");
+      await until(() => watcher.get(ids[0]!)?.text === "hello world, again", () => watcher.get(ids[0]!)?.text);
+      bus.publish = publish;
+      // The next event reaches B with a gap: B catches up, follows A's commit, finds its text
+      // newer, and commits it over A's.
+      await exec(a, threadId, { type: "thread.rename", title: "renamed" });
+      await until(async () =>
+        (await b.services.store.readThread(threadId, 0)).some((e) => e.type === "queue.item-edited" && e.payload.text === "hello world, again"),
+      );
+      // What any replica merging the store (one the bus left behind, a restarted instance) starts from.
+      const stored = await b.services.db.sql.query<{ bytes: Uint8Array }>(
+        `select "update" as "bytes" from "DocUpdate" where "threadId" = $1 union all select "state" from "DocState" where "threadId" = $1`,
+        [threadId],
+      );
+      const doc = new Y.Doc();
+      for (const row of stored) Y.applyUpdate(doc, row.bytes);
+      expect((doc.getMap("items").get(ids[0]!) as Y.Map<unknown>).get("text")!.toString()).toBe("hello world, again");
+    } finally {
+      bus.publish = publish;
+      sql.query = query;
+      release();
+    }
   });
 
   it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {
