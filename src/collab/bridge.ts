@@ -184,11 +184,15 @@ export class Bridge {
       for (const id of review.texts) {
         if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
         const truth = state.items.get(id);
-        if (!truth) continue;
         const text = items.get(id)?.get("text");
         // Formatting and embeds are not the log's to keep: gone before the text becomes an edit.
         if (text instanceof Y.Text) keepPlainText(text, transaction);
-        if (isFrozen(truth)) writeText(doc, id, truth.text);
+        // An item missing from this replica's state may be one whose map arrived (another
+        // instance wrote it) before its `queue.item-added` did: its typing is typing like any
+        // other, never skipped (the answer would then acknowledge typing the log never gets).
+        // Its commit, knowing no base, catches up with the log first (`rebase`): then it is
+        // committed, or refused and undone if the item is gone.
+        if (truth && isFrozen(truth)) writeText(doc, id, truth.text);
         else {
           this.typedUpTo.set(id, ++this.keystrokes);
           this.scheduleEdit(id, actor);

@@ -7,7 +7,7 @@ import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { hasPostgres } from "../support/postgres.js";
 import { eventually, until } from "../support/poll.js";
 import type { TestServer } from "../support/server.js";
-import { createThread, exec, startInstancePair } from "./harness.js";
+import { addItem, createThread, exec, startInstancePair } from "./harness.js";
 
 /**
  * "Acknowledged typing" is what the SDK's `flush` resolving means: the server answered the
@@ -108,6 +108,29 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const log = await b.services.store.readThread(threadId, 0);
     expect(log.some((e) => e.type === "queue.item-edited")).toBe(false);
     expect(claimOf(log)?.message.text).toBe("draft");
+  });
+
+  it("typed on A into an item A's replica has from B's document write but not yet from the log (B's events to A dropped: injected): acknowledged, it is in the log", async () => {
+    const { threadId } = await createThread(a, []);
+    const typist = await open(a, threadId, "ann");
+    // B holds the document too: B writes the item it adds into it.
+    await open(b, threadId, "bob");
+    // A hears B's document updates but none of B's events about this thread.
+    const bus = b.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    try {
+      const id = await addItem(b, threadId, "draft");
+      await until(() => typist.get(id)?.text === "draft");
+      typist.edit(id, "draft, typed at once");
+      await typist.flush();
+      expect(typist.get(id)?.text).toBe("draft, typed at once");
+      const log = await a.services.store.readThread(threadId, 0);
+      expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["draft, typed at once"]);
+    } finally {
+      bus.publish = publish;
+    }
   });
 
   it("acknowledged on A, then edited through the API on B: the log takes the typed text, then the API's, and both replicas end on the API's", async () => {
