@@ -6,7 +6,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
-import { evolve, replay, type StoredEvent, type ThreadState } from "../domain/index.js";
+import { evolve, replay, type QueueItemState, type StoredEvent, type ThreadState } from "../domain/index.js";
 import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -102,12 +102,15 @@ export class ThreadDoc {
   private storedVector: Uint8Array | undefined;
   /** The write of `textsToWrite` under way: the items it took, and its end (written or not). */
   private textWrite: { ids: ReadonlySet<string>; done: Promise<void> } | null = null;
+  /** This instance as the holder of edit locks in the log. */
+  private readonly holder: string;
   closed = false;
 
   private constructor(
     readonly threadId: string,
     private readonly deps: ThreadDocDeps,
   ) {
+    this.holder = `collab-${deps.instanceId}`;
     // The server holds no presence of its own; it only relays its clients'.
     this.awareness.setLocalState(null);
     this.bridge = new Bridge({
@@ -129,7 +132,7 @@ export class ThreadDoc {
     });
     this.locks = new EditLocks({
       threadId,
-      holder: `collab-${deps.instanceId}`,
+      holder: this.holder,
       logger: deps.logger,
       editLockMs: deps.editLockMs,
       editCoalesceMs: deps.editCoalesceMs,
@@ -498,20 +501,31 @@ export class ThreadDoc {
       let ended!: () => void;
       this.textWrite = { ids: new Set(ids.map(([id]) => id)), done: new Promise<void>((resolve) => (ended = resolve)) };
       let written = false;
+      const later: [string, number][] = [];
       try {
         const held = await this.deps.lease.tryWith(key, async () => {
-          await this.mergeStored();
           // The log as it is now, read from the store (an engine's cache can be older than the log
           // after a bus outage), not as far as this replica applied it: never an older text over a newer one.
           const state = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
+          // Then the stored document: a typed commit the read found was stored before it was
+          // committed, so its text is here now. Merged first, a commit landing in between would
+          // look unwritten, and its text be written a second time (the same words twice).
+          await this.mergeStored();
           if (this.closed) return;
           const typed = this.bridge.pending.text;
+          const now = Date.now();
           this.doc.transact(() => {
             for (const [id, what] of ids) {
               const item = state.items.get(id);
               if (!item) continue;
-              if (!itemsOf(this.doc).has(id)) writeNewItem(this.doc, item);
-              else if (what === "text" && !typed.has(id)) writeText(this.doc, id, item.text);
+              if (!itemsOf(this.doc).has(id)) {
+                writeNewItem(this.doc, item);
+                continue;
+              }
+              if (what !== "text" || typed.has(id)) continue;
+              const locked = this.typedElsewhere(item, now);
+              if (locked) later.push([id, locked]);
+              else writeText(this.doc, id, item.text);
             }
           }, SERVER);
           this.bridge.known(ids.map(([id]) => id), state);
@@ -524,10 +538,30 @@ export class ThreadDoc {
       }
       this.textWrite = null;
       ended();
+      if (later.length > 0) this.writeLater(later);
       if (written) continue;
       for (const [id, what] of ids) this.writeTexts([id], what);
       await new Promise((r) => setTimeout(r, Math.min(TEXT_WRITE_RETRY_MAX_MS, TEXT_WRITE_RETRY_MS * 2 ** attempt)).unref());
     }
+  }
+
+  /**
+   * Another instance holds an edit lock on the item: typing there is being committed, and its
+   * keystrokes may be in this document already (they are relayed once the lock is in the log).
+   * The log's text, older than that typing, is not written over it: the typing is committed
+   * over the log's text, or refused and undone by its own replica. Returns when the lock
+   * ends (0: no such lock); the item is looked at again then (a vanished instance's lock lapses).
+   */
+  private typedElsewhere(item: QueueItemState, now: number): number {
+    const ends = Object.entries(item.editLocks).flatMap(([holder, until]) => (holder !== this.holder ? [Date.parse(until)] : []));
+    const end = Math.max(0, ...ends);
+    return end > now ? end : 0;
+  }
+
+  private writeLater(items: [string, number][]): void {
+    const end = Math.max(...items.map(([, until]) => until));
+    const timer = setTimeout(() => this.writeTexts(items.map(([id]) => id)), Math.max(0, end - Date.now()) + TEXT_WRITE_RETRY_MS);
+    timer.unref();
   }
 
   /** Typed text or a move of a client's is on its way to the log (what `flush` waits for). */

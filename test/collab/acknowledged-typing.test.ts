@@ -222,6 +222,50 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     }
   });
 
+  it("edited through the API on A, typed on A over that text while B's writer of the API text waits for the lease (held, injected): B does not write the API's text over the typing", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "draft" && watcher.get(ids[0]!)?.text === "draft");
+    // B writes the API's text too (it heard of the edit), but only after the test lets it; A's
+    // commit of the typing waits until B's writer has had its turn.
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let tried!: () => void;
+    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await held;
+      try {
+        return await tryWith.call(lease, key, fn);
+      } finally {
+        tried();
+      }
+    }) as typeof lease.tryWith;
+    const unhold = holdCommands(a, (c) => c.type === "queue.edit" && c.via === "document", () => writerDone);
+    try {
+      await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0]!, text: "edited through the API" });
+      await until(() => typist.get(ids[0]!)?.text === "edited through the API", () => typist.get(ids[0]!)?.text);
+      typist.edit(ids[0]!, "edited through the API, then typed");
+      // The keystrokes reach B (after A's edit lock is in the log); then B's writer runs.
+      await until(() => watcher.get(ids[0]!)?.text === "edited through the API, then typed", () => watcher.get(ids[0]!)?.text);
+      release();
+      await typist.flush();
+    } finally {
+      release();
+      lease.tryWith = tryWith;
+      unhold();
+    }
+    await until(
+      () => [typist, watcher].every((q) => q.get(ids[0]!)?.text === "edited through the API, then typed"),
+      () => [typist, watcher].map((q) => q.get(ids[0]!)?.text),
+    );
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["edited through the API", "edited through the API, then typed"]);
+  });
+
   it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
