@@ -506,11 +506,13 @@ export class ThreadDoc {
         const held = await this.deps.lease.tryWith(key, async () => {
           // The log as it is now, read from the store (an engine's cache can be older than the log
           // after a bus outage), not as far as this replica applied it: never an older text over a newer one.
-          const state = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
-          // Then the stored document: a typed commit the read found was stored before it was
-          // committed, so its text is here now. Merged first, a commit landing in between would
-          // look unwritten, and its text be written a second time (the same words twice).
+          // Read before the stored document is merged (a typed commit it finds was stored before
+          // it was committed, so its text is here after the merge: not written a second time, the
+          // same words twice) and again after (an item removed meanwhile, its map deleted in the
+          // store, is not created again). A text that changed in between is looked at again.
+          const before = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
           await this.mergeStored();
+          const state = replay(before, await this.deps.events.readThread(this.threadId, before.version));
           if (this.closed) return;
           const typed = this.bridge.pending.text;
           const now = Date.now();
@@ -525,6 +527,7 @@ export class ThreadDoc {
               if (what !== "text" || typed.has(id)) continue;
               const locked = this.typedElsewhere(item, now);
               if (locked) later.push([id, locked]);
+              else if (before.items.get(id)?.text !== item.text) later.push([id, now]);
               else writeText(this.doc, id, item.text);
             }
           }, SERVER);
