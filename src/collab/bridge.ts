@@ -19,7 +19,10 @@ export interface BridgeHost {
   readonly logger: Logger;
   /** Runs a command; resolves with the thread's version after it. */
   execute(command: Command, actor: string): Promise<{ version: number }>;
-  /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
+  /**
+   * Everything the document holds is stored, other instances' keystrokes that reached it by bus
+   * included: an edit never outruns the text it reads, and a replica following it finds that text in the store.
+   */
   persisted(): Promise<void>;
   /** Merges the stored document (every instance's updates, whatever the bus delivered) into this replica. */
   mergeStored(): Promise<void>;
@@ -207,7 +210,7 @@ export class Bridge {
   /**
    * The log took an edit typed into some replica's document (`version`, `text`): this
    * replica's document holds it once the stored document is merged (the committer stored
-   * its document before committing), and typing here goes on over it.
+   * everything its document held before committing: `persisted`), and typing here goes on over it.
    */
   followed(id: string, text: string, version: number): void {
     this.setBase(id, text, version, this.textOf(id) === text);

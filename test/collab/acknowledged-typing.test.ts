@@ -266,6 +266,73 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["edited through the API", "edited through the API, then typed"]);
   });
 
+  it("an item added on A is removed on A while B's writer of it is between its reads of the log and the store (injected): B does not create it again", async () => {
+    const { threadId } = await createThread(a, []);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let writing = false;
+    let tried!: () => void;
+    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await held;
+      try {
+        return await tryWith.call(lease, key, async () => {
+          writing = true;
+          try {
+            return await fn();
+          } finally {
+            writing = false;
+          }
+        });
+      } finally {
+        tried();
+      }
+    }) as typeof lease.tryWith;
+    // Right after B's writer read the log, the item is removed and its map's deletion stored.
+    const store = b.services.store;
+    const readThread = store.readThread;
+    let id = "";
+    let struck = false;
+    const storedHas = async (itemId: string) => {
+      const rows = await b.services.db.sql.query<{ bytes: Uint8Array }>(
+        `select "state" as "bytes" from "DocState" where "threadId" = $1 union all select "update" from "DocUpdate" where "threadId" = $1`,
+        [threadId],
+      );
+      const doc = new Y.Doc();
+      for (const row of rows) Y.applyUpdate(doc, row.bytes);
+      return doc.getMap("items").has(itemId);
+    };
+    store.readThread = async (thread, after) => {
+      const events = await readThread.call(store, thread, after);
+      if (writing && !struck && thread === threadId) {
+        struck = true;
+        await exec(a, threadId, { type: "queue.remove", queueItemId: id });
+        await until(async () => !(await storedHas(id)));
+      }
+      return events;
+    };
+    try {
+      id = await addItem(a, threadId, "added, then removed");
+      await until(() => typist.get(id) !== undefined && watcher.get(id) !== undefined);
+      release();
+      await writerDone;
+    } finally {
+      release();
+      lease.tryWith = tryWith;
+      store.readThread = readThread;
+    }
+    expect(struck).toBe(true);
+    await until(
+      () => typist.get(id) === undefined && watcher.get(id) === undefined,
+      () => [typist, watcher].map((q) => q.entries.map((e) => e.id)),
+    );
+  });
+
   it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
