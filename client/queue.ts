@@ -203,7 +203,9 @@ export class ThreadQueue extends ObservableV2<ThreadQueueEvents> {
 
   /**
    * Resolves once the server holds every change this replica made before the call (after
-   * a reconnect, too). Call it before a tRPC call that must see them: document updates and
+   * a reconnect, too). Typed text the server refused (the item was sent or removed first, or
+   * its text replaced through the API first) is undone in this replica by then: what the
+   * replica shows once it resolves is what the log keeps. Call it before a tRPC call that must see them: document updates and
    * tRPC calls travel on different connections, so nothing else orders one after the other.
    */
   async flush(): Promise<void> {

@@ -19,7 +19,10 @@ export interface BridgeHost {
   readonly logger: Logger;
   /** Runs a command; resolves with the thread's version after it. */
   execute(command: Command, actor: string): Promise<{ version: number }>;
-  /** Everything pushed to the store so far is stored (an edit never outruns the text it reads). */
+  /**
+   * Everything the document holds is stored, other instances' keystrokes that reached it by bus
+   * included: an edit never outruns the text it reads, and a replica following it finds that text in the store.
+   */
   persisted(): Promise<void>;
   /** Merges the stored document (every instance's updates, whatever the bus delivered) into this replica. */
   mergeStored(): Promise<void>;
@@ -27,8 +30,8 @@ export interface BridgeHost {
   resync(): Promise<void>;
   /** Apply the events this replica missed, as if they had arrived (their typed texts followed: see `followed`). */
   catchUp(): Promise<void>;
-  /** Write the log's text of the item into the document (by the replica holding the writer lease). */
-  writeLogText(id: string): void;
+  /** Write the log's text of the item into the document (by the replica holding the writer lease); resolves once it is there. */
+  writeLogText(id: string): Promise<void>;
 }
 
 /** The client writes one transaction made, as the observers saw them. */
@@ -120,10 +123,12 @@ export class Bridge {
 
   /**
    * Resolves once every keystroke clients made before the call is in the log (committed),
-   * or was refused and undone in the document: what the server acknowledges to a device
-   * (the answer to its sync request) is then never typing the log may still lose. An
-   * unavailable store keeps it waiting: the edit retries, and an unanswered device knows
-   * nothing was acknowledged.
+   * or was refused and undone in the document: the answer to a device's sync request, sent
+   * after it, then carries the outcome — the device's replica shows its typed text only if
+   * the log holds it, and the log's text where the typing was refused (an item another
+   * instance had claimed, one removed, a text an API edit replaced first). So a device is
+   * never told typing is held that the log has lost. An unavailable store keeps it waiting:
+   * the edit retries, and an unanswered device knows nothing was acknowledged.
    */
   async committed(): Promise<void> {
     const due = [...this.typedUpTo].filter(([id, n]) => (this.settledUpTo.get(id) ?? 0) < n);
@@ -182,11 +187,15 @@ export class Bridge {
       for (const id of review.texts) {
         if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
         const truth = state.items.get(id);
-        if (!truth) continue;
         const text = items.get(id)?.get("text");
         // Formatting and embeds are not the log's to keep: gone before the text becomes an edit.
         if (text instanceof Y.Text) keepPlainText(text, transaction);
-        if (isFrozen(truth)) writeText(doc, id, truth.text);
+        // An item missing from this replica's state may be one whose map arrived (another
+        // instance wrote it) before its `queue.item-added` did: its typing is typing like any
+        // other, never skipped (the answer would then acknowledge typing the log never gets).
+        // Its commit, knowing no base, catches up with the log first (`rebase`): then it is
+        // committed, or refused and undone if the item is gone.
+        if (truth && isFrozen(truth)) writeText(doc, id, truth.text);
         else {
           this.typedUpTo.set(id, ++this.keystrokes);
           this.scheduleEdit(id, actor);
@@ -201,7 +210,7 @@ export class Bridge {
   /**
    * The log took an edit typed into some replica's document (`version`, `text`): this
    * replica's document holds it once the stored document is merged (the committer stored
-   * its document before committing), and typing here goes on over it.
+   * everything its document held before committing: `persisted`), and typing here goes on over it.
    */
   followed(id: string, text: string, version: number): void {
     this.setBase(id, text, version, this.textOf(id) === text);
@@ -263,6 +272,14 @@ export class Bridge {
     }
     const timer = setTimeout(() => this.commitEdit(id), this.host.editCoalesceMs);
     this.edits.set(id, { timer, actor });
+  }
+
+  /** The item's typing was refused: nothing of it is left to commit, and the log's text goes over it. */
+  private async undo(id: string): Promise<void> {
+    const edit = this.edits.get(id);
+    if (edit?.timer) clearTimeout(edit.timer);
+    this.edits.delete(id);
+    if (this.host.state().items.has(id)) await this.host.writeLogText(id);
   }
 
   private textOf(id: string): string | undefined {
@@ -343,6 +360,7 @@ export class Bridge {
       if (this.edits.get(id) === edit) this.edits.delete(id);
       this.committing.set(id, (this.committing.get(id) ?? 0) + 1);
       let covers = 0;
+      let refused = false;
       try {
         // A base followed from another replica's commit is in the document once the stored document is.
         while (this.unmerged.delete(id)) await this.host.mergeStored();
@@ -359,19 +377,27 @@ export class Bridge {
         // The document holds exactly the log's text it was typed on: nothing to commit.
         if (base?.text === typed) return;
         const command = base && QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document", replaces: textHash(base.text) });
-        if (command && !command.success) return await this.host.resync();
+        // Typing the log cannot take (a text past the limit) is refused like any other.
+        if (command && !command.success) return void (refused = true);
         const outcome = command
           ? await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor), "TEXT_CHANGED")
           : "refused";
         if (outcome === "retrying") covers = 0;
         else if (outcome === "refused") {
           if (await this.rebase(id, edit.actor, base)) covers = 0;
-          else covers = this.typedUpTo.get(id) ?? 0;
-        } else if (outcome !== "done") this.setBase(id, typed, outcome.version, true);
+          else refused = true;
+        } else if (outcome === "done") refused = true;
+        else this.setBase(id, typed, outcome.version, true);
       } finally {
         const left = this.committing.get(id)! - 1;
         if (left) this.committing.set(id, left);
         else this.committing.delete(id);
+        // Settled once the undo is in the document (no longer `committing`, so the writer of
+        // the log's text writes it), not before: the sync answer then shows the refusal.
+        if (refused) {
+          covers = this.typedUpTo.get(id) ?? 0;
+          await this.undo(id);
+        }
         this.settleTyping(id, covers);
       }
     });
@@ -384,7 +410,7 @@ export class Bridge {
    * the log's newer text is one the document never held (an API edit, committed first):
    * then the typing is refused and the document takes the log's text. Not merged into it:
    * the merge would be a text nobody wrote, and the API edit was acknowledged first. Returns
-   * whether the typing is committed again.
+   * whether the typing is committed again (if not, the caller undoes it).
    */
   private async rebase(id: string, actor: string, stale: Base | undefined): Promise<boolean> {
     await this.host.catchUp();
@@ -394,8 +420,6 @@ export class Bridge {
       this.scheduleEdit(id, actor);
       return true;
     }
-    this.dropEdit(id);
-    if (truth) this.host.writeLogText(id);
     return false;
   }
 

@@ -6,7 +6,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
-import { evolve, replay, type StoredEvent, type ThreadState } from "../domain/index.js";
+import { evolve, replay, type QueueItemState, type StoredEvent, type ThreadState } from "../domain/index.js";
 import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -98,14 +98,19 @@ export class ThreadDoc {
    */
   private readonly textsToWrite = new Map<string, "text" | "item">();
   private writingTexts: Promise<void> | null = null;
+  /** What the store is known to hold of this document (at least): see `stored`. */
+  private storedVector: Uint8Array | undefined;
   /** The write of `textsToWrite` under way: the items it took, and its end (written or not). */
   private textWrite: { ids: ReadonlySet<string>; done: Promise<void> } | null = null;
+  /** This instance as the holder of edit locks in the log. */
+  private readonly holder: string;
   closed = false;
 
   private constructor(
     readonly threadId: string,
     private readonly deps: ThreadDocDeps,
   ) {
+    this.holder = `collab-${deps.instanceId}`;
     // The server holds no presence of its own; it only relays its clients'.
     this.awareness.setLocalState(null);
     this.bridge = new Bridge({
@@ -116,15 +121,18 @@ export class ThreadDoc {
       serverOrigin: SERVER,
       logger: deps.logger,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
-      persisted: () => deps.writer.flushed(),
+      persisted: () => this.stored(),
       mergeStored: () => this.mergeStored(),
       resync: () => this.resync(),
       catchUp: () => this.resync("missed"),
-      writeLogText: (id) => this.writeTexts([id]),
+      writeLogText: (id) => {
+        this.writeTexts([id]);
+        return this.textsWritten([id], "written");
+      },
     });
     this.locks = new EditLocks({
       threadId,
-      holder: `collab-${deps.instanceId}`,
+      holder: this.holder,
       logger: deps.logger,
       editLockMs: deps.editLockMs,
       editCoalesceMs: deps.editCoalesceMs,
@@ -151,6 +159,7 @@ export class ThreadDoc {
       td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
       const stored = await deps.docStore.load(threadId);
       if (stored.update) Y.applyUpdate(td.doc, stored.update, STORED);
+      if (stored.update) td.storedVector = Y.encodeStateVectorFromUpdate(stored.update);
       deps.writer.track(threadId, stored.tail);
       const state = await deps.engine.load(threadId);
       if (!state.exists || state.deleted) throw new ThreadGoneError(threadId);
@@ -351,13 +360,29 @@ export class ThreadDoc {
   async committedHere(events: readonly StoredEvent[]): Promise<void> {
     await this.applyEvents(events).catch(() => {});
     const ids = events.flatMap((e) => (e.type === "queue.item-added" ? [e.payload.queueItemId] : (editedText(e) ?? [])));
+    await this.textsWritten(ids, "tried");
+  }
+
+  /**
+   * Resolves once these items' texts are `written` (by this replica, or found written by
+   * another under the lease), or once this replica `tried` (one attempt: the other holder
+   * of the lease writes them as it would any commit's).
+   */
+  private async textsWritten(ids: readonly string[], until: "written" | "tried"): Promise<void> {
     while (ids.length > 0 && !this.closed) {
       const write = this.textWrite;
-      if (write && ids.some((id) => write.ids.has(id))) return write.done;
-      // Written already, or waiting for the lease another replica holds.
-      if (!write || !ids.some((id) => this.textsToWrite.has(id))) return;
-      // Behind another write: theirs goes next, if that one got the lease.
-      await write.done;
+      if (write && ids.some((id) => write.ids.has(id))) {
+        await write.done;
+        if (until === "tried") return;
+        continue;
+      }
+      if (!ids.some((id) => this.textsToWrite.has(id))) return;
+      // Waiting for the lease another replica holds: tried, or written on a later attempt.
+      if (!write && until === "tried") return;
+      const next = write?.done ?? this.writingTexts;
+      if (!next) return;
+      // Behind another write, or another attempt: theirs goes next.
+      await next;
     }
   }
 
@@ -429,6 +454,22 @@ export class ThreadDoc {
     const stored = await this.deps.docStore.load(this.threadId);
     // As if from another instance: on to this replica's clients, not back to the bus or the store.
     if (stored.update && !this.closed) Y.applyUpdate(this.doc, stored.update, REMOTE);
+    if (stored.update) this.storedVector = Y.encodeStateVectorFromUpdate(stored.update);
+  }
+
+  /**
+   * Everything this replica's document holds is stored: what it pushed itself, and what
+   * other instances' updates brought by bus (they are relayed before their instance stores
+   * them, and that instance may die first). A commit of typed text waits for it, so any
+   * replica that merges the stored document after the commit holds the committed text
+   * (`Bridge.followed` counts on it). Only what the store is not known to hold is written.
+   */
+  private async stored(): Promise<void> {
+    const vector = Y.encodeStateVector(this.doc);
+    const missing = Y.encodeStateAsUpdate(this.doc, this.storedVector);
+    this.deps.writer.push(this.threadId, missing);
+    await this.deps.writer.flushed();
+    this.storedVector = vector;
   }
 
   /**
@@ -460,20 +501,34 @@ export class ThreadDoc {
       let ended!: () => void;
       this.textWrite = { ids: new Set(ids.map(([id]) => id)), done: new Promise<void>((resolve) => (ended = resolve)) };
       let written = false;
+      const later: [string, number][] = [];
       try {
         const held = await this.deps.lease.tryWith(key, async () => {
-          await this.mergeStored();
           // The log as it is now, read from the store (an engine's cache can be older than the log
           // after a bus outage), not as far as this replica applied it: never an older text over a newer one.
-          const state = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
+          // Read before the stored document is merged (a typed commit it finds was stored before
+          // it was committed, so its text is here after the merge: not written a second time, the
+          // same words twice) and again after (an item removed meanwhile, its map deleted in the
+          // store, is not created again). A text that changed in between is looked at again.
+          const before = replay(this.state, await this.deps.events.readThread(this.threadId, this.state.version));
+          await this.mergeStored();
+          const state = replay(before, await this.deps.events.readThread(this.threadId, before.version));
           if (this.closed) return;
           const typed = this.bridge.pending.text;
+          const now = Date.now();
           this.doc.transact(() => {
             for (const [id, what] of ids) {
               const item = state.items.get(id);
               if (!item) continue;
-              if (!itemsOf(this.doc).has(id)) writeNewItem(this.doc, item);
-              else if (what === "text" && !typed.has(id)) writeText(this.doc, id, item.text);
+              if (!itemsOf(this.doc).has(id)) {
+                writeNewItem(this.doc, item);
+                continue;
+              }
+              if (what !== "text" || typed.has(id)) continue;
+              const locked = this.typedElsewhere(item, now);
+              if (locked) later.push([id, locked]);
+              else if (before.items.get(id)?.text !== item.text) later.push([id, now]);
+              else writeText(this.doc, id, item.text);
             }
           }, SERVER);
           this.bridge.known(ids.map(([id]) => id), state);
@@ -486,10 +541,30 @@ export class ThreadDoc {
       }
       this.textWrite = null;
       ended();
+      if (later.length > 0) this.writeLater(later);
       if (written) continue;
       for (const [id, what] of ids) this.writeTexts([id], what);
       await new Promise((r) => setTimeout(r, Math.min(TEXT_WRITE_RETRY_MAX_MS, TEXT_WRITE_RETRY_MS * 2 ** attempt)).unref());
     }
+  }
+
+  /**
+   * Another instance holds an edit lock on the item: typing there is being committed, and its
+   * keystrokes may be in this document already (they are relayed once the lock is in the log).
+   * The log's text, older than that typing, is not written over it: the typing is committed
+   * over the log's text, or refused and undone by its own replica. Returns when the lock
+   * ends (0: no such lock); the item is looked at again then (a vanished instance's lock lapses).
+   */
+  private typedElsewhere(item: QueueItemState, now: number): number {
+    const ends = Object.entries(item.editLocks).flatMap(([holder, until]) => (holder !== this.holder ? [Date.parse(until)] : []));
+    const end = Math.max(0, ...ends);
+    return end > now ? end : 0;
+  }
+
+  private writeLater(items: [string, number][]): void {
+    const end = Math.max(...items.map(([, until]) => until));
+    const timer = setTimeout(() => this.writeTexts(items.map(([id]) => id)), Math.max(0, end - Date.now()) + TEXT_WRITE_RETRY_MS);
+    timer.unref();
   }
 
   /** Typed text or a move of a client's is on its way to the log (what `flush` waits for). */

@@ -23,13 +23,18 @@ export function createDocStore(sql: SqlClient): DocStore {
   return {
     load: (threadId) =>
       guarded(async () => {
-        const [state] = await sql.query<{ state: unknown }>(`select "state" from "DocState" where "threadId" = $1`, [threadId]);
-        const tail = await sql.query<{ update: unknown }>(
-          `select "update" from "DocUpdate" where "threadId" = $1 order by "id"`,
+        // One statement, so one snapshot: read as two, a compaction committing in between (it
+        // folds the tail into the state and deletes it) would leave the state read before it
+        // and the tail read after it, and the updates it folded in would be in neither.
+        const rows = await sql.query<{ tail: boolean; bytes: unknown }>(
+          `select false as "tail", "state" as "bytes", 0::bigint as "id" from "DocState" where "threadId" = $1
+           union all
+           select true, "update", "id" from "DocUpdate" where "threadId" = $1
+           order by "tail", "id"`,
           [threadId],
         );
-        const parts = [...(state ? [bytes(state.state)] : []), ...tail.map((r) => bytes(r.update))];
-        return { update: parts.length ? Y.mergeUpdates(parts) : null, tail: tail.length };
+        const parts = rows.map((r) => bytes(r.bytes));
+        return { update: parts.length ? Y.mergeUpdates(parts) : null, tail: rows.filter((r) => r.tail).length };
       }),
 
     append: (rows) =>

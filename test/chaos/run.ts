@@ -202,13 +202,21 @@ class Client {
       async () => {
         replica.edit(item.queueItemId, text);
         await withTimeout(replica.flush(), CALL_TIMEOUT_MS);
+        // The server answers only once refused typing is undone, so the answer is the outcome:
+        // the replica shows the typed text if the log holds it, the log's text if it was refused
+        // (the item claimed or removed elsewhere first, the text replaced first by the API).
+        // An item gone from the replica (sent and done, or removed) tells nothing either way.
+        const shown = replica.get(item.queueItemId)?.text;
+        if (shown === undefined) throw new Unknown("the item left the queue before the answer");
+        if (shown !== text) throw new Error(`typing refused: the replica shows ${JSON.stringify(shown)}`);
       },
-      (error) => ({ outcome: error instanceof TimeoutError ? "unknown" : "fail", error: (error as Error).message }),
+      (error) => ({ outcome: error instanceof Unknown ? "unknown" : "fail", error: (error as Error).message }),
       () => {
         item.text = text;
       },
     );
-    if (op.outcome === "fail") item.text = text; // it may have reached the document before failing
+    // Not refused, it may have reached the document before failing.
+    if (op.outcome === "fail" && !op.error?.startsWith("typing refused")) item.text = text;
   }
 
   private async move(item: Item): Promise<void> {
@@ -267,7 +275,9 @@ class Client {
   }
 }
 
-class TimeoutError extends Error {}
+/** An operation whose outcome the client cannot know. */
+class Unknown extends Error {}
+class TimeoutError extends Unknown {}
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as Y from "yjs";
 import { createTurnqueueClient, type ThreadQueue } from "../../client/index.js";
 import { channels } from "../../src/cluster/bus.js";
 import type { Command, StoredEvent } from "../../src/domain/index.js";
@@ -6,7 +7,7 @@ import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { hasPostgres } from "../support/postgres.js";
 import { eventually, until } from "../support/poll.js";
 import type { TestServer } from "../support/server.js";
-import { createThread, exec, startInstancePair } from "./harness.js";
+import { addItem, createThread, exec, startInstancePair } from "./harness.js";
 
 /**
  * "Acknowledged typing" is what the SDK's `flush` resolving means: the server answered the
@@ -77,6 +78,61 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     }
   });
 
+  it("typed on A into an item B already claimed, unheard of on A (B's bus messages dropped, A's drain held: injected): the answer to A's sync shows the typing undone, and the log has no edit", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    await until(() => typist.get(ids[0]!)?.text === "draft");
+    // A hears nothing B publishes about this thread (a bus outage as A sees it), and A's
+    // own drain waits: B's claim is one A learns of only from the log.
+    const bus = b.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.doc(threadId) || (channel === channels.events && Buffer.from(message).toString().includes(threadId))
+        ? Promise.resolve()
+        : publish.call(bus, channel, message);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const unhold = holdCommands(a, (c) => c.type === "drain.claim", () => held);
+    try {
+      await exec(b, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+      await eventually(async () => expect(claimOf(await b.services.store.readThread(threadId, 0))).toBeDefined());
+      typist.edit(ids[0]!, "draft, and more");
+      await typist.flush();
+      // The answer came after the refusal's undo: the device shows the text the log keeps.
+      expect(typist.get(ids[0]!)?.text).toBe("draft");
+    } finally {
+      bus.publish = publish;
+      release();
+      unhold();
+    }
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.some((e) => e.type === "queue.item-edited")).toBe(false);
+    expect(claimOf(log)?.message.text).toBe("draft");
+  });
+
+  it("typed on A into an item A's replica has from B's document write but not yet from the log (B's events to A dropped: injected): acknowledged, it is in the log", async () => {
+    const { threadId } = await createThread(a, []);
+    const typist = await open(a, threadId, "ann");
+    // B holds the document too: B writes the item it adds into it.
+    await open(b, threadId, "bob");
+    // A hears B's document updates but none of B's events about this thread.
+    const bus = b.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    try {
+      const id = await addItem(b, threadId, "draft");
+      await until(() => typist.get(id)?.text === "draft");
+      typist.edit(id, "draft, typed at once");
+      await typist.flush();
+      expect(typist.get(id)?.text).toBe("draft, typed at once");
+      const log = await a.services.store.readThread(threadId, 0);
+      expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["draft, typed at once"]);
+    } finally {
+      bus.publish = publish;
+    }
+  });
+
   it("acknowledged on A, then edited through the API on B: the log takes the typed text, then the API's, and both replicas end on the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
@@ -118,6 +174,163 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const log = await b.services.store.readThread(threadId, 0);
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["hello world"]);
     expect(typist.get(ids[0]!)?.text).toBe("hello world");
+  });
+
+  it("B commits typing it got from A by bus that A has not stored yet (A's document writes held, A's events to B dropped: injected): the stored document holds the text the log took", async () => {
+    const { threadId, ids } = await createThread(a, ["hello"]);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "hello" && watcher.get(ids[0]!)?.text === "hello");
+    // B hears of A's commit only later, by catching up: by then it holds newer keystrokes.
+    const bus = a.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    const sql = a.services.db.sql;
+    const query = sql.query;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      typist.edit(ids[0]!, "hello world");
+      await typist.flush();
+      // From here A stores nothing of its document: its next keystrokes reach B by bus only.
+      sql.query = (async (text: string, params?: unknown[]) => {
+        if (text.includes(`insert into "DocUpdate"`)) await held;
+        return query.call(sql, text, params);
+      }) as typeof sql.query;
+      typist.edit(ids[0]!, "hello world, again");
+      await until(() => watcher.get(ids[0]!)?.text === "hello world, again", () => watcher.get(ids[0]!)?.text);
+      bus.publish = publish;
+      // The next event reaches B with a gap: B catches up, follows A's commit, finds its text
+      // newer, and commits it over A's.
+      await exec(a, threadId, { type: "thread.rename", title: "renamed" });
+      await until(async () =>
+        (await b.services.store.readThread(threadId, 0)).some((e) => e.type === "queue.item-edited" && e.payload.text === "hello world, again"),
+      );
+      // What any replica merging the store (one the bus left behind, a restarted instance) starts from.
+      const stored = await b.services.db.sql.query<{ bytes: Uint8Array }>(
+        `select "update" as "bytes" from "DocUpdate" where "threadId" = $1 union all select "state" from "DocState" where "threadId" = $1`,
+        [threadId],
+      );
+      const doc = new Y.Doc();
+      for (const row of stored) Y.applyUpdate(doc, row.bytes);
+      expect((doc.getMap("items").get(ids[0]!) as Y.Map<unknown>).get("text")!.toString()).toBe("hello world, again");
+    } finally {
+      bus.publish = publish;
+      sql.query = query;
+      release();
+    }
+  });
+
+  it("edited through the API on A, typed on A over that text while B's writer of the API text waits for the lease (held, injected): B does not write the API's text over the typing", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "draft" && watcher.get(ids[0]!)?.text === "draft");
+    // B writes the API's text too (it heard of the edit), but only after the test lets it; A's
+    // commit of the typing waits until B's writer has had its turn.
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let tried!: () => void;
+    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await held;
+      try {
+        return await tryWith.call(lease, key, fn);
+      } finally {
+        tried();
+      }
+    }) as typeof lease.tryWith;
+    const unhold = holdCommands(a, (c) => c.type === "queue.edit" && c.via === "document", () => writerDone);
+    try {
+      await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0]!, text: "edited through the API" });
+      await until(() => typist.get(ids[0]!)?.text === "edited through the API", () => typist.get(ids[0]!)?.text);
+      typist.edit(ids[0]!, "edited through the API, then typed");
+      // The keystrokes reach B (after A's edit lock is in the log); then B's writer runs.
+      await until(() => watcher.get(ids[0]!)?.text === "edited through the API, then typed", () => watcher.get(ids[0]!)?.text);
+      release();
+      await typist.flush();
+    } finally {
+      release();
+      lease.tryWith = tryWith;
+      unhold();
+    }
+    await until(
+      () => [typist, watcher].every((q) => q.get(ids[0]!)?.text === "edited through the API, then typed"),
+      () => [typist, watcher].map((q) => q.get(ids[0]!)?.text),
+    );
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["edited through the API", "edited through the API, then typed"]);
+  });
+
+  it("an item added on A is removed on A while B's writer of it is between its reads of the log and the store (injected): B does not create it again", async () => {
+    const { threadId } = await createThread(a, []);
+    const typist = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let writing = false;
+    let tried!: () => void;
+    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await held;
+      try {
+        return await tryWith.call(lease, key, async () => {
+          writing = true;
+          try {
+            return await fn();
+          } finally {
+            writing = false;
+          }
+        });
+      } finally {
+        tried();
+      }
+    }) as typeof lease.tryWith;
+    // Right after B's writer read the log, the item is removed and its map's deletion stored.
+    const store = b.services.store;
+    const readThread = store.readThread;
+    let id = "";
+    let struck = false;
+    const storedHas = async (itemId: string) => {
+      const rows = await b.services.db.sql.query<{ bytes: Uint8Array }>(
+        `select "state" as "bytes" from "DocState" where "threadId" = $1 union all select "update" from "DocUpdate" where "threadId" = $1`,
+        [threadId],
+      );
+      const doc = new Y.Doc();
+      for (const row of rows) Y.applyUpdate(doc, row.bytes);
+      return doc.getMap("items").has(itemId);
+    };
+    store.readThread = async (thread, after) => {
+      const events = await readThread.call(store, thread, after);
+      if (writing && !struck && thread === threadId) {
+        struck = true;
+        await exec(a, threadId, { type: "queue.remove", queueItemId: id });
+        await until(async () => !(await storedHas(id)));
+      }
+      return events;
+    };
+    try {
+      id = await addItem(a, threadId, "added, then removed");
+      await until(() => typist.get(id) !== undefined && watcher.get(id) !== undefined);
+      release();
+      await writerDone;
+    } finally {
+      release();
+      lease.tryWith = tryWith;
+      store.readThread = readThread;
+    }
+    expect(struck).toBe(true);
+    await until(
+      () => typist.get(id) === undefined && watcher.get(id) === undefined,
+      () => [typist, watcher].map((q) => q.entries.map((e) => e.id)),
+    );
   });
 
   it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {

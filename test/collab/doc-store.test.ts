@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import { createDocStore, type DocStore } from "../../src/store/doc-store.js";
+import type { SqlClient } from "../../src/store/sql.js";
 import { openTestDatabase, type DatabaseKind, type TestDatabase } from "../support/database.js";
 import { hasPostgres } from "../support/postgres.js";
 
@@ -67,6 +68,30 @@ describe.each<DatabaseKind>(hasPostgres ? ["pglite", "postgres"] : ["pglite"])("
     expect(textOf((await store.load("t2")).update)).toBe(text());
     await store.compact("t2");
     expect(textOf((await store.load("t2")).update)).toBe(text());
+  });
+
+  it("a load overtaken by a compaction (injected: it commits right after the load's first read) still has every update", async () => {
+    const { updates, text } = edits(30);
+    for (const u of updates.slice(0, 10)) await store.append([{ threadId: "t4", update: u }]);
+    await store.compact("t4");
+    for (const u of updates.slice(10)) await store.append([{ threadId: "t4", update: u }]);
+    // Another instance folds the tail into the merged state between whatever reads a load makes:
+    // a load reading the state before and the tail after would lose the folded updates.
+    const sql = database.db.sql;
+    let struck = false;
+    const racing: SqlClient = {
+      ...sql,
+      query: async <R,>(text: string, params?: unknown[]) => {
+        const rows = await sql.query<R>(text, params);
+        if (!struck) {
+          struck = true;
+          await store.compact("t4");
+        }
+        return rows;
+      },
+    };
+    expect(textOf((await createDocStore(racing).load("t4")).update)).toBe(text());
+    expect(struck).toBe(true);
   });
 
   it("removes a deleted thread's document entirely", async () => {
