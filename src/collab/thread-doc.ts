@@ -100,6 +100,8 @@ export class ThreadDoc {
   private writingTexts: Promise<void> | null = null;
   /** What the store is known to hold of this document (at least): see `stored`. */
   private storedVector: Uint8Array | undefined;
+  /** Another instance's update arrived by bus since `stored` last ran: only such updates are not pushed to the store here. */
+  private busSinceStored = false;
   /** The write of `textsToWrite` under way: the items it took, and its end (written or not). */
   private textWrite: { ids: ReadonlySet<string>; done: Promise<void> } | null = null;
   /** This instance as the holder of edit locks in the log. */
@@ -465,6 +467,10 @@ export class ThreadDoc {
    * (`Bridge.followed` counts on it). Only what the store is not known to hold is written.
    */
   private async stored(): Promise<void> {
+    // Nothing came by bus: everything the document holds was pushed by this replica (one
+    // instance, or a quiet peer), and waiting for those pushes is enough.
+    if (!this.busSinceStored) return this.deps.writer.flushed();
+    this.busSinceStored = false;
     const vector = Y.encodeStateVector(this.doc);
     const missing = Y.encodeStateAsUpdate(this.doc, this.storedVector);
     this.deps.writer.push(this.threadId, missing);
@@ -683,6 +689,7 @@ export class ThreadDoc {
         case syncProtocol.messageYjsUpdate: {
           const hadGap = this.doc.store.pendingStructs !== null;
           Y.applyUpdate(this.doc, decoding.readVarUint8Array(decoder), REMOTE);
+          this.busSinceStored = true;
           // The bus may lose messages: an update that cannot integrate asks the others for the rest.
           if (!hadGap && this.doc.store.pendingStructs !== null) this.publishDoc((e) => syncProtocol.writeSyncStep1(e, this.doc));
           break;
