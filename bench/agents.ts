@@ -196,7 +196,7 @@ async function viaTurnqueue(name: string, adapter: AgentAdapter): Promise<Side &
     databaseUrl: null,
     ...(BREAKDOWN && { preload: path.join(import.meta.dirname, "spans-to-file.mjs"), env: { TURNQUEUE_BENCH_SPANS: spansFile } }),
   });
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const handed = new Map<string, (at: number) => void>();
   const agent = runAgent({
     url: server.url,

@@ -134,7 +134,7 @@ const FINAL = new Set(["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", 
  *   the server answers, so a report lost in a crash is re-sent and never applied twice.
  */
 export function runAgent(options: RunAgentOptions): Agent {
-  const trpc = createTransport(options);
+  const trpc = createTransport({ ...options, calls: "socket" });
   const onError = options.onError ?? (() => {});
   const closing = new AbortController();
   // Every running handler listens to it: one listener per concurrent turn is expected.

@@ -11,6 +11,13 @@ export interface TurnqueueClientOptions {
    * the server closes at expiry reconnects with the new one.
    */
   token: TokenOption;
+  /**
+   * How queries and mutations travel: `socket` (default) over one WebSocket the client opens
+   * at once and keeps, reconnecting by itself, until `close()` (so close it when done); HTTP
+   * carries calls while it is down and calls too large for it. `http`: each call over HTTP,
+   * for a client that makes a call or two and is gone (the `turnqueue` CLI).
+   */
+  calls?: "socket" | "http";
 }
 
 export interface OpenQueueOptions {
@@ -25,7 +32,7 @@ export interface OpenQueueOptions {
 export function createTurnqueueClient(options: TurnqueueClientOptions) {
   // One holder for every connection, so the callback is asked once per renewal.
   const token = new TokenSource(options.token);
-  const transport = createTransport({ url: options.url, token });
+  const transport = createTransport({ url: options.url, token, calls: options.calls ?? "socket" });
   const queues = new Set<ThreadQueue>();
   return {
     thread: transport.thread,

@@ -55,6 +55,11 @@ export class TokenSource {
 }
 
 function hold(token: string): Held {
+  return { token, staleAt: staleAtOf(token) };
+}
+
+/** When to stop using `token` (ms since the epoch): a margin before its expiry; null: never expires. */
+export function staleAtOf(token: string): number | null {
   let exp: number | undefined;
   let iat: number | undefined;
   try {
@@ -62,7 +67,7 @@ function hold(token: string): Held {
   } catch {
     // Not a JWT we can read: the server decides; use it until it is refused.
   }
-  if (exp === undefined) return { token, staleAt: null };
+  if (exp === undefined) return null;
   const lifetime = iat === undefined ? MARGIN_MAX_MS : (exp - iat) * 1000;
-  return { token, staleAt: exp * 1000 - Math.min(MARGIN_MAX_MS, lifetime * MARGIN_FRACTION) };
+  return exp * 1000 - Math.min(MARGIN_MAX_MS, lifetime * MARGIN_FRACTION);
 }

@@ -1,7 +1,8 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
+import { callsLink } from "./calls-link.js";
 import type { AppRouter } from "./router-types.js";
-import { TokenSource, type TokenOption } from "./token.js";
+import { staleAtOf, TokenSource, type TokenOption } from "./token.js";
 
 export interface TransportOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:4780. */
@@ -11,8 +12,17 @@ export interface TransportOptions {
    * returning a fresh one, called again before the one held expires.
    */
   token: TokenOption | TokenSource;
-  /** Each change of the subscription WebSocket: open, or closed/failed with why (the client reconnects by itself). */
+  /** Each change of the WebSocket: open, or closed/failed with why (the client reconnects by itself). */
   onConnection?: (change: ConnectionChange) => void;
+  /**
+   * How queries and mutations travel. `socket`: over the client's WebSocket, opened at once
+   * and kept (reconnecting by itself) until `close()`: a long-lived client's calls then cost
+   * no HTTP request each. Calls go over HTTP while the socket is not open, and for what the
+   * socket should not carry (a large input, a trace header). `http`: every call over HTTP,
+   * batched; the socket opens only while something subscribes (a short-lived client: one
+   * call and gone).
+   */
+  calls: "socket" | "http";
 }
 
 /** `open`: the socket connected; `ready`: the server accepted the token and streams (reported by runAgent); `down`: retrying. */
@@ -31,22 +41,28 @@ export const WebSocketImpl: typeof globalThis.WebSocket = globalThis.WebSocket ?
 export type Transport = TRPCClient<AppRouter> & { close(): Promise<void> };
 
 /**
- * One typed client for everything: queries and mutations over HTTP, subscriptions over a
- * WebSocket that reconnects by itself (tRPC resubscribes with the last tracked id, so
- * resumable streams continue where they stopped).
+ * One typed client for everything: queries and mutations over the WebSocket or HTTP (see
+ * `calls`), subscriptions over the WebSocket, which reconnects by itself (tRPC resubscribes
+ * with the last tracked id, so resumable streams continue where they stopped).
  */
-export function createTransport({ url, token, onConnection }: TransportOptions): Transport {
+export function createTransport({ url, token, onConnection, calls }: TransportOptions): Transport {
   const base = url.replace(/\/+$/, "");
   const tokens = TokenSource.from(token);
+  /** When the token the socket was last opened with is about to expire (null: never). */
+  let socketStaleAt: number | null = null;
   const ws = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
     // Read at every (re)connect: the server closes a socket when its token expires, and the
     // reconnect (which resumes every subscription where it stopped) brings a fresh one.
-    connectionParams: async () => ({ token: await tokens.get() }),
+    connectionParams: async () => {
+      const fresh = await tokens.get();
+      socketStaleAt = staleAtOf(fresh);
+      return { token: fresh };
+    },
     WebSocket: WebSocketImpl,
     retryDelayMs: (attempt) => Math.min(5_000, 100 * 2 ** attempt),
-    // No socket until something subscribes (plain HTTP users never open one).
-    lazy: { enabled: true, closeMs: 10_000 },
+    // Calls over HTTP: no socket until something subscribes, closed 10 s after the last stops.
+    lazy: { enabled: calls === "http", closeMs: 10_000 },
     // A server that vanished without closing the socket (a cut network) is noticed too.
     keepAlive: { enabled: true, intervalMs: 10_000, pongTimeoutMs: 5_000 },
     ...(onConnection && {
@@ -60,18 +76,22 @@ export function createTransport({ url, token, onConnection }: TransportOptions):
       splitLink({
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws }),
-        // A call carrying a trace context (a report on a traced dispatch) goes alone, with its `traceparent` header.
-        false: splitLink({
-          condition: (op) => typeof op.context.traceparent === "string",
-          true: httpLink({
+        false: callsLink({
+          socket: wsLink({ client: ws }),
+          // A call carrying a trace context (a report on a traced dispatch) goes alone, with its `traceparent` header.
+          traced: httpLink({
             url: `${base}/trpc`,
             headers: async ({ op }) => ({ authorization: `Bearer ${await tokens.get()}`, traceparent: op.context.traceparent as string }),
           }),
-          false: httpBatchLink({
+          http: httpBatchLink({
             url: `${base}/trpc`,
             maxItems: BATCH_ITEMS,
             headers: async () => ({ authorization: `Bearer ${await tokens.get()}` }),
           }),
+          // The server refuses calls on a socket whose token expired (and closes it then):
+          // from a margin before that, calls go over HTTP with a fresh token until it reconnects.
+          socketReady: () =>
+            calls === "socket" && ws.connection?.state === "open" && (socketStaleAt === null || Date.now() < socketStaleAt),
         }),
       }),
     ],

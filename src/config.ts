@@ -71,7 +71,7 @@ export const settings = {
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
   editLockMs: { env: "TURNQUEUE_EDIT_LOCK_MS", flag: "--edit-lock-ms <ms>", help: "an item someone is typing into waits this long after the last keystroke before it is sent (default 3000)" },
   maxAwarenessBytes: { env: "TURNQUEUE_MAX_AWARENESS_BYTES", flag: "--max-awareness-bytes <bytes>", help: "largest presence (awareness state) one collab client may share; larger closes it (default 16384)" },
-  maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB)" },
+  maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB, at least 64 KiB: the SDK sends up to 60 KiB in one WebSocket message)" },
   maxBatchSize: { env: "TURNQUEUE_MAX_BATCH_SIZE", flag: "--max-batch-size <n>", help: "most calls in one tRPC batch, over HTTP or WebSocket (default 64)" },
   maxSubscriptionsPerConnection: { env: "TURNQUEUE_MAX_SUBSCRIPTIONS_PER_CONNECTION", flag: "--max-subscriptions-per-connection <n>", help: "open subscriptions on one tRPC WebSocket; more are refused with TOO_MANY_REQUESTS (default 100)" },
   maxConnectionsPerToken: { env: "TURNQUEUE_MAX_CONNECTIONS_PER_TOKEN", flag: "--max-connections-per-token <n>", help: "connections one token may hold at once, per instance, across doors (tRPC WebSockets and event streams, /yjs sockets); one more is refused: TOO_MANY_REQUESTS, or 429 on /yjs (default 50)" },
@@ -121,7 +121,9 @@ const SettingsSchema = z.object({
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
   editLockMs: z.coerce.number().int().min(100).max(60_000).default(3_000),
   maxAwarenessBytes: z.coerce.number().int().min(256).max(1 << 20).default(16_384),
-  maxBodyBytes: z.coerce.number().int().min(1024).max(1 << 30).default(defaultLimits.maxBodyBytes),
+  // The SDK puts up to 60 KiB of calls in one WebSocket message (client/calls-link.ts); one over
+  // the limit would close the socket and fail every call in flight on it.
+  maxBodyBytes: z.coerce.number().int().min(64 * 1024).max(1 << 30).default(defaultLimits.maxBodyBytes),
   maxBatchSize: z.coerce.number().int().min(1).max(10_000).default(defaultLimits.maxBatchSize),
   maxSubscriptionsPerConnection: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxSubscriptionsPerConnection),
   maxConnectionsPerToken: z.coerce.number().int().min(1).max(100_000).default(defaultLimits.maxConnectionsPerToken),

@@ -9,6 +9,7 @@ import sirv from "sirv";
 import { WebSocketServer } from "ws";
 import { createAuth } from "./auth/tokens.js";
 import { createContextFactory } from "./api/context.js";
+import { SocketCalls } from "./api/socket-calls.js";
 import { applyCors } from "./api/cors.js";
 import { createMcpHandler, MCP_PATH } from "./api/mcp.js";
 import { createRestHandler, REST_PREFIX } from "./api/rest.js";
@@ -220,7 +221,8 @@ function payloadTooLarge(res: ServerResponse, max: number): void {
 
 async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRoute[]): Promise<{ url: string } & Closable> {
   const { config, logger } = services;
-  const contexts = createContextFactory(services, services.connections);
+  const socketCalls = new SocketCalls();
+  const contexts = createContextFactory(services, services.connections, socketCalls);
   // A refused call (no token, a token we did not sign, the wrong role) is logged and counted:
   // a misconfigured agent shows up here. Never the token itself.
   const onErrorAt = (door: "trpc" | "rest" | "mcp"): typeof contexts.onError => (opts) => {
@@ -366,12 +368,14 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
   return {
     url,
     /**
-     * Stop accepting, let requests in flight finish (an answered command is committed), then
-     * tell tRPC WebSocket clients to reconnect and close their sockets. Plug-ins close their
-     * own WebSockets when they are stopped next.
+     * Stop accepting, let requests and socket calls in flight finish (an answered command is
+     * committed; new socket calls are refused, SERVICE_UNAVAILABLE), then tell tRPC WebSocket
+     * clients to reconnect and close their sockets. Plug-ins close their own WebSockets when
+     * they are stopped next.
      */
     async close() {
       draining = true;
+      const socketsAnswered = socketCalls.stop();
       // Not awaited: the listening socket's close also waits for upgraded sockets, which
       // their plug-ins close after this.
       server.close();
@@ -384,6 +388,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
       }
       server.closeAllConnections();
       trpcWs.broadcastReconnectNotification();
+      await Promise.race([socketsAnswered, sleep(DRAIN_GRACE_MS)]);
       for (const ws of wss.clients) ws.close(1001, "server shutting down");
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -60,7 +60,7 @@ function recordingAgent(url: string, token: string, onEntry: (turn: Turn, at: nu
 
 /** `queue.add` on an idle thread (session ready, nothing running) → the agent handler's entry. */
 export async function dispatchLatency(server: TurnqueueServer, samples: number): Promise<Latency> {
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const entries = new Map<string, (at: number) => void>();
   const agent = recordingAgent(server.url, await server.token("agent"), (turn, at) => entries.get(turn.dispatch.message?.messageId ?? "")?.(at));
   const { threadId } = await user.thread.create.mutate({ title: "dispatch" });
@@ -85,7 +85,7 @@ export async function dispatchLatency(server: TurnqueueServer, samples: number):
 
 /** One thread with `samples + 1` items queued: the end of one turn → the next turn's handler entry. */
 export async function handoffLatency(server: TurnqueueServer, samples: number): Promise<Latency> {
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const { threadId } = await user.thread.create.mutate({ title: "handoff" });
   for (let i = 0; i <= samples + 1; i++) await user.queue.add.mutate({ threadId, message: { messageId: `m${i}`, text: TEXT } });
   const gaps: number[] = [];
@@ -112,10 +112,11 @@ export async function handoffLatency(server: TurnqueueServer, samples: number): 
   return latency(gaps);
 }
 
-/** `queue.add` from `clients` concurrent clients (each its own connection), on their own threads or all on one. */
+/** `queue.add` from `clients` concurrent SDK clients (each its own socket), on their own threads or all on one. */
 export async function enqueueThroughput(server: TurnqueueServer, clients: number, seconds: number, oneThread: boolean) {
-  const token = await server.token("user");
-  const users: Transport[] = Array.from({ length: clients }, () => createTransport({ url: server.url, token }));
+  // A token each, as separate users have: one token holds at most 50 connections (sockets) per instance.
+  const tokens = await Promise.all(Array.from({ length: clients }, (_, c) => server.token("user", "bench", `bench-user-${c}`)));
+  const users: Transport[] = tokens.map((token) => createTransport({ url: server.url, token, calls: "socket" }));
   const threads = oneThread
     ? Array(clients).fill((await users[0]!.thread.create.mutate({ title: "shared" })).threadId)
     : await Promise.all(users.map(async (u) => (await u.thread.create.mutate({ title: "own" })).threadId));
@@ -141,7 +142,7 @@ export interface LongThread {
 
 /** `items` added one after another to one thread: latency of the first and the last tenth; then drain speed at that length. */
 export async function longThread(server: TurnqueueServer, items: number, drained: number): Promise<LongThread> {
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const tenth = Math.max(1, Math.floor(items / 10));
   const fill = async (threadId: string, n: number, record: boolean) => {
     const lat: number[] = [];
@@ -186,7 +187,7 @@ export async function longThread(server: TurnqueueServer, items: number, drained
 
 /** Threads with one queued item each, for the document benches: the ids are the rooms. */
 export async function threadsWithAnItem(server: TurnqueueServer, count: number): Promise<string[]> {
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const ids: string[] = [];
   for (let i = 0; i < count; i += 50) {
     ids.push(

@@ -50,7 +50,9 @@ function showSignIn(problem: string | null): void {
 
 async function signedIn(token: string): Promise<void> {
   const identity = identityOf(token);
-  const client = createTurnqueueClient({ url: location.origin, token });
+  // A person's clicks, a call now and then: HTTP, which the page's own tools show; the live
+  // queue's document has its own socket already.
+  const client = createTurnqueueClient({ url: location.origin, token, calls: "http" });
   const listError = h("p", { class: "error", role: "alert", hidden: true });
   const main = h("main", { class: "content", id: "content", tabindex: -1 });
   let board: Board | null = null;

@@ -1,5 +1,6 @@
 import { TRPCError } from "@trpc/server";
 import type { TokenConnections } from "../token-connections.js";
+import type { SocketCalls } from "./socket-calls.js";
 
 /** What one tRPC WebSocket may hold, and whether its calls are refused outright. */
 export interface SocketBudget {
@@ -8,6 +9,8 @@ export interface SocketBudget {
   readonly maxSubscriptions: number;
   /** Every call on the socket fails with this (its token has too many sockets), or null. */
   refusal: TRPCError | null;
+  /** The calls in flight on every socket of the server (shared), which a graceful stop waits for. */
+  readonly calls: SocketCalls;
 }
 
 /** The refusal of a connection over the token's budget (TokenConnections). */

@@ -6,6 +6,7 @@ import type { Principal } from "../auth/tokens.js";
 import { closeAtExpiry } from "../token-expiry.js";
 import type { TokenConnections } from "../token-connections.js";
 import { tooManyConnections, type SocketBudget } from "./connection-limits.js";
+import type { SocketCalls } from "./socket-calls.js";
 import type { ApiServices, Context } from "./trpc.js";
 
 const bearer = (header: string | undefined): string | null => {
@@ -17,7 +18,7 @@ const bearer = (header: string | undefined): string | null => {
  * Contexts for both doors of /trpc. A missing or bad token is not an error here: the
  * procedure decides (UNAUTHORIZED), so one refused call never tears down a WebSocket.
  */
-export function createContextFactory(services: ApiServices, connections: TokenConnections) {
+export function createContextFactory(services: ApiServices, connections: TokenConnections, socketCalls: SocketCalls) {
   const principalOf = async (token: string | null | undefined): Promise<Principal | null> =>
     token ? services.auth.verify(token).catch(() => null) : null;
   const { limits } = services.config;
@@ -50,7 +51,7 @@ export function createContextFactory(services: ApiServices, connections: TokenCo
     ws: async ({ res, info }: { res: WebSocket; info: Pick<TRPCRequestInfo, "connectionParams" | "signal"> }): Promise<Context> => {
       const token = info.connectionParams?.token;
       const principal = await principalOf(token);
-      const socket: SocketBudget = { subscriptions: 0, maxSubscriptions: limits.maxSubscriptionsPerConnection, refusal: null };
+      const socket: SocketBudget = { subscriptions: 0, maxSubscriptions: limits.maxSubscriptionsPerConnection, refusal: null, calls: socketCalls };
       if (principal && token && !info.signal.aborted) {
         const release = connections.take(token);
         if (release) info.signal.addEventListener("abort", release, { once: true });

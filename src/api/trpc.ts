@@ -9,6 +9,8 @@ import type { EventStore } from "../store/types.js";
 import { atExpiry, isExpired } from "../token-expiry.js";
 import { tooManySubscriptions, type SocketBudget } from "./connection-limits.js";
 import { publicErrorData, toTRPCError } from "./errors.js";
+import { SpanStatusCode } from "@opentelemetry/api";
+import { inSpan } from "../tracing.js";
 
 /** What the procedures use, wired once by the server. */
 export interface ApiServices {
@@ -155,7 +157,30 @@ async function* untilExpiry<T>(stream: AsyncIterable<T>, expiresAt: number): Asy
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === "object" && value !== null && Symbol.asyncIterator in value;
 
-const base = t.procedure.use(mapErrors);
+/**
+ * A query or mutation over a WebSocket is counted while it runs (a graceful stop answers it
+ * before closing the socket, and refuses new ones meanwhile: SERVICE_UNAVAILABLE, call
+ * again), and gets the span a call over HTTP gets from the server (`trpc <path>`,
+ * src/server.ts), so its trace starts at the door whichever way it came.
+ */
+const atTheSocket = t.middleware(async ({ ctx, type, path, next }) => {
+  if (!ctx.socket || type === "subscription") return next();
+  const answered = ctx.socket.calls.enter();
+  if (!answered) throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "the server is stopping: call again" });
+  try {
+    return await inSpan(`trpc ${path}`, {}, async (span) => {
+      const result = await next();
+      if (!result.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: result.error.message });
+      return result;
+    });
+  } finally {
+    // tRPC writes the answer to the socket in the microtasks after this returns: counted
+    // answered only then, so a stop waiting for it closes the socket after the answer.
+    setImmediate(answered);
+  }
+});
+
+const base = t.procedure.use(atTheSocket).use(mapErrors);
 
 /** The queue's owners: UIs and the CLI; a `viewer` reads what they read and changes nothing. */
 export const userProcedure = base.use(side("user", ["user", "admin"], ["viewer"])).use(budgeted).meta({ side: "user" });

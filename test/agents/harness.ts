@@ -34,7 +34,7 @@ export async function startAgentHarness(): Promise<AgentHarness> {
   const model = await startModelServer();
   // Dispatch timeout well above an agent's start-up on a busy machine.
   const server = await startTestServer({ config: { ...testDrainConfig, drainPolicy: { ...testDrainConfig.drainPolicy!, dispatchTimeoutMs: 120_000 } } });
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const agentToken = await server.token("agent");
   const runtimes: Agent[] = [];
   const events = (threadId: string) => server.services.store.readThread(threadId, 0);

@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from "../support/server.js";
 import { RawSocket } from "../support/trpc-raw.js";
 import { connect, uid, type Client } from "../support/clients.js";
 import { eventually as poll } from "../support/poll.js";
+import { trpcHttpRequests } from "../support/http-requests.js";
 
 /**
  * Real tokens that expire in 8 seconds (jose, whole seconds: 7 to 8 s of life; 3 s was too
@@ -88,7 +89,7 @@ describe("tokens expire on long-lived connections too, and the SDK renews them",
       await user?.close();
     });
 
-    it("createTurnqueueClient renews the token: a subscription, HTTP calls and a live queue go on across expiries without a gap", async () => {
+    it("createTurnqueueClient renews the token: a subscription, calls and a live queue go on across expiries without a gap", async () => {
       const threadId = await newThread();
       const issued: string[] = [];
       user = createTurnqueueClient({
@@ -153,5 +154,44 @@ describe("tokens expire on long-lived connections too, and the SDK renews them",
       await eventually(async () => expect((await owner.thread.get.query({ threadId })).queue.items).toEqual([]));
       expect(issued.length).toBeGreaterThanOrEqual(2);
     });
+
+    it("calls made back to back across two expiries all succeed: HTTP with a fresh token near each expiry, the socket again once it reconnects", async () => {
+      const threadId = await newThread();
+      const issued: string[] = [];
+      const client = createTurnqueueClient({
+        url: server.url,
+        token: async () => {
+          issued.push(await shortToken("user", "erin"));
+          return issued.at(-1)!;
+        },
+      });
+      try {
+        const failures: unknown[] = [];
+        let calls = 0;
+        let stop = false;
+        const calling = (async () => {
+          while (!stop) {
+            await client.queue.pause.mutate({ threadId }).then(() => calls++, (error: unknown) => failures.push(error));
+          }
+        })();
+        await eventually(() => expect(issued.length).toBeGreaterThanOrEqual(1));
+        await pastExpiry(issued[0]);
+        await eventually(() => expect(issued.length).toBeGreaterThanOrEqual(2));
+        await pastExpiry(issued[1]);
+        stop = true;
+        await calling;
+        expect(failures).toEqual([]);
+        expect(calls).toBeGreaterThan(0);
+        // The socket reopened with the newest token carries the calls again.
+        await eventually(async () => {
+          const before = await trpcHttpRequests(server.url);
+          await client.queue.resume.mutate({ threadId });
+          expect(await trpcHttpRequests(server.url)).toBe(before);
+        });
+      } finally {
+        await client.close();
+      }
+    });
   });
 });
+

@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
@@ -12,72 +10,12 @@ import { createAuth } from "../../src/auth/tokens.js";
 import type { StoredEvent } from "../../src/domain/index.js";
 import { openDatabase } from "../../src/store/database.js";
 import { createTestDatabase, hasPostgres } from "../support/postgres.js";
+import { ServerProcess } from "../support/server-process.js";
 
 const THREADS = 20;
 const ITEMS_PER_THREAD = 10;
 /** Restarting on PostgreSQL is quick, on PGlite (reopened from disk) slow: kill more where it is cheap. */
 const KILLS = hasPostgres ? 6 : 3;
-const root = path.resolve(import.meta.dirname, "../..");
-
-/** `turnqueue serve` as a child process: one node process (no wrapper), so SIGKILL kills the server itself. */
-class ServerProcess {
-  private child: ChildProcess | null = null;
-  url = "";
-
-  constructor(
-    private readonly dataDir: string,
-    private readonly secret: string,
-    private readonly databaseUrl: string | null,
-  ) {}
-
-  async start(port = 0): Promise<string> {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--data-dir", this.dataDir,
-        "--secret", this.secret, "--log-level", "warn", "--sweep-interval-ms", "2000"],
-      {
-        cwd: root,
-        stdio: ["ignore", "pipe", "inherit"],
-        env: this.env(),
-      },
-    );
-    this.child = child;
-    const lines = createInterface({ input: child.stdout! });
-    this.url = await new Promise<string>((resolve, reject) => {
-      child.once("exit", (code) => reject(new Error(`turnqueue serve exited with ${code} before serving`)));
-      lines.on("line", (line) => {
-        const match = /Turnqueue is serving (\S+)/.exec(line);
-        if (match) resolve(match[1]);
-      });
-    });
-    return this.url;
-  }
-
-  /** The embedded default unless told otherwise: nothing of the test runner's environment leaks in. */
-  private env(): NodeJS.ProcessEnv {
-    const { DATABASE_URL: _db, REDIS_URL: _redis, ...env } = process.env;
-    return this.databaseUrl ? { ...env, DATABASE_URL: this.databaseUrl } : env;
-  }
-
-  kill(): Promise<void> {
-    const child = this.child!;
-    this.child = null;
-    return new Promise((resolve) => {
-      child.once("exit", () => resolve());
-      child.kill("SIGKILL");
-    });
-  }
-
-  stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-    });
-  }
-}
 
 const started = Date.now();
 const trace = (line: string) => process.env.TRACE_CRASH && console.error(`[${Date.now() - started} ms] ${line}`);
@@ -126,7 +64,7 @@ describe("crash safety: SIGKILL at random moments while 20 threads drain 200 ite
       onRun: (d) => runs.set(d.queueItemId, (runs.get(d.queueItemId) ?? 0) + 1),
     });
     cleanups.push(() => agent.close());
-    const user: Transport = createTransport({ url, token: await auth.issue({ sub: "user", workspaceId: "local", role: "user" }) });
+    const user: Transport = createTransport({ url, token: await auth.issue({ sub: "user", workspaceId: "local", role: "user" }), calls: "socket" });
     cleanups.push(() => user.close());
 
     // Each thread enqueues its items one after another (so their order is known), retrying

@@ -13,7 +13,7 @@ describe("turnqueue agent --echo: the echo runtime as its own process drains a w
   let user: Transport;
   beforeAll(async () => {
     server = await startTestServer();
-    user = createTransport({ url: server.url, token: await server.token("user") });
+    user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   });
   afterAll(async () => {
     await user?.close();

@@ -38,7 +38,7 @@ export { databases } from "../support/database.js";
 
 export async function startDrainHarness(config: Partial<Config> = {}, database: "pglite" | "postgres" = "pglite"): Promise<DrainHarness> {
   const server = await startTestServer({ database, config: { ...testDrainConfig, ...config } });
-  const user = createTransport({ url: server.url, token: await server.token("user") });
+  const user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   const agent = new ScriptedAgent(server.url, await server.token("agent"));
   return {
     server,

@@ -110,7 +110,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
   };
 
   async function threadWith(node: { url: string; userToken: string }, texts: string[]) {
-    const user = createTransport({ url: node.url, token: node.userToken });
+    const user = createTransport({ url: node.url, token: node.userToken, calls: "socket" });
     const { threadId } = await user.thread.create.mutate({});
     const ids: string[] = [];
     for (const text of texts) ids.push((await user.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text } })).queueItemId);
@@ -222,7 +222,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     const node = { ...shared, url: shared.url, userToken: await issue("user"), agentToken: await issue("agent"), load: shared.load };
     const x = await threadWith(node, ["x"]);
     const y = await threadWith(node, ["y"]);
-    const agentApi = createTransport({ url: node.url, token: node.agentToken });
+    const agentApi = createTransport({ url: node.url, token: node.agentToken, calls: "socket" });
     cleanups.push(() => agentApi.close());
     await agentApi.agent.session.mutate({ threadId: x.threadId, status: "ready" });
     await agentApi.agent.session.mutate({ threadId: y.threadId, status: "ready" });
@@ -255,7 +255,7 @@ describe("startup recovery (real server restarted on its data, agent SDK)", { ti
     const z = await threadWith(node, []);
     await agentApi.agent.session.mutate({ threadId: z.threadId, status: "ready" });
     const fresh = read({ lastEventId: later.id }, 2);
-    const user = createTransport({ url: node.url, token: node.userToken });
+    const user = createTransport({ url: node.url, token: node.userToken, calls: "socket" });
     cleanups.push(() => user.close());
     const { queueItemId } = await user.queue.add.mutate({ threadId: z.threadId, message: { messageId: "z", text: "z" } });
     expect((await fresh).map((d) => d.data.queueItemId)).toEqual([later.data.queueItemId, queueItemId]);

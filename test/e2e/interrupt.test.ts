@@ -12,7 +12,7 @@ describe("thread.interrupt: the user stops the running turn through the agent ru
   let user: Transport;
   beforeAll(async () => {
     server = await startTestServer({ config: testDrainConfig });
-    user = createTransport({ url: server.url, token: await server.token("user") });
+    user = createTransport({ url: server.url, token: await server.token("user"), calls: "socket" });
   });
   afterAll(async () => {
     await user?.close();
@@ -53,7 +53,7 @@ describe("thread.interrupt: the user stops the running turn through the agent ru
     const { threadId } = await user.thread.create.mutate({});
     const token = await server.token("agent");
     // A runtime that starts the turn and dies: its reports are made by hand, then it is gone.
-    const dead = createTransport({ url: server.url, token });
+    const dead = createTransport({ url: server.url, token, calls: "socket" });
     await dead.agent.session.mutate({ threadId, status: "ready" });
     const { queueItemId } = await queue(threadId, "runs on a runtime about to vanish");
     await eventually(async () => expect((await user.thread.get.query({ threadId })).queue.items[0]?.status).toBe("sending"), 60_000);

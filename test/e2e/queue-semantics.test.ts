@@ -186,8 +186,8 @@ describe("rate-limit hold across a restart (short retryAt: the hold ends 3 s aft
     cleanups.push(() => app.close());
     const token = (role: "user" | "agent") => app.services.auth.issue({ sub: role, workspaceId: "local", role });
     const [userToken, agentToken] = [await token("user"), await token("agent")];
-    const user = createTransport({ url: app.url, token: userToken });
-    const reporter = createTransport({ url: app.url, token: agentToken });
+    const user = createTransport({ url: app.url, token: userToken, calls: "socket" });
+    const reporter = createTransport({ url: app.url, token: agentToken, calls: "socket" });
     const { threadId } = await user.thread.create.mutate({});
     const { queueItemId } = await user.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text: "waits out the limit" } });
     const resumeAt = new Date(Date.now() + 3_000).toISOString();

@@ -4,15 +4,18 @@ import type { AppRouter } from "../../client/router-types.js";
 import type { ThreadEvent } from "../../src/api/thread-events.js";
 
 /**
- * tRPC clients for tests, built the one way the SDK builds them (client/transport.ts):
- * queries and mutations over HTTP with a Bearer token, subscriptions over its WebSocket with
- * `connectionParams.token`. A test that must send what no client would (no token, bad
- * frames, malformed input) speaks raw tRPC through ./trpc-raw.ts instead.
+ * tRPC clients for tests, built by the SDK's transport (client/transport.ts) as a short-lived
+ * client is: queries and mutations over HTTP with a Bearer token (so a test sees each call at
+ * the HTTP door: its status, its count), subscriptions over the WebSocket with
+ * `connectionParams.token`. Calls over the socket, the long-lived SDK client's way, are
+ * tested with that client itself (test/client/socket-calls.test.ts). A test that must send
+ * what no client would (no token, bad frames, malformed input) speaks raw tRPC through
+ * ./trpc-raw.ts instead.
  */
 export type Client = Transport;
 
 /** A client of a running server (a TestServer, or any `url`) with `token`. */
-export const connect = (server: { url: string }, token: string): Client => createTransport({ url: server.url, token });
+export const connect = (server: { url: string }, token: string): Client => createTransport({ url: server.url, token, calls: "http" });
 
 /** The tRPC error code of a failed call (UNAUTHORIZED, CONFLICT, …), undefined for anything else. */
 export const codeOf = (error: unknown): string | undefined =>
