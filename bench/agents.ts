@@ -38,7 +38,7 @@
  * The machine is shared, so read the shares, not the milliseconds.
  */
 import { fork, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import net from "node:net";
@@ -334,7 +334,8 @@ async function codexDirect(modelUrl: string, cwd: string): Promise<Side> {
 }
 
 async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
-  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"] });
+  // Its own process group: the npm wrapper runs the native agent as its child, and both must end.
+  const child = spawn(CODEX_ACP_BIN, [], { env: codexEnv(modelUrl, MODEL), stdio: ["pipe", "pipe", "ignore"], detached: true });
   const connection = acp
     .client({ name: "bench" })
     .onRequest(acp.methods.client.session.requestPermission, () => ({ outcome: { outcome: "cancelled" } }))
@@ -350,7 +351,7 @@ async function acpDirect(modelUrl: string, cwd: string): Promise<Side> {
     },
     async close() {
       connection.close();
-      child.kill("SIGTERM");
+      process.kill(-child.pid!, "SIGTERM");
     },
   };
 }
@@ -371,19 +372,24 @@ try {
     await Promise.all([via.close(), direct.close()]);
   }
 
-  console.log(`queue.add on an idle thread → the model receives the agent's request (${SAMPLES} samples each, interleaved, warm agents)`);
+  // Printed, and written to bench/results/agents.md so the figures sit beside the door table.
+  const lines: string[] = [];
+  const print = (line: string) => (console.log(line), lines.push(line));
+  print(`queue.add on an idle thread → the model receives the agent's request (${SAMPLES} samples each, interleaved, warm agents)`);
   const f = (ms: number) => `${ms.toFixed(1)} ms`;
   for (const { name, samples, spans } of rows) {
     const { via, direct, turnqueue, viaAgent, directAgent } = samples;
     const [v50, v99, d50, d99] = [percentile(via, 50), percentile(via, 99), percentile(direct, 50), percentile(direct, 99)];
-    console.log(
+    print(
       `${name.padEnd(26)} via Turnqueue p50 ${f(v50)} p99 ${f(v99)} | direct p50 ${f(d50)} p99 ${f(d99)} | ratio p50 ${(v50 / d50).toFixed(2)}x, added ${f(v50 - d50)}`,
     );
-    console.log(
+    print(
       `${"".padEnd(26)} of which queue.add → the runtime's turn handler p50 ${f(percentile(turnqueue, 50))} p99 ${f(percentile(turnqueue, 99))}; the agent's own part (its stdin write → the model) p50 ${f(percentile(viaAgent, 50))} via Turnqueue, ${f(percentile(directAgent, 50))} direct`,
     );
     if (BREAKDOWN) printBreakdown(samples.marks, spans);
   }
+  const heading = `# npm run bench:agents\n\n${new Date().toISOString()}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} at the end\n`;
+  await writeFile(path.join(import.meta.dirname, "results", "agents.md"), `${heading}\n\`\`\`\n${lines.join("\n")}\n\`\`\`\n`);
 } finally {
   model.close();
 }

@@ -25,6 +25,26 @@ export interface Spawned {
 const STOP_GRACE_MS = 3_000;
 
 /**
+ * Agent commands are often wrappers: `codex-acp` from npm is a node script that runs the
+ * native binary as its child, and a signal to the wrapper leaves that child running. So the
+ * agent runs as the leader of a process group of its own (POSIX) and signals go to the whole
+ * group. (Windows has no groups: the signal goes to the process we started.)
+ */
+const OWN_GROUP = process.platform !== "win32";
+
+function signal(child: ChildProcessWithoutNullStreams, name: NodeJS.Signals) {
+  if (OWN_GROUP && child.pid) {
+    try {
+      process.kill(-child.pid, name);
+      return;
+    } catch {
+      // ESRCH: nothing of the group is left.
+    }
+  }
+  child.kill(name);
+}
+
+/**
  * One agent process behind an adapter, speaking its protocol over stdio: started on first
  * use (`connect` speaks the protocol's handshake on it), and forgotten when it exits or
  * fails to start, so the next use starts it again. A command that cannot run at all fails
@@ -60,15 +80,15 @@ export class AgentProcess<P> {
     const running = await this.current?.catch(() => null);
     if (!running) return;
     running.child.stdin.end();
-    const killer = setTimeout(() => running.child.kill("SIGKILL"), STOP_GRACE_MS);
-    running.child.kill("SIGTERM");
+    const killer = setTimeout(() => signal(running.child, "SIGKILL"), STOP_GRACE_MS);
+    signal(running.child, "SIGTERM");
     await running.exited;
     clearTimeout(killer);
   }
 
   private start() {
     const { command, args, cwd, env, onStderr, name } = this.options;
-    const child = spawn(command, args, { ...(cwd && { cwd }), env: env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { ...(cwd && { cwd }), env: env ?? process.env, stdio: ["pipe", "pipe", "pipe"], detached: OWN_GROUP });
     child.stdin.on("error", () => {}); // a write after exit: the exit is what reports it
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       for (const line of chunk.split("\n")) if (line.trim()) onStderr?.(line);
@@ -84,9 +104,12 @@ export class AgentProcess<P> {
         reject(new TurnStartError(`cannot run ${command}: ${error.message}`, { retryable: false }));
       });
     });
-    child.once("exit", (code, signal) => {
+    child.once("exit", (code, killedBy) => {
       forget();
-      gone(`${name} exited (${signal ?? `code ${code}`})`);
+      // What the process leaves behind in its group (a wrapper's real agent) goes with it:
+      // the next use starts a new one.
+      signal(child, "SIGKILL");
+      gone(`${name} exited (${killedBy ?? `code ${code}`})`);
     });
     const ready = started.then(async () => ({ child, connected: await this.connect({ child, exit }), exited }));
     const forget = () => {

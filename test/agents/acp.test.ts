@@ -1,4 +1,7 @@
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Agent } from "../../client/agent.js";
 import { acpAdapter } from "../../client/agents/acp.js";
 import { eventually } from "../support/poll.js";
 import { CODEX_ACP_BIN, codexEnv, workDir } from "../support/agents.js";
@@ -66,12 +69,15 @@ describe("ACP: codex-acp (the real agent, scripted model) on a model Codex has n
   let h: AgentHarness;
   /** codex-acp's log: it logs each warning it forwards to the client as agent text. */
   const log: string[] = [];
+  /** Marks this runtime's agent processes (their environment holds it). */
+  const mark = `TURNQUEUE_TEST_RUNTIME=${randomUUID()}`;
+  let runtime: Agent;
   beforeAll(async () => {
     h = await startAgentHarness();
     // For this model codex-acp sends Codex's warning (no model metadata) as agent text at the
     // start of every prompt, before it asks the model.
-    const env = { ...codexEnv(h.model.url, "scripted-model"), RUST_LOG: "warn" };
-    h.runtime(acpAdapter({ command: CODEX_ACP_BIN, cwd: workDir(), approve: "deny", env, onStderr: (line) => log.push(line) }));
+    const env = { ...codexEnv(h.model.url, "scripted-model"), RUST_LOG: "warn", TURNQUEUE_TEST_RUNTIME: mark.split("=")[1] };
+    runtime = h.runtime(acpAdapter({ command: CODEX_ACP_BIN, cwd: workDir(), approve: "deny", env, onStderr: (line) => log.push(line) }));
   });
   afterAll(() => h?.close());
 
@@ -79,4 +85,22 @@ describe("ACP: codex-acp (the real agent, scripted model) on a model Codex has n
     await rateLimitedOnce(h);
     expect(log.some((line) => line.includes("Model metadata for `scripted-model` not found")), "codex-acp sent its warning").toBe(true);
   });
+
+  it("a stopped runtime leaves no agent process behind: codex-acp's npm wrapper and the native agent it runs both end", async () => {
+    // The agent ran a prompt in the test above: the wrapper and the native agent run now.
+    expect(processesWith(mark).length, "the agent runs while the runtime does").toBeGreaterThanOrEqual(2);
+    await runtime.close();
+    await eventually(() => expect(processesWith(mark)).toEqual([]), 10_000);
+  });
 });
+
+/** The command lines of the processes whose environment holds `entry`. */
+function processesWith(entry: string): string[] {
+  return readdirSync("/proc").flatMap((pid) => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(entry) ? [readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")] : [];
+    } catch {
+      return []; // gone meanwhile, or not ours to read
+    }
+  });
+}
