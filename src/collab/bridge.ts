@@ -93,6 +93,11 @@ export class Bridge {
    */
   private readonly bases = new Map<string, Base>();
   private readonly unmerged = new Set<string>();
+  /**
+   * Per item, the clocks (client id → clock) the server-side write that brought its document
+   * text to its base reached: a device whose replica did not hold them typed on an older text.
+   */
+  private readonly written = new Map<string, Map<number, number>>();
   /** The text a server-side write last left an item with, when it was not the log's (yet): the log's may catch up with it. */
   private readonly lastSeen = new Map<string, string>();
   /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
@@ -109,7 +114,7 @@ export class Bridge {
       if (tr.origin instanceof Client && !tr.origin.readOnly) this.reviewOf(tr.origin).meta = true;
     });
     itemsOf(doc).observeDeep((events, tr) => {
-      if (!(tr.origin instanceof Client)) return this.seen(events);
+      if (!(tr.origin instanceof Client)) return this.seen(events, tr);
       if (tr.origin.readOnly) return;
       const review = this.reviewOf(tr.origin);
       for (const event of events) collect(review, event, itemsOf(doc));
@@ -143,9 +148,11 @@ export class Bridge {
   /**
    * Called right after a client's update was applied: undoes its illegal writes in one
    * server transaction and queues the commands for its legal ones. Returns the client and
-   * the items it typed into (their text becomes an edit), if any.
+   * the items it typed into (their text becomes an edit), if any. `heldAtSync`: the update
+   * is the device's catch-up after a (re)connect, made on a replica that held this state
+   * vector.
    */
-  settle(): { client: Client; typed: string[] } | null {
+  settle(heldAtSync: Map<number, number> | null = null): { client: Client; typed: string[] } | null {
     const review = this.review;
     this.review = null;
     if (!review) return null;
@@ -195,7 +202,10 @@ export class Bridge {
         // other, never skipped (the answer would then acknowledge typing the log never gets).
         // Its commit, knowing no base, catches up with the log first (`rebase`): then it is
         // committed, or refused and undone if the item is gone.
-        if (truth && isFrozen(truth)) writeText(doc, id, truth.text);
+        // Typing made offline on a text the log has replaced since (the device did not hold
+        // the write of the base) is refused like typing into a frozen item: merged, it would
+        // be a text nobody wrote, and the replacement was acknowledged first.
+        if (truth && (isFrozen(truth) || (heldAtSync && !this.holdsBase(id, heldAtSync)))) writeText(doc, id, truth.text);
         else {
           this.typedUpTo.set(id, ++this.keystrokes);
           this.scheduleEdit(id, actor);
@@ -282,6 +292,14 @@ export class Bridge {
     if (this.host.state().items.has(id)) await this.host.writeLogText(id);
   }
 
+  /** Whether a replica that held `state` held the write that brought the item's text to its base. */
+  private holdsBase(id: string, state: Map<number, number>): boolean {
+    const written = this.written.get(id);
+    if (!written) return true;
+    for (const [client, clock] of written) if ((state.get(client) ?? 0) < clock) return false;
+    return true;
+  }
+
   private textOf(id: string): string | undefined {
     const text = itemsOf(this.host.doc).get(id)?.get("text");
     return text instanceof Y.Text ? text.toString() : undefined;
@@ -302,12 +320,14 @@ export class Bridge {
    * shows: the log's text as this replica knows it is then its base; any other text may be
    * one the log has and this replica does not know yet (`known` looks again when it does).
    */
-  private seen(events: Y.YEvent<Y.AbstractType<unknown>>[]): void {
+  private seen(events: Y.YEvent<Y.AbstractType<unknown>>[], tr: Y.Transaction): void {
     const items = itemsOf(this.host.doc);
     const touched = new Set<string>();
+    const typed = new Set<string>();
     for (const event of events) {
       if (event.target !== items) {
         touched.add(String(event.path[0]));
+        if (event.target instanceof Y.Text) typed.add(String(event.path[0]));
         continue;
       }
       for (const [key, change] of event.changes.keys) {
@@ -321,13 +341,24 @@ export class Bridge {
     for (const id of touched) {
       const text = this.textOf(id);
       if (text === undefined) continue;
-      if (state.items.get(id)?.text === text) this.setBase(id, text, state.version, true);
-      else this.lastSeen.set(id, text);
+      if (state.items.get(id)?.text === text) {
+        this.setBase(id, text, state.version, true);
+        if (typed.has(id)) this.wrote(id, tr);
+      } else this.lastSeen.set(id, text);
     }
+  }
+
+  /** The transaction brought the item's text to its base: what it inserted is the base's write. */
+  private wrote(id: string, tr: Y.Transaction): void {
+    const clocks = new Map<number, number>();
+    for (const [client, clock] of tr.afterState) if (clock > (tr.beforeState.get(client) ?? 0)) clocks.set(client, clock);
+    // A write that only deleted (another replica's typing) leaves the earlier write the one to hold.
+    if (clocks.size > 0) this.written.set(id, clocks);
   }
 
   private forget(id: string): void {
     this.bases.delete(id);
+    this.written.delete(id);
     this.unmerged.delete(id);
     this.lastSeen.delete(id);
   }

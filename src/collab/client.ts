@@ -19,6 +19,11 @@ export class Client {
    * a provider would only resend them on reconnect). Its presence is relayed like anyone's.
    */
   readonly readOnly: boolean;
+  /**
+   * The state vector of the connection's last sync request: what the device's replica held
+   * when it (re)connected. Its catch-up (the sync step 2 that follows) was made on no more.
+   */
+  stateAtSync: Map<number, number> | null = null;
   private alive = true;
   private readonly pinger: NodeJS.Timeout;
 

@@ -54,8 +54,10 @@ export class ProtocolViolation extends Error {
 }
 
 export type ClientMessage =
-  | { type: "sync-step1"; stateVector: Uint8Array }
-  | { type: "update"; update: Uint8Array; decoded: DecodedUpdate }
+  /** `held`: the state vector decoded (client id → clock). */
+  | { type: "sync-step1"; stateVector: Uint8Array; held: Map<number, number> }
+  /** `catchUp`: a sync step 2, what the device did while it did not have the server's state (offline). */
+  | { type: "update"; update: Uint8Array; decoded: DecodedUpdate; catchUp: boolean }
   | { type: "awareness"; update: Uint8Array; entries: AwarenessEntry[] }
   | { type: "query-awareness" };
 
@@ -89,13 +91,12 @@ function parseSync(decoder: decoding.Decoder): ClientMessage {
   switch (type) {
     case syncProtocol.messageYjsSyncStep1: {
       const stateVector = decoding.readVarUint8Array(decoder);
-      Y.decodeStateVector(stateVector);
-      return { type: "sync-step1", stateVector };
+      return { type: "sync-step1", stateVector, held: Y.decodeStateVector(stateVector) };
     }
     case syncProtocol.messageYjsSyncStep2:
     case syncProtocol.messageYjsUpdate: {
       const update = decoding.readVarUint8Array(decoder);
-      return { type: "update", update, decoded: checkUpdate(update) };
+      return { type: "update", update, decoded: checkUpdate(update), catchUp: type === syncProtocol.messageYjsSyncStep2 };
     }
     default:
       throw new ProtocolViolation(CLOSE.malformed, `unknown sync message type ${type}`);

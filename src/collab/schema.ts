@@ -70,11 +70,13 @@ export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { pos
 
 /**
  * Makes an item's text equal `text` by replacing only the span that differs, so text typed
- * concurrently elsewhere in the string merges instead of being wiped or duplicated.
+ * concurrently elsewhere in the string merges instead of being wiped or duplicated. Every
+ * such write inserts (see `applyTextChange`): a device's state vector then shows whether it
+ * holds the write (`Bridge.settle`).
  */
 export function writeText(doc: Y.Doc, itemId: string, text: string): void {
   const ytext = itemsOf(doc).get(itemId)?.get("text");
-  if (ytext instanceof Y.Text) applyTextChange(ytext, text);
+  if (ytext instanceof Y.Text) applyTextChange(ytext, text, { inserts: true });
 }
 
 /**

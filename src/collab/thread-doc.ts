@@ -203,6 +203,7 @@ export class ThreadDoc {
       const message = parseClientMessage(data);
       switch (message.type) {
         case "sync-step1":
+          client.stateAtSync = message.held;
           void this.answerSync(client, message.stateVector);
           break;
         case "update": {
@@ -210,7 +211,7 @@ export class ThreadDoc {
           if (missing) {
             throw new ProtocolViolation(CLOSE.malformed, `update refused: it depends on content the server does not have (${missing})`);
           }
-          this.applyClientUpdate(client, message.update);
+          this.applyClientUpdate(client, message.update, message.catchUp);
           break;
         }
         case "awareness": {
@@ -280,7 +281,7 @@ export class ThreadDoc {
     return id === this.awareness.clientID || this.remoteAwareness.has(id) ? "other" : "none";
   }
 
-  private applyClientUpdate(client: Client, update: Uint8Array): void {
+  private applyClientUpdate(client: Client, update: Uint8Array, catchUp: boolean): void {
     // A viewer's write is applied, then undone by the server: the CRDT cannot forget it, only
     // reverse it, and the reversal reaches the viewer too, so its replica converges.
     const undo = client.readOnly
@@ -301,7 +302,7 @@ export class ThreadDoc {
       // Even a partly applied update is reviewed, so nothing illegal stays.
       let locked: Promise<void> | null = null;
       try {
-        const typed = this.bridge.settle();
+        const typed = this.bridge.settle(catchUp ? client.stateAtSync : null);
         locked = typed && this.locks.typed(typed.client, typed.typed);
       } finally {
         this.reviewing = false;

@@ -57,8 +57,11 @@ export const readMetaFields = (doc: Y.Doc): { [K in keyof DocMeta]: unknown } =>
 /**
  * Makes `shared` equal `next` by replacing only the span that differs, so text typed
  * concurrently elsewhere in the string merges instead of being wiped or duplicated.
+ * `inserts`: a change that would only delete also deletes one kept character next to the
+ * span and inserts it again, so the write has an id of its own (a state vector shows
+ * inserts, never deletes: the server tells by it which devices hold its write).
  */
-export function applyTextChange(shared: Y.Text, next: string): void {
+export function applyTextChange(shared: Y.Text, next: string, { inserts = false } = {}): void {
   const current = shared.toString();
   if (current === next) return;
   let start = 0;
@@ -66,6 +69,10 @@ export function applyTextChange(shared: Y.Text, next: string): void {
   while (start < max && current[start] === next[start]) start++;
   let end = 0;
   while (end < max - start && current[current.length - 1 - end] === next[next.length - 1 - end]) end++;
+  if (inserts && start + end === next.length && next.length > 0) {
+    if (start > 0) start--;
+    else end--;
+  }
   const removed = current.length - start - end;
   if (removed > 0) shared.delete(start, removed);
   const inserted = next.slice(start, next.length - end);

@@ -374,4 +374,39 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const log = await b.services.store.readThread(threadId, 0);
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["typed during the outage", "edited through the API"]);
   });
+
+  it("typed on a device while it was offline, over a text the API replaced meanwhile: on reconnecting its typing is refused (the device shows the API's text), never merged with it; typed offline over the log's text, it is kept", async () => {
+    const { threadId, ids } = await createThread(a, ["v3"]);
+    const id = ids[0]!;
+    const device = await open(a, threadId, "ann");
+    const watcher = await open(b, threadId, "bob");
+    await until(() => device.get(id)?.text === "v3" && watcher.get(id)?.text === "v3");
+    device.provider.disconnect();
+    device.edit(id, "v4");
+    await exec(b, threadId, { type: "queue.edit", queueItemId: id, text: "v12" });
+    await until(() => watcher.get(id)?.text === "v12", () => watcher.get(id)?.text);
+    device.provider.connect();
+    await device.whenSynced();
+    await device.flush();
+    // The device's "4" and the API's "12" went after the same "v": a CRDT merge makes "v412" or
+    // "v124", a text nobody wrote. The device's typing was on "v3", which the log no longer has.
+    await until(() => device.get(id)?.text === "v12", () => device.get(id)?.text);
+    await pause(2_000); // longer than the coalescing window: a commit of the merge would have landed
+    const log = await a.services.store.readThread(threadId, 0);
+    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12"]);
+    await until(
+      () => [device, watcher].every((q) => q.get(id)?.text === "v12"),
+      () => [device, watcher].map((q) => q.get(id)?.text),
+    );
+
+    // Offline again, now over the text the log has: that typing is the device's, and kept.
+    device.provider.disconnect();
+    device.edit(id, "v12, typed on the plane");
+    device.provider.connect();
+    await device.whenSynced();
+    await device.flush();
+    const after = await a.services.store.readThread(threadId, 0);
+    expect(after.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12", "v12, typed on the plane"]);
+    await until(() => watcher.get(id)?.text === "v12, typed on the plane", () => watcher.get(id)?.text);
+  });
 });
