@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import * as Y from "yjs";
 import {
-  DomainError, isFrozen, isValidPositionKey, QueueEdit, QueueMove, textHash, type Command, type DomainErrorReason, type ThreadState,
+  DomainError, isFrozen, isValidPositionKey, QueueEdit, QueueMove, textHash, type Command, type DomainErrorReason, type QueueItemState, type ThreadState,
 } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
@@ -162,6 +162,7 @@ export class Bridge {
     const state = this.host.state();
     const items = itemsOf(doc);
     const moves: [string, string][] = [];
+    const unheardOf = new Map<string, Set<string>>();
     doc.transact((transaction) => {
       if (review.meta) writeMeta(doc, state);
       for (const id of review.members) {
@@ -173,23 +174,14 @@ export class Bridge {
       for (const [id, keys] of review.fields) {
         if (review.members.has(id)) continue;
         const truth = state.items.get(id);
-        const map = items.get(id);
-        if (!truth || !(map instanceof Y.Map)) {
-          if (!truth && items.has(id)) items.delete(id);
-          continue;
-        }
-        for (const key of keys) {
-          if (key === "position") {
-            const position = map.get("position");
-            if (typeof position === "string" && isValidPositionKey(position) && !isFrozen(truth)) {
-              if (position !== truth.position) moves.push([id, position]);
-            } else map.set("position", truth.position);
-          } else if (key === "text") {
-            // A client replaced the Y.Text itself: only its content is theirs to change.
-            this.dropEdit(id);
-            map.set("text", new Y.Text(truth.text));
-          } else writeItemFields(doc, truth, { position: false });
-        }
+        // An item missing from this replica's state whose map is here may be one whose
+        // `queue.item-added` has not arrived yet (another instance wrote the map): reviewed
+        // once this replica caught up with the log, not deleted as made up.
+        if (!truth && items.get(id) instanceof Y.Map) {
+          unheardOf.set(id, keys);
+          // The catch-up leaves a new position alone, as for a move on its way.
+          if (keys.has("position")) this.moves.set(id, (this.moves.get(id) ?? 0) + 1);
+        } else this.reviewFields(id, keys, truth, moves);
       }
       for (const id of review.texts) {
         if (review.members.has(id) || review.fields.get(id)?.has("text")) continue;
@@ -214,7 +206,53 @@ export class Bridge {
       }
     }, this.host.serverOrigin);
     for (const [id, position] of moves) this.queueMove(id, position, actor);
+    if (unheardOf.size > 0) this.enqueue(() => this.reviewAfterCatchUp(unheardOf, actor));
     return typed.length > 0 ? { client: review.client, typed } : null;
+  }
+
+  /**
+   * A client's writes to the fields of an item: a new position becomes a move, anything
+   * else is put back to the log's (`truth`); an item the log does not have is deleted.
+   */
+  private reviewFields(id: string, keys: Set<string>, truth: QueueItemState | undefined, moves: [string, string][]): void {
+    const { doc } = this.host;
+    const map = itemsOf(doc).get(id);
+    if (!truth || !(map instanceof Y.Map)) {
+      if (!truth && itemsOf(doc).has(id)) itemsOf(doc).delete(id);
+      return;
+    }
+    for (const key of keys) {
+      if (key === "position") {
+        const position = map.get("position");
+        if (typeof position === "string" && isValidPositionKey(position) && !isFrozen(truth)) {
+          if (position !== truth.position) moves.push([id, position]);
+        } else map.set("position", truth.position);
+      } else if (key === "text") {
+        // A client replaced the Y.Text itself: only its content is theirs to change.
+        this.dropEdit(id);
+        map.set("text", new Y.Text(truth.text));
+      } else writeItemFields(doc, truth, { position: false });
+    }
+  }
+
+  /** Field writes to items this replica had not heard of, reviewed against the log caught up with. */
+  private async reviewAfterCatchUp(fields: Map<string, Set<string>>, actor: string): Promise<void> {
+    try {
+      await this.host.catchUp();
+    } finally {
+      for (const [id, keys] of fields) {
+        if (!keys.has("position")) continue;
+        const left = this.moves.get(id)! - 1;
+        if (left) this.moves.set(id, left);
+        else this.moves.delete(id);
+      }
+    }
+    const state = this.host.state();
+    const moves: [string, string][] = [];
+    this.host.doc.transact(() => {
+      for (const [id, keys] of fields) this.reviewFields(id, keys, state.items.get(id), moves);
+    }, this.host.serverOrigin);
+    for (const [id, position] of moves) this.queueMove(id, position, actor);
   }
 
   /**

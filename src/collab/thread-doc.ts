@@ -300,15 +300,21 @@ export class ThreadDoc {
     } finally {
       undo?.destroy();
       // Even a partly applied update is reviewed, so nothing illegal stays.
+      let typed: ReturnType<Bridge["settle"]> = null;
       let locked: Promise<void> | null = null;
       try {
-        const typed = this.bridge.settle(catchUp ? client.stateAtSync : null);
-        locked = typed && this.locks.typed(typed.client, typed.typed);
+        typed = this.bridge.settle(catchUp ? client.stateAtSync : null);
       } finally {
         this.reviewing = false;
+        // Out to this instance's devices before the lock's command starts: on an embedded
+        // database that command's first statement runs on this thread, before it yields.
         this.releaseLocal();
-        if (locked) void locked.finally(() => this.releaseBus());
-        else this.releaseBus();
+        try {
+          locked = typed && this.locks.typed(typed.client, typed.typed);
+        } finally {
+          if (locked) void locked.finally(() => this.releaseBus());
+          else this.releaseBus();
+        }
       }
     }
   }

@@ -133,6 +133,28 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     }
   });
 
+  it("moved on A, an item A's replica has from B's document write but not yet from the log (B's events to A dropped: injected): the move is in the log, and the item stays in A's document", async () => {
+    const { threadId, ids } = await createThread(a, ["first"]);
+    const mover = await open(a, threadId, "ann");
+    await open(b, threadId, "bob");
+    const bus = b.services.bus;
+    const publish = bus.publish;
+    bus.publish = (channel, message) =>
+      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    try {
+      const id = await addItem(b, threadId, "second");
+      await until(() => mover.get(id)?.text === "second");
+      await mover.move(id, null);
+      await eventually(async () => {
+        const log = await a.services.store.readThread(threadId, 0);
+        expect(log.some((e) => e.type === "queue.item-moved" && e.payload.queueItemId === id)).toBe(true);
+      });
+      await until(() => mover.entries.map((e) => e.id).join() === [id, ids[0]].join(), () => mover.entries.map((e) => e.id));
+    } finally {
+      bus.publish = publish;
+    }
+  });
+
   it("acknowledged on A, then edited through the API on B: the log takes the typed text, then the API's, and both replicas end on the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
