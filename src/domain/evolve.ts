@@ -1,6 +1,6 @@
 import { Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
-import { compareGoing, firstGoing, isWaiting } from "./policy.js";
+import { compareGoing, isWaiting, placeAmong } from "./policy.js";
 import type { QueueItemState } from "./queue-item.js";
 import { isFrozen, newQueueItem, textHash, type KnownMessage, type ThreadState } from "./state.js";
 
@@ -24,7 +24,7 @@ export const initialState = (threadId: string): ThreadState => ({
   messages: PersistentMap(),
   itemIds: PersistentSet(),
   sending: PersistentSet(),
-  head: null,
+  waiting: [],
   lastPosition: null,
   createdAt: "",
   updatedAt: "",
@@ -34,24 +34,23 @@ export const initialState = (threadId: string): ThreadState => ({
 const widen = (last: string | null, position: string): string | null => (last === null || position > last ? position : last);
 
 /**
- * The head after item `id` changed from `before` (or was added, or left): a walk over the
- * queue only when the head itself left the waiting items or went later; otherwise one
- * comparison, so an add to a long queue costs the same as to a short one.
+ * The waiting order after item `id` changed from `before` (or was added, or left): the
+ * same array when its place did not change (an edit, a lock), else a copy with it taken
+ * out at its old place and put in at its new one. A new item usually goes last: no search
+ * moves anything then but the copy.
  */
-const headAfter = (state: ThreadState, id: string, before: QueueItemState | undefined): string | null => {
+const withWaiting = (state: ThreadState, id: string, before: QueueItemState | undefined): ThreadState => {
   const item = state.items.get(id);
-  if (state.head === id) {
-    if (item && isWaiting(item) && before && compareGoing(item, before) <= 0) return id;
-    return firstGoing(state.items.values())?.queueItemId ?? null;
-  }
-  const head = state.head === null ? undefined : state.items.get(state.head);
-  return item && isWaiting(item) && (!head || compareGoing(item, head) < 0) ? id : state.head;
+  const was = before !== undefined && isWaiting(before);
+  const is = item !== undefined && isWaiting(item);
+  if (!was && !is) return state;
+  if (was && is && compareGoing(before, item) === 0) return state;
+  const waiting = [...state.waiting];
+  // Found at its old place: the items around it have not changed.
+  if (was) waiting.splice(placeAmong(state.waiting, (w) => (w === id ? before : state.items.get(w)!), before), 1);
+  if (is) waiting.splice(placeAmong(waiting, (w) => state.items.get(w)!, item), 0, id);
+  return { ...state, waiting };
 };
-
-const withHead = (state: ThreadState, id: string, before: QueueItemState | undefined): ThreadState => ({
-  ...state,
-  head: headAfter(state, id, before),
-});
 
 const withItem = (
   state: ThreadState,
@@ -62,7 +61,7 @@ const withItem = (
   const item = state.items.get(id);
   if (!item) return state;
   const next = { ...item, ...patch(item), updatedAt: at };
-  return withHead({
+  return withWaiting({
     ...state,
     items: state.items.set(id, next),
     sending: isFrozen(next) ? state.sending.add(id) : state.sending.delete(id),
@@ -79,7 +78,7 @@ const withoutItem = (state: ThreadState, id: string, turnId: string | null): Thr
     turnId === null
       ? { queueItemId: k.queueItemId, textHash: k.textHash, fate: "removed" }
       : { queueItemId: k.queueItemId, textHash: k.textHash, fate: "sent", turnId };
-  return withHead({
+  return withWaiting({
     ...state,
     items: state.items.delete(id),
     sending: state.sending.delete(id),
@@ -103,7 +102,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "thread.renamed":
       return { ...s, title: e.payload.title };
     case "thread.deleted":
-      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear(), head: null };
+      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear(), waiting: [] };
     case "session.changed": {
       const gone = e.payload.status === "stopped" || e.payload.status === "error";
       return {
@@ -122,13 +121,13 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "queue.item-added": {
       // The log is read back unparsed: an event stored before delivery modes and authors has neither.
       const p = { ...e.payload, delivery: e.payload.delivery ?? "queue", author: e.payload.author ?? null };
-      return withHead({
+      return withWaiting({
         ...s,
         items: s.items.set(p.queueItemId, newQueueItem(p, at)),
         messages: s.messages.set(p.messageId, { queueItemId: p.queueItemId, textHash: textHash(p.text), fate: "queued" }),
         itemIds: s.itemIds.add(p.queueItemId),
         lastPosition: widen(s.lastPosition, p.position),
-      }, p.queueItemId, undefined);
+      }, p.queueItemId, s.items.get(p.queueItemId));
     }
     case "queue.item-edited":
       return withItem(s, e.payload.queueItemId, at, () => ({ text: e.payload.text }));

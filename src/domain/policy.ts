@@ -37,7 +37,8 @@ export const isWaiting = (item: QueueItemState): boolean => item.status === "pen
 /**
  * The rule of which item goes next: the first `interrupt` item, else the first `steer` item,
  * else the head in queue order. Failed items keep their place and are skipped. A walk over
- * the queue: evolve keeps its answer (`ThreadState.head`) and walks only when the head leaves.
+ * the queue, the rule's statement: evolve keeps the waiting items in this order
+ * (`ThreadState.waiting`), and the property tests hold the two to each other.
  */
 export function firstGoing(items: Iterable<QueueItemState>): QueueItemState | undefined {
   let best: QueueItemState | undefined;
@@ -46,15 +47,30 @@ export function firstGoing(items: Iterable<QueueItemState>): QueueItemState | un
 }
 
 /** The item that goes next (`firstGoing` of the queue), without a walk over it. */
-export const nextItem = (state: ThreadState): QueueItemState | undefined =>
-  state.head === null ? undefined : state.items.get(state.head);
+export const nextItem = (state: ThreadState): QueueItemState | undefined => {
+  const head = state.waiting[0];
+  return head === undefined ? undefined : state.items.get(head);
+};
+
+/**
+ * Where `item` goes among `waiting` (ids in going order, their items given by `itemOf`):
+ * the first index whose item does not go before it (a binary search).
+ */
+export function placeAmong(waiting: readonly string[], itemOf: (id: string) => QueueItemState, item: QueueItemState): number {
+  let low = 0;
+  let high = waiting.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (compareGoing(itemOf(waiting[mid]!), item) < 0) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
 
 /** A waiting item's place in the order they will go, from 1; null for an item that is not waiting. */
 export function placeInLine(state: ThreadState, item: QueueItemState): number | null {
   if (!isWaiting(item)) return null;
-  let ahead = 0;
-  for (const other of state.items.values()) if (isWaiting(other) && compareGoing(other, item) < 0) ahead++;
-  return ahead + 1;
+  return placeAmong(state.waiting, (id) => state.items.get(id)!, item) + 1;
 }
 
 /**

@@ -48,10 +48,13 @@ export interface ThreadState {
   /** Ids of the items being sent (at most one while the rules hold), so no check walks the queue for it. */
   sending: PersistentSet<string>;
   /**
-   * The waiting item that goes next (`firstGoing` of `items`): checked on every command and
-   * every wake of the drain, so evolve keeps it instead of each check walking the queue.
+   * The ids of the waiting items in the order they go (`compareGoing`); the first is the
+   * one that goes next. Checked on every command and every wake of the drain, so evolve
+   * keeps it in order (a binary search and one copy of the ids when an item joins, leaves or
+   * changes its place) instead of each check walking the queue: a claim in a thread of ten
+   * thousand items costs microseconds, not a walk of milliseconds.
    */
-  head: string | null;
+  waiting: readonly string[];
   /** The highest position key ever given in the thread: a new item goes past it without a walk over the queue. */
   lastPosition: string | null;
   createdAt: string;

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  Command, DomainError, MAX_ID_LENGTH, compareOrder, firstGoing, initialState, isValidPositionKey, keyBetween, mayClaim, nextItem, replay, snapshotOf,
+  Command, DomainError, MAX_ID_LENGTH, evolve, compareGoing, compareOrder, firstGoing, isWaiting, initialState, isValidPositionKey, keyBetween, mayClaim, nextItem, replay, snapshotOf,
   type CommandInput, type DomainEvent, type ThreadState,
 } from "../../src/domain/index.js";
 import { Thread } from "./harness.js";
@@ -180,8 +180,10 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
     expect(i.updatedAt).toBe(claim?.createdAt);
   }
 
-  // The head evolve keeps is the one the rule picks by walking the queue.
+  // The order evolve keeps is the rule's: the head is the one it picks by walking the queue,
+  // and every waiting item is in it once, in going order.
   expect(nextItem(state)?.queueItemId).toBe(firstGoing(items)?.queueItemId);
+  expect(state.waiting).toEqual(items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId));
 
   // Version increases by one per event.
   expect(state.version).toBe(log.length);
@@ -230,12 +232,16 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   // The queue holds at most its maximum of items.
   expect(items.length).toBeLessThanOrEqual(t.policy.maxQueueItems);
 
-  // One turn per item: a turn dispatch never goes out while a turn runs or another item is sent.
+  // One turn per item: a turn dispatch never goes out while a turn runs or another item is
+  // sent, read off the state right before the claim (a turn's end claims the next item in
+  // the same decision: the turn has ended by then).
+  let at = before;
   for (const e of emitted) {
     if (e.type === "queue.item-send-started" && e.payload.kind === "turn") {
-      expect(before.session.activeTurnId).toBeNull();
-      expect([...before.items.values()].some((i) => i.status === "sending")).toBe(false);
+      expect(at.session.activeTurnId).toBeNull();
+      expect([...at.items.values()].some((i) => i.status === "sending")).toBe(false);
     }
+    at = evolve(at, { ...e, version: at.version + 1, createdAt: at.updatedAt });
   }
 
   // Nothing of a deleted thread remains.

@@ -1,7 +1,7 @@
 import { Map as PersistentMap } from "immutable";
 import { describe, expect, it } from "vitest";
 import {
-  backoffMs, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, firstGoing, placeInLine, initialState, isFrozen,
+  backoffMs, compareGoing, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, firstGoing, placeInLine, initialState, isFrozen, isWaiting,
   mayClaim, newQueueItem, nextWakeAt, orderedItems, type CommandInput, type Delivery, type ThreadState,
   Command,
 } from "../../src/domain/index.js";
@@ -64,9 +64,11 @@ describe("which item goes next (the rule evolve keeps the answer of), without so
     ...newQueueItem({ queueItemId, messageId: queueItemId, text: "", attachments: [], options: {}, position, delivery, author: null }, "2026-01-01T00:00:00.000Z"),
     status,
   });
+  // Built by hand, so the waiting order evolve would keep is given in it, by the rule's comparison.
   const state = (...items: ReturnType<typeof item>[]): ThreadState => ({
     ...initialState("t"),
     items: PersistentMap(items.map((i) => [i.queueItemId, i])),
+    waiting: items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId),
   });
 
   it("with plain items, the head of queue order, ties broken by id", () => {
