@@ -165,17 +165,28 @@ export class PrismaEventStore implements EventStore {
 
   unacknowledgedDispatches(workspaceId: string): Promise<StoredEvent[]> {
     return guarded(async () => {
+      // Driven from the few items being sent (and turns asked to stop), each event looked up
+      // in its own thread's log, newest first (a claim is near the end): a plain join let the
+      // planner, misled by statistics a burst of adds left stale, compare every claim event
+      // with every item — seconds in a thread of ten thousand items, on every agent connect
+      // and every sweep.
       const rows = await this.db.sql.query<EventRow>(
         `select ${EVENT_COLUMNS} from (
            select e.* from "QueueItem" q
            join "Thread" t on t.id = q."threadId"
-           join "Event" e on e."threadId" = q."threadId" and e.type = 'queue.item-send-started'
-                          and e.payload->>'dispatchId' = q."dispatchId"
+           cross join lateral (
+             select * from "Event" e
+             where e."threadId" = q."threadId" and e.type = 'queue.item-send-started' and e.payload->>'dispatchId' = q."dispatchId"
+             order by e.version desc limit 1
+           ) e
            where t."workspaceId" = $1 and not t.deleted and q.status = 'sending'
            union all
            select e.* from "Thread" t
-           join "Event" e on e."threadId" = t.id and e.type = 'thread.interrupt-requested'
-                          and e.payload->>'turnId' = t."activeTurnId"
+           cross join lateral (
+             select * from "Event" e
+             where e."threadId" = t.id and e.type = 'thread.interrupt-requested' and e.payload->>'turnId' = t."activeTurnId"
+             order by e.version desc limit 1
+           ) e
            where t."workspaceId" = $1 and not t.deleted and t."activeTurnId" is not null
          ) e order by e.seq`,
         [workspaceId],
