@@ -35,6 +35,15 @@ function holdCommands(server: TestServer, matches: (command: Command) => boolean
   return () => void (engine.execute = execute);
 }
 
+/** None of `server`'s events about the thread reach the other instance by bus (the fault, injected); returns the undo. */
+function dropEvents(server: TestServer, threadId: string): () => void {
+  const bus = server.services.bus;
+  const publish = bus.publish;
+  bus.publish = (channel, message) =>
+    channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+  return () => void (bus.publish = publish);
+}
+
 describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the text the log keeps (two instances)", () => {
   let pair: Awaited<ReturnType<typeof startInstancePair>>;
   let a: TestServer;
@@ -116,10 +125,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // B holds the document too: B writes the item it adds into it.
     await open(b, threadId, "bob");
     // A hears B's document updates but none of B's events about this thread.
-    const bus = b.services.bus;
-    const publish = bus.publish;
-    bus.publish = (channel, message) =>
-      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    const restore = dropEvents(b, threadId);
     try {
       const id = await addItem(b, threadId, "draft");
       await until(() => typist.get(id)?.text === "draft");
@@ -129,7 +135,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       const log = await a.services.store.readThread(threadId, 0);
       expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["draft, typed at once"]);
     } finally {
-      bus.publish = publish;
+      restore();
     }
   });
 
@@ -137,10 +143,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const { threadId, ids } = await createThread(a, ["first"]);
     const mover = await open(a, threadId, "ann");
     await open(b, threadId, "bob");
-    const bus = b.services.bus;
-    const publish = bus.publish;
-    bus.publish = (channel, message) =>
-      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    const restore = dropEvents(b, threadId);
     try {
       const id = await addItem(b, threadId, "second");
       await until(() => mover.get(id)?.text === "second");
@@ -151,7 +154,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       });
       await until(() => mover.entries.map((e) => e.id).join() === [id, ids[0]].join(), () => mover.entries.map((e) => e.id));
     } finally {
-      bus.publish = publish;
+      restore();
     }
   });
 
@@ -204,10 +207,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const watcher = await open(b, threadId, "bob");
     await until(() => typist.get(ids[0]!)?.text === "hello" && watcher.get(ids[0]!)?.text === "hello");
     // B hears of A's commit only later, by catching up: by then it holds newer keystrokes.
-    const bus = a.services.bus;
-    const publish = bus.publish;
-    bus.publish = (channel, message) =>
-      channel === channels.events && Buffer.from(message).toString().includes(threadId) ? Promise.resolve() : publish.call(bus, channel, message);
+    const restore = dropEvents(a, threadId);
     const sql = a.services.db.sql;
     const query = sql.query;
     let release!: () => void;
@@ -222,7 +222,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       }) as typeof sql.query;
       typist.edit(ids[0]!, "hello world, again");
       await until(() => watcher.get(ids[0]!)?.text === "hello world, again", () => watcher.get(ids[0]!)?.text);
-      bus.publish = publish;
+      restore();
       // The next event reaches B with a gap: B catches up, follows A's commit, finds its text
       // newer, and commits it over A's.
       await exec(a, threadId, { type: "thread.rename", title: "renamed" });
@@ -238,7 +238,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       for (const row of stored) Y.applyUpdate(doc, row.bytes);
       expect((doc.getMap("items").get(ids[0]!) as Y.Map<unknown>).get("text")!.toString()).toBe("hello world, again");
     } finally {
-      bus.publish = publish;
+      restore();
       sql.query = query;
       release();
     }
