@@ -180,7 +180,7 @@ export class Bridge {
         if (!truth && items.get(id) instanceof Y.Map) {
           unheardOf.set(id, keys);
           // The catch-up leaves a new position alone, as for a move on its way.
-          if (keys.has("position")) this.moves.set(id, (this.moves.get(id) ?? 0) + 1);
+          if (keys.has("position")) count(this.moves, id, +1);
         } else this.reviewFields(id, keys, truth, moves);
       }
       for (const id of review.texts) {
@@ -240,12 +240,7 @@ export class Bridge {
     try {
       await this.host.catchUp();
     } finally {
-      for (const [id, keys] of fields) {
-        if (!keys.has("position")) continue;
-        const left = this.moves.get(id)! - 1;
-        if (left) this.moves.set(id, left);
-        else this.moves.delete(id);
-      }
+      for (const [id, keys] of fields) if (keys.has("position")) count(this.moves, id, -1);
     }
     const state = this.host.state();
     const moves: [string, string][] = [];
@@ -427,7 +422,7 @@ export class Bridge {
       // Typing that arrives from here on starts a new coalescing window; until the log has
       // this one's text, no server write puts the log's older text over it (`pending`).
       if (this.edits.get(id) === edit) this.edits.delete(id);
-      this.committing.set(id, (this.committing.get(id) ?? 0) + 1);
+      count(this.committing, id, +1);
       let covers = 0;
       let refused = false;
       try {
@@ -458,9 +453,7 @@ export class Bridge {
         } else if (outcome === "done") refused = true;
         else this.setBase(id, typed, outcome.version, true);
       } finally {
-        const left = this.committing.get(id)! - 1;
-        if (left) this.committing.set(id, left);
-        else this.committing.delete(id);
+        count(this.committing, id, -1);
         // Settled once the undo is in the document (no longer `committing`, so the writer of
         // the log's text writes it), not before: the sync answer then shows the refusal.
         if (refused) {
@@ -493,11 +486,9 @@ export class Bridge {
   }
 
   private queueMove(id: string, position: string, actor: string): void {
-    this.moves.set(id, (this.moves.get(id) ?? 0) + 1);
+    count(this.moves, id, +1);
     this.enqueue(async () => {
-      const left = this.moves.get(id)! - 1;
-      if (left) this.moves.set(id, left);
-      else this.moves.delete(id);
+      count(this.moves, id, -1);
       const command = QueueMove.parse({ type: "queue.move", queueItemId: id, to: { position } });
       await this.run(command, actor, () => this.host.resync());
     });
@@ -531,6 +522,13 @@ export class Bridge {
       await this.host.resync().catch(() => {});
     });
   }
+}
+
+/** Counts one more (+1) or one fewer (-1) of `id`'s pending operations; a count of zero leaves no key. */
+function count(counts: Map<string, number>, id: string, by: 1 | -1): void {
+  const left = (counts.get(id) ?? 0) + by;
+  if (left > 0) counts.set(id, left);
+  else counts.delete(id);
 }
 
 /** Sorts one observed change into the review by where it happened (event.path is relative to `items`). */
