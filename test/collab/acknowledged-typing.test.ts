@@ -397,7 +397,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["typed during the outage", "edited through the API"]);
   });
 
-  it("typed on a device while it was offline, over a text the API replaced meanwhile: on reconnecting its typing is refused (the device shows the API's text), never merged with it; typed offline over the log's text, it is kept", async () => {
+  it("typed on a device while it was offline, over a text the API replaced meanwhile: on reconnecting its typing is refused (the device shows the API's text), never merged with it (an edit that only deletes too); typed offline over the log's text, it is kept", async () => {
     const { threadId, ids } = await createThread(a, ["v3"]);
     const id = ids[0]!;
     const device = await open(a, threadId, "ann");
@@ -430,5 +430,20 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const after = await a.services.store.readThread(threadId, 0);
     expect(after.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12", "v12, typed on the plane"]);
     await until(() => watcher.get(id)?.text === "v12, typed on the plane", () => watcher.get(id)?.text);
+
+    // An API edit that only deletes is held to the same rule: its write also inserts, so the
+    // device's state vector shows it lacks it (merged, this would be "v12, typed!!").
+    await until(() => device.get(id)?.text === "v12, typed on the plane");
+    device.provider.disconnect();
+    device.edit(id, "v12, typed on the plane!!");
+    await exec(b, threadId, { type: "queue.edit", queueItemId: id, text: "v12, typed" });
+    await until(() => watcher.get(id)?.text === "v12, typed", () => watcher.get(id)?.text);
+    device.provider.connect();
+    await device.whenSynced();
+    await device.flush();
+    await until(() => device.get(id)?.text === "v12, typed", () => device.get(id)?.text);
+    await pause(2_000);
+    const last = await a.services.store.readThread(threadId, 0);
+    expect(last.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12", "v12, typed on the plane", "v12, typed"]);
   });
 });
