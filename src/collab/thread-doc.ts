@@ -306,8 +306,8 @@ export class ThreadDoc {
         typed = this.bridge.settle(catchUp ? client.stateAtSync : null);
       } finally {
         this.reviewing = false;
-        // Out to this instance's devices before the lock's command starts: on an embedded
-        // database that command's first statement runs on this thread, before it yields.
+        // Out to this instance's devices before the lock's command starts, so none of its
+        // work on this thread (deciding, and on PGlite the statements) comes before the relay.
         this.releaseLocal();
         try {
           locked = typed && this.locks.typed(typed.client, typed.typed);
