@@ -18,7 +18,7 @@ export interface ApiServices {
   store: EventStore;
   auth: Pick<Auth, "verify">;
   logger: Logger;
-  config: Pick<Config, "sweepIntervalMs" | "limits">;
+  config: Pick<Config, "sweepIntervalMs" | "limits" | "drainPolicy">;
 }
 
 export interface Context {

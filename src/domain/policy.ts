@@ -1,4 +1,5 @@
 import type { Command } from "./commands.js";
+import type { Dispatch } from "./events.js";
 import { compareOrder } from "./ordering.js";
 import type { Delivery, DispatchKind } from "./primitives.js";
 import type { QueueItemState } from "./queue-item.js";
@@ -159,6 +160,17 @@ export function nextWakeAt(state: ThreadState, now: Date): Date | null {
  */
 export const dispatchDeadline = (item: QueueItemState, policy: DrainPolicy, clockStart: number): Date =>
   new Date(Math.max(Date.parse(item.updatedAt), clockStart) + policy.dispatchTimeoutMs);
+
+/**
+ * Whether the thread still waits on this dispatch: its item is being sent under this very
+ * claim, or the turn it stops still runs. A claim the log timed out, or whose item or thread
+ * is gone since, is owed to nobody.
+ */
+export function awaitsDispatch(state: ThreadState, dispatch: Dispatch): boolean {
+  if (dispatch.kind === "interrupt") return state.session.activeTurnId === dispatch.expectedTurnId;
+  const item = state.items.get(dispatch.queueItemId);
+  return item?.status === "sending" && item.dispatchId === dispatch.dispatchId;
+}
 
 /**
  * The drain command due now on this state, if any: the timeout of an overdue dispatch, the

@@ -1,7 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { trace } from "@opentelemetry/api";
-import { dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
+import { awaitsDispatch, dispatchOf, interruptDispatchOf, type Dispatch, type EventOf, type StoredEvent } from "../../domain/index.js";
 import { ofDispatch, traceparentOf, tracer } from "../../tracing.js";
 import { agentProcedure, type ApiServices } from "../trpc.js";
 
@@ -31,6 +31,13 @@ const toDispatch = (e: Dispatching): Dispatch =>
  * runtime dedupes by `queueItemId`; what it must never miss is a dispatch it did not start.
  * Live claims come from the bus, which may lose messages: the unacknowledged set is polled
  * again on the sweep interval, so a lost message delays a dispatch, never drops it.
+ *
+ * A live dispatch that reaches the stream late (this instance was paused, starved or cut off
+ * since it was claimed) may be owed to nobody by now: the claim may have timed out and its
+ * item been removed, and an agent handed it would run a message the user took back. So one
+ * claimed more than a moment ago is checked against the log before it goes; on time, nothing
+ * but the runtime's own report can have resolved it (a sending item is frozen). The backlog
+ * and the sweep's polls are read from the log as they are sent, and need no check.
  */
 export const dispatches = agentProcedure
   // tRPC sends the last tracked id back on reconnect; it is accepted and, as said above, not a filter.
@@ -45,6 +52,14 @@ export const dispatches = agentProcedure
       sweepMs: services.config.sweepIntervalMs,
       signal,
     });
+    const lateMs = Math.min(LATE_MS, services.config.drainPolicy.dispatchTimeoutMs / 2);
+    /** Whether a live dispatch is still owed, read again from the log when it comes late. */
+    const owed = async (event: Dispatching) => {
+      if (Date.now() - Date.parse(event.createdAt) < lateMs) return true;
+      // The log unreadable now, the sweep's poll sends it later if it is still owed.
+      const state = await services.engine.load(event.threadId).catch(() => null);
+      return state !== null && awaitsDispatch(state, toDispatch(event));
+    };
     try {
       /** dispatchKey → seq of the dispatch sent on this stream and not yet seen acknowledged. */
       const sent = new Map<string, string>();
@@ -59,9 +74,11 @@ export const dispatches = agentProcedure
         if (dispatch) yield dispatch;
       }
       for await (const batch of live) {
-        const events = batch.length > 0 ? batch : await unacknowledged(services, workspaceId).catch(() => []);
+        const polled = batch.length === 0;
+        const events = polled ? await unacknowledged(services, workspaceId).catch(() => []) : batch;
         for (const event of events) {
           if (isDispatching(event)) {
+            if (!polled && !(await owed(event))) continue;
             const dispatch = deliver(event);
             if (dispatch) yield dispatch;
           } else if (ACKNOWLEDGEMENTS.has(event.type) && "queueItemId" in event.payload) {
@@ -91,6 +108,9 @@ function withTrace(event: Dispatching): Dispatch & { traceparent?: string } {
   const traceparent = traceparentOf(trace.setSpan(claimed, span));
   return traceparent ? { ...dispatch, traceparent } : dispatch;
 }
+
+/** A dispatch claimed longer ago than this is late (by the claiming instance's clock and this one's). */
+const LATE_MS = 1_000;
 
 /** Events after which an item's claim is no longer unacknowledged. */
 const ACKNOWLEDGEMENTS = new Set<StoredEvent["type"]>(["queue.item-resolved", "queue.item-send-failed", "queue.item-removed"]);
