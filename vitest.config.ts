@@ -13,5 +13,6 @@ export default defineConfig({
     // Integration suites each start real servers and databases; two cores are all we have.
     maxWorkers: 2,
     globalSetup: ["test/support/global-setup.ts"],
+    setupFiles: ["test/support/heap-watch.ts"],
   },
 });
