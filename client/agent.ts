@@ -244,6 +244,9 @@ export function runAgent(options: RunAgentOptions): Agent {
     try {
       if (!options.onSteer) throw new Error("this agent runtime does not take steers");
       if (!expectedTurnId) throw new Error("a steer without the turn it is for");
+      // A turn whose handler does not run here is a dead runtime's: steered, the message
+      // would be acknowledged into a turn nobody runs (`attach` ends that turn).
+      if (!interrupts.has(turnKey(threadId, expectedTurnId))) throw new Error("the turn it was for ended with the agent runtime that ran it");
       await options.onSteer(dispatch, closing.signal);
       await report(() =>
         trpc.agent.turnStarted.mutate({ threadId, queueItemId, dispatchId, turnId: expectedTurnId, commandId: `started:${dispatchId}` }, traced(dispatch)),
@@ -334,12 +337,15 @@ export function runAgent(options: RunAgentOptions): Agent {
 
   /** Threads this process has looked at: a running turn on one seen for the first time is a dead runtime's. */
   const known = new Set<string>();
+  const runsTurnOn = (threadId: string) => [...interrupts.keys()].some((key) => key.startsWith(`${threadId} `));
   const attach = (threadId: string, sessionStatus: string) => {
     const first = !known.has(threadId);
     known.add(threadId);
     // A rate-limited session takes turns once its hold ends by itself: a "ready" would end it early.
-    if (busyThreads.has(threadId) || sessionStatus === "ready" || sessionStatus === "rate-limited") return;
-    if (sessionStatus === "running" && !first) return;
+    if (sessionStatus === "ready" || sessionStatus === "rate-limited") return;
+    // A running turn is ours only if its handler runs here; one that is not is ended even
+    // while a steer into it is being handled here (which refuses it: `runSteer`).
+    if (sessionStatus === "running" ? !first || runsTurnOn(threadId) : busyThreads.has(threadId)) return;
     void (async () => {
       // A turn that was running before this runtime existed can never end: close that
       // session so the thread is not stuck behind it, then offer a fresh one.
