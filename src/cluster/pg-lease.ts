@@ -21,7 +21,7 @@ import type { Lease } from "./lease.js";
  */
 export class PostgresLease implements Lease {
   private readonly held = new Set<string>();
-  private connection: Promise<pg.Client> | null = null;
+  private connection: { client: pg.Client; ready: Promise<pg.Client> } | null = null;
   private closed = false;
 
   constructor(private readonly connectionString: string) {}
@@ -38,7 +38,7 @@ export class PostgresLease implements Lease {
         locked = (await client.query<{ locked: boolean }>(LOCK, [namespaced(key)])).rows[0]!.locked;
       } catch (error) {
         if (!isConnectionError(error)) throw error;
-        if (client) end(client);
+        if (client) this.drop(client);
         throw new StoreUnavailableError(`lease ${key}: PostgreSQL is unavailable`, { cause: error });
       }
       if (!locked) return { acquired: false };
@@ -47,7 +47,7 @@ export class PostgresLease implements Lease {
         return { acquired: true, value: await fn() };
       } finally {
         // A lock we cannot release must not outlive this call: ending the session frees it.
-        await session.query(UNLOCK, [namespaced(key)]).catch(() => end(session));
+        await session.query(UNLOCK, [namespaced(key)]).catch(() => this.drop(session));
       }
     } finally {
       this.held.delete(key);
@@ -58,12 +58,23 @@ export class PostgresLease implements Lease {
     this.closed = true;
     const connection = this.connection;
     this.connection = null;
-    if (connection) await connection.then((client) => client.end()).catch(() => {});
+    if (connection) await connection.ready.then((client) => client.end()).catch(() => {});
+  }
+
+  /**
+   * Forgets a broken session now, so the next tryWith opens a fresh one, and ends it (which
+   * frees its locks). Not left to its "end" event: that waits for the socket to close, and a
+   * caller retrying at once would find the ending session again, and fail again without ever
+   * yielding to the I/O that would close it (a test did so until its worker ran out of memory).
+   */
+  private drop(client: pg.Client): void {
+    if (this.connection?.client === client) this.connection = null;
+    client.end().catch(() => {});
   }
 
   /** The session connection, opened on first use and reopened after it broke. */
   private client(): Promise<pg.Client> {
-    if (this.connection) return this.connection;
+    if (this.connection) return this.connection.ready;
     const client = new pg.Client({
       connectionString: this.connectionString,
       application_name: "turnqueue-lease",
@@ -73,7 +84,7 @@ export class PostgresLease implements Lease {
       connectionTimeoutMillis: QUERY_TIMEOUT_MS,
     });
     const forget = () => {
-      if (this.connection === opening) this.connection = null;
+      if (this.connection?.client === client) this.connection = null;
     };
     // A broken session has lost its locks; the next tryWith opens a fresh one.
     client.on("error", forget);
@@ -85,7 +96,7 @@ export class PostgresLease implements Lease {
         throw error;
       },
     );
-    this.connection = opening;
+    this.connection = { client, ready: opening };
     return opening;
   }
 }
@@ -93,11 +104,6 @@ export class PostgresLease implements Lease {
 const LOCK = "select pg_try_advisory_lock(hashtextextended($1, 0)) as locked";
 const UNLOCK = "select pg_advisory_unlock(hashtextextended($1, 0))";
 const QUERY_TIMEOUT_MS = 5_000;
-
-/** Drops a session (and with it every lock it held); its "end" makes the next tryWith reconnect. */
-function end(client: pg.Client) {
-  client.end().catch(() => {});
-}
 
 /**
  * The text hashed (by 64-bit `hashtextextended` in SQL, rather than 32-bit `hashtext`, so
