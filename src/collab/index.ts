@@ -42,9 +42,9 @@ export interface Collab {
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes" | "sweepIntervalMs">;
   auth: Pick<Auth, "verify">;
-  store: Pick<EventStore, "workspaceOf" | "readThread">;
+  store: Pick<EventStore, "workspaceOf" | "readThread" | "threadVersions">;
   engine: Engine;
   bus: Bus;
   lease: Lease;
@@ -108,6 +108,20 @@ export function createCollab(deps: CollabDeps): Collab {
   // can be claimed, so the agent gets the last acknowledged text. Every add, turn end and
   // session report may claim now, so the common case costs nothing: no document of the
   // thread here, or one with nothing typed on its way to the log, means no wait.
+  // A replica that missed its thread's last events without the bus saying so (a message
+  // lost, an instance paused) would show an old queue until the thread's next event: on the
+  // sweep interval, every document behind the log catches up with it.
+  const sweeper = setInterval(() => void catchUpBehind().catch((err: unknown) => logger.debug({ err }, "document sweep skipped")), config.sweepIntervalMs);
+  async function catchUpBehind() {
+    const docs = [...registry.openDocs()];
+    if (docs.length === 0) return;
+    const versions = await store.threadVersions(docs.map((d) => d.threadId));
+    for (const doc of docs) {
+      if ((versions.get(doc.threadId) ?? 0) <= doc.state.version) continue;
+      void doc.resync("missed").catch((err: unknown) => logger.warn({ err, threadId: doc.threadId }, "could not catch up with the log"));
+    }
+  }
+
   const removeBarrier = engine.addPreClaimBarrier(function commitTypedText(threadId) {
     const loading = registry.peek(threadId);
     if (!loading) return;
@@ -226,6 +240,7 @@ export function createCollab(deps: CollabDeps): Collab {
 
     async close() {
       closing = true;
+      clearInterval(sweeper);
       // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
       for (const client of clients) client.close(CLOSE.restarting, "server restarting");
       removeBarrier();

@@ -60,6 +60,14 @@ export class DocRegistry {
     return doc && !doc.closed && this.docs.has(threadId) ? doc : undefined;
   }
 
+  /** Every document loaded and open here. */
+  *openDocs(): IterableIterator<ThreadDoc> {
+    for (const threadId of this.loaded.keys()) {
+      const doc = this.peekLoaded(threadId);
+      if (doc) yield doc;
+    }
+  }
+
   dispatch(events: readonly StoredEvent[]): void {
     const byThread = new Map<string, StoredEvent[]>();
     for (const event of events) byThread.set(event.threadId, [...(byThread.get(event.threadId) ?? []), event]);

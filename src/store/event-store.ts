@@ -133,6 +133,14 @@ export class PrismaEventStore implements EventStore {
     });
   }
 
+  threadVersions(threadIds: readonly string[]): Promise<Map<string, number>> {
+    return guarded(async () => {
+      if (threadIds.length === 0) return new Map();
+      const rows = await this.db.sql.query<{ id: string; version: number }>(`select id, version from "Thread" where id = any($1::text[])`, [[...threadIds]]);
+      return new Map(rows.map((r) => [r.id, r.version]));
+    });
+  }
+
   turnOutcome(threadId: string, turnId: string): Promise<TurnOutcome | null> {
     return guarded(async () => {
       const [row] = await this.db.sql.query<{ status: string }>(`select status from "Turn" where "threadId" = $1 and "turnId" = $2`, [threadId, turnId]);

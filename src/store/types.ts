@@ -99,6 +99,8 @@ export interface EventStore {
   unacknowledgedDispatches(workspaceId: string): Promise<StoredEvent[]>;
   /** Threads that may have work: items pending or sending (startup recovery and sweeps). */
   threadsWithWork(): Promise<string[]>;
+  /** The log's version of each of these threads (deleted ones too); an unknown one is absent. */
+  threadVersions(threadIds: readonly string[]): Promise<Map<string, number>>;
   /** Workspace of a thread (for authorization), null when unknown or deleted. */
   workspaceOf(threadId: string): Promise<string | null>;
   /**
