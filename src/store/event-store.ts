@@ -205,11 +205,9 @@ export class PrismaEventStore implements EventStore {
 
   threadsWithWork(): Promise<string[]> {
     return guarded(async () => {
-      const rows = await this.db.prisma.queueItem.findMany({
-        where: { status: { in: ["pending", "sending"] } },
-        select: { threadId: true },
-        distinct: ["threadId"],
-      });
+      // Grouped in SQL: Prisma's `distinct` fetches every matching item and dedupes in memory,
+      // tens of thousands of rows on each sweep when queues are long.
+      const rows = await this.db.prisma.queueItem.groupBy({ by: ["threadId"], where: { status: { in: ["pending", "sending"] } } });
       return rows.map((r) => r.threadId);
     });
   }
