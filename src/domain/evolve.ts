@@ -1,4 +1,4 @@
-import { Map as PersistentMap, Set as PersistentSet } from "immutable";
+import { List as PersistentList, Map as PersistentMap, Set as PersistentSet } from "immutable";
 import type { DomainEvent } from "./events.js";
 import { compareGoing, isWaiting, placeAmong } from "./policy.js";
 import type { QueueItemState } from "./queue-item.js";
@@ -24,7 +24,7 @@ export const initialState = (threadId: string): ThreadState => ({
   messages: PersistentMap(),
   itemIds: PersistentSet(),
   sending: PersistentSet(),
-  waiting: [],
+  waiting: PersistentList(),
   lastPosition: null,
   createdAt: "",
   updatedAt: "",
@@ -35,9 +35,9 @@ const widen = (last: string | null, position: string): string | null => (last ==
 
 /**
  * The waiting order after item `id` changed from `before` (or was added, or left): the
- * same array when its place did not change (an edit, a lock), else a copy with it taken
- * out at its old place and put in at its new one. A new item usually goes last: no search
- * moves anything then but the copy.
+ * same list when its place did not change (an edit, a lock), else one with it taken out
+ * at its old place and put in at its new one. A new item usually goes last and a claimed
+ * one leaves first: the persistent list shares everything else with the one before.
  */
 const withWaiting = (state: ThreadState, id: string, before: QueueItemState | undefined): ThreadState => {
   const item = state.items.get(id);
@@ -45,10 +45,10 @@ const withWaiting = (state: ThreadState, id: string, before: QueueItemState | un
   const is = item !== undefined && isWaiting(item);
   if (!was && !is) return state;
   if (was && is && compareGoing(before, item) === 0) return state;
-  const waiting = [...state.waiting];
+  let waiting = state.waiting;
   // Found at its old place: the items around it have not changed.
-  if (was) waiting.splice(placeAmong(state.waiting, (w) => (w === id ? before : state.items.get(w)!), before), 1);
-  if (is) waiting.splice(placeAmong(waiting, (w) => state.items.get(w)!, item), 0, id);
+  if (was) waiting = waiting.delete(placeAmong(waiting, (w) => (w === id ? before : state.items.get(w)!), before));
+  if (is) waiting = waiting.insert(placeAmong(waiting, (w) => state.items.get(w)!, item), id);
   return { ...state, waiting };
 };
 
@@ -102,7 +102,7 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
     case "thread.renamed":
       return { ...s, title: e.payload.title };
     case "thread.deleted":
-      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear(), waiting: [] };
+      return { ...s, deleted: true, items: s.items.clear(), sending: s.sending.clear(), waiting: s.waiting.clear() };
     case "session.changed": {
       const gone = e.payload.status === "stopped" || e.payload.status === "error";
       return {

@@ -1,3 +1,4 @@
+import type { List as PersistentList } from "immutable";
 import type { Command } from "./commands.js";
 import type { Dispatch } from "./events.js";
 import { compareOrder } from "./ordering.js";
@@ -49,7 +50,7 @@ export function firstGoing(items: Iterable<QueueItemState>): QueueItemState | un
 
 /** The item that goes next (`firstGoing` of the queue), without a walk over it. */
 export const nextItem = (state: ThreadState): QueueItemState | undefined => {
-  const head = state.waiting[0];
+  const head = state.waiting.first();
   return head === undefined ? undefined : state.items.get(head);
 };
 
@@ -57,12 +58,12 @@ export const nextItem = (state: ThreadState): QueueItemState | undefined => {
  * Where `item` goes among `waiting` (ids in going order, their items given by `itemOf`):
  * the first index whose item does not go before it (a binary search).
  */
-export function placeAmong(waiting: readonly string[], itemOf: (id: string) => QueueItemState, item: QueueItemState): number {
+export function placeAmong(waiting: PersistentList<string>, itemOf: (id: string) => QueueItemState, item: QueueItemState): number {
   let low = 0;
-  let high = waiting.length;
+  let high = waiting.size;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (compareGoing(itemOf(waiting[mid]!), item) < 0) low = mid + 1;
+    if (compareGoing(itemOf(waiting.get(mid)!), item) < 0) low = mid + 1;
     else high = mid;
   }
   return low;

@@ -183,7 +183,7 @@ function checkInvariants(t: Thread, emitted: DomainEvent[], before: ThreadState)
   // The order evolve keeps is the rule's: the head is the one it picks by walking the queue,
   // and every waiting item is in it once, in going order.
   expect(nextItem(state)?.queueItemId).toBe(firstGoing(items)?.queueItemId);
-  expect(state.waiting).toEqual(items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId));
+  expect(state.waiting.toArray()).toEqual(items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId));
 
   // Version increases by one per event.
   expect(state.version).toBe(log.length);

@@ -1,4 +1,4 @@
-import { Map as PersistentMap } from "immutable";
+import { List as PersistentList, Map as PersistentMap } from "immutable";
 import { describe, expect, it } from "vitest";
 import {
   backoffMs, compareGoing, defaultDrainPolicy, dispatchDeadline, drainCommandDue, drainWakeAt, firstGoing, placeInLine, initialState, isFrozen, isWaiting,
@@ -68,7 +68,7 @@ describe("which item goes next (the rule evolve keeps the answer of), without so
   const state = (...items: ReturnType<typeof item>[]): ThreadState => ({
     ...initialState("t"),
     items: PersistentMap(items.map((i) => [i.queueItemId, i])),
-    waiting: items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId),
+    waiting: PersistentList(items.filter(isWaiting).sort(compareGoing).map((i) => i.queueItemId)),
   });
 
   it("with plain items, the head of queue order, ties broken by id", () => {
