@@ -246,6 +246,12 @@ export class Instance {
         }
       });
     });
+    // An instance no nemesis stopped must never exit: when one does, the run says why.
+    child.once("exit", (code, signal) => {
+      if (this.child !== child) return;
+      this.child = null;
+      console.error(`\n${this.name} EXITED by itself (${signal ?? `code ${code}`}); its last output:\n${this.stderr.slice(-6_000)}`);
+    });
   }
 
   /** The last lines the instance wrote (its warnings), for a failure's report. */
