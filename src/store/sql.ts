@@ -55,6 +55,12 @@ export function poolSql(pool: pg.Pool): SqlClient {
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A checked-out client has no listener of the pool's: the session ending between two
+      // statements (a server restart) would emit an error nobody hears, which ends the
+      // process. Heard here, it fails this transaction's next statement, and the client is
+      // not given back.
+      const onError = (error: Error) => (broken = error);
+      client.on("error", onError);
       try {
         await client.query("begin");
         const value = await fn({
@@ -71,6 +77,8 @@ export function poolSql(pool: pg.Pool): SqlClient {
         await client.query("rollback").catch((e: Error) => (broken = e));
         throw error;
       } finally {
+        // A broken client is discarded with our listener on: a late second error stays heard.
+        if (!broken) client.off("error", onError);
         client.release(broken);
       }
     },

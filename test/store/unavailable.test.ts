@@ -101,6 +101,30 @@ describe("store unavailable", () => {
     }
   });
 
+  // `npm run chaos` (restart-postgres) lost an instance this way: a session ended between two
+  // statements of a transaction emitted an error nobody listened to, which ends a process.
+  test.runIf(hasPostgres)("a transaction whose session the server ends between its statements fails, and the process and the next transaction go on (fault injected: pg_terminate_backend)", async () => {
+    const { url, drop } = await createTestDatabase();
+    const db = await openDatabase({ databaseUrl: url, dataDir: "unused" });
+    const admin = new pg.Client({ connectionString: postgresUrl! });
+    await admin.connect();
+    try {
+      const ended = db.sql.transaction(async (tx) => {
+        const [{ pid }] = await tx.query<{ pid: number }>("select pg_backend_pid() as pid");
+        await admin.query("select pg_terminate_backend($1)", [pid]);
+        // No statement of ours is running while the server's notice of the end arrives.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return tx.query("select 1");
+      });
+      await expect(ended).rejects.toThrow();
+      expect(await db.sql.transaction((tx) => tx.query<{ n: number }>("select 1 as n"))).toEqual([{ n: 1 }]);
+    } finally {
+      await admin.end();
+      await db.close();
+      await drop();
+    }
+  });
+
   test.runIf(hasPostgres)("connections killed by the server (pg_terminate_backend) are replaced and commands go on (fault injected)", async () => {
     const { url, drop } = await createTestDatabase();
     const db = await openDatabase({ databaseUrl: url, dataDir: "unused" });
