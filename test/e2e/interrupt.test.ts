@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runAgent, type Agent } from "../../client/agent.js";
+import { runAgent, type Agent, type Dispatch } from "../../client/agent.js";
 import { startEchoAgent } from "../../client/echo-agent.js";
 import { createTransport, type Transport } from "../../client/transport.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { testDrainConfig } from "./drain-harness.js";
 import { eventually } from "../support/poll.js";
 
-describe("thread.interrupt: the user stops the running turn through the agent runtime", () => {
+describe("a running turn: the user stops it through the agent runtime, or its runtime dies", () => {
   let server: TestServer;
   let user: Transport;
   beforeAll(async () => {
@@ -19,8 +19,8 @@ describe("thread.interrupt: the user stops the running turn through the agent ru
     await server?.close();
   });
 
-  const queue = (threadId: string, text: string) =>
-    user.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text } });
+  const queue = (threadId: string, text: string, delivery?: "steer") =>
+    user.queue.add.mutate({ threadId, message: { messageId: randomUUID(), text }, delivery });
 
   it("the echo agent's turn ends interrupted, the queue pauses and the next item waits", async () => {
     const agent: Agent = startEchoAgent({ url: server.url, token: await server.token("agent"), delayMs: 600_000, echo: () => {} });
@@ -67,6 +67,50 @@ describe("thread.interrupt: the user stops the running turn through the agent ru
         expect(snapshot.session.activeTurnId).toBeNull();
         expect(snapshot.queue.pauseReason).toBe("interrupted");
       }, 60_000);
+    } finally {
+      await second.close();
+    }
+  });
+
+  // `npm run chaos` (kill-agent seed 1) found this: the restarted runtime took the steer
+  // into the dead turn, so the turn stayed active and the thread never sent again.
+  it("a steer claimed into it is refused by the restarted runtime, the turn is ended, and the queue goes on", async () => {
+    const { threadId } = await user.thread.create.mutate({});
+    const token = await server.token("agent");
+    const dead = createTransport({ url: server.url, token, calls: "socket" });
+    await dead.agent.session.mutate({ threadId, status: "ready" });
+    const { queueItemId: first } = await queue(threadId, "runs on a runtime about to vanish");
+    await eventually(async () => expect((await user.thread.get.query({ threadId })).queue.items[0]?.status).toBe("sending"), 60_000);
+    await dead.agent.turnStarted.mutate({ threadId, queueItemId: first, turnId: "lost-turn" });
+    const { queueItemId: steer } = await queue(threadId, "sent now, into the running turn", "steer");
+    await eventually(async () => expect((await user.thread.get.query({ threadId })).queue.items[0]).toMatchObject({ queueItemId: steer, status: "sending" }), 60_000);
+    await dead.close();
+
+    const steered: Dispatch[] = [];
+    const turns: string[] = [];
+    const second = runAgent({
+      url: server.url,
+      token,
+      autoReady: true,
+      onTurn: async (turn) => {
+        turns.push(turn.dispatch.message.text);
+        await turn.start();
+      },
+      onSteer: async (dispatch) => {
+        steered.push(dispatch);
+      },
+    });
+    try {
+      await eventually(async () => {
+        const snapshot = await user.thread.get.query({ threadId });
+        expect(snapshot.session.activeTurnId).toBeNull();
+        expect(snapshot.queue.items).toMatchObject([{ queueItemId: steer, status: "failed", failureReason: expect.stringMatching(/ended with the agent runtime/) }]);
+      }, 60_000);
+      expect(steered).toEqual([]);
+
+      await user.queue.retry.mutate({ threadId, queueItemId: steer });
+      await eventually(async () => expect(turns).toEqual(["sent now, into the running turn"]), 60_000);
+      await eventually(async () => expect((await user.thread.get.query({ threadId })).queue.items).toEqual([]), 60_000);
     } finally {
       await second.close();
     }
