@@ -37,6 +37,9 @@ interface Typing {
  * after the keystrokes were refused and undone. This instance's own devices do not wait:
  * a claim here commits their text first (the pre-claim barrier).
  */
+/** How soon a lock the store could not take is asked for again. */
+const LOCK_RETRY_MS = 500;
+
 export class EditLocks {
   /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */
   private readonly until = new Map<string, number>();
@@ -94,21 +97,31 @@ export class EditLocks {
     }
   }
 
+  /**
+   * Takes the lock, trying again while the store is away: until it is in the log, the
+   * keystrokes stay on this instance. Let out without it, another instance could write the
+   * log's older text over them (it sees no lock), after their commit had already landed
+   * (`npm run chaos`, restart-postgres seed 12: the agent got text the device was told was
+   * refused). During an outage other instances' devices see this typing late, not wrongly.
+   */
   private take(id: string, forMs: number, actor: string): Promise<void> {
     const running = this.taking.get(id);
     if (running) return running;
-    const asked = Date.now();
     const command = QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs });
-    const done = this.host
-      .execute(command, actor)
-      .then(() => void this.until.set(id, asked + forMs))
-      .catch(async (err: unknown) => {
+    const attempt = async (): Promise<void> => {
+      const asked = Date.now();
+      try {
+        await this.host.execute(command, actor);
+        this.until.set(id, asked + forMs);
+      } catch (err) {
         if (err instanceof DomainError) return this.host.commit();
-        // The store is away: the keystrokes go out anyway (holding them would stall every
-        // device), and the edit itself retries; only the lock's promise is lost meanwhile.
-        this.host.logger.warn({ err, threadId: this.host.threadId, queueItemId: id }, "could not lock an item being typed in");
-      })
-      .finally(() => this.taking.delete(id));
+        if (this.closed) return;
+        this.host.logger.warn({ err, threadId: this.host.threadId, queueItemId: id }, "could not lock an item being typed in; trying again");
+        await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS).unref());
+        if (!this.closed) return attempt();
+      }
+    };
+    const done = attempt().finally(() => this.taking.delete(id));
     this.taking.set(id, done);
     return done;
   }

@@ -3,6 +3,7 @@ import * as Y from "yjs";
 import { createTurnqueueClient, type ThreadQueue } from "../../client/index.js";
 import { channels } from "../../src/cluster/bus.js";
 import type { Command, StoredEvent } from "../../src/domain/index.js";
+import { StoreUnavailableError } from "../../src/store/types.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { hasPostgres } from "../support/postgres.js";
 import { eventually, until } from "../support/poll.js";
@@ -85,6 +86,29 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     } finally {
       release();
     }
+  });
+
+  it("typed on A while the store cannot take A's edit lock (refused as unavailable: injected): a device on B sees the keystrokes only once a lock or the commit is in the log", async () => {
+    const { threadId, ids } = await createThread(a, ["draft"]);
+    const typist = await open(a, threadId, "ann");
+    const reader = await open(b, threadId, "bob");
+    await until(() => typist.get(ids[0]!)?.text === "draft" && reader.get(ids[0]!)?.text === "draft");
+    let away = true;
+    const restore = holdCommands(a, (c) => c.type === "queue.editLock" && c.forMs > 0, async () => {
+      if (away) throw new StoreUnavailableError("the store is away (injected)");
+    });
+    try {
+      typist.edit(ids[0]!, "draft, typed while A could not lock it");
+      // Well inside the coalescing window (1.5 s): nothing of it is in the log yet.
+      await pause(700);
+      expect(reader.get(ids[0]!)?.text).toBe("draft");
+      away = false;
+      await until(() => reader.get(ids[0]!)?.text === "draft, typed while A could not lock it");
+    } finally {
+      restore();
+    }
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(log.some((e) => e.type === "queue.item-edit-locked")).toBe(true);
   });
 
   it("typed on A into an item B already claimed, unheard of on A (B's bus messages dropped, A's drain held: injected): the answer to A's sync shows the typing undone, and the log has no edit", async () => {
