@@ -23,6 +23,8 @@ const claimOf = (log: StoredEvent[]) => {
   const claim = log.find((e) => e.type === "queue.item-send-started");
   return claim?.type === "queue.item-send-started" ? claim.payload : undefined;
 };
+/** The texts the log took for items, in order. */
+const editsIn = (log: StoredEvent[]): string[] => log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []));
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `hold` before each command of `server`'s engine that `matches` (the injected fault); returns the undo. */
@@ -157,7 +159,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       await typist.flush();
       expect(typist.get(id)?.text).toBe("draft, typed at once");
       const log = await a.services.store.readThread(threadId, 0);
-      expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["draft, typed at once"]);
+      expect(editsIn(log)).toEqual(["draft, typed at once"]);
     } finally {
       restore();
     }
@@ -193,7 +195,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // A ends its edit lock once the typing is committed: by then any late commit has landed.
     await until(async () => (await a.services.store.readThread(threadId, 0)).some((e) => e.type === "queue.item-edit-locked" && e.payload.until === null));
     const log = await a.services.store.readThread(threadId, 0);
-    const texts = log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []));
+    const texts = editsIn(log);
     expect(texts).toEqual(["typed first", "edited through the API after"]);
     await until(
       () => [typist, watcher].every((q) => q.get(ids[0]!)?.text === "edited through the API after"),
@@ -221,7 +223,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       bus.publish = publish;
     }
     const log = await b.services.store.readThread(threadId, 0);
-    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["hello world"]);
+    expect(editsIn(log)).toEqual(["hello world"]);
     expect(typist.get(ids[0]!)?.text).toBe("hello world");
   });
 
@@ -309,7 +311,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       () => [typist, watcher].map((q) => q.get(ids[0]!)?.text),
     );
     const log = await b.services.store.readThread(threadId, 0);
-    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["edited through the API", "edited through the API, then typed"]);
+    expect(editsIn(log)).toEqual(["edited through the API", "edited through the API, then typed"]);
   });
 
   it("an item added on A is removed on A while B's writer of it is between its reads of the log and the store (injected): B does not create it again", async () => {
@@ -418,7 +420,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       () => [typist, watcher].map((q) => q.get(ids[0]!)?.text),
     );
     const log = await b.services.store.readThread(threadId, 0);
-    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["typed during the outage", "edited through the API"]);
+    expect(editsIn(log)).toEqual(["typed during the outage", "edited through the API"]);
   });
 
   it("typed on a device while it was offline, over a text the API replaced meanwhile: on reconnecting its typing is refused (the device shows the API's text), never merged with it (an edit that only deletes too); typed offline over the log's text, it is kept", async () => {
@@ -427,19 +429,23 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const device = await open(a, threadId, "ann");
     const watcher = await open(b, threadId, "bob");
     await until(() => device.get(id)?.text === "v3" && watcher.get(id)?.text === "v3");
-    device.provider.disconnect();
-    device.edit(id, "v4");
-    await exec(b, threadId, { type: "queue.edit", queueItemId: id, text: "v12" });
-    await until(() => watcher.get(id)?.text === "v12", () => watcher.get(id)?.text);
-    device.provider.connect();
-    await device.whenSynced();
-    await device.flush();
-    // The device's "4" and the API's "12" went after the same "v": a CRDT merge makes "v412" or
+    /** The device types `typed` offline while the API replaces the text with `api`; then it reconnects and flushes. */
+    const typedOfflineOver = async (typed: string, api: string) => {
+      device.provider.disconnect();
+      device.edit(id, typed);
+      await exec(b, threadId, { type: "queue.edit", queueItemId: id, text: api });
+      await until(() => watcher.get(id)?.text === api, () => watcher.get(id)?.text);
+      device.provider.connect();
+      await device.whenSynced();
+      await device.flush();
+      await until(() => device.get(id)?.text === api, () => device.get(id)?.text);
+      await pause(2_000); // longer than the coalescing window: a commit of the merge would have landed
+    };
+    // The device's "4" and the API's "12" go after the same "v": a CRDT merge makes "v412" or
     // "v124", a text nobody wrote. The device's typing was on "v3", which the log no longer has.
-    await until(() => device.get(id)?.text === "v12", () => device.get(id)?.text);
-    await pause(2_000); // longer than the coalescing window: a commit of the merge would have landed
+    await typedOfflineOver("v4", "v12");
     const log = await a.services.store.readThread(threadId, 0);
-    expect(log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12"]);
+    expect(editsIn(log)).toEqual(["v12"]);
     await until(
       () => [device, watcher].every((q) => q.get(id)?.text === "v12"),
       () => [device, watcher].map((q) => q.get(id)?.text),
@@ -452,22 +458,14 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     await device.whenSynced();
     await device.flush();
     const after = await a.services.store.readThread(threadId, 0);
-    expect(after.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12", "v12, typed on the plane"]);
+    expect(editsIn(after)).toEqual(["v12", "v12, typed on the plane"]);
     await until(() => watcher.get(id)?.text === "v12, typed on the plane", () => watcher.get(id)?.text);
 
     // An API edit that only deletes is held to the same rule: its write also inserts, so the
     // device's state vector shows it lacks it (merged, this would be "v12, typed!!").
     await until(() => device.get(id)?.text === "v12, typed on the plane");
-    device.provider.disconnect();
-    device.edit(id, "v12, typed on the plane!!");
-    await exec(b, threadId, { type: "queue.edit", queueItemId: id, text: "v12, typed" });
-    await until(() => watcher.get(id)?.text === "v12, typed", () => watcher.get(id)?.text);
-    device.provider.connect();
-    await device.whenSynced();
-    await device.flush();
-    await until(() => device.get(id)?.text === "v12, typed", () => device.get(id)?.text);
-    await pause(2_000);
+    await typedOfflineOver("v12, typed on the plane!!", "v12, typed");
     const last = await a.services.store.readThread(threadId, 0);
-    expect(last.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []))).toEqual(["v12", "v12, typed on the plane", "v12, typed"]);
+    expect(editsIn(last)).toEqual(["v12", "v12, typed on the plane", "v12, typed"]);
   });
 });

@@ -11,8 +11,8 @@ import { eventually } from "../support/poll.js";
  */
 function holdDispatchStreams(feed: EventFeed) {
   const stream = feed.stream.bind(feed);
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
+  let letGo!: () => void;
+  const released = new Promise<void>((resolve) => (letGo = resolve));
   let live!: () => void;
   /** A stream read its backlog and waits on live events: a claim from now on comes live. */
   const reading = new Promise<void>((resolve) => (live = resolve));
@@ -35,7 +35,7 @@ function holdDispatchStreams(feed: EventFeed) {
     reading,
     release: () => {
       feed.stream = stream;
-      release();
+      letGo();
     },
   };
 }
