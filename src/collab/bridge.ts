@@ -283,7 +283,16 @@ export class Bridge {
   known(ids: Iterable<string> = itemsOf(this.host.doc).keys(), state: ThreadState = this.host.state()): void {
     for (const id of ids) {
       const truth = state.items.get(id);
-      if (truth && (this.textOf(id) === truth.text || this.lastSeen.get(id) === truth.text)) this.setBase(id, truth.text, state.version, true);
+      const shown = this.textOf(id);
+      if (!truth || (shown !== truth.text && this.lastSeen.get(id) !== truth.text)) continue;
+      const before = this.bases.get(id)?.text;
+      if (!this.setBase(id, truth.text, state.version, true) || before === truth.text || shown !== truth.text) continue;
+      // A new base the document shows, written by a write this replica did not see as such (a
+      // document loaded from the store): a device typing on it held every character it shows.
+      // Without this, offline typing that reached a replica loaded after an API edit was merged
+      // into that edit's text (`npm run chaos`, kill-and-restart-redis seed 13: "v21").
+      const text = itemsOf(this.host.doc).get(id)?.get("text");
+      if (text instanceof Y.Text) this.written.set(id, contentClocks(text));
     }
   }
 
@@ -338,14 +347,15 @@ export class Bridge {
     return text instanceof Y.Text ? text.toString() : undefined;
   }
 
-  /** A newer base (or the same one, now known to be held by the document: `merged`). */
-  private setBase(id: string, text: string, version: number, merged: boolean): void {
+  /** A newer base (or the same one, now known to be held by the document: `merged`); whether it was set. */
+  private setBase(id: string, text: string, version: number, merged: boolean): boolean {
     const base = this.bases.get(id);
-    if (base && (base.version > version || (base.version === version && !merged))) return;
+    if (base && (base.version > version || (base.version === version && !merged))) return false;
     this.bases.set(id, { text, version });
     this.lastSeen.delete(id);
     if (merged) this.unmerged.delete(id);
     else this.unmerged.add(id);
+    return true;
   }
 
   /**
@@ -522,6 +532,17 @@ export class Bridge {
       await this.host.resync().catch(() => {});
     });
   }
+}
+
+/** Per client, the clock just past the last character the text shows: a replica holding these holds every visible character. */
+function contentClocks(text: Y.Text): Map<number, number> {
+  const clocks = new Map<number, number>();
+  for (let item = text._start; item !== null; item = item.right) {
+    if (item.deleted) continue;
+    const end = item.id.clock + item.length;
+    if (end > (clocks.get(item.id.client) ?? 0)) clocks.set(item.id.client, end);
+  }
+  return clocks;
 }
 
 /** Counts one more (+1) or one fewer (-1) of `id`'s pending operations; a count of zero leaves no key. */

@@ -30,12 +30,14 @@ interface Typing {
  * `editLockMs` after its last keystroke; typing without such a presence, only until the
  * text is committed. Then the text is committed and this instance's lock ended.
  *
- * The relay of keystrokes to other instances waits for their lock (`typed` resolves): a
- * keystroke a device there has seen is covered by a lock in the log that lasts until it is
- * committed, so a claim decided anywhere after that sees either the lock or the committed
- * text. A lock refused (the item was claimed or removed meanwhile) lets that relay go only
- * after the keystrokes were refused and undone. This instance's own devices do not wait:
- * a claim here commits their text first (the pre-claim barrier).
+ * The keystrokes leave this instance (bus and store) only once their lock is answered
+ * (`typed` resolves): a keystroke another instance has seen is covered by a lock in the log
+ * that lasts until it is committed, so a claim decided anywhere after that sees either the
+ * lock or the committed text, and no writer of the log's text writes an older one over it.
+ * A lock refused (the item was claimed or removed meanwhile) lets them go at once: the
+ * commit, refused too, undoes them (it waits for them to be stored, so it cannot come first).
+ * This instance's own devices do not wait: a claim here commits their text first (the
+ * pre-claim barrier).
  */
 /** How soon a lock the store could not take is asked for again. */
 const LOCK_RETRY_MS = 500;
@@ -114,7 +116,8 @@ export class EditLocks {
         await this.host.execute(command, actor);
         this.until.set(id, asked + forMs);
       } catch (err) {
-        if (err instanceof DomainError) return this.host.commit();
+        // The commit waits for these keystrokes to leave: it is started, not awaited.
+        if (err instanceof DomainError) return void this.host.commit();
         if (this.closed) return;
         this.host.logger.warn({ err, threadId: this.host.threadId, queueItemId: id }, "could not lock an item being typed in; trying again");
         await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS).unref());

@@ -85,9 +85,16 @@ export class ThreadDoc {
    */
   private reviewing = false;
   private readonly localOutbox: { update: Uint8Array; origin: unknown }[] = [];
-  /** While above zero, this replica's own updates wait in `busOutbox` instead of reaching the other instances (their edit locks). */
-  private busHold = 0;
-  private readonly busOutbox: Uint8Array[] = [];
+  /**
+   * While above zero, this replica's own updates wait in `heldOutbox` instead of leaving this
+   * instance: keystrokes reach the other instances, by bus or through the store, only once
+   * their edit lock is in the log (see `EditLocks`). Through the store too: another instance's
+   * writer of an API edit's text merges the stored document, and without a lock to see it
+   * wrote the log's older text over them (`npm run chaos`, kill-and-restart-redis seed 13).
+   */
+  private hold = 0;
+  private readonly heldOutbox: Uint8Array[] = [];
+  private holdWaiters: (() => void)[] = [];
   /** Events and resyncs are applied one at a time, in order. */
   private applying: Promise<void> = Promise.resolve();
   private unsubscribe: (() => Promise<void>)[] = [];
@@ -291,7 +298,7 @@ export class ThreadDoc {
     // merged with its undoing (no one sees it). This instance's clients get it as soon as the
     // review is done; other instances only once the items typed into are locked in the log.
     this.reviewing = true;
-    this.busHold++;
+    this.hold++;
     try {
       Y.applyUpdate(this.doc, update, client);
       if (undo) this.doc.transact(() => { while (undo.undoStack.length > 0) undo.undo(); }, SERVER);
@@ -312,8 +319,8 @@ export class ThreadDoc {
         try {
           locked = typed && this.locks.typed(typed.client, typed.typed);
         } finally {
-          if (locked) void locked.finally(() => this.releaseBus());
-          else this.releaseBus();
+          if (locked) void locked.finally(() => this.releaseHold());
+          else this.releaseHold();
         }
       }
     }
@@ -415,7 +422,8 @@ export class ThreadDoc {
   private afterBusOutage(): void {
     if (this.closed) return;
     this.publishDoc((e) => syncProtocol.writeSyncStep1(e, this.doc));
-    this.publishDoc((e) => syncProtocol.writeUpdate(e, Y.encodeStateAsUpdate(this.doc)));
+    // The whole document, held keystrokes too: once they may leave.
+    void this.released().then(() => this.publishDoc((e) => syncProtocol.writeUpdate(e, Y.encodeStateAsUpdate(this.doc))));
     void this.resync("missed").catch((err: unknown) => this.deps.logger.warn({ err, threadId: this.threadId }, "could not catch up after a bus outage"));
   }
 
@@ -474,6 +482,8 @@ export class ThreadDoc {
    * (`Bridge.followed` counts on it). Only what the store is not known to hold is written.
    */
   private async stored(): Promise<void> {
+    // Keystrokes waiting for their lock are not in the store yet: a commit goes after the lock.
+    await this.released();
     // Nothing came by bus: everything the document holds was pushed by this replica (one
     // instance, or a quiet peer), and waiting for those pushes is enough.
     if (!this.busSinceStored) return this.deps.writer.flushed();
@@ -545,7 +555,9 @@ export class ThreadDoc {
             }
           }, SERVER);
           this.bridge.known(ids.map(([id]) => id), state);
-          // Stored before the lease goes: the next writer merges it first.
+          // Stored before the lease goes: the next writer merges it first (held behind an edit
+          // lock on its way, it is not in the store yet, and another writer would write it again).
+          await this.released();
           await this.deps.writer.flushed();
         });
         written = held.acquired;
@@ -594,6 +606,8 @@ export class ThreadDoc {
   /** Commits what clients wrote, stores the document, leaves the bus. Clients must be gone. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // A lock the store cannot take is no longer asked for: the commit waiting for it goes on.
+    this.locks.close();
     await this.bridge.close().catch((err: unknown) => this.deps.logger.error({ err, threadId: this.threadId }, "edits not committed at unload"));
     await this.applying.catch(() => {});
     this.closed = true;
@@ -625,10 +639,20 @@ export class ThreadDoc {
     // Another instance's updates cannot depend on ours still held: they pass.
     if (this.reviewing && origin !== REMOTE) this.localOutbox.push({ update, origin });
     else this.sendToClients(update, origin);
-    if (origin !== REMOTE) this.deps.writer.push(this.threadId, update);
     if (origin === REMOTE) return;
-    if (this.busHold > 0) this.busOutbox.push(update);
-    else this.publishUpdate(update);
+    if (this.hold > 0) this.heldOutbox.push(update);
+    else this.sendOut(update);
+  }
+
+  /** To the store and the other instances. */
+  private sendOut(update: Uint8Array): void {
+    this.deps.writer.push(this.threadId, update);
+    this.publishUpdate(update);
+  }
+
+  /** Resolves once nothing this replica wrote waits for an edit lock to leave the instance. */
+  private released(): Promise<void> {
+    return this.hold === 0 ? Promise.resolve() : new Promise((resolve) => this.holdWaiters.push(resolve));
   }
 
   /** To this instance's clients, but the one it came from. */
@@ -651,11 +675,12 @@ export class ThreadDoc {
     this.sendToClients(Y.mergeUpdates(held.map((h) => h.update)), null);
   }
 
-  /** The held updates go out to the other instances, in order, as one update once no hold is left. */
-  private releaseBus(): void {
-    if (--this.busHold > 0 || this.busOutbox.length === 0 || this.closed) return;
-    const held = this.busOutbox.splice(0);
-    this.publishUpdate(held.length === 1 ? held[0] : Y.mergeUpdates(held));
+  /** The held updates leave the instance, in order, as one update once no hold is left. */
+  private releaseHold(): void {
+    if (--this.hold > 0) return;
+    const held = this.heldOutbox.splice(0);
+    if (held.length > 0 && !this.closed) this.sendOut(held.length === 1 ? held[0] : Y.mergeUpdates(held));
+    for (const resolve of this.holdWaiters.splice(0)) resolve();
   }
 
   private onAwareness({ added, updated, removed }: AwarenessChange, origin: unknown): void {
@@ -689,7 +714,8 @@ export class ThreadDoc {
       switch (type) {
         case syncProtocol.messageYjsSyncStep1: {
           const stateVector = decoding.readVarUint8Array(decoder);
-          this.publishDoc((e) => syncProtocol.writeSyncStep2(e, this.doc, stateVector));
+          // What this replica has that the asker lacks, held keystrokes too: once they may leave.
+          void this.released().then(() => this.publishDoc((e) => syncProtocol.writeSyncStep2(e, this.doc, stateVector)));
           break;
         }
         case syncProtocol.messageYjsSyncStep2:

@@ -237,9 +237,10 @@ class Context {
     }
     const events = threadId ? (this.run.log.get(threadId) ?? []) : [];
     for (const e of events) {
-      const payload = e.payload as { queueItemId?: string; text?: string; message?: { text: string }; dispatchId?: string; reason?: string };
+      const payload = e.payload as { queueItemId?: string; text?: string; message?: { text: string }; dispatchId?: string; reason?: string; holder?: string; until?: string | null };
       if (queueItemId && payload.queueItemId !== queueItemId) continue;
-      const detail = payload.message?.text ?? payload.text ?? payload.reason;
+      // A lock names its holder (an instance's collab side): which instance was typing in the item.
+      const detail = payload.message?.text ?? payload.text ?? payload.reason ?? (payload.holder !== undefined ? `${payload.holder} until ${payload.until}` : undefined);
       lines.push({ at: Date.parse(e.createdAt), line: `log v${e.version} ${e.type} by ${e.actor}${detail !== undefined ? ` ${JSON.stringify(detail)}` : ""}` });
     }
     if (lines.length > 0) {

@@ -233,13 +233,13 @@ export class Instance {
     this.child = child;
     this.stopped = false;
     child.stderr!.on("data", (chunk: Buffer) => {
-      this.stderr = (this.stderr + chunk.toString()).slice(-20_000);
+      this.stderr = (this.stderr + chunk.toString()).slice(-200_000);
     });
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`${this.name} exited (${code}) before serving:\n${this.stderr}`));
       child.once("exit", onExit);
       createInterface({ input: child.stdout! }).on("line", (line) => {
-        this.stderr = (this.stderr + line + "\n").slice(-20_000);
+        this.stderr = (this.stderr + line + "\n").slice(-200_000);
         if (/serving http/.test(line)) {
           child.off("exit", onExit);
           resolve();

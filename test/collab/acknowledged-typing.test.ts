@@ -113,6 +113,42 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     expect(log.some((e) => e.type === "queue.item-edit-locked")).toBe(true);
   });
 
+  it("typed on A while A's edit lock is held up (injected delay), B catching up with an API edit it missed (A's events to B dropped: injected): B does not write the log's older text over keystrokes the lock does not cover yet", async () => {
+    const { threadId, ids } = await createThread(a, ["v0"]);
+    const id = ids[0]!;
+    const typist = await open(a, threadId, "ann");
+    const reader = await open(b, threadId, "bob");
+    await until(() => typist.get(id)?.text === "v0" && reader.get(id)?.text === "v0");
+    const undrop = dropEvents(a, threadId);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const unhold = holdCommands(a, (c) => c.type === "queue.editLock" && c.forMs > 0, () => gate);
+    try {
+      // A writes the API's text into the documents; B's replica has it, B's state not the edit.
+      await exec(a, threadId, { type: "queue.edit", queueItemId: id, text: "v1" });
+      await until(() => typist.get(id)?.text === "v1" && reader.get(id)?.text === "v1");
+      typist.edit(id, "v2");
+      await pause(300);
+      // A command on B shows B the gap: B catches up, and its writer of the missed edit's text
+      // merges the stored document. The keystrokes must not be there before their lock is in the log.
+      await addItem(b, threadId, "another");
+      await pause(500);
+      release();
+      await typist.flush();
+      expect(typist.get(id)?.text).toBe("v2");
+    } finally {
+      release();
+      unhold();
+      undrop();
+    }
+    await pause(2_000); // longer than the coalescing window: a commit of an older text would have landed
+    expect(editsIn(await b.services.store.readThread(threadId, 0))).toEqual(["v1", "v2"]);
+    await until(
+      () => [typist, reader].every((q) => q.get(id)?.text === "v2"),
+      () => [typist, reader].map((q) => q.get(id)?.text),
+    );
+  });
+
   it("typed on A into an item B already claimed, unheard of on A (B's bus messages dropped, A's drain held: injected): the answer to A's sync shows the typing undone, and the log has no edit", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
@@ -467,5 +503,40 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     await typedOfflineOver("v12, typed on the plane!!", "v12, typed");
     const last = await a.services.store.readThread(threadId, 0);
     expect(editsIn(last)).toEqual(["v12", "v12, typed on the plane", "v12, typed"]);
+  });
+
+  it("typed on a device while it was offline, over a text the API replaced meanwhile, its instance's replica unloaded and loaded again from the store meanwhile (idle): on reconnecting its typing is refused, never merged", async () => {
+    // A replica loaded from the store never saw the write of the API's text happen: it still
+    // knows the device lacks it (`npm run chaos`, kill-and-restart-redis seed 13 merged "v1" and "v2" into "v21").
+    const idle = await startInstancePair(redisUrl, { editCoalesceMs: 1_500, docIdleMs: 50 });
+    try {
+      const { threadId, ids } = await createThread(idle.a, ["v3"]);
+      const id = ids[0]!;
+      const device = await open(idle.a, threadId, "ann");
+      const watcher = await open(idle.b, threadId, "bob");
+      await until(() => device.get(id)?.text === "v3" && watcher.get(id)?.text === "v3");
+      const unloads = async () => {
+        const metric = await idle.a.services.metrics.getSingleMetric("turnqueue_collab_document_loads_total")!.get();
+        return metric.values.find((v) => v.labels.event === "unload")?.value ?? 0;
+      };
+      const before = await unloads();
+      device.provider.disconnect();
+      device.edit(id, "v4");
+      await until(async () => (await unloads()) > before);
+      await exec(idle.b, threadId, { type: "queue.edit", queueItemId: id, text: "v12" });
+      await until(() => watcher.get(id)?.text === "v12", () => watcher.get(id)?.text);
+      device.provider.connect();
+      await device.whenSynced();
+      await device.flush();
+      await until(() => device.get(id)?.text === "v12", () => device.get(id)?.text);
+      await pause(2_000); // longer than the coalescing window: a commit of the merge would have landed
+      expect(editsIn(await idle.a.services.store.readThread(threadId, 0))).toEqual(["v12"]);
+      await until(
+        () => [device, watcher].every((q) => q.get(id)?.text === "v12"),
+        () => [device, watcher].map((q) => q.get(id)?.text),
+      );
+    } finally {
+      await idle.close();
+    }
   });
 });
