@@ -417,6 +417,60 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     );
   });
 
+  it("typed on A and committed while B's writer of an API text waits for the answer to its read of the log (a paused instance: injected): B does not write the log's older text over it", async () => {
+    const { threadId, ids } = await createThread(a, ["v0"]);
+    const id = ids[0]!;
+    const typist = await open(a, threadId, "ann");
+    const reader = await open(b, threadId, "bob");
+    await until(() => typist.get(id)?.text === "v0" && reader.get(id)?.text === "v0");
+    // B's writer of the API's text goes second (A's has written it), and the answer to its
+    // second read of the log reaches it only after A's typing was committed and relayed.
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let reads = -1;
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await gate;
+      reads = 0;
+      try {
+        return await tryWith.call(lease, key, fn);
+      } finally {
+        reads = -1;
+      }
+    }) as typeof lease.tryWith;
+    const store = b.services.store;
+    const readThread = store.readThread;
+    let struck = false;
+    store.readThread = async (thread, after) => {
+      const events = await readThread.call(store, thread, after);
+      if (thread === threadId && reads >= 0 && ++reads === 2 && !struck) {
+        struck = true;
+        typist.edit(id, "v1, typed");
+        await typist.flush();
+        await until(() => reader.get(id)?.text === "v1, typed", () => reader.get(id)?.text);
+      }
+      return events;
+    };
+    try {
+      await exec(a, threadId, { type: "queue.edit", queueItemId: id, text: "v1" });
+      await until(() => typist.get(id)?.text === "v1" && reader.get(id)?.text === "v1");
+      letGo();
+      await until(() => struck);
+      await pause(1_000); // B's writer answered with the older log
+    } finally {
+      letGo();
+      lease.tryWith = tryWith;
+      store.readThread = readThread;
+    }
+    expect(editsIn(await b.services.store.readThread(threadId, 0))).toEqual(["v1", "v1, typed"]);
+    await until(
+      () => [typist, reader].every((q) => q.get(id)?.text === "v1, typed"),
+      () => [typist, reader].map((q) => q.get(id)?.text),
+    );
+  });
+
   it("typed on A and then edited through the API on A while B heard nothing (A's bus messages dropped, A's text writer held: injected): B catching up does not commit the typed text over the API's", async () => {
     const { threadId, ids } = await createThread(a, ["draft"]);
     const typist = await open(a, threadId, "ann");
