@@ -5,6 +5,8 @@
  * the document state in the store are the truth; the bus only makes things fast).
  */
 export interface Bus {
+  /** Whether other instances can be at the other end (false: this process is the only one). */
+  readonly shared: boolean;
   publish(channel: string, message: Uint8Array): Promise<void>;
   /** Resolves once the subscription is live; the returned function ends it. */
   subscribe(channel: string, handler: (message: Uint8Array) => void): Promise<() => Promise<void>>;
@@ -28,6 +30,7 @@ export const channels = {
 } as const;
 
 export class InProcessBus implements Bus {
+  readonly shared = false;
   private readonly handlers = new Map<string, Set<(m: Uint8Array) => void>>();
 
   async publish(channel: string, message: Uint8Array): Promise<void> {

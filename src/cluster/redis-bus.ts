@@ -31,6 +31,7 @@ interface Subscription {
  * (catch up from the log by version/seq, reload document state) when they see a gap.
  */
 export class RedisBus implements Bus {
+  readonly shared = true;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly reconnected = new Set<() => void>();
   /** A connection was lost and the listeners have not been told it is back. */

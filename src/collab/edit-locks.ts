@@ -9,6 +9,8 @@ export interface EditLockHost {
   readonly logger: Logger;
   readonly editLockMs: number;
   readonly editCoalesceMs: number;
+  /** No other instance can claim this thread's items (one process, an in-process bus). */
+  readonly alone: boolean;
   execute(command: Command, actor: string): Promise<unknown>;
   /** Whether the connection's presence names this item as the one it is typing in. */
   names(client: Client, itemId: string): boolean;
@@ -61,6 +63,9 @@ export class EditLocks {
       typing.last = now;
       this.typing.set(id, typing);
       this.arm(id, typing);
+      // Alone, a claim here commits the typed text first anyway (the pre-claim barrier): a lock
+      // is then only for a person, whose presence names the item, to finish typing.
+      if (this.host.alone && !this.host.names(client, id)) continue;
       // Renewed once half of it has passed, so it outlasts the commit of what is relayed now.
       if ((this.until.get(id) ?? 0) - now >= this.host.editLockMs / 2) continue;
       waits.push(this.take(id, this.host.editLockMs, client.actor));
@@ -88,10 +93,11 @@ export class EditLocks {
     if (this.closed || this.typing.get(id) !== typing) return;
     this.typing.delete(id);
     // From here a keystroke takes a new lock before it is relayed.
-    this.until.delete(id);
+    const locked = this.until.delete(id);
     try {
       await this.host.commit();
-      if (this.closed || this.until.has(id) || this.typing.has(id)) return;
+      // No lock of this instance to end (alone, typing without presence takes none).
+      if (!locked || this.closed || this.until.has(id) || this.typing.has(id)) return;
       await this.host.execute(QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs: 0 }), typing.client.actor);
     } catch (err) {
       // Refused: the item left the queue, and its lock with it. Otherwise the lock lapses by itself.

@@ -145,6 +145,7 @@ export class ThreadDoc {
       logger: deps.logger,
       editLockMs: deps.editLockMs,
       editCoalesceMs: deps.editCoalesceMs,
+      alone: !deps.bus.shared,
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       names: (client, itemId) => [...client.awarenessIds].some((id) => editingItemOf(this.awareness.getStates().get(id)) === itemId),
       commit: () => this.bridge.flush(),

@@ -23,7 +23,8 @@ describe("typed text is committed before its item is claimed or its document unl
     expect((await projection(server, threadId)).items[0].text).toBe("fix the bug");
 
     await exec(server, threadId, { type: "agent.session", status: "ready" }, "agent:a");
-    // The drain reactor claims on its own once the typing's edit lock ends.
+    // The drain reactor claims at once: on a lone instance typing without a presence naming
+    // the item takes no edit lock, and the claim's barrier commits the typed text first.
     const log = await eventually(async () => {
       const events = await server.services.store.readThread(threadId, 0);
       expect(events.map((e) => e.type)).toContain("queue.item-send-started");
@@ -34,6 +35,7 @@ describe("typed text is committed before its item is claimed or its document unl
     const edit = log.findIndex((e) => e.type === "queue.item-edited");
     expect(edit).toBeGreaterThan(-1);
     expect(edit).toBeLessThan(log.indexOf(claim!));
+    expect(log.some((e) => e.type === "queue.item-edit-locked")).toBe(false);
     await until(async () => (await projection(server, threadId)).items[0]?.status === "sending");
     typist.destroy();
     watcher.destroy();

@@ -19,6 +19,7 @@ import { openDatabase, type Database } from "../../src/store/database.js";
 
 /** Fault injected: a bus that loses every message (the Bus contract allows loss). */
 class LosingBus implements Bus {
+  readonly shared = false;
   async publish(): Promise<void> {}
   async subscribe() {
     return async () => {};
