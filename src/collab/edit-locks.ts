@@ -48,6 +48,8 @@ export class EditLocks {
   /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */
   private readonly until = new Map<string, number>();
   private readonly taking = new Map<string, Promise<void>>();
+  /** Per item being locked: lets what waits for the lock go once its event is applied here. */
+  private readonly landing = new Map<string, () => void>();
   private readonly typing = new Map<string, Typing>();
   private closed = false;
 
@@ -71,6 +73,19 @@ export class EditLocks {
       waits.push(this.take(id, this.host.editLockMs, client.actor));
     }
     return waits.length === 0 ? null : Promise.all(waits).then(() => undefined);
+  }
+
+  /**
+   * This instance's lock on the item is in the log: its event was applied here. What waits
+   * for the lock goes now, not at the command's answer, which comes only after this
+   * instance's readers of the commit are done: one of them (the writer of an API text
+   * committed in the same append) waits for the keystrokes the lock holds back.
+   */
+  landed(id: string, until: number): void {
+    const land = this.landing.get(id);
+    if (!land) return;
+    this.until.set(id, until);
+    land();
   }
 
   close(): void {
@@ -130,7 +145,15 @@ export class EditLocks {
         if (!this.closed) return attempt();
       }
     };
-    const done = attempt().finally(() => this.taking.delete(id));
+    let land!: () => void;
+    const done: Promise<void> = new Promise<void>((resolve) => {
+      land = resolve;
+      void attempt().then(resolve, resolve);
+    }).finally(() => {
+      if (this.taking.get(id) === done) this.taking.delete(id);
+      if (this.landing.get(id) === land) this.landing.delete(id);
+    });
+    this.landing.set(id, land);
     this.taking.set(id, done);
     return done;
   }

@@ -345,6 +345,9 @@ export class ThreadDoc {
           if (place === "gap") return void (stop = "gap");
           this.state = evolve(this.state, event);
           writeEvent(this.doc, event, this.state);
+          if (event.type === "queue.item-edit-locked" && event.payload.holder === this.holder && event.payload.until !== null) {
+            this.locks.landed(event.payload.queueItemId, Date.parse(event.payload.until));
+          }
           if (event.type === "thread.deleted") return void (stop = "gone");
           const edited = editedText(event);
           if (edited && !texts.includes(edited)) texts.push(edited);

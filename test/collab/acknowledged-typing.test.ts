@@ -26,6 +26,9 @@ const claimOf = (log: StoredEvent[]) => {
 /** The texts the log took for items, in order. */
 const editsIn = (log: StoredEvent[]): string[] => log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []));
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** `promise`, or a failure naming what never came. */
+const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref())]);
 
 /** Runs `hold` before each command of `server`'s engine that `matches` (the injected fault); returns the undo. */
 function holdCommands(server: TestServer, matches: (command: Command) => boolean, hold: () => Promise<void>): () => void {
@@ -147,6 +150,50 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       () => [typist, reader].every((q) => q.get(id)?.text === "v2"),
       () => [typist, reader].map((q) => q.get(id)?.text),
     );
+  });
+
+  it("typed on A into one item while the API edits another on A, the keystrokes' edit lock and the edit decided in one append (A's thread busy: injected): both are answered, and B gets both texts", async () => {
+    const { threadId, ids } = await createThread(a, ["v0", "other"]);
+    const [typed, edited] = [ids[0]!, ids[1]!];
+    const typist = await open(a, threadId, "ann");
+    const reader = await open(b, threadId, "bob");
+    await until(() => typist.get(typed)?.text === "v0" && reader.get(edited)?.text === "other");
+    // The thread's lane is busy with a slow append: the lock and the edit wait in its mailbox
+    // and go as one chain. The edit is answered once its text is written into the document,
+    // and that write must not wait for the lock's answer, which comes after it (the same append).
+    const store = a.services.store;
+    const appendChain = store.appendChain;
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    let held = false;
+    store.appendChain = async (requests) => {
+      if (!held && requests.some((r) => r.threadId === threadId)) {
+        held = true;
+        await gate;
+      }
+      return appendChain.call(store, requests);
+    };
+    let answered: Promise<unknown>;
+    try {
+      const paused = exec(a, threadId, { type: "queue.pause" });
+      await until(() => held);
+      typist.edit(typed, "v0, typed");
+      answered = exec(a, threadId, { type: "queue.edit", queueItemId: edited, text: "other, edited" });
+      await pause(300);
+      letGo();
+      await paused;
+    } finally {
+      letGo();
+      store.appendChain = appendChain;
+    }
+    await withTimeout(answered, 10_000, "the API edit was never answered");
+    await withTimeout(typist.flush(), 10_000, "the typing was never acknowledged");
+    await until(
+      () => reader.get(edited)?.text === "other, edited" && reader.get(typed)?.text === "v0, typed",
+      () => reader.entries.map((e) => e.text),
+    );
+    const log = await b.services.store.readThread(threadId, 0);
+    expect(editsIn(log).sort()).toEqual(["other, edited", "v0, typed"]);
   });
 
   it("typed on A into an item B already claimed, unheard of on A (B's bus messages dropped, A's drain held: injected): the answer to A's sync shows the typing undone, and the log has no edit", async () => {
