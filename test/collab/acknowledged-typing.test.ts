@@ -26,6 +26,11 @@ const claimOf = (log: StoredEvent[]) => {
 /** The texts the log took for items, in order. */
 const editsIn = (log: StoredEvent[]): string[] => log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []));
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A promise and the function that resolves it: a fault's gate, or a sign that something happened. */
+const latch = (): [Promise<void>, () => void] => {
+  let resolve!: () => void;
+  return [new Promise<void>((r) => (resolve = r)), resolve];
+};
 /** `promise`, or a failure naming what never came. */
 const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref())]);
@@ -123,8 +128,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const reader = await open(b, threadId, "bob");
     await until(() => typist.get(id)?.text === "v0" && reader.get(id)?.text === "v0");
     const undrop = dropEvents(a, threadId);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const [gate, release] = latch();
     const unhold = holdCommands(a, (c) => c.type === "queue.editLock" && c.forMs > 0, () => gate);
     try {
       // A writes the API's text into the documents; B's replica has it, B's state not the edit.
@@ -163,8 +167,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // and that write must not wait for the lock's answer, which comes after it (the same append).
     const store = a.services.store;
     const appendChain = store.appendChain;
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const [gate, letGo] = latch();
     let held = false;
     store.appendChain = async (requests) => {
       if (!held && requests.some((r) => r.threadId === threadId)) {
@@ -208,8 +211,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       channel === channels.doc(threadId) || (channel === channels.events && Buffer.from(message).toString().includes(threadId))
         ? Promise.resolve()
         : publish.call(bus, channel, message);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const [held, release] = latch();
     const unhold = holdCommands(a, (c) => c.type === "drain.claim", () => held);
     try {
       await exec(b, threadId, { type: "agent.session", status: "ready" }, "agent:a");
@@ -319,8 +321,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const restore = dropEvents(a, threadId);
     const sql = a.services.db.sql;
     const query = sql.query;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const [held, release] = latch();
     try {
       typist.edit(ids[0]!, "hello world");
       await typist.flush();
@@ -362,10 +363,8 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // commit of the typing waits until B's writer has had its turn.
     const lease = b.services.lease;
     const tryWith = lease.tryWith;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let tried!: () => void;
-    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    const [held, release] = latch();
+    const [writerDone, tried] = latch();
     lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
       if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
       await held;
@@ -403,11 +402,9 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     const watcher = await open(b, threadId, "bob");
     const lease = b.services.lease;
     const tryWith = lease.tryWith;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const [held, release] = latch();
     let writing = false;
-    let tried!: () => void;
-    const writerDone = new Promise<void>((resolve) => (tried = resolve));
+    const [writerDone, tried] = latch();
     lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
       if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
       await held;
@@ -474,8 +471,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // second read of the log reaches it only after A's typing was committed and relayed.
     const lease = b.services.lease;
     const tryWith = lease.tryWith;
-    let letGo!: () => void;
-    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const [gate, letGo] = latch();
     let reads = -1;
     lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
       if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
@@ -532,8 +528,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     // The API's text is not in any document yet: its writer (on A) holds the per-thread lease and waits.
     const lease = a.services.lease;
     const tryWith = lease.tryWith;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const [held, release] = latch();
     lease.tryWith = <T>(key: string, fn: () => Promise<T>) =>
       tryWith.call(lease, key, key === `collab:text:${threadId}` ? async () => ((await held), fn()) : fn) as ReturnType<typeof lease.tryWith<T>>;
     try {
