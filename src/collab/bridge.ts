@@ -5,7 +5,7 @@ import {
 } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
-import { itemsOf, keepPlainText, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
+import { itemsOf, keepPlainText, sharedTextOf, textOf, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
 
 /** What the bridge needs from the document replica it serves. */
 export interface BridgeHost {
@@ -256,7 +256,7 @@ export class Bridge {
    * everything its document held before committing: `persisted`), and typing here goes on over it.
    */
   followed(id: string, text: string, version: number): void {
-    this.setBase(id, text, version, this.textOf(id) === text);
+    this.setBase(id, text, version, textOf(this.host.doc, id) === text);
   }
 
   /**
@@ -271,7 +271,7 @@ export class Bridge {
     if (this.edits.has(id) || this.committing.has(id)) return;
     const truth = this.host.state().items.get(id);
     const base = this.bases.get(id);
-    const text = this.textOf(id);
+    const text = textOf(this.host.doc, id);
     if (!truth || isFrozen(truth) || !base || base.text !== truth.text || text === undefined || text === base.text) return;
     this.scheduleEdit(id, actor);
   }
@@ -283,7 +283,7 @@ export class Bridge {
   known(ids: Iterable<string> = itemsOf(this.host.doc).keys(), state: ThreadState = this.host.state()): void {
     for (const id of ids) {
       const truth = state.items.get(id);
-      const shown = this.textOf(id);
+      const shown = textOf(this.host.doc, id);
       if (!truth || (shown !== truth.text && this.lastSeen.get(id) !== truth.text)) continue;
       const before = this.bases.get(id)?.text;
       if (!this.setBase(id, truth.text, state.version, true) || before === truth.text || shown !== truth.text) continue;
@@ -291,8 +291,8 @@ export class Bridge {
       // document loaded from the store): a device typing on it held every character it shows.
       // Without this, offline typing that reached a replica loaded after an API edit was merged
       // into that edit's text (`npm run chaos`, kill-and-restart-redis seed 13: "v21").
-      const text = itemsOf(this.host.doc).get(id)?.get("text");
-      if (text instanceof Y.Text) this.written.set(id, contentClocks(text));
+      const text = sharedTextOf(this.host.doc, id);
+      if (text) this.written.set(id, contentClocks(text));
     }
   }
 
@@ -342,11 +342,6 @@ export class Bridge {
     return true;
   }
 
-  private textOf(id: string): string | undefined {
-    const text = itemsOf(this.host.doc).get(id)?.get("text");
-    return text instanceof Y.Text ? text.toString() : undefined;
-  }
-
   /** A newer base (or the same one, now known to be held by the document: `merged`); whether it was set. */
   private setBase(id: string, text: string, version: number, merged: boolean): boolean {
     const base = this.bases.get(id);
@@ -382,7 +377,7 @@ export class Bridge {
     const state: ThreadState | undefined = this.host.state();
     if (!state) return;
     for (const id of touched) {
-      const text = this.textOf(id);
+      const text = textOf(this.host.doc, id);
       if (text === undefined) continue;
       if (state.items.get(id)?.text === text) {
         this.setBase(id, text, state.version, true);

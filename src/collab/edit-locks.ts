@@ -18,6 +18,9 @@ export interface EditLockHost {
   commit(): Promise<void>;
 }
 
+/** How soon a lock the store could not take is asked for again. */
+const LOCK_RETRY_MS = 500;
+
 interface Typing {
   client: Client;
   last: number;
@@ -41,15 +44,11 @@ interface Typing {
  * This instance's own devices do not wait: a claim here commits their text first (the
  * pre-claim barrier).
  */
-/** How soon a lock the store could not take is asked for again. */
-const LOCK_RETRY_MS = 500;
-
 export class EditLocks {
   /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */
   private readonly until = new Map<string, number>();
-  private readonly taking = new Map<string, Promise<void>>();
-  /** Per item being locked: lets what waits for the lock go once its event is applied here. */
-  private readonly landing = new Map<string, () => void>();
+  /** Per item being locked: its end, and `land`, which lets what waits for it go once its event is applied here. */
+  private readonly taking = new Map<string, { done: Promise<void>; land: () => void }>();
   private readonly typing = new Map<string, Typing>();
   private closed = false;
 
@@ -64,10 +63,11 @@ export class EditLocks {
       typing.client = client;
       typing.last = now;
       this.typing.set(id, typing);
-      this.arm(id, typing);
+      const named = this.host.names(client, id);
+      this.arm(id, typing, named);
       // Alone, a claim here commits the typed text first anyway (the pre-claim barrier): a lock
       // is then only for a person, whose presence names the item, to finish typing.
-      if (this.host.alone && !this.host.names(client, id)) continue;
+      if (this.host.alone && !named) continue;
       // Renewed once half of it has passed, so it outlasts the commit of what is relayed now.
       if ((this.until.get(id) ?? 0) - now >= this.host.editLockMs / 2) continue;
       waits.push(this.take(id, this.host.editLockMs, client.actor));
@@ -82,10 +82,10 @@ export class EditLocks {
    * committed in the same append) waits for the keystrokes the lock holds back.
    */
   landed(id: string, until: number): void {
-    const land = this.landing.get(id);
-    if (!land) return;
+    const taking = this.taking.get(id);
+    if (!taking) return;
     this.until.set(id, until);
-    land();
+    taking.land();
   }
 
   close(): void {
@@ -95,9 +95,8 @@ export class EditLocks {
   }
 
   /** When to look at the item again: the end of its presence's window, or (no presence) of the coalescing window. */
-  private arm(id: string, typing: Typing): void {
+  private arm(id: string, typing: Typing, named: boolean): void {
     if (typing.timer) clearTimeout(typing.timer);
-    const named = this.host.names(typing.client, id);
     const after = named ? this.host.editLockMs : Math.min(this.host.editCoalesceMs, this.host.editLockMs / 2);
     typing.timer = setTimeout(() => void this.release(id, typing), Math.max(0, typing.last + after - Date.now()));
     typing.timer.unref();
@@ -129,7 +128,7 @@ export class EditLocks {
    */
   private take(id: string, forMs: number, actor: string): Promise<void> {
     const running = this.taking.get(id);
-    if (running) return running;
+    if (running) return running.done;
     const command = QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs });
     const attempt = async (): Promise<void> => {
       const asked = Date.now();
@@ -150,11 +149,10 @@ export class EditLocks {
       land = resolve;
       void attempt().then(resolve, resolve);
     }).finally(() => {
-      if (this.taking.get(id) === done) this.taking.delete(id);
-      if (this.landing.get(id) === land) this.landing.delete(id);
+      if (this.taking.get(id) === taking) this.taking.delete(id);
     });
-    this.landing.set(id, land);
-    this.taking.set(id, done);
+    const taking = { done, land };
+    this.taking.set(id, taking);
     return done;
   }
 }

@@ -75,9 +75,18 @@ export function writeItemFields(doc: Y.Doc, item: QueueItemState, options: { pos
  * holds the write (`Bridge.settle`).
  */
 export function writeText(doc: Y.Doc, itemId: string, text: string): void {
-  const ytext = itemsOf(doc).get(itemId)?.get("text");
-  if (ytext instanceof Y.Text) applyTextChange(ytext, text, { inserts: true });
+  const ytext = sharedTextOf(doc, itemId);
+  if (ytext) applyTextChange(ytext, text, { inserts: true });
 }
+
+/** The item's shared text (undefined: the document has no such item, or its text is not a Y.Text). */
+export function sharedTextOf(doc: Y.Doc, itemId: string): Y.Text | undefined {
+  const text = itemsOf(doc).get(itemId)?.get("text");
+  return text instanceof Y.Text ? text : undefined;
+}
+
+/** The item's text as a string (undefined: as for `sharedTextOf`). */
+export const textOf = (doc: Y.Doc, itemId: string): string | undefined => sharedTextOf(doc, itemId)?.toString();
 
 /**
  * Deletes whatever a client put into an item's text besides characters: formatting marks

@@ -19,7 +19,7 @@ import {
   awarenessMessage, CLOSE, encodeAwarenessUpdate, MAX_AWARENESS_IDS_PER_CONNECTION, parseClientMessage, ProtocolViolation,
   syncStep1Message, syncStep2Message, updateMessage, type AwarenessEntry,
 } from "./protocol.js";
-import { editedText, itemsOf, metaOf, reconcile, typedText, writeEvent, writeNewItem, writeText } from "./schema.js";
+import { editedText, itemsOf, metaOf, reconcile, textOf, typedText, writeEvent, writeNewItem, writeText } from "./schema.js";
 import { editingItemOf } from "../contract/document.js";
 import { EditLocks } from "./edit-locks.js";
 import type { WriteBehind } from "./write-behind.js";
@@ -543,7 +543,7 @@ export class ThreadDoc {
           // is under way may be newer than what the read returns (a paused instance gets the answer
           // to a read sent before the pause, and the bus's news of the pause's commits, in either
           // order: `npm run chaos`, pause-instance seed 2). Such an item is looked at again.
-          const shown = new Map(ids.map(([id]) => [id, textIn(this.doc, id)]));
+          const shown = new Map(ids.map(([id]) => [id, textOf(this.doc, id)]));
           const state = replay(before, await this.deps.events.readThread(this.threadId, before.version));
           if (this.closed) return;
           const typed = this.bridge.pending.text;
@@ -552,7 +552,7 @@ export class ThreadDoc {
             for (const [id, what] of ids) {
               const item = state.items.get(id);
               if (!item) continue;
-              if (textIn(this.doc, id) !== shown.get(id)) {
+              if (textOf(this.doc, id) !== shown.get(id)) {
                 // A new item's map that came or went meanwhile is someone else's doing: left to them.
                 if (what === "text") later.push([id, now]);
                 continue;
@@ -771,12 +771,6 @@ export class ThreadDoc {
       this.deps.logger.warn({ err, channel }, "bus publish failed");
     }
   }
-}
-
-/** The item's text in the document (undefined: the document has no such item). */
-function textIn(doc: Y.Doc, id: string): string | undefined {
-  const text = itemsOf(doc).get(id)?.get("text");
-  return text instanceof Y.Text ? text.toString() : undefined;
 }
 
 interface AwarenessChange {

@@ -199,6 +199,9 @@ export interface InstanceOptions {
   sweepIntervalMs: number;
 }
 
+/** How much of an instance's last output is kept for a failure's report (its warnings, a crash). */
+const LOG_TAIL = 200_000;
+
 /** `turnqueue serve` as a child process on a fixed port, so clients reconnect to it after a restart. */
 export class Instance {
   private child: ChildProcess | null = null;
@@ -233,13 +236,13 @@ export class Instance {
     this.child = child;
     this.stopped = false;
     child.stderr!.on("data", (chunk: Buffer) => {
-      this.stderr = (this.stderr + chunk.toString()).slice(-200_000);
+      this.stderr = (this.stderr + chunk.toString()).slice(-LOG_TAIL);
     });
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`${this.name} exited (${code}) before serving:\n${this.stderr}`));
       child.once("exit", onExit);
       createInterface({ input: child.stdout! }).on("line", (line) => {
-        this.stderr = (this.stderr + line + "\n").slice(-200_000);
+        this.stderr = (this.stderr + line + "\n").slice(-LOG_TAIL);
         if (/serving http/.test(line)) {
           child.off("exit", onExit);
           resolve();
