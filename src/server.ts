@@ -341,7 +341,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
 
   server.on("connection", (socket) => {
     metrics.httpConnections.inc();
-    socket.once("close", () => metrics.httpConnections.dec());
+    socket.on("close", () => metrics.httpConnections.dec());
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -359,7 +359,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     metrics.websockets.inc({ door: route.door });
     // The collab door logs its own, once it knows the thread and who is asking.
     if (route.door === "trpc") logger.info({ door: route.door, remote: req.socket.remoteAddress }, "connection opened");
-    socket.once("close", () => metrics.websockets.dec({ door: route.door }));
+    socket.on("close", () => metrics.websockets.dec({ door: route.door }));
     route.handleUpgrade(req, socket, head);
   });
 

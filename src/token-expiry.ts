@@ -39,11 +39,10 @@ export function atExpiry(expiresAt: number | null | undefined, expired: () => vo
 /**
  * Closes `ws` with TOKEN_EXPIRED when `expiresAt` passes: a token is checked once, when the
  * connection opens, so without this an expired token would keep streaming and writing for
- * as long as the socket lives.
+ * as long as the socket lives. The caller's close handler calls the function returned.
  */
-export function closeAtExpiry(ws: WebSocket, expiresAt: number | null | undefined): void {
-  const cancel = atExpiry(expiresAt, () => {
+export function closeAtExpiry(ws: WebSocket, expiresAt: number | null | undefined): () => void {
+  return atExpiry(expiresAt, () => {
     if (ws.readyState !== WebSocket.CLOSING && ws.readyState !== WebSocket.CLOSED) ws.close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason);
   });
-  ws.once("close", cancel);
 }

@@ -56,7 +56,7 @@ export function createContextFactory(services: ApiServices, connections: TokenCo
         const release = connections.take(token);
         if (release) info.signal.addEventListener("abort", release, { once: true });
         else socket.refusal = tooManyConnections(connections);
-        closeAtExpiry(res, principal.expiresAt);
+        res.on("close", closeAtExpiry(res, principal.expiresAt));
       }
       // The socket itself holds the token's slot: its streams take none of their own.
       return { services, principal, socket, takeConnection: () => () => {}, tooManyConnections: () => tooManyConnections(connections) };

@@ -2,7 +2,7 @@ import { WebSocket } from "ws";
 import type { Principal } from "../auth/tokens.js";
 
 /** A client's WebSocket may go silent without closing; one missed pong in this window ends it. */
-const PING_INTERVAL_MS = 30_000;
+export const PING_INTERVAL_MS = 30_000;
 /** RFC 6455: a close reason is at most 123 bytes of UTF-8. */
 const MAX_REASON_BYTES = 123;
 
@@ -25,7 +25,6 @@ export class Client {
    */
   stateAtSync: Map<number, number> | null = null;
   private alive = true;
-  private readonly pinger: NodeJS.Timeout;
 
   constructor(
     readonly ws: WebSocket,
@@ -34,13 +33,16 @@ export class Client {
     this.actor = `collab:${principal.sub}`;
     this.readOnly = principal.role === "viewer";
     ws.on("pong", () => (this.alive = true));
-    this.pinger = setInterval(() => {
-      if (!this.alive) return void ws.terminate();
-      this.alive = false;
-      ws.ping();
-    }, PING_INTERVAL_MS);
-    this.pinger.unref();
-    ws.once("close", () => clearInterval(this.pinger));
+  }
+
+  /**
+   * Called every PING_INTERVAL_MS by one timer for all connections (a timer per connection
+   * is memory each holds): ends a connection that did not answer the last ping, pings the rest.
+   */
+  heartbeat(): void {
+    if (!this.alive) return void this.ws.terminate();
+    this.alive = false;
+    this.ws.ping();
   }
 
   get open(): boolean {

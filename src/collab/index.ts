@@ -17,7 +17,7 @@ import type { EventStore } from "../store/types.js";
 import { closeAtExpiry } from "../token-expiry.js";
 import type { TokenConnections } from "../token-connections.js";
 import { createDocStore } from "../store/doc-store.js";
-import { Client } from "./client.js";
+import { Client, PING_INTERVAL_MS } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
 import { DocRegistry } from "./registry.js";
 import { WriteBehind } from "./write-behind.js";
@@ -111,6 +111,8 @@ export function createCollab(deps: CollabDeps): Collab {
   // A replica that missed its thread's last events without the bus saying so (a message
   // lost, an instance paused) would show an old queue until the thread's next event: on the
   // sweep interval, every document behind the log catches up with it.
+  const heartbeat = setInterval(() => clients.forEach((client) => client.heartbeat()), PING_INTERVAL_MS);
+  heartbeat.unref();
   const sweeper = setInterval(() => void catchUpBehind().catch((err: unknown) => logger.debug({ err }, "document sweep skipped")), config.sweepIntervalMs);
   async function catchUpBehind() {
     const docs = [...registry.openDocs()];
@@ -172,21 +174,24 @@ export function createCollab(deps: CollabDeps): Collab {
 
   async function serve(ws: WebSocket, threadId: string, principal: Principal): Promise<void> {
     // The token was checked at the upgrade only: the socket ends when it expires (clients reconnect with a fresh one).
-    closeAtExpiry(ws, principal.expiresAt);
+    const cancelExpiry = closeAtExpiry(ws, principal.expiresAt);
     const client = new Client(ws, principal);
     clients.add(client);
     logger.info({ door: "yjs", threadId, sub: principal.sub, workspaceId: principal.workspaceId }, "connection opened");
-    ws.once("close", () => logger.debug({ door: "yjs", threadId, sub: principal.sub }, "connection closed"));
     // Messages that arrive while the document loads wait for it, in order.
     const early: RawData[] = [];
     let doc: ThreadDoc | null = null;
     ws.on("message", (data) => (doc ? receive(doc, client, data) : early.push(data)));
-    ws.once("close", () => {
+    // One listener does all of a connection's cleanup ('close' comes once; a `once` wrapper
+    // and a closure per concern are memory every open connection holds).
+    ws.on("close", () => {
+      cancelExpiry();
       clients.delete(client);
       if (doc) {
         doc.detach(client);
         registry.idle(doc);
       }
+      logger.debug({ door: "yjs", threadId, sub: principal.sub }, "connection closed");
     });
     try {
       const loaded = await registry.open(threadId);
@@ -227,7 +232,7 @@ export function createCollab(deps: CollabDeps): Collab {
         // The token's slot is held as long as the TCP socket under the WebSocket lives.
         const release = deps.connections.take(admitted.token);
         if (!release) return refuse(429, "Too Many Requests");
-        socket.once("close", release);
+        socket.on("close", release);
         wss.handleUpgrade(req, socket, head, (ws) => {
           guardWebSocket(ws, logger, "yjs");
           void serve(ws, admitted.threadId, admitted.principal);
@@ -241,6 +246,7 @@ export function createCollab(deps: CollabDeps): Collab {
     async close() {
       closing = true;
       clearInterval(sweeper);
+      clearInterval(heartbeat);
       // Clients reconnect (1012) to whichever instance serves next; their documents are stored first.
       for (const client of clients) client.close(CLOSE.restarting, "server restarting");
       removeBarrier();

@@ -13,13 +13,18 @@ export class DocRegistry {
   private readonly unloading = new Map<string, Promise<void>>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
 
+  /** What every document is given: one object for all of them (one each is memory each holds). */
+  private readonly deps: ThreadDocDeps;
+
   constructor(
-    private readonly deps: Omit<ThreadDocDeps, "onGone">,
+    deps: Omit<ThreadDocDeps, "onGone">,
     private readonly idleMs: number,
     private readonly onGone: (doc: ThreadDoc) => void,
     /** Told of each load and unload (metrics and the log). */
     private readonly observe: { loaded(threadId: string): void; unloaded(threadId: string): void } = { loaded() {}, unloaded() {} },
-  ) {}
+  ) {
+    this.deps = { ...deps, onGone: (id) => this.gone(id) };
+  }
 
   get size(): number {
     return this.docs.size;
@@ -31,7 +36,7 @@ export class DocRegistry {
       if (unloading) await unloading;
       let loading = this.docs.get(threadId);
       if (!loading) {
-        loading = ThreadDoc.load(threadId, { ...this.deps, onGone: (id) => this.gone(id) });
+        loading = ThreadDoc.load(threadId, this.deps);
         this.docs.set(threadId, loading);
         loading.then((doc) => {
           if (this.docs.get(threadId) === loading) this.loaded.set(threadId, doc);
