@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { context, SpanStatusCode, type Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { Bus } from "../cluster/bus.js";
@@ -12,7 +13,6 @@ import { EventFeed } from "./feed.js";
 import { afterCommit, ofDispatch, tracer } from "../tracing.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { Lanes } from "./lanes.js";
-import { StateCache } from "./state-cache.js";
 import type { Engine, ExecuteOptions, ExecuteResult, PreClaimBarrier } from "./types.js";
 
 export interface EngineOptions {
@@ -64,7 +64,11 @@ type Outcome =
 export function createEngine(options: EngineOptions): Engine {
   const { store, bus, now, policy, logger } = options;
   const feed = new EventFeed(bus, logger);
-  const cache = new StateCache(options.cacheSize ?? 10_000);
+  // Thread states by id, least recently used evicted first. An entry is only a starting
+  // point: the engine catches it up with the log before deciding.
+  // Committed thread states, least recently used evicted first: only ever a starting point
+  // (a decision on a stale one cannot commit, see above).
+  const cache = new LRUCache<string, ThreadState>({ max: options.cacheSize ?? 10_000 });
   const lanes = new Lanes();
   const mailboxes = new Map<string, Job[]>();
   const barriers = new Set<PreClaimBarrier>();
@@ -75,7 +79,7 @@ export function createEngine(options: EngineOptions): Engine {
     const cached = cache.get(threadId) ?? initialState(threadId);
     const newer = await store.readThread(threadId, cached.version);
     const state = newer.length ? replay(cached, newer) : cached;
-    cache.set(state);
+    cache.set(threadId, state);
     return state;
   }
 
@@ -167,7 +171,7 @@ export function createEngine(options: EngineOptions): Engine {
           return;
         }
         for (const span of appendSpans) span.end();
-        cache.set(state);
+        cache.set(threadId, state);
         publish(stored.flat(), appending);
         readLocally = feed.committedHere(stored.flat());
       }
