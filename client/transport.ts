@@ -1,6 +1,7 @@
 import { createTRPCClient, createWSClient, httpBatchLink, httpLink, splitLink, wsLink, type TRPCClient } from "@trpc/client";
 import WS from "ws";
 import { callsLink } from "./calls-link.js";
+import { sendNowLink } from "./send-now.js";
 import type { AppRouter } from "./router-types.js";
 import { staleAtOf, TokenSource, type TokenOption } from "./token.js";
 
@@ -77,7 +78,7 @@ export function createTransport({ url, token, onConnection, calls }: TransportOp
         condition: (op) => op.type === "subscription",
         true: wsLink({ client: ws }),
         false: callsLink({
-          socket: wsLink({ client: ws }),
+          socket: sendNowLink(ws, wsLink({ client: ws })),
           // A call carrying a trace context (a report on a traced dispatch) goes alone, with its `traceparent` header.
           traced: httpLink({
             url: `${base}/trpc`,

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runAgent } from "../../client/agent.js";
 import { createTurnqueueClient, type TurnqueueClient } from "../../client/index.js";
 import { createTransport, type ConnectionChange } from "../../client/transport.js";
@@ -52,6 +52,23 @@ describe("SDK calls over its WebSocket: a real server process, killed and restar
   });
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  });
+
+  it("a call over the socket leaves at once, not on tRPC's next timer: with the client's timeouts frozen (a fake clock), it is still answered", async () => {
+    const user = createTurnqueueClient({ url, token: await token("user", "quick") });
+    cleanups.push(() => user.close());
+    await overTheSocket(url, () => user.thread.list.query({ limit: 1 }));
+    const realSetTimeout = globalThis.setTimeout;
+    const giveUp = new Promise<"never answered">((resolve) => realSetTimeout(() => resolve("never answered"), 10_000));
+    // tRPC's WebSocket client waits for a setTimeout(0) before it writes a call (1 ms or more
+    // in Node); frozen, that wait never ends, so only a call written without it is answered.
+    vi.useFakeTimers({ toFake: ["setTimeout"] });
+    try {
+      const answer = await Promise.race([user.thread.list.query({ limit: 1 }).then(() => "answered"), giveUp]);
+      expect(answer).toBe("answered");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a user's and an agent's queries and mutations go over their sockets once open: the server answers none of them over HTTP", async () => {
