@@ -29,9 +29,14 @@ export class WriteBehind {
   /** Compactions run one at a time: a burst of unloads must not take every database connection. */
   private compactions: Promise<void> = Promise.resolve();
 
+  /** While a write waits out `gatherMs`: starts it now (someone waits for what it holds). */
+  private wake: (() => void) | null = null;
+
   constructor(
     private readonly store: DocStore,
     private readonly logger: Logger,
+    /** How long updates gather before a write that nobody waits for (0: the next turn of the loop). */
+    private readonly gatherMs = 0,
   ) {}
 
   /** A document was loaded with `tail` rows not yet compacted. */
@@ -50,7 +55,9 @@ export class WriteBehind {
   /** Resolves once everything pushed so far is stored. */
   flushed(): Promise<void> {
     if (this.stored >= this.pushed) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ upTo: this.pushed, resolve }));
+    const done = new Promise<void>((resolve) => this.waiters.push({ upTo: this.pushed, resolve }));
+    this.wake?.();
+    return done;
   }
 
   /** Everything of this thread stored and its tail folded into the merged state (at unload). */
@@ -75,10 +82,7 @@ export class WriteBehind {
 
   private async drain(): Promise<void> {
     while (this.pending.size) {
-      // Taken after the I/O callbacks already due have run: the keystrokes of every socket
-      // read in this turn of the event loop go into one write. Without the wait, a store that
-      // answers within the turn (PGlite runs in this process) would get one insert per update.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await this.gather();
       const batch = this.pending;
       this.pending = new Map();
       const upTo = this.pushed;
@@ -107,6 +111,29 @@ export class WriteBehind {
     this.running = null;
     // Nothing is left pending: whatever was pushed is stored, or was forgotten meanwhile.
     this.storedUpTo(this.pushed);
+  }
+
+  /**
+   * Until the next write starts. Always past the I/O callbacks already due: the keystrokes of
+   * every socket read in this turn of the event loop go into one write (without the wait, a
+   * store that answers within the turn, PGlite in this process, would get one insert per
+   * update). With `gatherMs`, longer, unless someone waits for the write (a commit of typed
+   * text, an unload): then at once.
+   */
+  private gather(): Promise<void> {
+    const now = () => new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.gatherMs === 0 || this.waiters.length > 0) return now();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, this.gatherMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        void now().then(resolve);
+      };
+    });
   }
 
   private storedUpTo(upTo: number): void {
