@@ -158,12 +158,15 @@ export class ThreadDoc {
   static async load(threadId: string, deps: ThreadDocDeps): Promise<ThreadDoc> {
     const td = new ThreadDoc(threadId, deps);
     try {
-      td.unsubscribe = await Promise.all([
-        deps.bus.subscribe(channels.doc(threadId), (m) => td.onBusDoc(m)),
-        deps.bus.subscribe(channels.awareness(threadId), (m) => td.onBusAwareness(m)),
-      ]);
-      const stopListening = deps.bus.onReconnected(() => td.afterBusOutage());
-      td.unsubscribe.push(async () => stopListening());
+      // Alone (no other instance at the bus's far end), a document would only hear itself.
+      if (deps.bus.shared) {
+        td.unsubscribe = await Promise.all([
+          deps.bus.subscribe(channels.doc(threadId), (m) => td.onBusDoc(m)),
+          deps.bus.subscribe(channels.awareness(threadId), (m) => td.onBusAwareness(m)),
+        ]);
+        const stopListening = deps.bus.onReconnected(() => td.afterBusOutage());
+        td.unsubscribe.push(async () => stopListening());
+      }
       // Other instances holding this document answer with what this one lacks; asked first, so
       // their answer can land before the reconciliation below adds anything of its own.
       td.publishDoc((e) => syncProtocol.writeSyncStep1(e, td.doc));
@@ -764,6 +767,7 @@ export class ThreadDoc {
   }
 
   private async publish(channel: string, payload: Uint8Array): Promise<void> {
+    if (!this.deps.bus.shared) return;
     try {
       await this.deps.bus.publish(channel, encodeDocMessage({ origin: this.deps.instanceId, payload }));
     } catch (err) {
