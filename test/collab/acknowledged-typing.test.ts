@@ -35,6 +35,15 @@ const latch = (): [Promise<void>, () => void] => {
 const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref())]);
 
+/** A device of `sub` on `server`, synced with the thread's queue; its SDK client is kept in `sdks` to be closed. */
+async function openQueue(sdks: ReturnType<typeof createTurnqueueClient>[], server: TestServer, threadId: string, sub: string): Promise<ThreadQueue> {
+  const sdk = createTurnqueueClient({ url: server.url, token: await server.token("user", "local", sub) });
+  sdks.push(sdk);
+  const queue = sdk.openThreadQueue(threadId);
+  await queue.whenSynced();
+  return queue;
+}
+
 /** Runs `hold` before each command of `server`'s engine that `matches` (the injected fault); returns the undo. */
 function holdCommands(server: TestServer, matches: (command: Command) => boolean, hold: () => Promise<void>): () => void {
   const engine = server.services.engine;
@@ -60,13 +69,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
   let a: TestServer;
   let b: TestServer;
   const sdks: ReturnType<typeof createTurnqueueClient>[] = [];
-  const open = async (server: TestServer, threadId: string, sub: string): Promise<ThreadQueue> => {
-    const sdk = createTurnqueueClient({ url: server.url, token: await server.token("user", "local", sub) });
-    sdks.push(sdk);
-    const queue = sdk.openThreadQueue(threadId);
-    await queue.whenSynced();
-    return queue;
-  };
+  const open = (server: TestServer, threadId: string, sub: string) => openQueue(sdks, server, threadId, sub);
   beforeAll(async () => {
     // A coalescing window far longer than each step: only the acknowledgement commits early.
     pair = await startInstancePair(redisUrl, { editCoalesceMs: 1_500 });
@@ -647,5 +650,100 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     } finally {
       await idle.close();
     }
+  });
+});
+
+/**
+ * An edit lock that lapses while its typist's commit is stuck (`npm run chaos`,
+ * restart-postgres seed 40: "v2" typed and acknowledged, then "v1" committed by a follow).
+ */
+describe.runIf(hasPostgres && hasRedis)("an edit lock that lapses before its typing is committed (two instances)", () => {
+  const EDIT_LOCK_MS = 1_000;
+  let pair: Awaited<ReturnType<typeof startInstancePair>>;
+  let a: TestServer;
+  let b: TestServer;
+  const sdks: ReturnType<typeof createTurnqueueClient>[] = [];
+  const open = (server: TestServer, threadId: string, sub: string) => openQueue(sdks, server, threadId, sub);
+  beforeAll(async () => {
+    pair = await startInstancePair(redisUrl, { editCoalesceMs: 1_500, editLockMs: EDIT_LOCK_MS });
+    ({ a, b } = pair);
+  });
+  afterAll(async () => {
+    await Promise.all(sdks.map((s) => s.close()));
+    await pair?.close();
+  });
+
+  it("edited through the API, typed on A over it, B's writer of the API text deferred by A's edit lock (B's writer held until the lock is in the log: injected) and A's commit of the typing held past the lock's end (injected): the acknowledged text is the one the log keeps and a claim dispatches", async () => {
+    const { threadId, ids } = await createThread(a, ["v0"]);
+    const id = ids[0]!;
+    const typist = await open(a, threadId, "c0");
+    const watcher = await open(b, threadId, "c1");
+    await until(() => typist.get(id)?.text === "v0" && watcher.get(id)?.text === "v0");
+
+    // B's writer of the API's text waits (an outage made its reads fail) until A's lock is in the log.
+    const lease = b.services.lease;
+    const tryWith = lease.tryWith;
+    const [writerGate, letWriterGo] = latch();
+    let writerRuns = 0;
+    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
+      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+      await writerGate;
+      writerRuns++;
+      return tryWith.call(lease, key, fn);
+    }) as typeof lease.tryWith;
+    // A's commit of the typing is in flight (the store went away under it) until the test lets it land.
+    const [commitGate, letCommitGo] = latch();
+    let commitHeld = false;
+    const unhold = holdCommands(a, (c) => c.type === "queue.edit" && c.via === "document", async () => {
+      commitHeld = true;
+      await commitGate;
+    });
+    let flushed: Promise<void> | undefined;
+    try {
+      // The API's "v1" (v4 in the chaos history); A's writer puts it into the documents (B's is held).
+      await exec(a, threadId, { type: "queue.edit", queueItemId: id, text: "v1" });
+      await until(() => typist.get(id)?.text === "v1" && watcher.get(id)?.text === "v1", () => [typist, watcher].map((q) => q.get(id)?.text));
+
+      // c0 types "v2" on A; A's lock lands (chaos v8) and the keystrokes reach B.
+      typist.edit(id, "v2");
+      await until(async () =>
+        (await b.services.store.readThread(threadId, 0)).some((e) => e.type === "queue.item-edit-locked" && e.payload.until !== null),
+      );
+      await until(() => watcher.get(id)?.text === "v2", () => watcher.get(id)?.text);
+      // The device asks for its acknowledgement: A's commit of "v2" starts and is held.
+      flushed = typist.flush();
+      await until(() => commitHeld);
+
+      // B's writer runs now: A's lock defers it (`typedElsewhere` → `writeLater`) until the lock's end.
+      letWriterGo();
+      // Past the lock's end (plus the writer's retry delay), A's commit still held.
+      await pause(EDIT_LOCK_MS + 1_000);
+      expect(writerRuns).toBeGreaterThan(0);
+
+      // A's commit of "v2" lands (chaos v10), and the device's flush is acknowledged.
+      letCommitGo();
+      await flushed;
+    } finally {
+      letWriterGo();
+      letCommitGo();
+      lease.tryWith = tryWith;
+      unhold();
+    }
+    // Longer than the coalescing window (1.5 s): a follow's commit of an older text would have landed.
+    await pause(3_500);
+    const log = await b.services.store.readThread(threadId, 0);
+
+    // What the devices show once the documents follow the log (given a few seconds to get there).
+    const shown = () => [typist, watcher].map((q) => q.get(id)?.text);
+    await until(() => shown().every((t) => t === "v2"), shown, 5_000).catch(() => {});
+    const devices = shown();
+    // What the agent gets.
+    await exec(b, threadId, { type: "agent.session", status: "ready" }, "agent:a");
+    const claim = await eventually(async () => {
+      const found = claimOf(await b.services.store.readThread(threadId, 0));
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect({ edits: editsIn(log), dispatched: claim.message.text, devices }).toEqual({ edits: ["v1", "v2"], dispatched: "v2", devices: ["v2", "v2"] });
   });
 });
