@@ -44,6 +44,18 @@ async function openQueue(sdks: ReturnType<typeof createTurnqueueClient>[], serve
   return queue;
 }
 
+/**
+ * Runs `around` in place of each turn `server` takes as the thread's writer of the log's texts
+ * (the injected fault: `write` is the turn itself, lease and all); returns the undo.
+ */
+function aroundTextWriter(server: TestServer, threadId: string, around: <T>(write: () => Promise<T>) => Promise<T>): () => void {
+  const lease = server.services.lease;
+  const tryWith = lease.tryWith;
+  lease.tryWith = (<T>(key: string, fn: () => Promise<T>) =>
+    key === `collab:text:${threadId}` ? around(() => tryWith.call(lease, key, fn)) : tryWith.call(lease, key, fn)) as typeof lease.tryWith;
+  return () => void (lease.tryWith = tryWith);
+}
+
 /** Runs `hold` before each command of `server`'s engine that `matches` (the injected fault); returns the undo. */
 function holdCommands(server: TestServer, matches: (command: Command) => boolean, hold: () => Promise<void>): () => void {
   const engine = server.services.engine;
@@ -377,19 +389,16 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     await until(() => typist.get(ids[0]!)?.text === "draft" && watcher.get(ids[0]!)?.text === "draft");
     // B writes the API's text too (it heard of the edit), but only after the test lets it; A's
     // commit of the typing waits until B's writer has had its turn.
-    const lease = b.services.lease;
-    const tryWith = lease.tryWith;
     const [held, release] = latch();
     const [writerDone, tried] = latch();
-    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
-      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+    const restoreWriter = aroundTextWriter(b, threadId, async (write) => {
       await held;
       try {
-        return await tryWith.call(lease, key, fn);
+        return await write();
       } finally {
         tried();
       }
-    }) as typeof lease.tryWith;
+    });
     const unhold = holdCommands(a, (c) => c.type === "queue.edit" && c.via === "document", () => writerDone);
     try {
       await exec(a, threadId, { type: "queue.edit", queueItemId: ids[0]!, text: "edited through the API" });
@@ -401,7 +410,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       await typist.flush();
     } finally {
       release();
-      lease.tryWith = tryWith;
+      restoreWriter();
       unhold();
     }
     await until(
@@ -651,29 +660,10 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       await idle.close();
     }
   });
-});
-
-/**
- * An edit lock that lapses while its typist's commit is stuck (`npm run chaos`,
- * restart-postgres seed 40: "v2" typed and acknowledged, then "v1" committed by a follow).
- */
-describe.runIf(hasPostgres && hasRedis)("an edit lock that lapses before its typing is committed (two instances)", () => {
-  const EDIT_LOCK_MS = 1_000;
-  let pair: Awaited<ReturnType<typeof startInstancePair>>;
-  let a: TestServer;
-  let b: TestServer;
-  const sdks: ReturnType<typeof createTurnqueueClient>[] = [];
-  const open = (server: TestServer, threadId: string, sub: string) => openQueue(sdks, server, threadId, sub);
-  beforeAll(async () => {
-    pair = await startInstancePair(redisUrl, { editCoalesceMs: 1_500, editLockMs: EDIT_LOCK_MS });
-    ({ a, b } = pair);
-  });
-  afterAll(async () => {
-    await Promise.all(sdks.map((s) => s.close()));
-    await pair?.close();
-  });
 
   it("edited through the API, typed on A over it, B's writer of the API text deferred by A's edit lock (B's writer held until the lock is in the log: injected) and A's commit of the typing held past the lock's end (injected): the acknowledged text is the one the log keeps and a claim dispatches", async () => {
+    // An edit lock that lapses while its typist's commit is stuck (`npm run chaos`, restart-postgres
+    // seed 40: "v2" typed and acknowledged, then "v1" committed by a follow).
     const { threadId, ids } = await createThread(a, ["v0"]);
     const id = ids[0]!;
     const typist = await open(a, threadId, "c0");
@@ -681,16 +671,13 @@ describe.runIf(hasPostgres && hasRedis)("an edit lock that lapses before its typ
     await until(() => typist.get(id)?.text === "v0" && watcher.get(id)?.text === "v0");
 
     // B's writer of the API's text waits (an outage made its reads fail) until A's lock is in the log.
-    const lease = b.services.lease;
-    const tryWith = lease.tryWith;
     const [writerGate, letWriterGo] = latch();
     let writerRuns = 0;
-    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
-      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+    const restoreWriter = aroundTextWriter(b, threadId, async (write) => {
       await writerGate;
       writerRuns++;
-      return tryWith.call(lease, key, fn);
-    }) as typeof lease.tryWith;
+      return write();
+    });
     // A's commit of the typing is in flight (the store went away under it) until the test lets it land.
     const [commitGate, letCommitGo] = latch();
     let commitHeld = false;
@@ -717,7 +704,7 @@ describe.runIf(hasPostgres && hasRedis)("an edit lock that lapses before its typ
       // B's writer runs now: A's lock defers it (`typedElsewhere` → `writeLater`) until the lock's end.
       letWriterGo();
       // Past the lock's end (plus the writer's retry delay), A's commit still held.
-      await pause(EDIT_LOCK_MS + 1_000);
+      await pause(a.services.config.editLockMs + 1_000);
       expect(writerRuns).toBeGreaterThan(0);
 
       // A's commit of "v2" lands (chaos v10), and the device's flush is acknowledged.
@@ -726,7 +713,7 @@ describe.runIf(hasPostgres && hasRedis)("an edit lock that lapses before its typ
     } finally {
       letWriterGo();
       letCommitGo();
-      lease.tryWith = tryWith;
+      restoreWriter();
       unhold();
     }
     // Longer than the coalescing window (1.5 s): a follow's commit of an older text would have landed.
