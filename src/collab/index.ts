@@ -112,6 +112,10 @@ export function createCollab(deps: CollabDeps): Collab {
     },
   );
 
+  // Every connection's ping, on one timer.
+  const heartbeat = setInterval(() => clients.forEach((client) => client.heartbeat()), PING_INTERVAL_MS);
+  heartbeat.unref();
+
   // Committed events reach every loaded document; until this subscription is live no document loads.
   const subscribed = engine.feed.subscribe((events) => registry.dispatch(events));
   // This instance's own commits reach its documents before the command answers as well.
@@ -123,8 +127,6 @@ export function createCollab(deps: CollabDeps): Collab {
   // A replica that missed its thread's last events without the bus saying so (a message
   // lost, an instance paused) would show an old queue until the thread's next event: on the
   // sweep interval, every document behind the log catches up with it.
-  const heartbeat = setInterval(() => clients.forEach((client) => client.heartbeat()), PING_INTERVAL_MS);
-  heartbeat.unref();
   const sweeper = setInterval(() => void catchUpBehind().catch((err: unknown) => logger.debug({ err }, "document sweep skipped")), config.sweepIntervalMs);
   async function catchUpBehind() {
     const docs = [...registry.openDocs()];

@@ -64,8 +64,6 @@ type Outcome =
 export function createEngine(options: EngineOptions): Engine {
   const { store, bus, now, policy, logger } = options;
   const feed = new EventFeed(bus, logger);
-  // Thread states by id, least recently used evicted first. An entry is only a starting
-  // point: the engine catches it up with the log before deciding.
   // Committed thread states, least recently used evicted first: only ever a starting point
   // (a decision on a stale one cannot commit, see above).
   const cache = new LRUCache<string, ThreadState>({ max: options.cacheSize ?? 10_000 });
