@@ -42,7 +42,7 @@ describe("a lone instance gathers document updates before storing them (real PGl
 
   it("updates nobody waits for are stored once the gathering ends, in one write", async () => {
     const { threadId } = await createThread(server);
-    const writer = new WriteBehind(docStore, server.services.logger, 300);
+    const writer = new WriteBehind(docStore, server.services.logger, 2_000);
     const before = await storedText(docStore, threadId);
     const doc = new Y.Doc();
     for (const key of ["a", "b", "c"]) {
