@@ -719,7 +719,7 @@ export class ThreadDoc {
     // To every client, the sender too: y-websocket counts any message as a sign of life.
     const message = awarenessMessage(update);
     for (const client of this.clients) client.send(message);
-    if (origin !== REMOTE) void this.publish(channels.awareness(this.threadId), update);
+    if (origin !== REMOTE) void this.publish(channels.awareness(this.threadId), () => update);
   }
 
   private onBusDoc(bytes: Uint8Array): void {
@@ -761,15 +761,18 @@ export class ThreadDoc {
   }
 
   private publishDoc(write: (encoder: encoding.Encoder) => void): void {
-    const encoder = encoding.createEncoder();
-    write(encoder);
-    void this.publish(channels.doc(this.threadId), encoding.toUint8Array(encoder));
+    void this.publish(channels.doc(this.threadId), () => {
+      const encoder = encoding.createEncoder();
+      write(encoder);
+      return encoding.toUint8Array(encoder);
+    });
   }
 
-  private async publish(channel: string, payload: Uint8Array): Promise<void> {
+  /** `payload` is made only when another instance can hear it: alone, a keystroke is not encoded for nobody. */
+  private async publish(channel: string, payload: () => Uint8Array): Promise<void> {
     if (!this.deps.bus.shared) return;
     try {
-      await this.deps.bus.publish(channel, encodeDocMessage({ origin: this.deps.instanceId, payload }));
+      await this.deps.bus.publish(channel, encodeDocMessage({ origin: this.deps.instanceId, payload: payload() }));
     } catch (err) {
       // The bus only makes replicas fast; the store and the next sync make them right.
       this.deps.logger.warn({ err, channel }, "bus publish failed");
