@@ -82,6 +82,15 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
   let b: TestServer;
   const sdks: ReturnType<typeof createTurnqueueClient>[] = [];
   const open = (server: TestServer, threadId: string, sub: string) => openQueue(sdks, server, threadId, sub);
+  /** A thread with one item reading `text`, a device typing into it on A and one on B, both showing it. */
+  const oneItemOnBoth = async (text: string) => {
+    const { threadId, ids } = await createThread(a, [text]);
+    const id = ids[0]!;
+    const typist = await open(a, threadId, "ann");
+    const reader = await open(b, threadId, "bob");
+    await until(() => typist.get(id)?.text === text && reader.get(id)?.text === text);
+    return { threadId, id, typist, reader };
+  };
   beforeAll(async () => {
     // A coalescing window far longer than each step: only the acknowledgement commits early.
     pair = await startInstancePair(redisUrl, { editCoalesceMs: 1_500 });
@@ -137,11 +146,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
   });
 
   it("typed on A while A's edit lock is held up (injected delay), B catching up with an API edit it missed (A's events to B dropped: injected): B does not write the log's older text over keystrokes the lock does not cover yet", async () => {
-    const { threadId, ids } = await createThread(a, ["v0"]);
-    const id = ids[0]!;
-    const typist = await open(a, threadId, "ann");
-    const reader = await open(b, threadId, "bob");
-    await until(() => typist.get(id)?.text === "v0" && reader.get(id)?.text === "v0");
+    const { threadId, id, typist, reader } = await oneItemOnBoth("v0");
     const undrop = dropEvents(a, threadId);
     const [gate, release] = latch();
     const unhold = holdCommands(a, (c) => c.type === "queue.editLock" && c.forMs > 0, () => gate);
@@ -487,27 +492,20 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
   });
 
   it("typed on A and committed while B's writer of an API text waits for the answer to its read of the log (a paused instance: injected): B does not write the log's older text over it", async () => {
-    const { threadId, ids } = await createThread(a, ["v0"]);
-    const id = ids[0]!;
-    const typist = await open(a, threadId, "ann");
-    const reader = await open(b, threadId, "bob");
-    await until(() => typist.get(id)?.text === "v0" && reader.get(id)?.text === "v0");
+    const { threadId, id, typist, reader } = await oneItemOnBoth("v0");
     // B's writer of the API's text goes second (A's has written it), and the answer to its
     // second read of the log reaches it only after A's typing was committed and relayed.
-    const lease = b.services.lease;
-    const tryWith = lease.tryWith;
     const [gate, letGo] = latch();
     let reads = -1;
-    lease.tryWith = (async <T>(key: string, fn: () => Promise<T>) => {
-      if (key !== `collab:text:${threadId}`) return tryWith.call(lease, key, fn);
+    const restoreWriter = aroundTextWriter(b, threadId, async (write) => {
       await gate;
       reads = 0;
       try {
-        return await tryWith.call(lease, key, fn);
+        return await write();
       } finally {
         reads = -1;
       }
-    }) as typeof lease.tryWith;
+    });
     const store = b.services.store;
     const readThread = store.readThread;
     let struck = false;
@@ -529,7 +527,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       await pause(1_000); // B's writer answered with the older log
     } finally {
       letGo();
-      lease.tryWith = tryWith;
+      restoreWriter();
       store.readThread = readThread;
     }
     expect(editsIn(await b.services.store.readThread(threadId, 0))).toEqual(["v1", "v1, typed"]);
@@ -664,11 +662,7 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
   it("edited through the API, typed on A over it, B's writer of the API text deferred by A's edit lock (B's writer held until the lock is in the log: injected) and A's commit of the typing held past the lock's end (injected): the acknowledged text is the one the log keeps and a claim dispatches", async () => {
     // An edit lock that lapses while its typist's commit is stuck (`npm run chaos`, restart-postgres
     // seed 40: "v2" typed and acknowledged, then "v1" committed by a follow).
-    const { threadId, ids } = await createThread(a, ["v0"]);
-    const id = ids[0]!;
-    const typist = await open(a, threadId, "c0");
-    const watcher = await open(b, threadId, "c1");
-    await until(() => typist.get(id)?.text === "v0" && watcher.get(id)?.text === "v0");
+    const { threadId, id, typist, reader: watcher } = await oneItemOnBoth("v0");
 
     // B's writer of the API's text waits (an outage made its reads fail) until A's lock is in the log.
     const [writerGate, letWriterGo] = latch();
