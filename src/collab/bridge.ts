@@ -100,13 +100,6 @@ export class Bridge {
   private readonly written = new Map<string, Map<number, number>>();
   /** The text a server-side write last left an item with, when it was not the log's (yet): the log's may catch up with it. */
   private readonly lastSeen = new Map<string, string>();
-  /**
-   * Per item, the log's text another replica's commit replaced (`followed`), when this
-   * replica's document was known to hold it whole: a document still showing exactly that text
-   * holds no keystrokes the commit lacks, only the older text (a writer of the log's text may
-   * have put it back over typing whose edit lock lapsed before its commit landed).
-   */
-  private readonly replaced = new Map<string, string>();
   /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
   private readonly moves = new Map<string, number>();
   /** Commands run one after another, in the order the writes arrived. */
@@ -263,9 +256,7 @@ export class Bridge {
    * everything its document held before committing: `persisted`), and typing here goes on over it.
    */
   followed(id: string, text: string, version: number): void {
-    const before = this.bases.get(id);
-    const held = before !== undefined && !this.unmerged.has(id);
-    if (this.setBase(id, text, version, textOf(this.host.doc, id) === text) && held && before.text !== text) this.replaced.set(id, before.text);
+    this.setBase(id, text, version, textOf(this.host.doc, id) === text);
   }
 
   /**
@@ -277,17 +268,11 @@ export class Bridge {
    * text: the newer text is written into the document by the writer of the log's texts.
    */
   follow(id: string, actor: string): void {
-    const replaced = this.replaced.get(id);
-    this.replaced.delete(id);
     if (this.edits.has(id) || this.committing.has(id)) return;
     const truth = this.host.state().items.get(id);
     const base = this.bases.get(id);
     const text = textOf(this.host.doc, id);
     if (!truth || isFrozen(truth) || !base || base.text !== truth.text || text === undefined || text === base.text) return;
-    // Not typing: the log's older text, which the followed commit replaced. Committed, it would
-    // undo that commit in its typist's name (`npm run chaos`, restart-postgres: acknowledged "v2"
-    // followed by "v1"). The log's text is written over it instead, once, by the writer of the log's texts.
-    if (text === replaced) return void this.host.writeLogText(id).catch(() => {});
     this.scheduleEdit(id, actor);
   }
 
@@ -414,7 +399,6 @@ export class Bridge {
     this.written.delete(id);
     this.unmerged.delete(id);
     this.lastSeen.delete(id);
-    this.replaced.delete(id);
   }
 
   /** The item's typing is gone (undone by a server write): nothing of it is left to commit. */
@@ -461,7 +445,8 @@ export class Bridge {
         await this.host.persisted();
         // The document holds exactly the log's text it was typed on: nothing to commit.
         if (base?.text === typed) return;
-        const command = base && QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document", replaces: textHash(base.text) });
+        const command =
+          base && QueueEdit.safeParse({ type: "queue.edit", queueItemId: id, text: typed, via: "document", replaces: textHash(base.text), basedOn: base.version });
         // Typing the log cannot take (a text past the limit) is refused like any other.
         if (command && !command.success) return void (refused = true);
         const outcome = command

@@ -16,6 +16,8 @@ export interface EditLockHost {
   names(client: Client, itemId: string): boolean;
   /** Commits the text typed so far (a refused edit is undone before anyone sees it). */
   commit(): Promise<void>;
+  /** Whether typing into the item is still on its way to the log (its commit waits for the store). */
+  uncommitted(itemId: string): boolean;
 }
 
 /** How soon a lock the store could not take is asked for again. */
@@ -110,8 +112,11 @@ export class EditLocks {
     const locked = this.until.delete(id);
     try {
       await this.host.commit();
-      // No lock of this instance to end (alone, typing without presence takes none).
-      if (!locked || this.closed || this.until.has(id) || this.typing.has(id)) return;
+      // No lock of this instance to end (alone, typing without presence takes none). Typing not
+      // yet committed (the store is away) keeps it until it lapses: a writer of the log's text
+      // elsewhere then revokes that typing in the log before writing over it, where with no lock
+      // in the log it would write over it unfenced, and the commit could land after.
+      if (!locked || this.closed || this.until.has(id) || this.typing.has(id) || this.host.uncommitted(id)) return;
       await this.host.execute(QueueEditLock.parse({ type: "queue.editLock", queueItemId: id, holder: this.host.holder, forMs: 0 }), typing.client.actor);
     } catch (err) {
       // Refused: the item left the queue, and its lock with it. Otherwise the lock lapses by itself.

@@ -124,6 +124,7 @@ export function writeEvent(doc: Y.Doc, event: StoredEvent, after: ThreadState): 
     case "queue.item-added":
     case "queue.item-edited":
     case "queue.item-edit-locked":
+    case "queue.item-typing-revoked":
       break;
     case "queue.item-moved":
     case "queue.item-delivery-changed":

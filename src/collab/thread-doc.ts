@@ -6,7 +6,7 @@ import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { channels, type Bus } from "../cluster/bus.js";
 import type { Lease } from "../cluster/lease.js";
-import { evolve, replay, type QueueItemState, type StoredEvent, type ThreadState } from "../domain/index.js";
+import { DomainError, evolve, QueueRevokeTyping, replay, textHash, type QueueItemState, type StoredEvent, type ThreadState } from "../domain/index.js";
 import { placeIn } from "../engine/feed.js";
 import type { Engine } from "../engine/types.js";
 import type { DocStore } from "../store/doc-store.js";
@@ -32,6 +32,8 @@ const STORED = Symbol("collab:stored");
 /** Backoff of a replica waiting for another to finish writing texts (the lease is per thread). */
 const TEXT_WRITE_RETRY_MS = 100;
 const TEXT_WRITE_RETRY_MAX_MS = 2_000;
+/** Who revokes typing whose edit lock lapsed, in the log: this instance's writer of the log's texts. */
+const WRITER_ACTOR = "collab:text-writer";
 /** A catch-up that could not read the store tries again after this long. */
 const CATCH_UP_RETRY_MS = 1_000;
 
@@ -149,6 +151,7 @@ export class ThreadDoc {
       execute: (command, actor) => deps.engine.execute(threadId, command, { actor }),
       names: (client, itemId) => [...client.awarenessIds].some((id) => editingItemOf(this.awareness.getStates().get(id)) === itemId),
       commit: () => this.bridge.flush(),
+      uncommitted: (itemId) => this.bridge.pending.text.has(itemId),
     });
     this.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(update, origin));
     this.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(change, origin));
@@ -355,7 +358,10 @@ export class ThreadDoc {
           const edited = editedText(event);
           if (edited && !texts.includes(edited)) texts.push(edited);
           if (event.type === "queue.item-added") added.push(event.payload.queueItemId);
-          if (event.type === "queue.item-added" || event.type === "queue.item-edited") changed.add(event.payload.queueItemId);
+          // Revoked typing: a document already showing the log's text holds none of it, and typing from here is on that text.
+          if (event.type === "queue.item-added" || event.type === "queue.item-edited" || event.type === "queue.item-typing-revoked") {
+            changed.add(event.payload.queueItemId);
+          }
           const typed = typedText(event);
           if (typed) {
             followed.set(typed.id, typed.actor);
@@ -532,6 +538,7 @@ export class ThreadDoc {
       this.textWrite = { ids: new Set(ids.map(([id]) => id)), done: new Promise<void>((resolve) => (ended = resolve)) };
       let written = false;
       const later: [string, number][] = [];
+      const revoke: [string, string][] = [];
       try {
         const held = await this.deps.lease.tryWith(key, async () => {
           // The log as it is now, read from the store (an engine's cache can be older than the log
@@ -565,13 +572,25 @@ export class ThreadDoc {
                 continue;
               }
               if (what !== "text" || typed.has(id)) continue;
-              const locked = this.typedElsewhere(item, now);
-              if (locked) later.push([id, locked]);
+              const locks = this.typedElsewhere(item, now);
+              if (locks.live) later.push([id, locks.live]);
               else if (before.items.get(id)?.text !== item.text) later.push([id, now]);
+              else if (locks.lapsed && textOf(this.doc, id) !== item.text) revoke.push([id, item.text]);
               else writeText(this.doc, id, item.text);
             }
           }, SERVER);
           this.bridge.known(ids.map(([id]) => id), state);
+          // Typing whose lock lapsed (its typist gone, or its commit stuck) is revoked in the log
+          // before the log's text goes over it, so a commit of it landing later is refused: the
+          // devices are never shown an older text than the log keeps. Looked at again after.
+          for (const [id, text] of revoke) {
+            const command = QueueRevokeTyping.parse({ type: "queue.revokeTyping", queueItemId: id, holder: this.holder, replaces: textHash(text) });
+            await this.deps.engine.execute(this.threadId, command, { actor: WRITER_ACTOR }).catch((err: unknown) => {
+              // Refused: the item moved on (edited, claimed, removed) since the read; the next look sees how.
+              if (!(err instanceof DomainError)) throw err;
+            });
+            later.push([id, now]);
+          }
           // Stored before the lease goes: the next writer merges it first (held behind an edit
           // lock on its way, it is not in the store yet, and another writer would write it again).
           await this.released();
@@ -594,13 +613,15 @@ export class ThreadDoc {
    * Another instance holds an edit lock on the item: typing there is being committed, and its
    * keystrokes may be in this document already (they are relayed once the lock is in the log).
    * The log's text, older than that typing, is not written over it: the typing is committed
-   * over the log's text, or refused and undone by its own replica. Returns when the lock
-   * ends (0: no such lock); the item is looked at again then (a vanished instance's lock lapses).
+   * over the log's text, or refused and undone by its own replica. `live`: when the last such
+   * lock ends (0: none is live); the item is looked at again then. `lapsed`: another instance's
+   * lock ran out without being ended (its typist vanished, or its commit is stuck): that
+   * typing is revoked in the log before anything is written over it.
    */
-  private typedElsewhere(item: QueueItemState, now: number): number {
+  private typedElsewhere(item: QueueItemState, now: number): { live: number; lapsed: boolean } {
     const ends = Object.entries(item.editLocks).flatMap(([holder, until]) => (holder !== this.holder ? [Date.parse(until)] : []));
     const end = Math.max(0, ...ends);
-    return end > now ? end : 0;
+    return { live: end > now ? end : 0, lapsed: ends.length > 0 };
   }
 
   private writeLater(items: [string, number][]): void {

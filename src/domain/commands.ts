@@ -36,9 +36,17 @@ export const QueueAdd = command("queue.add", {
  * `replaces` (collab only, like `via`): the `textHash` of the log's text this edit was typed
  * on. Every edit made through the document carries it: a replica's document may lack a text
  * the log took meanwhile (the bus lost it, or it is still being written), and its text must
- * not land over that one: refused `TEXT_CHANGED`.
+ * not land over that one: refused `TEXT_CHANGED`. `basedOn`: the thread version at which the
+ * typist's replica knew the log had that text; typing revoked after it (`queue.revokeTyping`)
+ * is refused the same way.
  */
-export const QueueEdit = command("queue.edit", { queueItemId: Id, text: Text, via: EditVia.optional(), replaces: z.string().max(32).optional() });
+export const QueueEdit = command("queue.edit", {
+  queueItemId: Id,
+  text: Text,
+  via: EditVia.optional(),
+  replaces: z.string().max(32).optional(),
+  basedOn: z.number().int().min(0).optional(),
+});
 /** `afterId: null` moves to the head; `position` (from the Yjs document) places exactly. */
 export const QueueMove = command("queue.move", {
   queueItemId: Id,
@@ -63,6 +71,14 @@ export const QueuePause = command("queue.pause", {});
  * not accept it.
  */
 export const QueueEditLock = command("queue.editLock", { queueItemId: Id, holder: Id, forMs: z.number().int().min(0).max(60_000) });
+/**
+ * Collab: a writer of the log's text is about to put it (its `textHash`: `replaces`) back over
+ * typing whose edit locks lapsed (their holders' commits stuck, or the holders gone). The
+ * lapsed locks of holders other than `holder` end, and typing made on the log's text before
+ * this is refused from now on, so a commit stuck past its lock's end cannot land after the
+ * devices were shown the older text. Nothing while any other holder's lock is live.
+ */
+export const QueueRevokeTyping = command("queue.revokeTyping", { queueItemId: Id, holder: Id, replaces: z.string().max(32) });
 /** Stop the running turn: the runtime gets an `interrupt` dispatch and ends it `interrupted`. */
 export const ThreadInterrupt = command("thread.interrupt", {});
 export const QueueResume = command("queue.resume", {});
@@ -112,7 +128,7 @@ export const DrainTimeout = command("drain.timeout", { queueItemId: Id, dispatch
 
 export const Command = z.discriminatedUnion("type", [
   ThreadCreate, ThreadArchive, ThreadDelete, ThreadRename, ThreadInterrupt,
-  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueueSetDelivery, QueueSetMode, QueuePause, QueueResume, QueueEditLock,
+  QueueAdd, QueueEdit, QueueMove, QueueRemove, QueueRetry, QueueSendNow, QueueSetDelivery, QueueSetMode, QueuePause, QueueResume, QueueEditLock, QueueRevokeTyping,
   AgentSession, AgentTurnStarted, AgentTurnStartFailed, AgentTurnEnded,
   DrainClaim, DrainResume, DrainTimeout,
 ]);

@@ -57,6 +57,10 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         if ((command.via === "document" || command.replaces !== undefined) && command.replaces !== textHash(item.text)) {
           return refuse("TEXT_CHANGED", `item ${item.queueItemId}'s text changed since this edit was made`);
         }
+        // A writer put the log's text back over typing after this typing's base: it is gone from the documents.
+        if (command.via === "document" && (command.basedOn ?? 0) < item.typingRevokedAt) {
+          return refuse("TEXT_CHANGED", `typing on item ${item.queueItemId} was revoked since this edit was made`);
+        }
         return item.text === command.text
           ? []
           : [{ type: "queue.item-edited", payload: { ...ids(item), text: command.text, ...(command.via && { via: command.via }) } }];
@@ -69,6 +73,14 @@ export function decide(state: ThreadState, command: Command, ctx: DecideContext)
         if (forMs === 0 && !(holder in item.editLocks)) return [];
         const until = forMs === 0 ? null : new Date(ctx.now.getTime() + forMs).toISOString();
         return [{ type: "queue.item-edit-locked", payload: { ...ids(item), holder, until } }];
+      });
+    case "queue.revokeTyping":
+      return withEditable(state, command.queueItemId, (item) => {
+        if (command.replaces !== textHash(item.text)) return refuse("TEXT_CHANGED", `item ${item.queueItemId}'s text changed since its writer read it`);
+        const others = Object.entries(item.editLocks).filter(([holder]) => holder !== command.holder);
+        // A live lock is typing being committed now: the writer waits for it, nothing is revoked.
+        if (others.length === 0 || others.some(([, until]) => Date.parse(until) > ctx.now.getTime())) return [];
+        return [{ type: "queue.item-typing-revoked", payload: { ...ids(item), holders: others.map(([holder]) => holder) } }];
       });
     case "queue.remove":
       return withEditable(state, command.queueItemId, (item) => [

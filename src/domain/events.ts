@@ -59,6 +59,11 @@ export const DomainEvent = z.discriminatedUnion("type", [
   event("queue.item-delivery-changed", { queueItemId: Id, messageId, delivery: Delivery }),
   /** Someone typing through `holder`: the item is not claimed before `until` (null: that holder's lock ended). */
   event("queue.item-edit-locked", { queueItemId: Id, messageId, holder: Id, until: z.string().nullable() }),
+  /**
+   * The lapsed edit locks of `holders` ended by a writer of the log's text, which then puts that
+   * text back over their typing: typing made on the log's text before this is refused.
+   */
+  event("queue.item-typing-revoked", { queueItemId: Id, messageId, holders: z.array(Id) }),
   event("queue.item-removed", { queueItemId: Id, messageId }),
   /** The claim: stored before the agent sees anything; carries the whole dispatch. */
   event("queue.item-send-started", DispatchPayload),

@@ -151,6 +151,11 @@ function applyEvent(s: ThreadState, e: VersionedEvent, at: string): ThreadState 
         const { [e.payload.holder]: _ended, ...others } = item.editLocks;
         return { editLocks: e.payload.until === null ? others : { ...others, [e.payload.holder]: e.payload.until } };
       });
+    case "queue.item-typing-revoked":
+      return withItem(s, e.payload.queueItemId, at, (item) => ({
+        editLocks: Object.fromEntries(Object.entries(item.editLocks).filter(([holder]) => !e.payload.holders.includes(holder))),
+        typingRevokedAt: e.version,
+      }));
     case "queue.item-send-failed":
       return withItem(s, e.payload.queueItemId, at, (item) => ({
         status: e.payload.final ? "failed" : "pending",

@@ -56,6 +56,8 @@ export const QUEUE_ITEM_FIELDS = {
   dispatchKind: field<DispatchKind | null>()(stateOnly),
   /** Holder → until when someone typing through it keeps the item from being claimed (see `isEditLocked`). */
   editLocks: field<Readonly<Record<string, string>>>()(stateOnly),
+  /** The thread version at which typing on the item was last revoked (0: never): typing based on an earlier text is refused. */
+  typingRevokedAt: field<number>()(stateOnly),
   createdAt: field<string>()(everywhere),
   updatedAt: field<string>()(storedAndShown),
 };

@@ -84,6 +84,7 @@ export const newQueueItem = (
   dispatchId: null,
   dispatchKind: null,
   editLocks: {},
+  typingRevokedAt: 0,
   createdAt: at,
   updatedAt: at,
 });

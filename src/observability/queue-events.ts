@@ -98,6 +98,7 @@ export function createQueueEventObserver(metrics: Metrics, logger: Logger) {
         case "queue.item-edited":
         case "queue.item-moved":
         case "queue.item-edit-locked":
+        case "queue.item-typing-revoked":
         case "queue.item-delivery-changed":
         case "queue.mode-changed":
         case "message.sent":

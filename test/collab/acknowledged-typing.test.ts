@@ -659,9 +659,10 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     }
   });
 
-  it("edited through the API, typed on A over it, B's writer of the API text deferred by A's edit lock (B's writer held until the lock is in the log: injected) and A's commit of the typing held past the lock's end (injected): the acknowledged text is the one the log keeps and a claim dispatches", async () => {
+  it("edited through the API, typed on A over it, B's writer of the API text deferred by A's edit lock (B's writer held until the lock is in the log: injected) and A's commit of the typing held past the lock's end (injected): B revokes the typing in the log before writing the API text over it, the commit is refused, and the device is never told the log keeps it", async () => {
     // An edit lock that lapses while its typist's commit is stuck (`npm run chaos`, restart-postgres
-    // seed 40: "v2" typed and acknowledged, then "v1" committed by a follow).
+    // seed 40: "v2" typed; B wrote "v1" over it once the lock lapsed; "v2" then landed and was acknowledged
+    // while the devices showed "v1").
     const { threadId, id, typist, reader: watcher } = await oneItemOnBoth("v0");
 
     // B's writer of the API's text waits (an outage made its reads fail) until A's lock is in the log.
@@ -679,11 +680,14 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       commitHeld = true;
       await commitGate;
     });
+    const shown = () => [typist, watcher].map((q) => q.get(id)?.text);
     let flushed: Promise<void> | undefined;
+    let whileStuck: { revoked: boolean; devices: (string | undefined)[] } | undefined;
+    let atAnswer: string | undefined;
     try {
       // The API's "v1" (v4 in the chaos history); A's writer puts it into the documents (B's is held).
       await exec(a, threadId, { type: "queue.edit", queueItemId: id, text: "v1" });
-      await until(() => typist.get(id)?.text === "v1" && watcher.get(id)?.text === "v1", () => [typist, watcher].map((q) => q.get(id)?.text));
+      await until(() => typist.get(id)?.text === "v1" && watcher.get(id)?.text === "v1", shown);
 
       // c0 types "v2" on A; A's lock lands (chaos v8) and the keystrokes reach B.
       typist.edit(id, "v2");
@@ -697,27 +701,28 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
 
       // B's writer runs now: A's lock defers it (`typedElsewhere` → `writeLater`) until the lock's end.
       letWriterGo();
-      // Past the lock's end (plus the writer's retry delay), A's commit still held.
-      await pause(a.services.config.editLockMs + 1_000);
+      // Past the lock's end (plus the writer's retry delay), A's commit still held: B revoked the
+      // lapsed typing in the log, then wrote the API's text over it on every device.
+      await until(() => shown().every((t) => t === "v1"), shown, a.services.config.editLockMs + 5_000).catch(() => {});
       expect(writerRuns).toBeGreaterThan(0);
+      whileStuck = {
+        revoked: (await b.services.store.readThread(threadId, 0)).some((e) => e.type === "queue.item-typing-revoked"),
+        devices: shown(),
+      };
 
-      // A's commit of "v2" lands (chaos v10), and the device's flush is acknowledged.
+      // A's commit of "v2" lands (chaos v10): refused, and the device's flush is answered.
       letCommitGo();
       await flushed;
+      atAnswer = typist.get(id)?.text;
     } finally {
       letWriterGo();
       letCommitGo();
       restoreWriter();
       unhold();
     }
-    // Longer than the coalescing window (1.5 s): a follow's commit of an older text would have landed.
+    // Longer than the coalescing window (1.5 s): a commit of the revoked typing would have landed.
     await pause(3_500);
     const log = await b.services.store.readThread(threadId, 0);
-
-    // What the devices show once the documents follow the log (given a few seconds to get there).
-    const shown = () => [typist, watcher].map((q) => q.get(id)?.text);
-    await until(() => shown().every((t) => t === "v2"), shown, 5_000).catch(() => {});
-    const devices = shown();
     // What the agent gets.
     await exec(b, threadId, { type: "agent.session", status: "ready" }, "agent:a");
     const claim = await eventually(async () => {
@@ -725,6 +730,12 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
       expect(found).toBeDefined();
       return found!;
     });
-    expect({ edits: editsIn(log), dispatched: claim.message.text, devices }).toEqual({ edits: ["v1", "v2"], dispatched: "v2", devices: ["v2", "v2"] });
+    expect({ whileStuck, atAnswer, edits: editsIn(log), dispatched: claim.message.text, devices: shown() }).toEqual({
+      whileStuck: { revoked: true, devices: ["v1", "v1"] },
+      atAnswer: "v1",
+      edits: ["v1"],
+      dispatched: "v1",
+      devices: ["v1", "v1"],
+    });
   });
 });

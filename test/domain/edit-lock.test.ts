@@ -96,3 +96,48 @@ describe("an edit typed into the document replaces the log's text it was typed o
     expect(t.item("a").text).toBe("from the API");
   });
 });
+
+describe("typing whose edit lock lapsed is revoked in the log before a writer puts the log's text over it", () => {
+  const revoke = (text: string, holder = "instance-b") => ({ type: "queue.revokeTyping" as const, queueItemId: "a", holder, replaces: textHash(text) });
+  const typed = (text: string, on: string, basedOn: number) => ({ type: "queue.edit" as const, queueItemId: "a", text, via: "document" as const, replaces: textHash(on), basedOn });
+
+  it("a commit of typing based on the log's text before the revocation is refused TEXT_CHANGED; typing based on it after lands; an API edit is unaffected", () => {
+    const t = ready("a");
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "v1" });
+    const known = t.state.version;
+    t.ok(lock("a", 3_000, "instance-a"));
+    t.advance(3_000);
+    // Instance A's commit of "v2" is stuck past its lock's end; B revokes the typing to write "v1" over it.
+    expect(t.ok(revoke("v1"))).toMatchObject([{ type: "queue.item-typing-revoked", payload: { queueItemId: "a", holders: ["instance-a"] } }]);
+    expect(t.item("a").editLocks).toEqual({});
+    expect(t.refused(typed("v2", "v1", known))).toBe("TEXT_CHANGED");
+    expect(t.item("a").text).toBe("v1");
+    // A's document took "v1" back, seen at the revocation's version or later: typing on it is typing like any other.
+    expect(types(t.ok(typed("v3", "v1", t.state.version)))).toEqual(["queue.item-edited"]);
+    expect(types(t.ok({ type: "queue.edit", queueItemId: "a", text: "from the API" }))).toEqual(["queue.item-edited"]);
+  });
+
+  it("does nothing while another holder's lock is live or when no other holder has one; never ends the revoker's own lock; refused once the text moved past the writer's read", () => {
+    const t = ready("a");
+    t.ok(lock("a", 3_000, "instance-a"));
+    t.ok(lock("a", 10_000, "instance-b"));
+    // A renewed (or still within) its lock: typing is being committed, and the writer waits for it.
+    expect(t.ok(revoke("text of a"))).toEqual([]);
+    t.advance(3_000);
+    expect(t.ok(revoke("text of a"))).toMatchObject([{ payload: { holders: ["instance-a"] } }]);
+    expect(Object.keys(t.item("a").editLocks)).toEqual(["instance-b"]);
+    expect(t.ok(revoke("text of a"))).toEqual([]);
+    t.ok(lock("a", 1_000, "instance-a"));
+    t.advance(1_000);
+    t.ok({ type: "queue.edit", queueItemId: "a", text: "moved on" });
+    expect(t.refused(revoke("text of a"))).toBe("TEXT_CHANGED");
+    expect(Object.keys(t.item("a").editLocks).sort()).toEqual(["instance-a", "instance-b"]);
+  });
+
+  it("is never a claim, and a sending item's typing is not revoked (ITEM_SENDING)", () => {
+    expect(mayClaim(Command.parse(revoke("x")))).toBe(false);
+    const t = ready("a");
+    claimOf(t.claim());
+    expect(t.refused(revoke("text of a"))).toBe("ITEM_SENDING");
+  });
+});

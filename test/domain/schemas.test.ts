@@ -68,7 +68,7 @@ describe("events", () => {
         "queue.item-send-started", "queue.item-send-failed", "queue.item-requeued",
         "queue.item-resolved", "queue.paused", "queue.resumed", "turn.started", "turn.ended",
         "message.sent", "thread.interrupt-requested", "queue.item-edit-locked", "thread.renamed",
-        "queue.item-delivery-changed", "queue.mode-changed",
+        "queue.item-delivery-changed", "queue.mode-changed", "queue.item-typing-revoked",
       ].sort(),
     );
   });

@@ -44,7 +44,7 @@ export const queueRouter = router({
     return statusOf(state, command.message.messageId);
   }),
 
-  edit: commandMutation(userProcedure, QueueEdit.omit({ via: true, replaces: true })),
+  edit: commandMutation(userProcedure, QueueEdit.omit({ via: true, replaces: true, basedOn: true })),
 
   move: userProcedure.input(MoveInput).mutation(async ({ ctx, input }) => {
     const { threadId, commandId, queueItemId, afterId } = input;
