@@ -316,13 +316,13 @@ export class Bridge {
     return this.review;
   }
 
-  private scheduleEdit(id: string, actor: string): void {
+  private scheduleEdit(id: string, actor: string, afterMs = this.host.editCoalesceMs): void {
     const edit = this.edits.get(id);
     if (edit) {
       edit.actor = actor;
       if (edit.timer) return;
     }
-    const timer = setTimeout(() => this.commitEdit(id), this.host.editCoalesceMs);
+    const timer = setTimeout(() => this.commitEdit(id), afterMs);
     this.edits.set(id, { timer, actor });
   }
 
@@ -450,7 +450,7 @@ export class Bridge {
         // Typing the log cannot take (a text past the limit) is refused like any other.
         if (command && !command.success) return void (refused = true);
         const outcome = command
-          ? await this.run(command.data, edit.actor, () => this.scheduleEdit(id, edit.actor), "TEXT_CHANGED")
+          ? await this.run(command.data, edit.actor, (afterMs) => this.scheduleEdit(id, edit.actor, afterMs), "TEXT_CHANGED")
           : "refused";
         if (outcome === "retrying") covers = 0;
         else if (outcome === "refused") {
@@ -496,15 +496,16 @@ export class Bridge {
     this.enqueue(async () => {
       count(this.moves, id, -1);
       const command = QueueMove.parse({ type: "queue.move", queueItemId: id, to: { position } });
-      await this.run(command, actor, () => this.host.resync());
+      await this.run(command, actor, (afterMs) => setTimeout(() => void this.host.resync(), afterMs).unref());
     });
   }
 
   /**
    * A refusal puts the document back to the log (but a `tolerated` one, left to the caller:
-   * "refused"); an unavailable store retries later. Done: the thread's version after it.
+   * "refused"); an unavailable store retries later (`retry` is told when, at once: a typed
+   * text waiting to be committed again stays pending meanwhile). Done: the thread's version after it.
    */
-  private async run(command: Command, actor: string, retry: () => unknown, tolerated?: DomainErrorReason): Promise<{ version: number } | "done" | "refused" | "retrying"> {
+  private async run(command: Command, actor: string, retry: (afterMs: number) => void, tolerated?: DomainErrorReason): Promise<{ version: number } | "done" | "refused" | "retrying"> {
     try {
       return await this.host.execute(command, actor);
     } catch (error) {
@@ -514,7 +515,7 @@ export class Bridge {
         return "done";
       }
       if (error instanceof StoreUnavailableError && !this.closed) {
-        setTimeout(retry, RETRY_MS).unref();
+        retry(RETRY_MS);
         return "retrying";
       }
       throw error;
