@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/domain/index.js";
 import type { EventFeed } from "../../src/engine/feed.js";
 import { claimsIn, databases, ScriptedAgent, startDrainHarness, testDrainConfig, type DrainHarness } from "./drain-harness.js";
+import type { Engine } from "../../src/engine/types.js";
 import { eventually } from "../support/poll.js";
 
 /**
@@ -40,10 +41,39 @@ function holdDispatchStreams(feed: EventFeed) {
   };
 }
 
+/**
+ * Fault injection: the dispatch stream's reads of a thread's state from the log (its check of
+ * a late dispatch) read at once but answer only on `release()`, as an instance SIGSTOPped while
+ * its read was under way acts on the answer once continued (`npm run chaos`, pause-instance
+ * seed 2, after the first fix). Other readers (the drain's timeout) read as usual.
+ */
+function holdLogReads(engine: Engine) {
+  const load = engine.load.bind(engine);
+  let letGo!: () => void;
+  const released = new Promise<void>((resolve) => (letGo = resolve));
+  let read!: () => void;
+  const reading = new Promise<void>((resolve) => (read = resolve));
+  engine.load = async (threadId, seen) => {
+    if (!/routers[\\/]dispatches/.test(new Error().stack ?? "")) return load(threadId, seen);
+    const state = await load(threadId);
+    read();
+    await released;
+    return state;
+  };
+  return {
+    reading,
+    release: () => {
+      engine.load = load;
+      letGo();
+    },
+  };
+}
+
 describe.each(databases)("a dispatch the stream sends late (fault injected: the stream held, as a paused instance) — %s", (database) => {
   let h: DrainHarness;
   let fault: ReturnType<typeof holdDispatchStreams> | undefined;
   let agent: ScriptedAgent | undefined;
+  let reads: ReturnType<typeof holdLogReads> | undefined;
   beforeAll(async () => {
     h = await startDrainHarness({ drainPolicy: { ...testDrainConfig.drainPolicy!, dispatchTimeoutMs: 500 } }, database);
     // The runtime this test watches connects once the fault is in place.
@@ -51,6 +81,7 @@ describe.each(databases)("a dispatch the stream sends late (fault injected: the 
   });
   afterAll(async () => {
     fault?.release();
+    reads?.release();
     await agent?.close();
     await h?.close();
   });
@@ -72,5 +103,32 @@ describe.each(databases)("a dispatch the stream sends late (fault injected: the 
     const turn = await agent.nextTurn(threadId);
     expect(turn.dispatch.queueItemId).toBe(next);
     expect(agent.handled.map((d) => d.queueItemId)).toEqual([next]);
+  });
+
+  it("read again from the log, but answered only after its item timed out and was removed (fault injected: the read's answer held, as an instance paused mid-read), never reaches the agent; the next one does", async () => {
+    await agent?.close();
+    const threadId = await h.createThread();
+    fault = holdDispatchStreams(h.server.services.engine.feed);
+    agent = new ScriptedAgent(h.server.url, await h.server.token("agent"));
+    await agent.session(threadId, "ready");
+    await fault.reading;
+    const stale = await h.add(threadId, "claimed, then the instance stalled mid-read");
+    await eventually(async () => expect(claimsIn(await h.events(threadId))).toHaveLength(1));
+    // Late by then (past half the 500 ms dispatch timeout), so the stream reads the log again:
+    // the item is still being sent, and that answer is held.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    reads = holdLogReads(h.server.services.engine);
+    fault.release();
+    await reads.reading;
+    await eventually(async () => expect((await h.events(threadId)).some((e) => e.type === "queue.item-send-failed")).toBe(true));
+    await h.user.queue.remove.mutate({ threadId, queueItemId: stale });
+    await h.user.queue.resume.mutate({ threadId });
+    reads.release();
+    const next = await h.add(threadId, "queued after it");
+
+    const turn = await agent.nextTurn(threadId);
+    expect(turn.dispatch.queueItemId).toBe(next);
+    // (This runtime also gets the earlier test's item, still being sent on its own thread.)
+    expect(agent.handled.filter((d) => d.threadId === threadId).map((d) => d.queueItemId)).toEqual([next]);
   });
 });

@@ -37,7 +37,16 @@ const toDispatch = (e: Dispatching): Dispatch =>
  * item been removed, and an agent handed it would run a message the user took back. So one
  * claimed more than a moment ago is checked against the log before it goes; on time, nothing
  * but the runtime's own report can have resolved it (a sending item is frozen). The backlog
- * and the sweep's polls are read from the log as they are sent, and need no check.
+ * and the sweep's polls are read from the log as they are sent. A read counts only while it is
+ * fresh: one answered late, or acted on a moment after (the instance was paused in between:
+ * its request was answered while it was stopped, and it acted on the answer once continued:
+ * `npm run chaos`, pause-instance seed 2), is not acted on; the next poll reads again. And a
+ * claim read again or polled goes only while it surely stands: until the earliest moment its
+ * dispatch timeout could end it on any instance, less a moment for clocks. Past that, nothing
+ * read before the send can rule out a timeout and a removal just before it; the claim times
+ * out and its item is sent again under a new one. The backlog a runtime gets when it
+ * (re)connects goes whatever its age (fresh reads only): after a restart the timeout is
+ * counted from the boot, so the runtime has a whole timeout to start what it is given then.
  */
 export const dispatches = agentProcedure
   // tRPC sends the last tracked id back on reconnect; it is accepted and, as said above, not a filter.
@@ -53,12 +62,23 @@ export const dispatches = agentProcedure
       signal,
     });
     const lateMs = Math.min(LATE_MS, services.config.drainPolicy.dispatchTimeoutMs / 2);
+    const fresh = (since: number) => Date.now() - since < lateMs;
+    const { dispatchTimeoutMs } = services.config.drainPolicy;
+    /** No instance times a claim out before its dispatch timeout from the claim (a restart only counts from later). */
+    const stands = (event: Dispatching) =>
+      event.type !== "queue.item-send-started" || Date.now() < Date.parse(event.createdAt) + dispatchTimeoutMs - lateMs;
     /** Whether a live dispatch is still owed, read again from the log when it comes late. */
     const owed = async (event: Dispatching) => {
-      if (Date.now() - Date.parse(event.createdAt) < lateMs) return true;
-      // The log unreadable now, the sweep's poll sends it later if it is still owed.
+      if (fresh(Date.parse(event.createdAt))) return true;
+      // The log unreadable now, or read too slowly to count, the sweep's poll sends it later if it is still owed.
+      const asked = Date.now();
       const state = await services.engine.load(event.threadId).catch(() => null);
-      return state !== null && awaitsDispatch(state, toDispatch(event));
+      return state !== null && fresh(asked) && stands(event) && awaitsDispatch(state, toDispatch(event));
+    };
+    /** The unacknowledged dispatches, and when they were asked for. */
+    const backlog = async () => {
+      const asked = Date.now();
+      return { asked, events: await unacknowledged(services, workspaceId) };
     };
     try {
       /** dispatchKey → seq of the dispatch sent on this stream and not yet seen acknowledged. */
@@ -69,16 +89,17 @@ export const dispatches = agentProcedure
         sent.set(key, event.seq);
         return tracked(event.seq, withTrace(event));
       };
-      for (const claim of await unacknowledged(services, workspaceId)) {
+      const first = await backlog();
+      for (const claim of first.events) {
+        if (!fresh(first.asked)) break;
         const dispatch = deliver(claim);
         if (dispatch) yield dispatch;
       }
       for await (const batch of live) {
-        const polled = batch.length === 0;
-        const events = polled ? await unacknowledged(services, workspaceId).catch(() => []) : batch;
-        for (const event of events) {
+        const polled = batch.length === 0 ? await backlog().catch(() => ({ asked: 0, events: [] })) : null;
+        for (const event of polled?.events ?? batch) {
           if (isDispatching(event)) {
-            if (!polled && !(await owed(event))) continue;
+            if (polled ? !(fresh(polled.asked) && stands(event)) : !(await owed(event))) continue;
             const dispatch = deliver(event);
             if (dispatch) yield dispatch;
           } else if (ACKNOWLEDGEMENTS.has(event.type) && "queueItemId" in event.payload) {
