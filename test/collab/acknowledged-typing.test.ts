@@ -6,7 +6,7 @@ import type { Command, StoredEvent } from "../../src/domain/index.js";
 import { StoreUnavailableError } from "../../src/store/types.js";
 import { redisAvailable, redisUrl } from "../cluster/redis.js";
 import { hasPostgres } from "../support/postgres.js";
-import { eventually, until } from "../support/poll.js";
+import { eventually, latch, until } from "../support/poll.js";
 import type { TestServer } from "../support/server.js";
 import { addItem, createThread, exec, startInstancePair } from "./harness.js";
 
@@ -26,11 +26,6 @@ const claimOf = (log: StoredEvent[]) => {
 /** The texts the log took for items, in order. */
 const editsIn = (log: StoredEvent[]): string[] => log.flatMap((e) => (e.type === "queue.item-edited" ? [e.payload.text] : []));
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A promise and the function that resolves it: a fault's gate, or a sign that something happened. */
-const latch = (): [Promise<void>, () => void] => {
-  let resolve!: () => void;
-  return [new Promise<void>((r) => (resolve = r)), resolve];
-};
 /** `promise`, or a failure naming what never came. */
 const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref())]);

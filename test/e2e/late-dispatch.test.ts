@@ -3,7 +3,7 @@ import type { StoredEvent } from "../../src/domain/index.js";
 import type { EventFeed } from "../../src/engine/feed.js";
 import { claimsIn, databases, ScriptedAgent, startDrainHarness, testDrainConfig, type DrainHarness } from "./drain-harness.js";
 import type { Engine } from "../../src/engine/types.js";
-import { eventually } from "../support/poll.js";
+import { eventually, latch } from "../support/poll.js";
 
 /**
  * Fault injection: the dispatch streams opened from now on hold every batch from the first
@@ -12,11 +12,9 @@ import { eventually } from "../support/poll.js";
  */
 function holdDispatchStreams(feed: EventFeed) {
   const stream = feed.stream.bind(feed);
-  let letGo!: () => void;
-  const released = new Promise<void>((resolve) => (letGo = resolve));
-  let live!: () => void;
+  const [released, letGo] = latch();
   /** A stream read its backlog and waits on live events: a claim from now on comes live. */
-  const reading = new Promise<void>((resolve) => (live = resolve));
+  const [reading, live] = latch();
   feed.stream = async (options) => {
     const events = await stream(options);
     return {
@@ -49,10 +47,8 @@ function holdDispatchStreams(feed: EventFeed) {
  */
 function holdLogReads(engine: Engine) {
   const load = engine.load.bind(engine);
-  let letGo!: () => void;
-  const released = new Promise<void>((resolve) => (letGo = resolve));
-  let read!: () => void;
-  const reading = new Promise<void>((resolve) => (read = resolve));
+  const [released, letGo] = latch();
+  const [reading, read] = latch();
   engine.load = async (threadId, seen) => {
     if (!/routers[\\/]dispatches/.test(new Error().stack ?? "")) return load(threadId, seen);
     const state = await load(threadId);

@@ -26,3 +26,9 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_
     }
   }
 }
+
+/** A promise and the function that resolves it: a fault's gate, or a sign that something happened. */
+export const latch = (): [Promise<void>, () => void] => {
+  let resolve!: () => void;
+  return [new Promise<void>((r) => (resolve = r)), resolve];
+};
