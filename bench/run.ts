@@ -9,8 +9,9 @@
  * the whole table is written to bench/results/door-scale<N>.md (and .json).
  *
  *   TEST_DATABASE_URL / BENCH_DATABASE_URL   the PostgreSQL server (a scratch database is made and dropped)
- *   BENCH_SCALE=10        10× the work (documents, clients, items in a thread); with the
- *                         scale-1 results of an earlier run on this machine, growth is printed
+ *   BENCH_SCALE=10        10× the work (documents, clients, items in a thread); growth is printed
+ *                         against the last scale-1 results (`npm run bench:scale` runs scale 1
+ *                         just before: a machine's speed varies between runs an hour apart)
  *   BENCH_ONLY=dispatch,handoff,enqueue,collab,long   some sections only
  *   BENCH_DB=pglite|postgres                          one database only
  *   BENCH_SECONDS=3       seconds per throughput measurement
