@@ -31,6 +31,8 @@ export interface Config {
   editLockMs: number;
   /** Largest awareness state (presence JSON) one collab client may share, in bytes. */
   maxAwarenessBytes: number;
+  /** Every /yjs connection is pinged this often; one that did not answer the last ping is ended. */
+  collabPingMs: number;
   /** Bounds of the work one request, connection or token may cause. */
   limits: Limits;
   /** Browser origins allowed to call the API doors from other sites ("*" for any). */
@@ -70,6 +72,7 @@ export const settings = {
   docIdleMs: { env: "TURNQUEUE_DOC_IDLE_MS", flag: "--doc-idle-ms <ms>", help: "unload a document this long after its last client left (default 30000)" },
   editCoalesceMs: { env: "TURNQUEUE_EDIT_COALESCE_MS", flag: "--edit-coalesce-ms <ms>", help: "window over which text edits become one command (default 300)" },
   editLockMs: { env: "TURNQUEUE_EDIT_LOCK_MS", flag: "--edit-lock-ms <ms>", help: "an item someone is typing into waits this long after the last keystroke before it is sent (default 3000)" },
+  collabPingMs: { env: "TURNQUEUE_COLLAB_PING_MS", flag: "--collab-ping-ms <ms>", help: "ping every /yjs connection this often; one that did not answer the last ping is ended and its presence removed (default 30000)" },
   maxAwarenessBytes: { env: "TURNQUEUE_MAX_AWARENESS_BYTES", flag: "--max-awareness-bytes <bytes>", help: "largest presence (awareness state) one collab client may share; larger closes it (default 16384)" },
   maxBodyBytes: { env: "TURNQUEUE_MAX_BODY_BYTES", flag: "--max-body-bytes <bytes>", help: "largest tRPC request: HTTP body or WebSocket message; more is refused with 413 (default 4 MiB, at least 64 KiB: the SDK sends up to 60 KiB in one WebSocket message)" },
   maxBatchSize: { env: "TURNQUEUE_MAX_BATCH_SIZE", flag: "--max-batch-size <n>", help: "most calls in one tRPC batch, over HTTP or WebSocket (default 64)" },
@@ -121,6 +124,7 @@ const SettingsSchema = z.object({
   editCoalesceMs: z.coerce.number().int().min(0).max(60_000).default(300),
   editLockMs: z.coerce.number().int().min(100).max(60_000).default(3_000),
   maxAwarenessBytes: z.coerce.number().int().min(256).max(1 << 20).default(16_384),
+  collabPingMs: millis(30_000),
   // The SDK puts up to 60 KiB of calls in one WebSocket message (client/calls-link.ts); one over
   // the limit would close the socket and fail every call in flight on it.
   maxBodyBytes: z.coerce.number().int().min(64 * 1024).max(1 << 30).default(defaultLimits.maxBodyBytes),
@@ -224,6 +228,7 @@ export async function loadConfig(
     editCoalesceMs: s.editCoalesceMs,
     editLockMs: s.editLockMs,
     maxAwarenessBytes: s.maxAwarenessBytes,
+    collabPingMs: s.collabPingMs,
     limits: {
       maxBodyBytes: s.maxBodyBytes,
       maxBatchSize: s.maxBatchSize,

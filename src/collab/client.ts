@@ -1,8 +1,6 @@
 import { WebSocket } from "ws";
 import type { Principal } from "../auth/tokens.js";
 
-/** A client's WebSocket may go silent without closing; one missed pong in this window ends it. */
-export const PING_INTERVAL_MS = 30_000;
 /** RFC 6455: a close reason is at most 123 bytes of UTF-8. */
 const MAX_REASON_BYTES = 123;
 
@@ -36,7 +34,7 @@ export class Client {
   }
 
   /**
-   * Called every PING_INTERVAL_MS by one timer for all connections (a timer per connection
+   * Called every `collabPingMs` by one timer for all connections (a timer per connection
    * is memory each holds): ends a connection that did not answer the last ping, pings the rest.
    */
   heartbeat(): void {

@@ -17,7 +17,7 @@ import type { EventStore } from "../store/types.js";
 import { closeAtExpiry } from "../token-expiry.js";
 import type { TokenConnections } from "../token-connections.js";
 import { createDocStore } from "../store/doc-store.js";
-import { Client, PING_INTERVAL_MS } from "./client.js";
+import { Client } from "./client.js";
 import { CLOSE, MAX_MESSAGE_BYTES } from "./protocol.js";
 import { DocRegistry } from "./registry.js";
 import { WriteBehind } from "./write-behind.js";
@@ -42,7 +42,7 @@ export interface Collab {
  */
 /** What collab uses. */
 export interface CollabDeps {
-  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes" | "sweepIntervalMs">;
+  config: Pick<Config, "docIdleMs" | "editCoalesceMs" | "editLockMs" | "maxAwarenessBytes" | "sweepIntervalMs" | "collabPingMs">;
   auth: Pick<Auth, "verify">;
   store: Pick<EventStore, "workspaceOf" | "readThread" | "threadVersions">;
   engine: Engine;
@@ -112,8 +112,9 @@ export function createCollab(deps: CollabDeps): Collab {
     },
   );
 
-  // Every connection's ping, on one timer.
-  const heartbeat = setInterval(() => clients.forEach((client) => client.heartbeat()), PING_INTERVAL_MS);
+  // Every connection's ping, on one timer: a socket can go silent without closing (a device
+  // that lost its network), and only a missed pong tells.
+  const heartbeat = setInterval(() => clients.forEach((client) => client.heartbeat()), config.collabPingMs);
   heartbeat.unref();
 
   // Committed events reach every loaded document; until this subscription is live no document loads.

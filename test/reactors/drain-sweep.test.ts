@@ -56,6 +56,7 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
       editCoalesceMs: 50,
       editLockMs: 3_000,
       maxAwarenessBytes: 16_384,
+      collabPingMs: 30_000,
       limits: defaultLimits,
       logLevel: "silent",
       corsOrigins: [],
