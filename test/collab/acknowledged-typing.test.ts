@@ -140,6 +140,33 @@ describe.runIf(hasPostgres && hasRedis)("typing acknowledged to a device is the 
     expect(log.some((e) => e.type === "queue.item-edit-locked")).toBe(true);
   });
 
+  it("typed on A, A's commit of the typing refused as unavailable once (injected): A keeps its edit lock while the commit waits to be tried again, so no writer elsewhere sees the typing unlocked; the typing lands", async () => {
+    const { threadId, id, typist } = await oneItemOnBoth("draft");
+    let failures = 0;
+    let away = true;
+    const restore = holdCommands(a, (c) => c.type === "queue.edit" && c.via === "document", async () => {
+      if (!away) return;
+      failures++;
+      throw new StoreUnavailableError("the store is away (injected)");
+    });
+    try {
+      typist.edit(id, "draft, typed while the store was away");
+      // Past the end of the typing's window (the coalescing window, or the presence's 3 s), when
+      // A commits what was typed and ends its lock: every commit fails until then.
+      await pause(4_000);
+      away = false;
+      await typist.flush();
+    } finally {
+      restore();
+    }
+    expect(failures).toBeGreaterThan(0);
+    const log = await a.services.store.readThread(threadId, 0);
+    const edited = log.findIndex((e) => e.type === "queue.item-edited" && e.payload.text === "draft, typed while the store was away");
+    const ended = log.findIndex((e) => e.type === "queue.item-edit-locked" && e.payload.until === null);
+    // Before, the lock was ended between two attempts, with the typing not in the log.
+    expect({ typed: edited >= 0, lockEndedBeforeTheTyping: ended >= 0 && ended < edited }).toEqual({ typed: true, lockEndedBeforeTheTyping: false });
+  });
+
   it("typed on A while A's edit lock is held up (injected delay), B catching up with an API edit it missed (A's events to B dropped: injected): B does not write the log's older text over keystrokes the lock does not cover yet", async () => {
     const { threadId, id, typist, reader } = await oneItemOnBoth("v0");
     const undrop = dropEvents(a, threadId);
