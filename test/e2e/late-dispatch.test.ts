@@ -128,3 +128,49 @@ describe.each(databases)("a dispatch the stream sends late (fault injected: the 
     expect(agent.handled.filter((d) => d.threadId === threadId).map((d) => d.queueItemId)).toEqual([next]);
   });
 });
+
+describe.each(databases)("a runtime connecting while the backlog's read is answered late (fault injected: the first read held past the moment) — %s", (database) => {
+  let h: DrainHarness;
+  const agents: ScriptedAgent[] = [];
+  beforeAll(async () => {
+    // A 30 s dispatch timeout: the claim stands throughout; the sweep (60 s) never comes.
+    h = await startDrainHarness({ drainPolicy: { ...testDrainConfig.drainPolicy!, dispatchTimeoutMs: 30_000 } }, database);
+    await h.agent.close();
+  });
+  afterAll(async () => {
+    for (const a of agents) await a.close();
+    await h?.close();
+  });
+
+  it("still gets what is owed to it at once: the late read is made again, not left to the next sweep", async () => {
+    const threadId = await h.createThread();
+    const first = new ScriptedAgent(h.server.url, await h.server.token("agent"));
+    agents.push(first);
+    await first.session(threadId, "ready");
+    const item = await h.add(threadId, "claimed before the runtime reconnected");
+    await first.nextTurn(threadId);
+    // The runtime goes away before it starts the turn: the claim stays owed.
+    await first.close();
+
+    const store = h.server.services.store;
+    const read = store.unacknowledgedDispatches.bind(store);
+    let held = 0;
+    store.unacknowledgedDispatches = async (workspaceId) => {
+      const events = await read(workspaceId);
+      // The first read's answer comes 1.2 s late (past the 1 s moment), as to an instance paused mid-read.
+      if (held++ === 0) await new Promise((resolve) => setTimeout(resolve, 1_200));
+      return events;
+    };
+    try {
+      const second = new ScriptedAgent(h.server.url, await h.server.token("agent"));
+      agents.push(second);
+      const turn = await Promise.race([
+        second.nextTurn(threadId),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the owed dispatch waited for the sweep")), 10_000)),
+      ]);
+      expect({ item: turn.dispatch.queueItemId, reads: held }).toEqual({ item, reads: 2 });
+    } finally {
+      store.unacknowledgedDispatches = read;
+    }
+  });
+});
