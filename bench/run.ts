@@ -78,6 +78,8 @@ interface Results {
 }
 
 const log = (line: string) => console.log(line);
+/** A document as Turnqueue serves it, once measured: the peers relay the same content. */
+let turnqueueDocument: Uint8Array | undefined;
 const results: Results = { scale: SCALE, at: new Date().toISOString(), load: os.loadavg(), turnqueue: {}, peers: {} };
 
 async function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
@@ -126,10 +128,12 @@ async function benchTurnqueue(db: "pglite" | "postgres", databaseUrl: string | n
     }
     if (ONLY.has("collab")) {
       const rooms = await threadsWithAnItem(server, work.documents);
-      f.collab = await measureCollab({
+      const measured = await measureCollab({
         relay: "turnqueue", server, url: `${server.url.replace(/^http/, "ws")}/yjs`, rooms, tokenFor: (device) => server.token("user", "bench", `device-${device}`),
         devices: work.devices, serialSamples: work.serialSamples, burstRounds: work.burstRounds,
       });
+      f.collab = measured.figures;
+      turnqueueDocument = measured.document;
       printCollab("turnqueue /yjs", f.collab);
     }
   } finally {
@@ -141,7 +145,7 @@ async function benchTurnqueue(db: "pglite" | "postgres", databaseUrl: string | n
 function printCollab(label: string, c: CollabFigures): void {
   log(`  Yjs edit device → device, one at a time  p50 ${ms(c.serial.p50)} ms  p99 ${ms(c.serial.p99)} ms   [${label}]`);
   log(`  Yjs edit, ${work.documents} documents at once       p99 ${ms(c.burst.p99)} ms`);
-  log(`  heap per loaded document                 ${(c.heapPerDoc / 1024).toFixed(1)} kB`);
+  log(`  heap per loaded document                 ${(c.heapPerDoc / 1024).toFixed(1)} kB (the document: ${c.documentBytes} bytes as an update)`);
 }
 
 async function benchPeers(databaseUrl: string): Promise<void> {
@@ -173,9 +177,9 @@ async function benchPeers(databaseUrl: string): Promise<void> {
         ready: /serving (\S+)/,
       });
       try {
-        const figures = await measureCollab({
+        const { figures } = await measureCollab({
           relay, server, url: server.url, rooms, tokenFor: null,
-          devices: work.devices, serialSamples: work.serialSamples, burstRounds: work.burstRounds,
+          devices: work.devices, serialSamples: work.serialSamples, burstRounds: work.burstRounds, seed: turnqueueDocument,
         });
         if (relay === "hocuspocus") p.hocuspocus = figures;
         else p.yWebsocket = figures;
@@ -214,7 +218,7 @@ function table(r: Results, base: Results | null): string {
     [`same, ${work.documents} documents editing at once, p99`, `Hocuspocus ${ms(q.hocuspocus?.burst.p99 ?? NaN)} ms; @y/websocket-server ${ms(q.yWebsocket?.burst.p99 ?? NaN)} ms`, burst(L?.collab, q.hocuspocus), burst(P?.collab, q.hocuspocus), "≤ 1× Hocuspocus"],
     [`\`queue.add\` latency, last tenth of a ${work.items}-item thread ÷ first tenth`, "–", growth(L), growth(P), "≤ 1.2×"],
     [`drain, first ${work.drained} items with ${work.items} queued vs with ${work.drained}`, "–", drain(L), drain(P), "≈ 1×"],
-    ["server heap per loaded document (from half of them loaded to all)", `Hocuspocus ${kb(q.hocuspocus)}, y-websocket ${kb(q.yWebsocket)}`, heap(L?.collab), heap(P?.collab), "≤ 1× y-websocket"],
+    [`server heap per loaded document (from half of them loaded to all; every server holds Turnqueue's document${L?.collab ?? P?.collab ? `, ${(L?.collab ?? P?.collab)!.documentBytes} bytes as an update` : ""})`, `Hocuspocus ${kb(q.hocuspocus)}, y-websocket ${kb(q.yWebsocket)}`, heap(L?.collab), heap(P?.collab), "≤ 1× y-websocket"],
   ];
   const md = [
     `# Turnqueue at the door, scale ${r.scale}`,

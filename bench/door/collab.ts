@@ -61,6 +61,8 @@ export interface CollabFigures {
   burst: Latency;
   /** Server heap per loaded document (its devices connected), bytes. */
   heapPerDoc: number;
+  /** The size of one document as a Yjs update, bytes. */
+  documentBytes: number;
 }
 
 export async function measureCollab(options: {
@@ -74,7 +76,13 @@ export async function measureCollab(options: {
   devices: number;
   serialSamples: number;
   burstRounds: number;
-}): Promise<CollabFigures> {
+  /**
+   * For the peers: the document each room starts with, Turnqueue's own (the `document` of its run),
+   * so that every server holds the same content and the heap compares the servers, not the
+   * documents. Without it each gets an item with a text only.
+   */
+  seed?: Uint8Array;
+}): Promise<{ figures: CollabFigures; /** One document as its devices hold it (a Yjs update). */ document: Uint8Array }> {
   const { relay, server, url, rooms, tokenFor } = options;
   const groups: Device[][] = [];
   // Heap per document is the growth from half the documents loaded to all of them: what
@@ -90,17 +98,21 @@ export async function measureCollab(options: {
     groups.push(...slice);
     await until(() => slice.flat().every((d) => d.synced()), `${relay}: devices to sync`);
     if (relay !== "turnqueue") {
-      // The peers' documents start empty: each gets one item of the shape Turnqueue's have.
+      // The peers' documents start empty: each gets Turnqueue's document, or an item with a text.
       for (const [first] of slice) {
-        const item = new Y.Map<unknown>();
-        item.set("text", new Y.Text("queued while the agent works"));
-        first!.doc.getMap("items").set("q", item);
+        if (options.seed) Y.applyUpdate(first!.doc, options.seed);
+        else {
+          const item = new Y.Map<unknown>();
+          item.set("text", new Y.Text("queued while the agent works"));
+          first!.doc.getMap("items").set("q", item);
+        }
       }
     }
     await until(() => slice.every((g) => g.every((d) => itemText(d.doc) !== undefined)), `${relay}: every device to see its item`);
     if (end === half) heapAtHalf = await server.heapUsed();
   }
   const heapPerDoc = rooms.length > half ? ((await server.heapUsed()) - heapAtHalf) / (rooms.length - half) : 0;
+  const document = Y.encodeStateAsUpdate(groups[0]![0]!.doc);
 
   const serial: number[] = [];
   for (let i = 0; i < options.serialSamples; i++) serial.push(await propagation(groups[Math.floor(Math.random() * groups.length)]!));
@@ -108,5 +120,5 @@ export async function measureCollab(options: {
   for (let round = 0; round < options.burstRounds; round++) burst.push(...(await Promise.all(groups.map(propagation))));
 
   for (const d of groups.flat()) d.destroy();
-  return { serial: latency(serial), burst: latency(burst), heapPerDoc };
+  return { figures: { serial: latency(serial), burst: latency(burst), heapPerDoc, documentBytes: document.byteLength }, document };
 }
