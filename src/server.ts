@@ -33,7 +33,7 @@ import type { Registry } from "prom-client";
 import { registerQueueGauges } from "./observability/queue-gauges.js";
 import { contextOf, inSpan } from "./tracing.js";
 import { startReactors } from "./reactors/index.js";
-import { guardUpgradeSocket, guardWebSocket } from "./socket-errors.js";
+import { guardUpgradeSocket, webSocketGuard } from "./socket-errors.js";
 import { TokenConnections } from "./token-connections.js";
 import { packageVersion } from "./version.js";
 import { named, withoutPassword } from "./config.js";
@@ -256,13 +256,14 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     maxBatchSize: limits.maxBatchSize,
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 5_000 },
   });
+  const guardTrpcSocket = webSocketGuard(logger, "trpc");
   const routes: UpgradeRoute[] = [
     {
       prefix: "/trpc",
       door: "trpc",
       handleUpgrade: (req, socket, head) =>
         wss.handleUpgrade(req, socket, head, (ws) => {
-          guardWebSocket(ws, logger, "trpc");
+          guardTrpcSocket(ws);
           wss.emit("connection", ws, req);
         }),
     },
@@ -339,9 +340,14 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     });
   });
 
+  // Listeners shared by all sockets (per door for WebSockets): a closure per connection is
+  // memory each open one holds, and one made in the handlers below would also hold the
+  // request's URL, token included.
+  const connectionClosed = () => metrics.httpConnections.dec();
+  const webSocketClosed = new Map(routes.map((r) => [r.door, () => metrics.websockets.dec({ door: r.door })]));
   server.on("connection", (socket) => {
     metrics.httpConnections.inc();
-    socket.on("close", () => metrics.httpConnections.dec());
+    socket.on("close", connectionClosed);
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -359,7 +365,7 @@ async function serve(services: Services, metrics: Metrics, upgrades: UpgradeRout
     metrics.websockets.inc({ door: route.door });
     // The collab door logs its own, once it knows the thread and who is asking.
     if (route.door === "trpc") logger.info({ door: route.door, remote: req.socket.remoteAddress }, "connection opened");
-    socket.on("close", () => metrics.websockets.dec({ door: route.door }));
+    socket.on("close", webSocketClosed.get(route.door)!);
     route.handleUpgrade(req, socket, head);
   });
 

@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
+import { tokenKey } from "./auth/tokens.js";
 
 /**
  * Per token, the long-lived connections using it on this instance, whatever door they came
  * through (tRPC WebSockets and server-sent event streams, `/yjs` sockets): one budget, so a
- * token cannot multiply its connections by spreading them over doors. Keyed by a hash, so no
- * token is kept in memory.
+ * token cannot multiply its connections by spreading them over doors. Keyed by `tokenKey`.
  */
 export class TokenConnections {
   private readonly open = new Map<string, number>();
@@ -16,7 +15,7 @@ export class TokenConnections {
    * called). Null when the token holds `max` already: the door refuses the connection.
    */
   take(token: string): (() => void) | null {
-    const key = createHash("sha256").update(token).digest("base64url");
+    const key = tokenKey(token);
     const n = this.open.get(key) ?? 0;
     if (n >= this.max) return null;
     this.open.set(key, n + 1);

@@ -14,12 +14,15 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export const isExpired = (principal: { expiresAt?: number | null }): boolean =>
   principal.expiresAt != null && Date.now() >= principal.expiresAt;
 
+/** The cancel of a token that never expires: one function for all of them, not a closure per connection. */
+const NEVER = () => {};
+
 /**
  * Calls `expired` once `expiresAt` passes (at once if it has); the function returned cancels
  * it. Tokens without expiry never expire. The timer does not keep the process alive.
  */
 export function atExpiry(expiresAt: number | null | undefined, expired: () => void): () => void {
-  if (expiresAt == null) return () => {};
+  if (expiresAt == null) return NEVER;
   let timer: NodeJS.Timeout | undefined;
   let cancelled = false;
   const arm = () => {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { jwtVerify, SignJWT } from "jose";
 import { LRUCache } from "lru-cache";
 import { z } from "zod";
@@ -25,6 +26,12 @@ const ALGORITHM = "HS256";
 /** Tokens remembered as verified: a client sends the same one with every call. */
 const VERIFIED_REMEMBERED = 10_000;
 
+/**
+ * What this process keeps of a token to know it again: its hash, never the token. The token
+ * itself is often a slice of the request's URL, which a kept token would keep whole.
+ */
+export const tokenKey = (token: string): string => createHash("sha256").update(token).digest("base64url");
+
 /** The claims docs/contract.md defines; anything else in a token is ignored. */
 const Claims = z.object({ sub: Id, ws: Id, role: Role });
 
@@ -44,14 +51,15 @@ export function createAuth(secret: string): Auth {
   /**
    * A token's signature and claims never change, so one verified is taken again without the
    * crypto (on every call of a busy client it is most of the work). Its expiry still counts:
-   * an expired one is verified again, and refused.
+   * an expired one is verified again, and refused. Keyed by `tokenKey`.
    */
   const verified = new LRUCache<string, Principal>({ max: VERIFIED_REMEMBERED });
 
   return {
     async verify(token) {
       if (!token) throw new AuthError("no token: send one as `Authorization: Bearer …` or connectionParams.token");
-      const known = verified.get(token);
+      const remembered = tokenKey(token);
+      const known = verified.get(remembered);
       if (known && (known.expiresAt == null || Date.now() < known.expiresAt)) return { ...known };
       let payload: unknown;
       try {
@@ -68,7 +76,7 @@ export function createAuth(secret: string): Auth {
         role: claims.data.role,
         expiresAt: typeof exp === "number" ? exp * 1000 : null,
       };
-      verified.set(token, principal);
+      verified.set(remembered, principal);
       return { ...principal };
     },
 

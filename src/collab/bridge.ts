@@ -5,6 +5,7 @@ import {
 } from "../domain/index.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { Client } from "./client.js";
+import { SparseMap, SparseSet } from "./sparse.js";
 import { itemsOf, keepPlainText, sharedTextOf, textOf, writeItemFields, writeMeta, writeNewItem, writeText } from "./schema.js";
 
 /** What the bridge needs from the document replica it serves. */
@@ -71,17 +72,17 @@ interface Base {
  */
 export class Bridge {
   /** Items with typed text whose commit has not started. */
-  private readonly edits = new Map<string, Edit>();
+  private readonly edits = new SparseMap<string, Edit>();
   /** Items whose typed text is being committed: the document's text, not yet the log's. */
-  private readonly committing = new Map<string, number>();
+  private readonly committing = new SparseMap<string, number>();
   /**
    * Acknowledging typing: each keystroke a client made into an item gets a number
    * (`typedUpTo`); a commit that read the text after it, or a refusal that undid it,
    * settles it (`settledUpTo`). `committed()` waits for the numbers it was called after.
    */
   private keystrokes = 0;
-  private readonly typedUpTo = new Map<string, number>();
-  private readonly settledUpTo = new Map<string, number>();
+  private readonly typedUpTo = new SparseMap<string, number>();
+  private readonly settledUpTo = new SparseMap<string, number>();
   private settledWaiters: (() => void)[] = [];
   /**
    * Per item, the log's text its document text was typed on: every commit carries it
@@ -91,17 +92,17 @@ export class Bridge {
    * commit, which the document holds only once the stored document (where that replica put
    * everything it committed) is merged: those are `unmerged` until then.
    */
-  private readonly bases = new Map<string, Base>();
-  private readonly unmerged = new Set<string>();
+  private readonly bases = new SparseMap<string, Base>();
+  private readonly unmerged = new SparseSet<string>();
   /**
    * Per item, the clocks (client id → clock) the server-side write that brought its document
    * text to its base reached: a device whose replica did not hold them typed on an older text.
    */
-  private readonly written = new Map<string, Map<number, number>>();
+  private readonly written = new SparseMap<string, Map<number, number>>();
   /** The text a server-side write last left an item with, when it was not the log's (yet): the log's may catch up with it. */
-  private readonly lastSeen = new Map<string, string>();
+  private readonly lastSeen = new SparseMap<string, string>();
   /** Items with a move waiting in `work`: reconciliation must not put them back meanwhile. */
-  private readonly moves = new Map<string, number>();
+  private readonly moves = new SparseMap<string, number>();
   /** Commands run one after another, in the order the writes arrived. */
   private work: Promise<void> = Promise.resolve();
   private review: Review | null = null;
@@ -543,7 +544,7 @@ function contentClocks(text: Y.Text): Map<number, number> {
 }
 
 /** Counts one more (+1) or one fewer (-1) of `id`'s pending operations; a count of zero leaves no key. */
-function count(counts: Map<string, number>, id: string, by: 1 | -1): void {
+function count(counts: SparseMap<string, number>, id: string, by: 1 | -1): void {
   const left = (counts.get(id) ?? 0) + by;
   if (left > 0) counts.set(id, left);
   else counts.delete(id);

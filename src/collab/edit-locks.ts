@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { DomainError, QueueEditLock, type Command } from "../domain/index.js";
 import type { Client } from "./client.js";
+import { SparseMap } from "./sparse.js";
 
 export interface EditLockHost {
   readonly threadId: string;
@@ -48,10 +49,10 @@ interface Typing {
  */
 export class EditLocks {
   /** Item → until when the log holds this instance's lock at least (asked + forMs: the engine's clock read it later). */
-  private readonly until = new Map<string, number>();
+  private readonly until = new SparseMap<string, number>();
   /** Per item being locked: its end, and `land`, which lets what waits for it go once its event is applied here. */
-  private readonly taking = new Map<string, { done: Promise<void>; land: () => void }>();
-  private readonly typing = new Map<string, Typing>();
+  private readonly taking = new SparseMap<string, { done: Promise<void>; land: () => void }>();
+  private readonly typing = new SparseMap<string, Typing>();
   private closed = false;
 
   constructor(private readonly host: EditLockHost) {}

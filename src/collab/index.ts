@@ -4,7 +4,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { Id } from "../domain/index.js";
-import { guardWebSocket } from "../socket-errors.js";
+import { webSocketGuard } from "../socket-errors.js";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { Auth, Principal } from "../auth/tokens.js";
@@ -163,6 +163,7 @@ export function createCollab(deps: CollabDeps): Collab {
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES * 4 });
+  const guardSocket = webSocketGuard(logger, "yjs");
 
   async function admit(req: IncomingMessage): Promise<{ threadId: string; principal: Principal; token: string } | { status: number; message: string }> {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -249,7 +250,7 @@ export function createCollab(deps: CollabDeps): Collab {
         if (!release) return refuse(429, "Too Many Requests");
         socket.on("close", release);
         wss.handleUpgrade(req, socket, head, (ws) => {
-          guardWebSocket(ws, logger, "yjs");
+          guardSocket(ws);
           void serve(ws, admitted.threadId, admitted.principal);
         });
       })().catch((err: unknown) => {

@@ -23,6 +23,7 @@ import { editedText, itemsOf, metaOf, reconcile, textOf, typedText, writeEvent, 
 import { editingItemOf } from "../contract/document.js";
 import { EditLocks } from "./edit-locks.js";
 import type { WriteBehind } from "./write-behind.js";
+import { SparseMap, SparseSet } from "./sparse.js";
 
 /** Transaction origins besides a `Client`: the server's own writes, another instance's, the stored state. */
 const SERVER = Symbol("collab:server");
@@ -77,7 +78,7 @@ export class ThreadDoc {
   /** Which connection introduced each awareness client id of this instance's clients. */
   private readonly awarenessOwners = new Map<number, Client>();
   /** Awareness client ids another instance's clients hold. */
-  private readonly remoteAwareness = new Set<number>();
+  private readonly remoteAwareness = new SparseSet<number>();
   state!: ThreadState;
   private readonly bridge: Bridge;
   private readonly locks: EditLocks;
@@ -105,7 +106,7 @@ export class ThreadDoc {
    * the log's text (the whole item if the document lacks it); `item`, only a missing item
    * (a new one: its text in this replica may be typing newer than the log).
    */
-  private readonly textsToWrite = new Map<string, "text" | "item">();
+  private readonly textsToWrite = new SparseMap<string, "text" | "item">();
   private writingTexts: Promise<void> | null = null;
   /** What the store is known to hold of this document (at least): see `stored`. */
   private storedVector: Uint8Array | undefined;
