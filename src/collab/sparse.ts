@@ -3,7 +3,9 @@
  * collections of per-item bookkeeping (typing waiting to be committed, moves in flight,
  * edit locks being taken…) that are empty nearly all the time, and an empty `Map` is 184
  * bytes of heap; these are one small object until their first entry, and again after their
- * last. They answer the part of the Map and Set interfaces collab uses.
+ * last. They answer the part of the Map and Set interfaces collab uses. One difference: an
+ * iteration begun while empty, or going on when the last entry is removed, does not see
+ * entries added after that (nothing in collab adds to a collection it is iterating).
  */
 export class SparseMap<K, V> implements Iterable<[K, V]> {
   private map: Map<K, V> | undefined;
