@@ -218,7 +218,7 @@ function table(r: Results, base: Results | null): string {
     [`same, ${work.documents} documents editing at once, p99`, `Hocuspocus ${ms(q.hocuspocus?.burst.p99 ?? NaN)} ms; @y/websocket-server ${ms(q.yWebsocket?.burst.p99 ?? NaN)} ms`, burst(L?.collab, q.hocuspocus), burst(P?.collab, q.hocuspocus), "≤ 1× Hocuspocus"],
     [`\`queue.add\` latency, last tenth of a ${work.items}-item thread ÷ first tenth`, "–", growth(L), growth(P), "≤ 1.2×"],
     [`drain, first ${work.drained} items with ${work.items} queued vs with ${work.drained}`, "–", drain(L), drain(P), "≈ 1×"],
-    [`server heap per loaded document (from half of them loaded to all; every server holds Turnqueue's document${L?.collab ?? P?.collab ? `, ${(L?.collab ?? P?.collab)!.documentBytes} bytes as an update` : ""})`, `Hocuspocus ${kb(q.hocuspocus)}, y-websocket ${kb(q.yWebsocket)}`, heap(L?.collab), heap(P?.collab), "≤ 1× y-websocket"],
+    [`server heap per loaded document (from half of them loaded to all; every server holds Turnqueue's document, ${(L?.collab ?? P?.collab)?.documentBytes ?? "–"} bytes as an update)`, `Hocuspocus ${kb(q.hocuspocus)}, y-websocket ${kb(q.yWebsocket)}`, heap(L?.collab), heap(P?.collab), "≤ 1× y-websocket"],
   ];
   const md = [
     `# Turnqueue at the door, scale ${r.scale}`,

@@ -77,9 +77,9 @@ export async function measureCollab(options: {
   serialSamples: number;
   burstRounds: number;
   /**
-   * For the peers: the document each room starts with, Turnqueue's own (the `document` of its run),
-   * so that every server holds the same content and the heap compares the servers, not the
-   * documents. Without it each gets an item with a text only.
+   * For the peers (whose rooms start empty): the document each room starts with, Turnqueue's
+   * own (the `document` of its run), so that every server holds the same content and the heap
+   * compares the servers, not the documents.
    */
   seed?: Uint8Array;
 }): Promise<{ figures: CollabFigures; /** One document as its devices hold it (a Yjs update). */ document: Uint8Array }> {
@@ -98,15 +98,8 @@ export async function measureCollab(options: {
     groups.push(...slice);
     await until(() => slice.flat().every((d) => d.synced()), `${relay}: devices to sync`);
     if (relay !== "turnqueue") {
-      // The peers' documents start empty: each gets Turnqueue's document, or an item with a text.
-      for (const [first] of slice) {
-        if (options.seed) Y.applyUpdate(first!.doc, options.seed);
-        else {
-          const item = new Y.Map<unknown>();
-          item.set("text", new Y.Text("queued while the agent works"));
-          first!.doc.getMap("items").set("q", item);
-        }
-      }
+      if (!options.seed) throw new Error(`${relay}: no document to start its rooms with (Turnqueue's is measured first)`);
+      for (const [first] of slice) Y.applyUpdate(first!.doc, options.seed);
     }
     await until(() => slice.every((g) => g.every((d) => itemText(d.doc) !== undefined)), `${relay}: every device to see its item`);
     if (end === half) heapAtHalf = await server.heapUsed();
