@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuth } from "../../src/auth/tokens.js";
 import { InProcessLease } from "../../src/cluster/lease.js";
 import type { Bus } from "../../src/cluster/bus.js";
-import { defaultDrainPolicy } from "../../src/domain/index.js";
-import { defaultLimits } from "../../src/config.js";
+import { loadConfig } from "../../src/config.js";
 import { eventually } from "../support/poll.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { startDrainReactor } from "../../src/reactors/drain.js";
@@ -42,24 +41,11 @@ describe("drain reactor on a bus that loses every message (fault injected): the 
     const bus = new LosingBus();
     const logger = pino({ level: "silent" });
     const now = () => new Date();
+    // The settings table's defaults, but a quick sweep (the only way back for what the bus loses here).
     const config: Config = {
-      host: "127.0.0.1",
-      port: 0,
-      dataDir,
-      databaseUrl: null,
-      databaseWaitMs: 0,
-      redisUrl: null,
-      secret: "x".repeat(32),
-      drainPolicy: defaultDrainPolicy,
+      ...(await loadConfig({ env: { TURNQUEUE_SECRET: "x".repeat(32) }, flags: { dataDir, port: "0", logLevel: "silent" } })),
       sweepIntervalMs: 150,
-      docIdleMs: 60_000,
       editCoalesceMs: 50,
-      editLockMs: 3_000,
-      maxAwarenessBytes: 16_384,
-      collabPingMs: 30_000,
-      limits: defaultLimits,
-      logLevel: "silent",
-      corsOrigins: [],
     };
     services = {
       config,
